@@ -29,6 +29,7 @@ demo: $(STAMP)
 	$(BIN)/uedsteer demo --out demo_output
 
 test: $(DEV_STAMP)
+	$(BIN)/ruff check .
 	$(BIN)/python -m pytest -q
 
 lint: $(DEV_STAMP)

@@ -50,7 +50,9 @@ def _generate(args: argparse.Namespace) -> int:
         try:
             overrides[key] = json.loads(value)
         except json.JSONDecodeError:
-            raise SystemExit(f"--set {item!r}: VALUE must be JSON, e.g. noise_level=[0,0.5]") from None
+            raise SystemExit(
+                f"--set {item!r}: VALUE must be JSON, e.g. noise_level=[0,0.5]"
+            ) from None
     labels = LABELS if args.labels == "all" else tuple(args.labels.split(","))
     spec = DatasetSpec(
         labels=labels,
@@ -94,8 +96,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--chunk", type=int, default=32, help="frames per chunk/task")
     p.add_argument("--workers", type=int, default=2, help="LocalCluster worker processes")
     p.add_argument("--scheduler", default=None, help="address of an existing Dask scheduler")
-    p.add_argument("--set", action="append", metavar="KEY=JSON",
-                   help="override a GeneratorSettings field, e.g. rotation_deg=[-60,60]")
+    p.add_argument(
+        "--set",
+        action="append",
+        metavar="KEY=JSON",
+        help="override a GeneratorSettings field, e.g. rotation_deg=[-60,60]",
+    )
     p.set_defaults(func=_generate)
 
     p = sub.add_parser("phonons", help="compute the MoTe2 phonon table (needs extra 'phonons')")

@@ -239,7 +239,9 @@ def render_structure(p: dict, rng: np.random.Generator):
     """
     atoms = mote2_supercell("2H", (p["size_a"], p["size_b"]), x=p["x"])
     if p["mode"]:
-        atoms = add_phonon_displacement(atoms, p["mode"].split("/", 1)[1], p["phonon_amplitude"], rng)
+        atoms = add_phonon_displacement(
+            atoms, p["mode"].split("/", 1)[1], p["phonon_amplitude"], rng
+        )
     if p["strain_xx"] or p["strain_yy"] or p["strain_xy"]:
         eps = [[p["strain_xx"], p["strain_xy"]], [p["strain_xy"], p["strain_yy"]]]
         atoms = apply_strain(atoms, eps)
@@ -259,7 +261,7 @@ def _one_frame(
     rng = np.random.default_rng([seed, LABELS.index(label), index])
     p = _frame_params(label, rng, s, x)
     atoms = render_structure(p, rng)
-    intensity = kinematic_intensity(atoms, s.grid)
+    intensity = kinematic_intensity(atoms, s.grid, nthreads=1)
     frame = s.detector.render(
         intensity,
         rng,
@@ -436,7 +438,9 @@ def _open_store(path: Path, spec: DatasetSpec):
             fill_value=np.nan,
         )
         params.attrs["columns"] = list(COLUMNS)
-        grp.create_array("done", shape=(n_chunks,), chunks=(n_chunks,), dtype="bool", fill_value=False)
+        grp.create_array(
+            "done", shape=(n_chunks,), chunks=(n_chunks,), dtype="bool", fill_value=False
+        )
     return root
 
 

@@ -50,14 +50,15 @@ def frame_montage(
     fig, axes = plt.subplots(2, cols, figsize=(2.3 * cols, 5.0), squeeze=False)
     for k in range(cols):
         raw = np.log1p(np.clip(frames[k], 0, None))
-        axes[0, k].imshow(raw, origin="lower", extent=ext, cmap="inferno",
-                          vmax=np.percentile(raw, 99.9))
+        axes[0, k].imshow(
+            raw, origin="lower", extent=ext, cmap="inferno", vmax=np.percentile(raw, 99.9)
+        )
         axes[0, k].set_title(titles[k], fontsize=9)
         axes[1, k].imshow(difference_rgb(diffs[k]), origin="lower", extent=ext)
         for ax in axes[:, k]:
             ax.set_xticks([])
             ax.set_yticks([])
-    axes[0, 0].set_ylabel("raw frame (log)\nq ±%.1f 1/Å" % grid.q_max, fontsize=8)
+    axes[0, 0].set_ylabel(f"raw frame (log)\nq ±{grid.q_max:.1f} 1/Å", fontsize=8)
     axes[1, 0].set_ylabel("difference vs 2H\nred gain, blue loss", fontsize=8)
     fig.tight_layout()
     out = Path(out)

@@ -11,6 +11,7 @@ import numpy as np
 from numpy.typing import ArrayLike
 
 MIN_REFERENCES = 3
+RELATIVE_TOLERANCE = 1e-6  # float32 frames carry ~6e-8 relative rounding
 
 
 def reference_pattern(references: ArrayLike, normalize: bool = True) -> np.ndarray:
@@ -83,6 +84,8 @@ def difference_channels(
     if normalize:
         frames = _normalize(frames)
     diff = frames - ref
+    # Rounding-level differences are no change: without this, max-scaling blows them up to 1.
+    diff[np.abs(diff) <= RELATIVE_TOLERANCE * np.abs(ref).max()] = 0.0
     pos = np.clip(diff, 0.0, None)
     neg = np.clip(diff, None, 0.0)
     pmax = pos.max(axis=(1, 2), keepdims=True)

@@ -39,7 +39,7 @@ class ModeTable:
     def mode_ids(self, include_acoustic_gamma: bool = False) -> list[str]:
         """All mode ids ``"<label>:<band>"``; Γ acoustic modes (uniform shifts) excluded."""
         ids = []
-        for iq, label in enumerate(self.qlabels):
+        for label in self.qlabels:
             for band in range(self.frequencies_cm1.shape[1]):
                 if label == "Gamma" and band < 3 and not include_acoustic_gamma:
                     continue

@@ -44,7 +44,14 @@ __all__ = [
 ]
 
 PHASES = ("2H", "1T'")
-_PHASE_ALIASES = {"2H": "2H", "2h": "2H", "1T'": "1T'", "1Tp": "1T'", "1tp": "1T'", "1T_prime": "1T'"}
+_PHASE_ALIASES = {
+    "2H": "2H",
+    "2h": "2H",
+    "1T'": "1T'",
+    "1Tp": "1T'",
+    "1tp": "1T'",
+    "1T_prime": "1T'",
+}
 
 C_VACUUM = 15.4
 SYMBOLS = ("Te", "Te", "Te", "Te", "Mo", "Mo")
@@ -96,7 +103,9 @@ def canonical_phase(phase: str) -> str:
     try:
         return _PHASE_ALIASES[phase]
     except (KeyError, TypeError):
-        raise ValueError(f"phase={phase!r} is not known; allowed: '2H', \"1T'\" (or '1Tp')") from None
+        raise ValueError(
+            f"phase={phase!r} is not known; allowed: '2H', \"1T'\" (or '1Tp')"
+        ) from None
 
 
 def _check_fraction(name: str, value: float, hi: float = 1.0) -> float:
@@ -153,9 +162,7 @@ def mote2_cell(phase: str = "2H", x: float = 0.0) -> Atoms:
     return atoms
 
 
-def mote2_supercell(
-    phase: str = "2H", size: Sequence[int] = (51, 30), x: float = 0.0
-) -> Atoms:
+def mote2_supercell(phase: str = "2H", size: Sequence[int] = (51, 30), x: float = 0.0) -> Atoms:
     """A rectangular supercell of :func:`mote2_cell` (seed size 51 × 30 ≈ 9,180 atoms).
 
     Parameters
@@ -184,7 +191,7 @@ def mote2_supercell(
     shifts = lattice[:, 0, None] * cell[0] + lattice[:, 1, None] * cell[1]
     pos = (shifts[:, None, :] + unit.positions[None, :, :]).reshape(-1, 3)
     atoms = Atoms(
-        symbols=list(SYMBOLS) * len(lattice),
+        numbers=np.tile(unit.numbers, len(lattice)),
         positions=pos,
         cell=np.diag([n1 * cell[0, 0], n2 * cell[1, 1], cell[2, 2]]),
         pbc=(True, True, False),
@@ -207,7 +214,10 @@ def validate_atoms(atoms: Atoms, name: str = "atoms") -> None:
         raise ValueError(f"{name} is empty: a structure needs at least one atom")
     if not np.all(np.isfinite(atoms.positions)):
         raise ValueError(f"{name} has NaN or infinite positions")
-    unknown = set(atoms.get_chemical_symbols()) - set(known_elements())
+    from ase.data import chemical_symbols
+
+    numbers = np.unique(atoms.numbers)
+    unknown = {chemical_symbols[z] for z in numbers} - set(known_elements())
     if unknown:
         raise ValueError(f"{name} holds species {sorted(unknown)} with no scattering factor")
 
@@ -242,13 +252,13 @@ def add_vacancies(
     rng : numpy.random.Generator
     """
     fractions = {
-        "Mo": _check_fraction("mo_fraction", mo_fraction),
-        "Te": _check_fraction("te_fraction", te_fraction),
+        42: _check_fraction("mo_fraction", mo_fraction),  # Mo
+        52: _check_fraction("te_fraction", te_fraction),  # Te
     }
-    symbols = np.asarray(atoms.get_chemical_symbols())
+    numbers = atoms.numbers
     keep = np.ones(len(atoms), dtype=bool)
-    for sym, frac in fractions.items():
-        idx = np.flatnonzero(symbols == sym)
+    for z, frac in fractions.items():
+        idx = np.flatnonzero(numbers == z)
         n_remove = int(round(frac * len(idx)))
         if n_remove:
             keep[rng.choice(idx, size=n_remove, replace=False)] = False
