@@ -1,0 +1,21 @@
+"""Bluesky plans for UED acquisition and logging to databroker (Tiled)."""
+
+from .scans import (
+    MsgGenerator,
+    acquire_frames,
+    close_shutter,
+    delay_scan,
+    fluence_scan,
+    grid_scan,
+    settings_of,
+)
+
+__all__ = [
+    "MsgGenerator",
+    "acquire_frames",
+    "close_shutter",
+    "delay_scan",
+    "fluence_scan",
+    "grid_scan",
+    "settings_of",
+]

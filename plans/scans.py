@@ -1,0 +1,190 @@
+"""Bluesky plans for the UED beamline: acquisition and scans, shutter closed on every exit.
+
+Every plan reads all devices in each event (frame, quality flags and every setting), records
+the purpose, the sample and the settings in the run's metadata, checks every scan point against
+the devices' hard limits before the run opens, and closes the pump shutter on every exit
+path (normal end, exception, abort) through ``bluesky.preprocessors.finalize_wrapper``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Generator, Sequence
+from typing import Any
+
+import bluesky.plan_stubs as bps
+import bluesky.preprocessors as bpp
+from bluesky.utils import Msg
+
+MsgGenerator = Generator[Msg, Any, Any]
+
+__all__ = [
+    "MsgGenerator",
+    "acquire_frames",
+    "close_shutter",
+    "delay_scan",
+    "fluence_scan",
+    "grid_scan",
+    "settings_of",
+]
+
+
+def settings_of(beamline) -> dict[str, float | int | str]:
+    """Current settings of a beamline as plain values (for metadata)."""
+    return {
+        "fluence": float(beamline.pump.fluence.get()),
+        "wavelength": float(beamline.pump.wavelength.get()),
+        "shutter": beamline.pump.shutter.get(),
+        "charge": float(beamline.gun.charge.get()),
+        "delay": float(beamline.delay.delay.get()),
+        "spot": int(beamline.stage.spot.get()),
+        "frames_per_point": int(beamline.detector.frames_per_point.get()),
+    }
+
+
+def close_shutter(beamline) -> MsgGenerator:
+    """Close the pump shutter."""
+    yield from bps.mv(beamline.pump.shutter, "closed")
+
+
+def _check_points(signal, values: Sequence[float], arg: str) -> list[float]:
+    values = list(values)
+    if not values:
+        raise ValueError(f"{arg} is empty: give at least one point")
+    for v in values:
+        signal.check_value(v)  # LimitError names the value and the limit
+    return [float(v) for v in values]
+
+
+def _check_n(n: int, arg: str = "n") -> int:
+    if isinstance(n, bool) or int(n) != n or n < 1:
+        raise ValueError(f"{arg}={n!r} must be a positive integer")
+    return int(n)
+
+
+def _run_md(beamline, plan_name: str, purpose: str, plan_args: dict, md: dict | None) -> dict:
+    base = {
+        "plan_name": plan_name,
+        "purpose": purpose,
+        "sample": getattr(beamline, "sample_name", "MoTe2 monolayer"),
+        "settings": settings_of(beamline),
+        "plan_args": plan_args,
+        "detectors": [beamline.detector.name],
+        "motors": [d.name for d in beamline.devices[1:]],
+    }
+    base.update(md or {})
+    return base
+
+
+def _frames(beamline, n: int) -> MsgGenerator:
+    for _ in range(n):
+        yield from bps.trigger_and_read(beamline.devices)
+
+
+def _shuttered_run(beamline, body: MsgGenerator, md: dict) -> MsgGenerator:
+    def inner() -> MsgGenerator:
+        yield from bps.mv(beamline.pump.shutter, "open")
+        yield from body
+        yield from close_shutter(beamline)
+
+    return (
+        yield from bpp.finalize_wrapper(bpp.run_wrapper(inner(), md=md), close_shutter(beamline))
+    )
+
+
+def acquire_frames(beamline, n: int = 1, md: dict | None = None) -> MsgGenerator:
+    """Acquire ``n`` frames at the current settings with the pump shutter open.
+
+    Parameters
+    ----------
+    beamline : SimulatedBeamline or a real beamline with the same device names
+    n : int
+        Number of frames (one event each).
+    md : dict, optional
+        Extra run metadata (overrides the defaults: purpose, sample, settings …).
+    """
+    n = _check_n(n)
+    run_md = _run_md(beamline, "acquire_frames", "acquire frames", {"n": n}, md)
+    return (yield from _shuttered_run(beamline, _frames(beamline, n), run_md))
+
+
+def delay_scan(
+    beamline, delays: Sequence[float], n_per_point: int = 1, md: dict | None = None
+) -> MsgGenerator:
+    """Pump–probe delay scan (ps) at the current pump and beam settings."""
+    pts = _check_points(beamline.delay.delay, delays, "delays")
+    n = _check_n(n_per_point, "n_per_point")
+
+    def body() -> MsgGenerator:
+        for d in pts:
+            yield from bps.mv(beamline.delay.delay, d)
+            yield from _frames(beamline, n)
+
+    run_md = _run_md(
+        beamline, "delay_scan", "delay scan", {"delays": pts, "n_per_point": n}, md
+    )
+    run_md["num_points"] = len(pts) * n
+    return (yield from _shuttered_run(beamline, body(), run_md))
+
+
+def fluence_scan(
+    beamline, fluences: Sequence[float], n_per_point: int = 1, md: dict | None = None
+) -> MsgGenerator:
+    """Pump fluence scan (mJ/cm²) on the current spot, wavelength and delay."""
+    pts = _check_points(beamline.pump.fluence, fluences, "fluences")
+    n = _check_n(n_per_point, "n_per_point")
+
+    def body() -> MsgGenerator:
+        for f in pts:
+            yield from bps.mv(beamline.pump.fluence, f)
+            yield from _frames(beamline, n)
+
+    run_md = _run_md(
+        beamline, "fluence_scan", "fluence scan", {"fluences": pts, "n_per_point": n}, md
+    )
+    run_md["num_points"] = len(pts) * n
+    return (yield from _shuttered_run(beamline, body(), run_md))
+
+
+def grid_scan(
+    beamline,
+    fluences: Sequence[float],
+    wavelengths: Sequence[float],
+    n_per_point: int = 1,
+    fresh_spot_per_point: bool = False,
+    md: dict | None = None,
+) -> MsgGenerator:
+    """Fluence × wavelength grid (wavelength outer, fluence inner).
+
+    Parameters
+    ----------
+    fresh_spot_per_point : bool
+        Move to the next spot for every grid point, so damage at one point does not colour
+        the next (needs enough spots; checked before the run opens).
+    """
+    f_pts = _check_points(beamline.pump.fluence, fluences, "fluences")
+    w_pts = _check_points(beamline.pump.wavelength, wavelengths, "wavelengths")
+    n = _check_n(n_per_point, "n_per_point")
+    first = int(beamline.stage.spot.get())
+    if fresh_spot_per_point:
+        beamline.stage.spot.check_value(first + len(f_pts) * len(w_pts) - 1)
+
+    def body() -> MsgGenerator:
+        k = 0
+        for w in w_pts:
+            for f in f_pts:
+                moves = [beamline.pump.wavelength, w, beamline.pump.fluence, f]
+                if fresh_spot_per_point:
+                    moves += [beamline.stage.spot, first + k]
+                yield from bps.mv(*moves)
+                yield from _frames(beamline, n)
+                k += 1
+
+    args = {
+        "fluences": f_pts,
+        "wavelengths": w_pts,
+        "n_per_point": n,
+        "fresh_spot_per_point": fresh_spot_per_point,
+    }
+    run_md = _run_md(beamline, "grid_scan", "fluence x wavelength map", args, md)
+    run_md["num_points"] = len(f_pts) * len(w_pts) * n
+    return (yield from _shuttered_run(beamline, body(), run_md))

@@ -1,0 +1,157 @@
+"""``SimulatedBeamline``: ophyd devices wired to the hidden sample and the physics backend."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .devices import DelayStage, ElectronGun, PumpLaser, SampleStage, UEDDetector
+from .physics import (
+    DetectorModel,
+    ReciprocalGrid,
+    add_phonon_displacement,
+    add_thermal_displacements,
+    add_vacancies,
+    apply_strain,
+    degrade,
+    kinematic_intensity,
+    mote2_supercell,
+)
+from .response import ResponseParams, SampleResponse, ShotState, truth_record
+
+BEAMLINE_DETECTOR = DetectorModel(
+    psf_sigma_px=3.0,
+    space_charge_px_per_fc=0.03,
+    beam_stop_radius=0.12,
+    readout_noise=2.0,
+    pulses_per_frame=100,
+    scattered_fraction=0.05,
+)
+"""The simulated beamline's detector. Its point spread, beam stop and noise differ on purpose
+from the training generator's defaults (the domain shift that transfer learning closes)."""
+
+
+class FrameRenderer:
+    """Turn a :class:`ShotState` into a detector frame through the physics backend.
+
+    Parameters
+    ----------
+    detector : DetectorModel
+    grid : ReciprocalGrid
+    supercell : (int, int)
+        Cells along a and b (seed size 51 × 30).
+    noise_level : float
+        Seed-style structured noise level of this detector.
+    """
+
+    def __init__(
+        self,
+        detector: DetectorModel = BEAMLINE_DETECTOR,
+        grid: ReciprocalGrid | None = None,
+        supercell: tuple[int, int] = (51, 30),
+        noise_level: float = 0.1,
+    ) -> None:
+        self.detector = detector
+        self.grid = grid or ReciprocalGrid()
+        self.supercell = supercell
+        self.noise_level = noise_level
+
+    def structure(self, state: ShotState, rng: np.random.Generator):
+        """The perturbed supercell for a shot state (phonons only on untransformed 2H)."""
+        atoms = mote2_supercell("2H", self.supercell, x=min(1.0, max(0.0, state.x)))
+        if state.molten:
+            return degrade(atoms, 0.95, 1.0, rng)
+        if state.x < 0.02 and state.phonon_amplitudes:
+            atoms = mote2_supercell("2H", self.supercell)
+            for mode, amp in state.phonon_amplitudes.items():
+                atoms = add_phonon_displacement(atoms, mode, amp, rng)
+        if state.strain:
+            atoms = apply_strain(atoms, [[state.strain, 0.0], [0.0, state.strain]])
+        if state.vacancy_mo or state.vacancy_te:
+            atoms = add_vacancies(atoms, state.vacancy_mo, state.vacancy_te, rng)
+        return add_thermal_displacements(atoms, state.thermal_rms, rng)
+
+    def render(self, state: ShotState, charge_fc: float, rng: np.random.Generator) -> np.ndarray:
+        """One raw frame (float32 counts)."""
+        intensity = kinematic_intensity(self.structure(state, rng), self.grid)
+        return self.detector.render(
+            intensity, rng, self.grid, charge_fc=charge_fc, noise_level=self.noise_level
+        )
+
+
+class SimulatedBeamline:
+    """A complete simulated MeV-UED beamline.
+
+    Parameters
+    ----------
+    response : ResponseParams, optional
+        The hidden sample (default: :class:`ResponseParams` defaults).
+    seed : int
+        Seed of every random number (same seed and same actions → same frames).
+    n_spots : int
+        Fresh spots on the sample.
+    renderer : FrameRenderer, optional
+        Physics backend and detector model.
+    prefix : str
+        Prefix of the device names (``pump``, ``gun``, ``delay``, ``stage``, ``det``).
+
+    Attributes
+    ----------
+    pump, gun, delay, stage, detector
+        The ophyd devices.
+    sample : SampleResponse
+        The hidden sample; benchmarks read :meth:`truth`, the controller never does.
+    """
+
+    def __init__(
+        self,
+        response: ResponseParams | None = None,
+        seed: int = 0,
+        n_spots: int = 100,
+        renderer: FrameRenderer | None = None,
+        prefix: str = "",
+    ) -> None:
+        self.rng = np.random.default_rng(seed)
+        self.seed = seed
+        self.sample = SampleResponse(response or ResponseParams(), n_spots=n_spots)
+        self.renderer = renderer or FrameRenderer()
+        self.pump = PumpLaser(name=f"{prefix}pump")
+        self.gun = ElectronGun(name=f"{prefix}gun")
+        self.delay = DelayStage(name=f"{prefix}delay")
+        self.stage = SampleStage(name=f"{prefix}stage", n_spots=n_spots)
+        self.detector = UEDDetector(name=f"{prefix}det", source=self._shot)
+        self.last_shot: ShotState | None = None
+        self.history: list[dict] = []
+
+    @property
+    def devices(self) -> list:
+        """All devices, detector first (what a plan reads in every event)."""
+        return [self.detector, self.pump, self.gun, self.delay, self.stage]
+
+    def _shot(self) -> np.ndarray:
+        spot = int(self.stage.spot.get())
+        settings = {
+            "fluence": float(self.pump.fluence.get()),
+            "wavelength": float(self.pump.wavelength.get()),
+            "charge": float(self.gun.charge.get()),
+            "delay": float(self.delay.delay.get()),
+            "shutter": self.pump.shutter.get(),
+        }
+        state = self.sample.shoot(
+            spot,
+            settings["fluence"],
+            settings["wavelength"],
+            settings["delay"],
+            pumped=settings["shutter"] == "open",
+        )
+        self.last_shot = state
+        self.history.append({**settings, **truth_record(spot, self.sample.spots[spot], state)})
+        return self.renderer.render(state, settings["charge"], self.rng)
+
+    def truth(self, spot: int | None = None) -> dict:
+        """Hidden truth of a spot (default: the current one) and of its last shot.
+
+        For benchmarks and tests only: the controller must never call this.
+        """
+        spot = int(self.stage.spot.get()) if spot is None else spot
+        last = self.last_shot if self.history and self.history[-1]["spot"] == spot else None
+        return truth_record(spot, self.sample.spot(spot), last)
