@@ -1,4 +1,4 @@
-"""The ``uedsteer`` command line: ``demo``, ``generate``, ``phonons``."""
+"""The ``uedsteer`` command line: ``demo``, ``generate``, ``ipython``, ``phonons``."""
 
 from __future__ import annotations
 
@@ -78,6 +78,13 @@ def _phonons(args: argparse.Namespace) -> int:
     return 0
 
 
+def _ipython(args: argparse.Namespace) -> int:
+    from uedsteer.plans.session import start_ipython
+
+    start_ipython(args.catalog, args.seed, ipython_args=args.ipython_args)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of the ``uedsteer`` command."""
     parser = argparse.ArgumentParser(prog="uedsteer", description=__doc__)
@@ -103,6 +110,16 @@ def build_parser() -> argparse.ArgumentParser:
         help="override a GeneratorSettings field, e.g. rotation_deg=[-60,60]",
     )
     p.set_defaults(func=_generate)
+
+    p = sub.add_parser("ipython", help="IPython with RunEngine, simulated beamline, plans, catalog")
+    p.add_argument("--catalog", default="uedsteer_catalog", help="catalog folder or Tiled URI")
+    p.add_argument("--seed", type=int, default=0, help="seed of the simulated beamline")
+    p.add_argument(
+        "ipython_args",
+        nargs=argparse.REMAINDER,
+        help="passed to IPython after '--', e.g. -- --simple-prompt",
+    )
+    p.set_defaults(func=_ipython)
 
     p = sub.add_parser("phonons", help="compute the MoTe2 phonon table (needs extra 'phonons')")
     p.add_argument("--out", default=None, help="default: the package data file")

@@ -19,3 +19,7 @@ __all__ = [
     "grid_scan",
     "settings_of",
 ]
+
+from .catalog import connect_catalog, event_columns, local_catalog, read_frames, subscribe
+
+__all__ += ["connect_catalog", "event_columns", "local_catalog", "read_frames", "subscribe"]

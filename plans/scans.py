@@ -13,7 +13,9 @@ from typing import Any
 
 import bluesky.plan_stubs as bps
 import bluesky.preprocessors as bpp
-from bluesky.utils import Msg
+from bluesky.utils import FailedStatus, Msg
+
+from uedsteer.sim_devices.devices import DetectorFault
 
 MsgGenerator = Generator[Msg, Any, Any]
 
@@ -77,7 +79,13 @@ def _run_md(beamline, plan_name: str, purpose: str, plan_args: dict, md: dict | 
 
 def _frames(beamline, n: int) -> MsgGenerator:
     for _ in range(n):
-        yield from bps.trigger_and_read(beamline.devices)
+        try:
+            yield from bps.trigger_and_read(beamline.devices)
+        except FailedStatus as err:
+            # Name the cause in the run's stop document instead of a bare status repr.
+            status = err.args[0] if err.args else None
+            cause = status.exception() if hasattr(status, "exception") else None
+            raise DetectorFault(f"{beamline.detector.name}: {cause or err}") from err
 
 
 def _shuttered_run(beamline, body: MsgGenerator, md: dict) -> MsgGenerator:
@@ -119,9 +127,7 @@ def delay_scan(
             yield from bps.mv(beamline.delay.delay, d)
             yield from _frames(beamline, n)
 
-    run_md = _run_md(
-        beamline, "delay_scan", "delay scan", {"delays": pts, "n_per_point": n}, md
-    )
+    run_md = _run_md(beamline, "delay_scan", "delay scan", {"delays": pts, "n_per_point": n}, md)
     run_md["num_points"] = len(pts) * n
     return (yield from _shuttered_run(beamline, body(), run_md))
 

@@ -139,9 +139,7 @@ class PumpLaser(Device):
     """Optical pump: fluence (mJ/cm²), wavelength (nm), shutter."""
 
     fluence = Cpt(LimitedSignal, value=0.0, limits=(0.0, 20.0), units="mJ/cm^2", kind="hinted")
-    wavelength = Cpt(
-        LimitedSignal, value=800.0, limits=(400.0, 1600.0), units="nm", kind="hinted"
-    )
+    wavelength = Cpt(LimitedSignal, value=800.0, limits=(400.0, 1600.0), units="nm", kind="hinted")
     shutter = Cpt(ShutterSignal, value="closed", kind="normal")
 
     def __init__(self, *args, labels=("motors", "pump"), **kwargs) -> None:
@@ -287,7 +285,7 @@ class UEDDetector(Device):
             status.set_exception(DetectorFault(f"{self.name}: frame source failed: {err}"))
             return status
         if fault == "nan":
-            frame[:: 7, :: 5] = np.nan
+            frame[::7, ::5] = np.nan
         elif fault == "saturate":
             frame = np.full_like(frame, self.saturation)
         n_nan = int(np.isnan(frame).sum())

@@ -113,12 +113,8 @@ class ResponseParams(BaseModel):
         300.0, ge=0, description="c_T: lattice temperature rise per absorbed mJ/cm², K."
     )
     thermal_rms0: float = Field(0.06, ge=0, description="u_0: room-temperature rms, Å.")
-    thermal_rms_k: float = Field(
-        1.5e-5, ge=0, description="k_u: increase of u² per kelvin, Å²/K."
-    )
-    expansion_per_k: float = Field(
-        1.0e-5, ge=0, description="α: in-plane thermal expansion, 1/K."
-    )
+    thermal_rms_k: float = Field(1.5e-5, ge=0, description="k_u: increase of u² per kelvin, Å²/K.")
+    expansion_per_k: float = Field(1.0e-5, ge=0, description="α: in-plane thermal expansion, 1/K.")
     phonon_m_per_mj: float = Field(
         0.25, ge=0, description="s_M: M-mode amplitude per absorbed mJ/cm² at resonance, Å."
     )
@@ -185,7 +181,9 @@ class ResponseParams(BaseModel):
 
     def transform_threshold_at(self, wavelength_nm: float) -> float:
         """ε_T(λ) in absorbed mJ/cm²."""
-        return self.transform_threshold / (1.0 + self.resonance_gain * self.resonance(wavelength_nm))
+        return self.transform_threshold / (
+            1.0 + self.resonance_gain * self.resonance(wavelength_nm)
+        )
 
 
 @dataclass
@@ -262,7 +260,9 @@ class SampleResponse:
             d_temp = p.heating_k_per_mj * eps * (1.0 - np.exp(-t / p.tau_thermal_ps))
             ph = np.exp(-t / p.tau_phonon_ps)
             amps = {
-                p.phonon_m_mode: min(0.3, p.phonon_m_per_mj * eps * p.resonance(wavelength_nm) * ph),
+                p.phonon_m_mode: min(
+                    0.3, p.phonon_m_per_mj * eps * p.resonance(wavelength_nm) * ph
+                ),
                 p.phonon_k_mode: min(0.3, p.phonon_k_per_mj * eps * ph),
             }
         else:

@@ -76,7 +76,9 @@ def test_same_seed_same_frames():
     assert all(np.array_equal(a, b) for a, b in zip(*frames, strict=True))
     other = make_bl(seed=8)
     docs, _ = run(fluence_scan(other, [1.0, 4.0]))
-    assert not np.array_equal(frames[0][0], [d for n, d in docs if n == "event"][0]["data"]["det_image"])
+    assert not np.array_equal(
+        frames[0][0], [d for n, d in docs if n == "event"][0]["data"]["det_image"]
+    )
 
 
 def test_dose_only_with_shutter_open_and_damage_per_spot():
@@ -123,8 +125,11 @@ def test_fresh_spot_gives_pristine_frames():
 
 def test_scans_record_settings_and_metadata():
     bl = make_bl()
-    docs, err = run(grid_scan(bl, [1.0, 2.0], [700.0, 900.0], fresh_spot_per_point=True,
-                              md={"operator": "test"}))
+    docs, err = run(
+        grid_scan(
+            bl, [1.0, 2.0], [700.0, 900.0], fresh_spot_per_point=True, md={"operator": "test"}
+        )
+    )
     assert err is None
     start = docs[0][1]
     assert start["plan_name"] == "grid_scan" and start["operator"] == "test"
@@ -132,7 +137,11 @@ def test_scans_record_settings_and_metadata():
     assert start["settings"]["shutter"] == "closed" and start["sample"]
     events = [d["data"] for n, d in docs if n == "event"]
     assert [(e["pump_wavelength"], e["pump_fluence"], e["stage_spot"]) for e in events] == [
-        (700.0, 1.0, 0), (700.0, 2.0, 1), (900.0, 1.0, 2), (900.0, 2.0, 3)]
+        (700.0, 1.0, 0),
+        (700.0, 2.0, 1),
+        (900.0, 1.0, 2),
+        (900.0, 2.0, 3),
+    ]
     assert all(e["pump_shutter"] == "open" for e in events)
     assert docs[-1][1]["exit_status"] == "success" and bl.pump.shutter.get() == "closed"
     docs, err = run(delay_scan(bl, [-1.0, 0.5, 5.0], n_per_point=2))

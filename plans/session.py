@@ -1,0 +1,93 @@
+"""An interactive beamline session: RunEngine, simulated beamline, plans, catalog, live tables.
+
+``uedsteer ipython`` starts IPython with this namespace; ``make_session()`` builds it for any
+other shell or notebook::
+
+    RE(fluence_scan(bl, [0.5, 1, 2]))
+    run = db[-1]
+    frames = read_frames(run)          # (3, 261, 261) float32
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from . import catalog as _catalog
+from . import scans as _scans
+
+
+def make_session(
+    catalog: str | Path = "uedsteer_catalog", seed: int = 0, live_table: bool = True
+) -> dict[str, Any]:
+    """Build the session namespace.
+
+    Parameters
+    ----------
+    catalog : str or Path
+        Folder of the local Tiled catalog, or an ``http(s)://`` URI of a Tiled server
+        (API key from ``TILED_API_KEY``).
+    seed : int
+        Seed of the simulated beamline.
+    live_table : bool
+        Print bluesky's BestEffortCallback tables while plans run (plots off: no display).
+
+    Returns
+    -------
+    dict
+        ``RE``, ``bl`` (the beamline), ``db`` (the catalog), ``bec``, the plans
+        (``acquire_frames``, ``delay_scan``, ``fluence_scan``, ``grid_scan``), ``read_frames``,
+        ``event_columns`` and ``np``.
+    """
+    from bluesky import RunEngine
+    from bluesky.callbacks.best_effort import BestEffortCallback
+
+    from uedsteer.sim_devices.beamline import SimulatedBeamline
+
+    text = str(catalog)
+    if text.startswith(("http://", "https://")):
+        db = _catalog.connect_catalog(text)
+    else:
+        db = _catalog.local_catalog(text)
+    RE = RunEngine({})
+    _catalog.subscribe(RE, db)
+    bec = BestEffortCallback()
+    bec.disable_plots()
+    if live_table:
+        RE.subscribe(bec)
+    ns: dict[str, Any] = {
+        "RE": RE,
+        "bl": SimulatedBeamline(seed=seed),
+        "db": db,
+        "bec": bec,
+        "np": np,
+        "read_frames": _catalog.read_frames,
+        "event_columns": _catalog.event_columns,
+    }
+    for name in ("acquire_frames", "delay_scan", "fluence_scan", "grid_scan"):
+        ns[name] = getattr(_scans, name)
+    return ns
+
+
+BANNER = """uedsteer session: simulated MoTe2 UED beamline
+  bl.pump.fluence / .wavelength / .shutter, bl.gun.charge, bl.delay.delay, bl.stage.spot, bl.detector
+  RE(fluence_scan(bl, [0.5, 1, 2]))      RE(delay_scan(bl, [-1, 0, 1, 5]))
+  db[-1]  ->  the newest run;  read_frames(db[-1])  ->  its frames
+"""
+
+
+def start_ipython(
+    catalog: str | Path = "uedsteer_catalog", seed: int = 0, ipython_args: list[str] | None = None
+) -> None:
+    """Open IPython with :func:`make_session`'s namespace (``ipython_args`` go to IPython)."""
+    import IPython
+    from traitlets.config import Config
+
+    ns = make_session(catalog, seed)
+    cfg = Config()
+    cfg.TerminalInteractiveShell.banner2 = BANNER
+    print(f"catalog: {catalog}")
+    argv = [a for a in (ipython_args or []) if a != "--"]
+    IPython.start_ipython(argv=argv, user_ns=ns, config=cfg)
