@@ -72,7 +72,8 @@ def make_session(
 
 
 BANNER = """uedsteer session: simulated MoTe2 UED beamline
-  bl.pump.fluence / .wavelength / .shutter, bl.gun.charge, bl.delay.delay, bl.stage.spot, bl.detector
+  bl.pump.fluence / .wavelength / .shutter, bl.gun.charge, bl.delay.delay,
+  bl.stage.spot, bl.detector
   RE(fluence_scan(bl, [0.5, 1, 2]))      RE(delay_scan(bl, [-1, 0, 1, 5]))
   db[-1]  ->  the newest run;  read_frames(db[-1])  ->  its frames
 """

@@ -33,7 +33,8 @@ thermal rms :math:`u = \sqrt{u_0^2 + k_u \Delta T}`; isotropic expansion
 **Damage** (irreversible, per sample spot, one step per shot with the shutter open). Te and Mo
 vacancy fractions grow by
 
-.. math:: \Delta v = r_s\,(\varepsilon/\varepsilon_D)^{p} + r_f\,\max(0, \varepsilon/\varepsilon_D - 1)
+.. math:: \Delta v = r_s\,(\varepsilon/\varepsilon_D)^{p}
+          + r_f\,\max(0, \varepsilon/\varepsilon_D - 1)
 
 (Te sublimates first: :math:`\Delta v_{Mo} = m\,\Delta v_{Te}`), capped at 1. A shot with
 :math:`\varepsilon \ge f_{melt}\,\varepsilon_D` melts the spot; a spot with ≥ 90 % vacant
