@@ -78,6 +78,60 @@ def _phonons(args: argparse.Namespace) -> int:
     return 0
 
 
+def _train(args: argparse.Namespace) -> int:
+    import torch
+
+    from uedsteer.surrogates import train_models as tm
+
+    torch.set_num_threads(args.threads)
+    out = Path(args.out) if args.out else tm.default_weights_dir()
+    data = Path(args.data)
+    if args.model == "cnn":
+        metrics = tm.train_cnn(
+            data / "train.zarr",
+            data / "val.zarr",
+            data / "test.zarr",
+            out,
+            seed=args.seed,
+            max_epochs=args.epochs or 40,
+            lr=args.lr or 1e-3,
+            patience=args.patience,
+        )
+        print(
+            f"CNNSyn test accuracy {metrics['overall_accuracy']:.4f}; worst class "
+            f"{metrics['worst_class']} {metrics['worst_class_accuracy']:.4f}"
+        )
+    elif args.model == "vae":
+        metrics = tm.train_vae_model(
+            data / "train.zarr",
+            data / "test.zarr",
+            out,
+            seed=args.seed,
+            epochs=args.epochs or 30,
+            lr=args.lr or 1e-3,
+            beta=args.beta,
+        )
+        print(
+            f"VAE Spearman(progress, x) {metrics['spearman_progress_vs_x']:.4f}; line-distance"
+            f" AUC {metrics['auc_line_distance_onpath_vs_damaged']:.4f}"
+        )
+    else:
+        from uedsteer.surrogates import transfer
+
+        result = transfer.run_finetune(out, seed=args.seed)
+        print(json.dumps(result, indent=1))
+    print(f"wrote {out}")
+    return 0
+
+
+def _report(args: argparse.Namespace) -> int:
+    from uedsteer.surrogates import report
+
+    for path in report.report_models(Path(args.data), Path(args.out)):
+        print(f"wrote {path}")
+    return 0
+
+
 def _ipython(args: argparse.Namespace) -> int:
     from uedsteer.plans.session import start_ipython
 
@@ -120,6 +174,29 @@ def build_parser() -> argparse.ArgumentParser:
         help="passed to IPython after '--', e.g. -- --simple-prompt",
     )
     p.set_defaults(func=_ipython)
+
+    p = sub.add_parser("train", help="train the frame scorer's models (writes weights + card)")
+    p.add_argument("model", choices=["cnn", "vae", "finetune"])
+    p.add_argument("--data", default="data", help="folder with train/val/test.zarr")
+    p.add_argument("--out", default=None, help="default: the package's weights folder")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--epochs", type=int, default=None)
+    p.add_argument("--lr", type=float, default=None)
+    p.add_argument(
+        "--beta",
+        type=float,
+        default=0.02,
+        help="VAE KL weight (1 collapses the latent to a single dimension)",
+    )
+    p.add_argument("--patience", type=int, default=5, help="CNN early-stopping patience")
+    p.add_argument("--threads", type=int, default=2)
+    p.set_defaults(func=_train)
+
+    p = sub.add_parser("report", help="plots of the trained models (PNG)")
+    p.add_argument("what", choices=["models"])
+    p.add_argument("--data", default="data", help="folder with test.zarr")
+    p.add_argument("--out", default="reports", help="output folder")
+    p.set_defaults(func=_report)
 
     p = sub.add_parser("phonons", help="compute the MoTe2 phonon table (needs extra 'phonons')")
     p.add_argument("--out", default=None, help="default: the package data file")

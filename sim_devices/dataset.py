@@ -92,15 +92,25 @@ class GeneratorSettings(BaseModel):
         description="Thermal rms displacement per component, Å (seed allowed up to 0.3).",
     )
     vacancy_fraction: Range = Field(
-        (0.02, 0.20), description="Mo and Te vacancy fractions, drawn independently (seed: ≤ 0.2)."
+        (0.05, 0.20),
+        description="Mo and Te vacancy fractions, drawn independently (seed: ≤ 0.2; from 0.05, "
+        "the vacancy level the benchmarks count as a damage event).",
     )
     strain_max_normal: float = Field(0.1, ge=0, le=0.5, description="Max |ε_xx|, |ε_yy|.")
     strain_max_shear: float = Field(0.1, ge=0, le=0.5, description="Max |ε_xy|.")
     strain_min: float = Field(
-        0.01, ge=0, le=0.1, description="Deform classes redraw until max |ε| ≥ this."
+        0.02, ge=0, le=0.1, description="Deform classes redraw until max |ε| ≥ this."
     )
     phonon_amplitude: Range = Field(
-        (0.05, 0.3), description="Largest atomic displacement of the frozen phonon, Å."
+        (0.1, 0.3), description="Largest atomic displacement of the frozen phonon, Å."
+    )
+    phonon_min_inplane: float = Field(
+        0.5,
+        ge=0.0,
+        le=1.0,
+        description="Only modes whose eigenvector is at least this in-plane (weight of x, y): "
+        "a z-polarised mode leaves a [001] zone-axis pattern unchanged, so its frames would "
+        "be indistinguishable from ref_2H.",
     )
     degraded_vacancy: Range = Field((0.9, 0.99), description="Vacant site fraction, degraded.")
     degraded_disorder: Range = Field(
@@ -209,7 +219,7 @@ def _frame_params(
         p["strain_xx"], p["strain_yy"], p["strain_xy"] = eps[0, 0], eps[1, 1], eps[0, 1]
     elif label.startswith("phonon"):
         table = load_modes(phase)
-        ids = table.mode_ids()
+        ids = [m for m in table.mode_ids() if table.inplane_fraction(m) >= s.phonon_min_inplane]
         mode = ids[rng.integers(len(ids))]
         p["mode"] = f"{phase}/{mode}"
         p["mode_frequency_cm1"] = table.frequency(mode)

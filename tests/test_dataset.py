@@ -33,11 +33,15 @@ def test_every_label_generates_with_its_parameters(label):
         assert set(COLUMNS) <= set(p) and p["label"] == label and p["seed"] == 3
     p = params[0]
     if label.startswith("vacancy"):
-        assert 0.02 <= p["mo_vacancy"] <= 0.2 and 0.02 <= p["te_vacancy"] <= 0.2
+        assert 0.05 <= p["mo_vacancy"] <= 0.2 and 0.05 <= p["te_vacancy"] <= 0.2
     if label.startswith("deform"):
-        assert max(abs(p["strain_xx"]), abs(p["strain_yy"]), abs(p["strain_xy"])) >= 0.01
+        assert max(abs(p["strain_xx"]), abs(p["strain_yy"]), abs(p["strain_xy"])) >= 0.02
     if label.startswith("phonon"):
         assert p["mode"] and p["mode_frequency_cm1"] > 10 and p["phonon_amplitude"] > 0
+        from uedsteer.sim_devices.physics import load_modes
+
+        phase, mode = p["mode"].split("/")
+        assert load_modes(phase).inplane_fraction(mode) >= 0.5, "visible in-plane mode"
     if label == "degraded":
         assert p["mo_vacancy"] >= 0.9
     assert p["phase"] == ("1T'" if label.endswith("1Tp") else "2H")

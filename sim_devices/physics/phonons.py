@@ -61,6 +61,12 @@ class ModeTable:
             ) from None
         return self.qpoints[iq], self.eigenvectors[iq, band]
 
+    def inplane_fraction(self, mode_id: str) -> float:
+        """Share of the eigenvector's weight in x and y (1 = fully in-plane)."""
+        _, e = self.mode(mode_id)
+        w = np.abs(e) ** 2
+        return float(w[:, :2].sum() / w.sum())
+
     def frequency(self, mode_id: str) -> float:
         """Frequency of a mode in cm⁻¹."""
         label, band = mode_id.split(":")

@@ -1,0 +1,174 @@
+"""Campaign configuration (pydantic v2, loadable from YAML).
+
+A campaign steers a few beamline settings (parameters) to maximize an objective computed from
+frame scores, subject to constraints, without ever proposing a point whose predicted damage
+exceeds a bound. Every field carries a description; unknown fields are rejected.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+SCORE_NAMES = (
+    "progress",
+    "line_distance",
+    "damage_prob",
+    "recon_error",
+    "frame_quality",
+)
+"""Score fields usable by name as objective or constraint."""
+
+
+class ParameterSpec(BaseModel):
+    """One steered setting."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: Literal["fluence", "wavelength", "charge", "delay"] = Field(
+        description="Which setting: pump fluence (mJ/cm²), wavelength (nm), bunch charge (fC) "
+        "or pump–probe delay (ps)."
+    )
+    low: float = Field(description="Lower bound of the search space.")
+    high: float = Field(description="Upper bound of the search space.")
+    hard_low: float | None = Field(
+        None, description="Hard lower limit never to be crossed (default: low)."
+    )
+    hard_high: float | None = Field(
+        None, description="Hard upper limit never to be crossed (default: high)."
+    )
+    log_scale: bool = Field(False, description="Model this parameter on a log scale.")
+    max_step: float = Field(
+        gt=0, description="Ramp limit: largest change per iteration, in the parameter's units."
+    )
+    safe_start: float = Field(description="Known-safe starting value.")
+
+    @model_validator(mode="after")
+    def _check(self) -> ParameterSpec:
+        n = self.name
+        if not self.low < self.high:
+            raise ValueError(f"{n}: low={self.low} must be below high={self.high}")
+        hl = self.hard_low if self.hard_low is not None else self.low
+        hh = self.hard_high if self.hard_high is not None else self.high
+        if hl > self.low or hh < self.high:
+            raise ValueError(
+                f"{n}: search space [{self.low}, {self.high}] must lie inside the hard limits "
+                f"[{hl}, {hh}]"
+            )
+        if not self.low <= self.safe_start <= self.high:
+            raise ValueError(
+                f"{n}: safe_start={self.safe_start} is outside [{self.low}, {self.high}]"
+            )
+        if self.log_scale and self.low <= 0:
+            raise ValueError(f"{n}: log_scale needs low > 0, got low={self.low}")
+        return self
+
+
+class ConstraintSpec(BaseModel):
+    """A constraint on a score field: ``score <= bound`` (or ``>=`` with ``sense="min"``)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    score: Literal[SCORE_NAMES] = Field(description="Score field name.")
+    bound: float = Field(description="Threshold.")
+    sense: Literal["max", "min"] = Field(
+        "max", description="'max': score must stay at or below bound; 'min': at or above."
+    )
+
+
+def _default_parameters() -> tuple[ParameterSpec, ...]:
+    return (
+        ParameterSpec(
+            name="fluence", low=0.2, high=12.0, hard_high=20.0, max_step=1.5, safe_start=0.5
+        ),
+        ParameterSpec(
+            name="wavelength",
+            low=500.0,
+            high=1300.0,
+            hard_low=400.0,
+            hard_high=1600.0,
+            max_step=150.0,
+            safe_start=800.0,
+        ),
+    )
+
+
+class CampaignConfig(BaseModel):
+    """Everything a campaign needs; ``CampaignConfig()`` has working defaults."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    parameters: tuple[ParameterSpec, ...] = Field(
+        default_factory=_default_parameters, description="Steered settings."
+    )
+    fixed: dict[str, float] = Field(
+        default_factory=lambda: {"charge": 20.0, "delay": 10.0},
+        description="Settings held constant (context), e.g. charge and delay.",
+    )
+    objective: Literal[SCORE_NAMES] = Field(
+        "progress", description="Score field to maximize (default: VAE progress 2H → 1T')."
+    )
+    constraints: tuple[ConstraintSpec, ...] = Field(
+        default_factory=lambda: (ConstraintSpec(score="line_distance", bound=1.5),),
+        description="Extra score constraints (default: stay near the 2H–1T' line).",
+    )
+    damage_bound: float = Field(
+        0.2, gt=0, lt=1, description="δ: largest allowed predicted damage probability."
+    )
+    beta: float = Field(
+        2.0, gt=0, description="Confidence multiplier of the safety bound (mean + β·σ ≤ δ)."
+    )
+    target: float = Field(
+        0.8, description="Stop when the objective of a safe, on-line frame reaches this."
+    )
+    budget: int = Field(40, ge=1, le=10000, description="Shot budget (frames).")
+    n_initial: int = Field(
+        3, ge=1, description="Shots at and ramping from the safe start before the GP proposes."
+    )
+    halt_damage_prob: float = Field(
+        0.8, gt=0, le=1, description="Damage probability that counts as a damaged frame."
+    )
+    halt_consecutive: int = Field(
+        2, ge=1, description="Damaged frames in a row that halt (or move) the campaign."
+    )
+    on_damage: Literal["halt", "move"] = Field(
+        "halt",
+        description="'halt': close the shutter and stop; 'move': go to a fresh spot and mark "
+        "the region unsafe.",
+    )
+    frames_per_point: int = Field(1, ge=1, le=100, description="Frames averaged per shot.")
+    n_candidates: int = Field(
+        512, ge=16, le=100000, description="Candidate points scored per proposal."
+    )
+    seed: int = Field(0, ge=0, description="Seed of the optimizer's random numbers.")
+
+    @model_validator(mode="after")
+    def _check(self) -> CampaignConfig:
+        names = [p.name for p in self.parameters]
+        if not names:
+            raise ValueError("parameters: steer at least one setting")
+        if len(set(names)) != len(names):
+            raise ValueError(f"parameters: duplicate names {names}")
+        both = set(names) & set(self.fixed)
+        if both:
+            raise ValueError(f"fixed: {sorted(both)} are also steered parameters")
+        unknown = set(self.fixed) - {"fluence", "wavelength", "charge", "delay"}
+        if unknown:
+            raise ValueError(f"fixed: unknown settings {sorted(unknown)}")
+        return self
+
+    @classmethod
+    def from_yaml(cls, path: str | Path) -> CampaignConfig:
+        """Load from a YAML file (fields as above; errors name the field)."""
+        data = yaml.safe_load(Path(path).read_text()) or {}
+        return cls.model_validate(data)
+
+    def parameter(self, name: str) -> ParameterSpec:
+        """The spec of a steered parameter by name."""
+        for p in self.parameters:
+            if p.name == name:
+                return p
+        raise KeyError(name)

@@ -1,0 +1,267 @@
+"""``FrameScorer``: the one object the controller and the plans use to score frames.
+
+``FrameScorer.pretrained()`` loads the weights shipped in ``surrogates/weights/`` (made by
+``uedsteer train cnn``, ``uedsteer train vae`` and ``uedsteer train finetune``), with
+``torch.load(..., weights_only=True)``: a weights file cannot run code.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+
+import numpy as np
+import torch
+from scipy.ndimage import gaussian_filter
+
+from uedsteer.sim_devices.classes import CLASSES, DAMAGE_CLASSES
+from uedsteer.sim_devices.physics.difference import MIN_REFERENCES, reference_pattern
+
+from .cnn import UEDNet
+from .preprocess import check_frames, cnn_input, vae_input
+from .vae import ConvVAE, LatentLine
+
+WEIGHTS = "weights"
+SCORE_FIELDS = (
+    "class_probs",
+    "predicted_class",
+    "damage_prob",
+    "latent",
+    "line_distance",
+    "progress",
+    "recon_error",
+    "frame_quality",
+)
+
+
+@dataclass
+class Scores:
+    """Scores of a batch of B frames (numpy arrays; NaN where a frame could not be scored).
+
+    Attributes
+    ----------
+    class_probs : (B, 8) probabilities over :data:`CLASSES` (sum to 1).
+    predicted_class : (B,) int, −1 for an invalid frame.
+    damage_prob : (B,) summed probability of the damage classes (1, 4, 7).
+    latent : (B, d) VAE latent means.
+    line_distance : (B,) distance of the latent to the 2H–1T' segment.
+    progress : (B,) position along the segment, 0 = 2H … 1 = 1T'.
+    recon_error : (B,) VAE reconstruction error relative to the training median (≈ 1 in
+        distribution; large = out of distribution).
+    frame_quality : (B,) signal-to-noise figure in [0, 1] (1 = noise-free).
+    valid : (B,) bool; ``flags`` says why a frame is invalid (``nan``, ``inf``, ``zero``,
+        ``saturated``).
+    """
+
+    class_probs: np.ndarray
+    predicted_class: np.ndarray
+    damage_prob: np.ndarray
+    latent: np.ndarray
+    line_distance: np.ndarray
+    progress: np.ndarray
+    recon_error: np.ndarray
+    frame_quality: np.ndarray
+    valid: np.ndarray
+    flags: list[str] = field(default_factory=list)
+
+    def __len__(self) -> int:
+        return len(self.valid)
+
+    def class_names(self) -> list[str]:
+        """Predicted class names (``"invalid"`` for flagged frames)."""
+        return [CLASSES[k] if k >= 0 else "invalid" for k in self.predicted_class]
+
+    def row(self, i: int) -> dict[str, float | int | str | list[float]]:
+        """Scores of frame ``i`` as plain values (for an event document or a table)."""
+        return {
+            "predicted_class": int(self.predicted_class[i]),
+            "class_name": self.class_names()[i],
+            "damage_prob": float(self.damage_prob[i]),
+            "line_distance": float(self.line_distance[i]),
+            "progress": float(self.progress[i]),
+            "recon_error": float(self.recon_error[i]),
+            "frame_quality": float(self.frame_quality[i]),
+            "valid": bool(self.valid[i]),
+            "flag": self.flags[i],
+            "class_probs": self.class_probs[i].tolist(),
+            "latent": self.latent[i].tolist(),
+        }
+
+
+def frame_quality(frames: np.ndarray) -> np.ndarray:
+    """Signal-to-noise figure per frame: 1 / (1 + rms(high-pass) / rms(low-pass)) in [0, 1]."""
+    out = np.empty(len(frames))
+    for i, f in enumerate(frames):
+        smooth = gaussian_filter(f.astype(np.float64), 1.5)
+        noise = np.sqrt(np.mean((f - smooth) ** 2))
+        signal = np.sqrt(np.mean((smooth - smooth.mean()) ** 2))
+        out[i] = 1.0 / (1.0 + noise / signal) if signal > 0 else 0.0
+    return out
+
+
+class FrameScorer:
+    """CNN classifier + VAE latent line + reference frames, scoring raw detector frames.
+
+    Parameters
+    ----------
+    cnn : torch.nn.Module
+        Classifier of pooled difference images (:class:`UEDNet`).
+    vae : ConvVAE
+    line : LatentLine
+    reference : numpy.ndarray
+        (261, 261) mean of pristine 2H frames (normalized), the subtrahend of the
+        difference images.
+    recon_scale : float
+        Median reconstruction error of the VAE's training frames.
+    saturation : float
+        Pixel value treated as saturated.
+    """
+
+    def __init__(
+        self,
+        cnn: torch.nn.Module,
+        vae: ConvVAE,
+        line: LatentLine,
+        reference: np.ndarray,
+        recon_scale: float = 1.0,
+        saturation: float = 65535.0,
+        meta: dict | None = None,
+    ) -> None:
+        self.cnn = cnn.eval()
+        self.vae = vae.eval()
+        self.line = line
+        self.reference = reference_pattern(reference)
+        self.recon_scale = float(recon_scale)
+        self.saturation = float(saturation)
+        self.meta = meta or {}
+
+    # ---------------------------------------------------------------- persistence
+    @classmethod
+    def load(cls, folder: str | Path | None = None, variant: str = "exp") -> FrameScorer:
+        """Load a scorer from ``folder`` (default: the shipped weights).
+
+        Parameters
+        ----------
+        variant : {"exp", "syn"}
+            Fine-tuned CNNExp (default) or the synthetic-only CNNSyn classifier.
+        """
+        if variant not in ("exp", "syn"):
+            raise ValueError(f"variant={variant!r} is not known; allowed: 'exp', 'syn'")
+        root = Path(folder) if folder else Path(str(resources.files(__package__) / WEIGHTS))
+        meta_path = root / "scorer.json"
+        if not meta_path.is_file():
+            raise FileNotFoundError(
+                f"no scorer in {root}: train one with `uedsteer train cnn`, `uedsteer train vae`"
+                " and `uedsteer train finetune`"
+            )
+        meta = json.loads(meta_path.read_text())
+        cnn_file = root / f"cnn_{variant}.pt"
+        if not cnn_file.is_file():
+            cnn_file = root / "cnn_syn.pt"
+        cnn = UEDNet()
+        cnn.load_state_dict(torch.load(cnn_file, weights_only=True))
+        vae = ConvVAE(meta["latent_dim"])
+        vae.load_state_dict(torch.load(root / "vae.pt", weights_only=True))
+        reference = np.load(root / "reference.npy", allow_pickle=False)
+        line = LatentLine(meta["line"]["z_2h"], meta["line"]["z_1tp"])
+        return cls(cnn, vae, line, reference, meta["recon_scale"], meta=meta)
+
+    @classmethod
+    def pretrained(cls, variant: str = "exp") -> FrameScorer:
+        """The scorer shipped with the package (no training needed)."""
+        return cls.load(None, variant)
+
+    def save(self, folder: str | Path, cnn_name: str = "cnn_syn.pt") -> Path:
+        """Write VAE, CNN, reference and metadata into ``folder``."""
+        root = Path(folder)
+        root.mkdir(parents=True, exist_ok=True)
+        torch.save(self.cnn.state_dict(), root / cnn_name)
+        torch.save(self.vae.state_dict(), root / "vae.pt")
+        np.save(root / "reference.npy", self.reference.astype(np.float32))
+        meta = dict(self.meta)
+        meta.update(
+            latent_dim=self.vae.latent_dim, line=self.line.to_dict(), recon_scale=self.recon_scale
+        )
+        (root / "scorer.json").write_text(json.dumps(meta, indent=1))
+        return root
+
+    def set_reference(self, frames: np.ndarray) -> None:
+        """Use ≥ 3 pristine 2H frames of *this* sample and beamline as the reference."""
+        frames = check_frames(frames)
+        if len(frames) < MIN_REFERENCES:
+            raise ValueError(f"set_reference needs >= {MIN_REFERENCES} frames, got {len(frames)}")
+        self.reference = reference_pattern(frames)
+
+    # ---------------------------------------------------------------- scoring
+    def _flags(self, frames: np.ndarray) -> list[str]:
+        flags = []
+        for f in frames:
+            if np.isnan(f).any():
+                flags.append("nan")
+            elif np.isinf(f).any():
+                flags.append("inf")
+            elif not np.any(f):
+                flags.append("zero")
+            elif np.mean(f >= self.saturation) > 0.01:
+                flags.append("saturated")
+            else:
+                flags.append("")
+        return flags
+
+    @torch.no_grad()
+    def score(self, frames: np.ndarray) -> Scores:
+        """Score raw frames.
+
+        Parameters
+        ----------
+        frames : numpy.ndarray
+            (B, 261, 261) or (261, 261) raw detector frames.
+
+        Returns
+        -------
+        Scores
+            Invalid frames (NaN/inf pixels, all zero, > 1 % saturated) are flagged and get NaN
+            scores and class −1; they are never given a class.
+
+        Raises
+        ------
+        ValueError
+            For frames of the wrong shape.
+        """
+        frames = check_frames(frames)
+        b = len(frames)
+        flags = self._flags(frames)
+        valid = np.array([f == "" for f in flags])
+        n_lat = self.vae.latent_dim
+        probs = np.full((b, len(CLASSES)), np.nan)
+        latent = np.full((b, n_lat), np.nan)
+        recon = np.full(b, np.nan)
+        quality = np.zeros(b)
+        good = frames[valid]
+        if len(good):
+            logits = self.cnn(cnn_input(good, self.reference))
+            probs[valid] = torch.softmax(logits, 1).double().numpy()
+            x = vae_input(good)
+            mu, _ = self.vae.encode(x)
+            rec = self.vae.decode(mu)
+            latent[valid] = mu.double().numpy()
+            recon[valid] = ((rec - x) ** 2).flatten(1).mean(1).double().numpy() / self.recon_scale
+            quality[valid] = frame_quality(good)
+        progress, distance = np.full(b, np.nan), np.full(b, np.nan)
+        if len(good):
+            progress[valid], distance[valid] = self.line.project(latent[valid])
+        predicted = np.where(valid, np.nan_to_num(probs, nan=-1).argmax(1), -1)
+        return Scores(
+            class_probs=probs,
+            predicted_class=predicted.astype(int),
+            damage_prob=probs[:, list(DAMAGE_CLASSES)].sum(1),
+            latent=latent,
+            line_distance=distance,
+            progress=progress,
+            recon_error=recon,
+            frame_quality=quality,
+            valid=valid,
+            flags=flags,
+        )

@@ -1,0 +1,60 @@
+"""The shipped weights load safely and classify fresh frames of clear classes."""
+
+import numpy as np
+import pytest
+import torch
+
+from uedsteer.sim_devices.dataset import generate_frames
+from uedsteer.surrogates.scorer import FrameScorer
+
+CLEAR = {
+    "ref_2H": {},
+    "vacancy_2H": {"vacancy_fraction": (0.15, 0.2)},
+    "vacancy_1Tp": {"vacancy_fraction": (0.15, 0.2)},
+    "deform_2H": {"strain_max_normal": 0.08},
+    "degraded": {},
+}
+
+
+@pytest.fixture(scope="module")
+def scorer():
+    return FrameScorer.pretrained("syn")
+
+
+def test_weights_are_plain_tensors():
+    from importlib import resources
+
+    root = resources.files("uedsteer.surrogates") / "weights"
+    total = 0
+    for name in ("cnn_syn.pt", "cnn_exp.pt", "vae.pt"):
+        path = root / name
+        state = torch.load(str(path), weights_only=True)  # refuses pickled code
+        assert all(isinstance(v, torch.Tensor) for v in state.values())
+        total += path.stat().st_size
+    assert total < 30e6
+    assert (root / "model_card.json").is_file()
+
+
+@pytest.mark.parametrize("label", list(CLEAR))
+def test_pretrained_classifies_clear_frames(scorer, label):
+    frames, _ = generate_frames(label, 4, seed=4242, noise_level=(0.0, 0.2), **CLEAR[label])
+    scores = scorer.score(frames)
+    assert scores.class_names() == [label] * 4
+    damage = label in ("vacancy_2H", "vacancy_1Tp", "degraded")
+    assert np.all(scores.damage_prob > 0.5) if damage else np.all(scores.damage_prob < 0.5)
+
+
+def test_progress_follows_the_transformation(scorer):
+    frames, params = generate_frames(
+        "interpolated", 5, seed=4243, x=[0, 0.25, 0.5, 0.75, 1], noise_level=(0.0, 0.1)
+    )
+    s = scorer.score(frames)
+    assert np.all(np.diff(s.progress) > -0.05) and s.progress[-1] - s.progress[0] > 0.6
+
+
+def test_both_variants_load():
+    exp = FrameScorer.pretrained("exp")
+    syn = FrameScorer.pretrained("syn")
+    assert not torch.equal(next(exp.cnn.parameters()), next(syn.cnn.parameters()))
+    with pytest.raises(ValueError, match="variant="):
+        FrameScorer.pretrained("fancy")
