@@ -13,7 +13,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from uedsteer.sim_devices.physics import difference_channels
+from uedsteer.sim_devices.physics.difference import RELATIVE_TOLERANCE, reference_pattern
 
 CNN_POOL = 3
 VAE_POOL = 4
@@ -31,20 +31,43 @@ def check_frames(frames: np.ndarray, n: int = 261) -> np.ndarray:
     return arr.astype(np.float32, copy=False)
 
 
-def cnn_input(frames: np.ndarray, reference: np.ndarray) -> torch.Tensor:
-    """(B, 261, 261) raw frames → (B, 2, 87, 87) pooled difference channels."""
-    chans = difference_channels(check_frames(frames), reference)
-    t = torch.from_numpy(chans)
-    return F.avg_pool2d(t, CNN_POOL)
+def reference_tensor(reference: np.ndarray | torch.Tensor) -> torch.Tensor:
+    """Normalized mean reference as float32 tensor (a tensor is taken as already prepared)."""
+    if isinstance(reference, torch.Tensor):
+        return reference
+    return torch.from_numpy(np.asarray(reference_pattern(reference), dtype=np.float32))
+
+
+def cnn_input(frames: np.ndarray, reference: np.ndarray | torch.Tensor) -> torch.Tensor:
+    """(B, 261, 261) raw frames → (B, 2, 87, 87) pooled difference channels.
+
+    The same arithmetic as :func:`~uedsteer.sim_devices.physics.difference_channels`
+    (normalize, subtract the normalized reference, zero rounding-level changes, scale gain and
+    loss to [0, 1]) in float32 torch, then 3 × 3 average pooling: ~10× faster than the numpy
+    version, which matters at 120 Hz.
+    """
+    f = torch.from_numpy(check_frames(frames).copy())
+    if not bool(torch.isfinite(f).all()):
+        raise ValueError("frames hold NaN or infinite pixels")
+    ref = reference_tensor(reference)
+    total = f.sum((1, 2), keepdim=True)
+    f = torch.where(total > 0, f / torch.where(total > 0, total, 1.0), 0.0)
+    d = f - ref
+    d = torch.where(d.abs() <= RELATIVE_TOLERANCE * ref.abs().max(), 0.0, d)
+    pos, neg = d.clamp(min=0), (-d).clamp(min=0)
+    pmax = pos.amax((1, 2), keepdim=True)
+    nmax = neg.amax((1, 2), keepdim=True)
+    red = torch.where(pmax > 0, pos / torch.where(pmax > 0, pmax, 1.0), 0.0)
+    blue = torch.where(nmax > 0, neg / torch.where(nmax > 0, nmax, 1.0), 0.0)
+    return F.avg_pool2d(torch.stack([red, blue], 1), CNN_POOL)
 
 
 def vae_input(frames: np.ndarray) -> torch.Tensor:
     """(B, 261, 261) raw frames → (B, 1, 64, 64) log-scaled, pooled, in [0, 1]."""
-    arr = check_frames(frames).astype(np.float64)
-    mean = arr.mean(axis=(1, 2), keepdims=True)
-    arr = np.divide(arr, mean, out=np.zeros_like(arr), where=mean > 0)
-    arr = np.log1p(np.clip(arr, 0.0, None)) / LOG_SCALE
-    lo = (arr.shape[-1] - VAE_CROP) // 2
-    arr = np.clip(arr[:, lo : lo + VAE_CROP, lo : lo + VAE_CROP], 0.0, 1.0)
-    t = torch.from_numpy(arr.astype(np.float32))[:, None]
-    return F.avg_pool2d(t, VAE_POOL)
+    f = torch.from_numpy(check_frames(frames).copy())
+    mean = f.mean((1, 2), keepdim=True)
+    f = torch.where(mean > 0, f / torch.where(mean > 0, mean, 1.0), 0.0)
+    f = torch.log1p(f.clamp(min=0.0)) / LOG_SCALE
+    lo = (f.shape[-1] - VAE_CROP) // 2
+    f = f[:, lo : lo + VAE_CROP, lo : lo + VAE_CROP].clamp(0.0, 1.0)
+    return F.avg_pool2d(f[:, None], VAE_POOL)

@@ -14,13 +14,12 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from scipy.ndimage import gaussian_filter
 
 from uedsteer.sim_devices.classes import CLASSES, DAMAGE_CLASSES
 from uedsteer.sim_devices.physics.difference import MIN_REFERENCES, reference_pattern
 
 from .cnn import UEDNet
-from .preprocess import check_frames, cnn_input, vae_input
+from .preprocess import check_frames, cnn_input, reference_tensor, vae_input
 from .vae import ConvVAE, LatentLine
 
 WEIGHTS = "weights"
@@ -91,14 +90,18 @@ class Scores:
 
 
 def frame_quality(frames: np.ndarray) -> np.ndarray:
-    """Signal-to-noise figure per frame: 1 / (1 + rms(high-pass) / rms(low-pass)) in [0, 1]."""
-    out = np.empty(len(frames))
-    for i, f in enumerate(frames):
-        smooth = gaussian_filter(f.astype(np.float64), 1.5)
-        noise = np.sqrt(np.mean((f - smooth) ** 2))
-        signal = np.sqrt(np.mean((smooth - smooth.mean()) ** 2))
-        out[i] = 1.0 / (1.0 + noise / signal) if signal > 0 else 0.0
-    return out
+    """Signal-to-noise figure per frame: 1 / (1 + rms(high-pass) / rms(low-pass)) in [0, 1].
+
+    Low-pass = 3 × 3 box filter; the detector's point spread (σ ≥ 3 px) keeps real features
+    smooth on that scale, so what the box filter removes is mostly noise.
+    """
+    f = torch.from_numpy(np.asarray(frames, dtype=np.float32))[:, None]
+    smooth = torch.nn.functional.avg_pool2d(f, 3, stride=1, padding=1, count_include_pad=False)
+    noise = (f - smooth).pow(2).mean((1, 2, 3)).sqrt()
+    centred = smooth - smooth.mean((2, 3), keepdim=True)
+    signal = centred.pow(2).mean((1, 2, 3)).sqrt()
+    ratio = torch.where(signal > 0, noise / torch.where(signal > 0, signal, 1.0), torch.inf)
+    return (1.0 / (1.0 + ratio)).double().numpy()
 
 
 class FrameScorer:
@@ -129,7 +132,8 @@ class FrameScorer:
         saturation: float = 65535.0,
         meta: dict | None = None,
     ) -> None:
-        self.cnn = cnn.eval()
+        # channels_last: ~2× faster small convolutions on CPU (oneDNN), same numbers
+        self.cnn = cnn.eval().to(memory_format=torch.channels_last)
         self.vae = vae.eval()
         self.line = line
         self.reference = reference_pattern(reference)
@@ -187,6 +191,16 @@ class FrameScorer:
         (root / "scorer.json").write_text(json.dumps(meta, indent=1))
         return root
 
+    @property
+    def reference(self) -> np.ndarray:
+        """(261, 261) normalized mean of the pristine reference frames."""
+        return self._reference
+
+    @reference.setter
+    def reference(self, value: np.ndarray) -> None:
+        self._reference = reference_pattern(value)
+        self._ref_t = reference_tensor(self._reference)
+
     def set_reference(self, frames: np.ndarray) -> None:
         """Use ≥ 3 pristine 2H frames of *this* sample and beamline as the reference."""
         frames = check_frames(frames)
@@ -210,7 +224,7 @@ class FrameScorer:
                 flags.append("")
         return flags
 
-    @torch.no_grad()
+    @torch.inference_mode()
     def score(self, frames: np.ndarray) -> Scores:
         """Score raw frames.
 
@@ -241,7 +255,8 @@ class FrameScorer:
         quality = np.zeros(b)
         good = frames[valid]
         if len(good):
-            logits = self.cnn(cnn_input(good, self.reference))
+            x_cnn = cnn_input(good, self._ref_t).to(memory_format=torch.channels_last)
+            logits = self.cnn(x_cnn)
             probs[valid] = torch.softmax(logits, 1).double().numpy()
             x = vae_input(good)
             mu, _ = self.vae.encode(x)

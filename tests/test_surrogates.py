@@ -130,3 +130,16 @@ def test_scorer_flags_bad_frames(untrained_scorer, tiny):
         untrained_scorer.score(np.zeros((2, 100, 100)))
     with pytest.raises(ValueError, match=">= 3"):
         untrained_scorer.set_reference(frames[:2])
+
+
+def test_fast_cnn_input_matches_difference_channels(tiny):
+    from uedsteer.sim_devices.physics import difference_channels
+
+    frames, _, refs = tiny
+    fast = cnn_input(frames[:6], refs).numpy()
+    slow = torch.nn.functional.avg_pool2d(
+        torch.from_numpy(difference_channels(frames[:6], refs)), 3
+    ).numpy()
+    assert np.abs(fast - slow).max() < 1e-4
+    with pytest.raises(ValueError, match="NaN"):
+        cnn_input(np.full((1, 261, 261), np.nan, np.float32), refs)
