@@ -107,9 +107,10 @@ def _train(args: argparse.Namespace) -> int:
             data / "test.zarr",
             out,
             seed=args.seed,
-            epochs=args.epochs or 30,
+            epochs=args.epochs or 40,
             lr=args.lr or 1e-3,
             beta=args.beta,
+            guide=args.guide,
         )
         print(
             f"VAE Spearman(progress, x) {metrics['spearman_progress_vs_x']:.4f}; line-distance"
@@ -187,6 +188,12 @@ def build_parser() -> argparse.ArgumentParser:
         type=float,
         default=0.02,
         help="VAE KL weight (1 collapses the latent to a single dimension)",
+    )
+    p.add_argument(
+        "--guide",
+        type=float,
+        default=1.0,
+        help="VAE latent guidance weight (0: the seed's unsupervised VAE)",
     )
     p.add_argument("--patience", type=int, default=5, help="CNN early-stopping patience")
     p.add_argument("--threads", type=int, default=2)

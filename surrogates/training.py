@@ -144,8 +144,15 @@ def train_vae(
     epochs: int = 30,
     seed: int = 0,
     progress: bool = True,
+    guide: torch.Tensor | None = None,
+    guide_weight: torch.Tensor | None = None,
 ) -> TrainLog:
-    """Train the VAE with Adam on MSE + β·KL; returns the per-epoch loss history."""
+    """Train the VAE with Adam on MSE + β·KL; returns the per-epoch loss history.
+
+    With ``guide`` (N, d) targets and per-dimension ``guide_weight`` (d,), the loss adds
+    Σ_k w_k (μ_k − m_k)²: a guided latent whose axes carry known labels (path fraction,
+    damage) while the rest stays a VAE.
+    """
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
     opt = torch.optim.Adam(model.parameters(), lr=lr)
@@ -164,6 +171,8 @@ def train_vae(
             opt.zero_grad()
             recon, mu, logvar = model(xb)
             loss = vae_loss(recon, xb, mu, logvar, beta)
+            if guide is not None:
+                loss = loss + ((mu - guide[idx]) ** 2 * guide_weight).sum(1).mean()
             loss.backward()
             opt.step()
             total += float(loss.detach()) * len(xb)
