@@ -16,7 +16,7 @@ from .physics import (
     kinematic_intensity,
     mote2_supercell,
 )
-from .response import ResponseParams, SampleResponse, ShotState, truth_record
+from .response import ResponseParams, SampleResponse, truth_record
 
 BEAMLINE_DETECTOR = DetectorModel(
     psf_sigma_px=3.0,
@@ -119,7 +119,6 @@ class SimulatedBeamline:
         self.delay = DelayStage(name=f"{prefix}delay")
         self.stage = SampleStage(name=f"{prefix}stage", n_spots=n_spots)
         self.detector = UEDDetector(name=f"{prefix}det", source=self._shot)
-        self.last_shot: ShotState | None = None
         self.history: list[dict] = []
 
     @property
@@ -143,7 +142,6 @@ class SimulatedBeamline:
             settings["delay"],
             pumped=settings["shutter"] == "open",
         )
-        self.last_shot = state
         self.history.append({**settings, **truth_record(spot, self.sample.spots[spot], state)})
         return self.renderer.render(state, settings["charge"], self.rng)
 
@@ -152,6 +150,4 @@ class SimulatedBeamline:
 
         For benchmarks and tests only: the controller must never call this.
         """
-        spot = int(self.stage.spot.get()) if spot is None else spot
-        last = self.last_shot if self.history and self.history[-1]["spot"] == spot else None
-        return truth_record(spot, self.sample.spot(spot), last)
+        return self.sample.truth(int(self.stage.spot.get()) if spot is None else spot)

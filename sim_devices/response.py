@@ -238,6 +238,8 @@ class SampleResponse:
             raise ValueError(f"n_spots={n_spots} must be >= 1")
         self.params = params or ResponseParams()
         self.spots = [SpotState() for _ in range(n_spots)]
+        self.last_spot: int | None = None
+        self.last_shot: ShotState | None = None
 
     def spot(self, index: int) -> SpotState:
         """State of spot ``index``; ``ValueError`` for an unknown spot."""
@@ -290,6 +292,7 @@ class SampleResponse:
         next shot). Without the pump (shutter closed) nothing changes.
         """
         state = self.shot_state(spot, fluence, wavelength_nm, delay_ps, pumped)
+        self.last_spot, self.last_shot = spot, state
         s = self.spots[spot]
         s.shots += 1
         if pumped:
@@ -305,6 +308,15 @@ class SampleResponse:
             if ratio >= p.melt_factor or s.vacancy >= 0.9:
                 s.molten = True
         return state
+
+    def truth(self, spot: int | None = None) -> dict:
+        """Hidden truth of ``spot`` (default: the last one shot) and of its last shot.
+
+        For benchmarks and tests only: a controller must never call this.
+        """
+        spot = (self.last_spot or 0) if spot is None else spot
+        last = self.last_shot if spot == self.last_spot else None
+        return truth_record(spot, self.spot(spot), last)
 
 
 def truth_record(spot: int, state: SpotState, shot: ShotState | None) -> dict:

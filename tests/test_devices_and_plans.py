@@ -91,6 +91,7 @@ def test_dose_only_with_shutter_open_and_damage_per_spot():
     run(acquire_frames(bl, n=3), RE)
     damaged = bl.truth()
     assert damaged["vacancy"] > 0.05 and damaged["dose"] > 0
+    assert bl.sample.truth() == damaged and "x" in damaged
     assert bl.pump.shutter.get() == "closed"
     bl.pump.fluence.set(0.5).wait(1)
     run(acquire_frames(bl, n=2), RE)
