@@ -16,7 +16,7 @@ from .physics import (
     kinematic_intensity,
     mote2_supercell,
 )
-from .response import ResponseParams, SampleResponse, ShotState
+from .response import ResponseParams, SampleResponse, ShotState, truth_record
 
 BEAMLINE_DETECTOR = DetectorModel(
     psf_sigma_px=3.0,
