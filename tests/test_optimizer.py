@@ -1,0 +1,84 @@
+"""Safe optimizer: ramp and hard limits hold for every proposal; damage is never proposed."""
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from uedsteer.controller.config import CampaignConfig
+from uedsteer.controller.optimizer import NoSafeCandidate, SafeOptimizer
+
+CFG = CampaignConfig(n_candidates=64)
+
+
+def truth(x):
+    """Synthetic sample: damage above 6 mJ/cm², transformation from ~3 near 800 nm."""
+    f, lam = x[:, 0], x[:, 1]
+    damage = 1 / (1 + np.exp(-(f - 6.0) / 0.3))
+    progress = np.exp(-((lam - 800) ** 2) / (2 * 120**2)) / (1 + np.exp(-(f - 3.0) / 0.4))
+    return {"progress": progress, "damage_prob": damage, "line_distance": np.full(len(x), 0.3)}
+
+
+def lows_highs():
+    p = CFG.parameters
+    return np.array([q.low for q in p]), np.array([q.high for q in p])
+
+
+@settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    st.lists(st.tuples(st.floats(0.2, 5.0), st.floats(500, 1300)), min_size=2, max_size=8),
+    st.integers(0, 7),
+)
+def test_proposals_respect_ramp_and_hard_limits(points, which):
+    x = np.array(points)
+    last = x[which % len(x)]
+    opt = SafeOptimizer(CFG)
+    try:
+        prop = opt.propose(x, truth(x), last)
+    except NoSafeCandidate:
+        return  # refusing is always allowed
+    new = np.array([prop.settings[n] for n in opt.names])
+    steps = np.array([p.max_step for p in CFG.parameters])
+    lo, hi = lows_highs()
+    assert np.all(np.abs(new - last) <= steps + 1e-9), "ramp limit"
+    assert np.all(new >= lo - 1e-9) and np.all(new <= hi + 1e-9), "search box"
+    hard_hi = np.array([p.hard_high or p.high for p in CFG.parameters])
+    assert np.all(new <= hard_hi)
+    assert prop.damage_ucb <= CFG.damage_bound + 1e-9
+
+
+def test_safe_set_excludes_known_damage_and_unexplored_space():
+    x = np.array([[0.5, 800], [2.0, 800], [3.5, 800], [7.0, 800], [7.0, 900]])
+    scores = truth(x)
+    opt = SafeOptimizer(CFG)
+    probe = np.array([[7.0, 800], [7.0, 850], [3.0, 800], [11.5, 1250]])
+    safe, ucb = opt.safe_set(x, scores, probe)
+    assert not safe[0] and not safe[1], "a measured damaging point is never safe"
+    assert safe[2], "near measured safe points the set grows"
+    assert not safe[3], "unexplored far-away settings are unsafe (prior: 50 % damage)"
+    assert ucb[0] > 0.5
+
+
+def test_failed_measurements_are_skipped_not_fatal():
+    x = np.array([[0.5, 800], [1.5, 800], [2.5, 800]])
+    scores = truth(x)
+    scores["progress"][1] = np.nan
+    prop = SafeOptimizer(CFG).propose(x, scores, x[-1])
+    assert set(prop.settings) == {"fluence", "wavelength"}
+    scores = {k: np.full(3, np.nan) for k in scores}
+    with pytest.raises(NoSafeCandidate, match="no successful measurement"):
+        SafeOptimizer(CFG).propose(x, scores, x[-1])
+
+
+def test_climbs_towards_the_transformation_without_damage():
+    opt = SafeOptimizer(CFG)
+    x = np.array([[0.5, 800.0]])
+    for _ in range(8):
+        try:
+            prop = opt.propose(x, truth(x), x[-1])
+        except NoSafeCandidate:
+            break
+        x = np.vstack([x, [prop.settings["fluence"], prop.settings["wavelength"]]])
+    sc = truth(x)
+    assert sc["progress"].max() > 0.5, f"reached {sc['progress'].max():.2f}"
+    assert sc["damage_prob"].max() < 0.5, "never stepped into damage"
