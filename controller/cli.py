@@ -96,6 +96,7 @@ def _train(args: argparse.Namespace) -> int:
             max_epochs=args.epochs or 40,
             lr=args.lr or 1e-3,
             patience=args.patience,
+            target_val_accuracy=args.target,
         )
         print(
             f"CNNSyn test accuracy {metrics['overall_accuracy']:.4f}; worst class "
@@ -195,7 +196,10 @@ def build_parser() -> argparse.ArgumentParser:
         default=1.0,
         help="VAE latent guidance weight (0: the seed's unsupervised VAE)",
     )
-    p.add_argument("--patience", type=int, default=5, help="CNN early-stopping patience")
+    p.add_argument("--patience", type=int, default=6, help="CNN early-stopping patience")
+    p.add_argument(
+        "--target", type=float, default=0.999, help="CNN: stop at this validation accuracy"
+    )
     p.add_argument("--threads", type=int, default=2)
     p.set_defaults(func=_train)
 
