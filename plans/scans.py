@@ -115,40 +115,64 @@ def acquire_frames(beamline, n: int = 1, md: dict | None = None) -> MsgGenerator
     return (yield from _shuttered_run(beamline, _frames(beamline, n), run_md))
 
 
+def _scan_1d(
+    beamline,
+    signal,
+    points: Sequence[float],
+    arg: str,
+    name: str,
+    purpose: str,
+    n_per_point: int,
+    md: dict | None,
+) -> MsgGenerator:
+    """Step one signal through ``points``, ``n_per_point`` frames at each."""
+    pts = _check_points(signal, points, arg)
+    n = _check_n(n_per_point, "n_per_point")
+
+    def body() -> MsgGenerator:
+        for v in pts:
+            yield from bps.mv(signal, v)
+            yield from _frames(beamline, n)
+
+    run_md = _run_md(beamline, name, purpose, {arg: pts, "n_per_point": n}, md)
+    run_md["num_points"] = len(pts) * n
+    return (yield from _shuttered_run(beamline, body(), run_md))
+
+
 def delay_scan(
     beamline, delays: Sequence[float], n_per_point: int = 1, md: dict | None = None
 ) -> MsgGenerator:
     """Pump–probe delay scan (ps) at the current pump and beam settings."""
-    pts = _check_points(beamline.delay.delay, delays, "delays")
-    n = _check_n(n_per_point, "n_per_point")
-
-    def body() -> MsgGenerator:
-        for d in pts:
-            yield from bps.mv(beamline.delay.delay, d)
-            yield from _frames(beamline, n)
-
-    run_md = _run_md(beamline, "delay_scan", "delay scan", {"delays": pts, "n_per_point": n}, md)
-    run_md["num_points"] = len(pts) * n
-    return (yield from _shuttered_run(beamline, body(), run_md))
+    return (
+        yield from _scan_1d(
+            beamline,
+            beamline.delay.delay,
+            delays,
+            "delays",
+            "delay_scan",
+            "delay scan",
+            n_per_point,
+            md,
+        )
+    )
 
 
 def fluence_scan(
     beamline, fluences: Sequence[float], n_per_point: int = 1, md: dict | None = None
 ) -> MsgGenerator:
     """Pump fluence scan (mJ/cm²) on the current spot, wavelength and delay."""
-    pts = _check_points(beamline.pump.fluence, fluences, "fluences")
-    n = _check_n(n_per_point, "n_per_point")
-
-    def body() -> MsgGenerator:
-        for f in pts:
-            yield from bps.mv(beamline.pump.fluence, f)
-            yield from _frames(beamline, n)
-
-    run_md = _run_md(
-        beamline, "fluence_scan", "fluence scan", {"fluences": pts, "n_per_point": n}, md
+    return (
+        yield from _scan_1d(
+            beamline,
+            beamline.pump.fluence,
+            fluences,
+            "fluences",
+            "fluence_scan",
+            "fluence scan",
+            n_per_point,
+            md,
+        )
     )
-    run_md["num_points"] = len(pts) * n
-    return (yield from _shuttered_run(beamline, body(), run_md))
 
 
 def grid_scan(

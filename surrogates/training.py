@@ -26,6 +26,12 @@ class TrainLog:
     history: list[dict] = field(default_factory=list)
 
 
+def _friedel_flip(xb: torch.Tensor) -> torch.Tensor:
+    """Random 180° rotation (I(q) = I(−q)) of half the batch: the seed's 2-fold augmentation."""
+    flip = torch.rand(len(xb)) < 0.5
+    return torch.where(flip[:, None, None, None], xb.flip(-1, -2), xb)
+
+
 def _batches(n: int, batch: int, rng: np.random.Generator | None):
     order = rng.permutation(n) if rng is not None else np.arange(n)
     for i in range(0, n, batch):
@@ -91,9 +97,7 @@ def train_classifier(
             leave=False,
         )
         for idx in bar:
-            xb, yb = x_train[idx], y_train[idx]
-            flip = torch.rand(len(xb)) < 0.5
-            xb = torch.where(flip[:, None, None, None], xb.flip(-1, -2), xb)
+            xb, yb = _friedel_flip(x_train[idx]), y_train[idx]
             opt.zero_grad()
             loss = loss_fn(model(xb), yb)
             loss.backward()
@@ -211,11 +215,8 @@ def fine_tune(
     for _ in range(epochs):
         tuned.train()
         for idx in _batches(len(x), batch, rng):
-            xb = x[idx]
-            flip = torch.rand(len(xb)) < 0.5
-            xb = torch.where(flip[:, None, None, None], xb.flip(-1, -2), xb)
             opt.zero_grad()
-            loss_fn(tuned(xb), y[idx]).backward()
+            loss_fn(tuned(_friedel_flip(x[idx])), y[idx]).backward()
             opt.step()
     tuned.eval()
     return tuned
