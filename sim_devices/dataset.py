@@ -24,6 +24,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Iterable, Sequence
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -180,6 +181,13 @@ def mode_ids() -> list[str]:
     return [f"{p}/{m}" for p in PHASES for m in load_modes(p).mode_ids()]
 
 
+@lru_cache(maxsize=8)
+def visible_modes(phase: str, min_inplane: float) -> tuple[str, ...]:
+    """Mode ids of ``phase`` whose eigenvector is at least ``min_inplane`` in-plane."""
+    table = load_modes(phase)
+    return tuple(m for m in table.mode_ids() if table.inplane_fraction(m) >= min_inplane)
+
+
 def _check_label(label: str) -> int:
     if label not in LABELS:
         raise ValueError(f"label={label!r} is not known; allowed: {', '.join(LABELS)}")
@@ -219,7 +227,7 @@ def _frame_params(
         p["strain_xx"], p["strain_yy"], p["strain_xy"] = eps[0, 0], eps[1, 1], eps[0, 1]
     elif label.startswith("phonon"):
         table = load_modes(phase)
-        ids = [m for m in table.mode_ids() if table.inplane_fraction(m) >= s.phonon_min_inplane]
+        ids = visible_modes(phase, s.phonon_min_inplane)
         mode = ids[rng.integers(len(ids))]
         p["mode"] = f"{phase}/{mode}"
         p["mode_frequency_cm1"] = table.frequency(mode)
