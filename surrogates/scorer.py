@@ -19,6 +19,7 @@ from uedsteer.sim_devices.classes import CLASSES, DAMAGE_CLASSES
 from uedsteer.sim_devices.physics.difference import MIN_REFERENCES, reference_pattern
 
 from .cnn import UEDNet
+from .heating import HeatingEstimator
 from .preprocess import check_frames, cnn_input, reference_tensor, vae_input
 from .vae import ConvVAE, LatentLine
 
@@ -32,6 +33,7 @@ SCORE_FIELDS = (
     "progress",
     "recon_error",
     "frame_quality",
+    "heating",
 )
 
 
@@ -50,6 +52,8 @@ class Scores:
     recon_error : (B,) VAE reconstruction error relative to the training median (≈ 1 in
         distribution; large = out of distribution).
     frame_quality : (B,) signal-to-noise figure in [0, 1] (1 = noise-free).
+    heating : (B,) apparent Debye–Waller Δ⟨u²⟩ (Å²) against the reference: a lattice-heating
+        proxy that rises with the absorbed fluence (see :mod:`uedsteer.surrogates.heating`).
     valid : (B,) bool; ``flags`` says why a frame is invalid (``nan``, ``inf``, ``zero``,
         ``saturated``).
     """
@@ -62,6 +66,7 @@ class Scores:
     progress: np.ndarray
     recon_error: np.ndarray
     frame_quality: np.ndarray
+    heating: np.ndarray
     valid: np.ndarray
     flags: list[str] = field(default_factory=list)
 
@@ -82,6 +87,7 @@ class Scores:
             "progress": float(self.progress[i]),
             "recon_error": float(self.recon_error[i]),
             "frame_quality": float(self.frame_quality[i]),
+            "heating": float(self.heating[i]),
             "valid": bool(self.valid[i]),
             "flag": self.flags[i],
             "class_probs": self.class_probs[i].tolist(),
@@ -200,6 +206,7 @@ class FrameScorer:
     def reference(self, value: np.ndarray) -> None:
         self._reference = reference_pattern(value)
         self._ref_t = reference_tensor(self._reference)
+        self._heating = HeatingEstimator(self._reference)
 
     def set_reference(self, frames: np.ndarray) -> None:
         """Use ≥ 3 pristine 2H frames of *this* sample and beamline as the reference."""
@@ -253,6 +260,7 @@ class FrameScorer:
         latent = np.full((b, n_lat), np.nan)
         recon = np.full(b, np.nan)
         quality = np.zeros(b)
+        heating = np.full(b, np.nan)
         good = frames[valid]
         if len(good):
             x_cnn = cnn_input(good, self._ref_t).to(memory_format=torch.channels_last)
@@ -264,6 +272,7 @@ class FrameScorer:
             latent[valid] = mu.double().numpy()
             recon[valid] = ((rec - x) ** 2).flatten(1).mean(1).double().numpy() / self.recon_scale
             quality[valid] = frame_quality(good)
+            heating[valid] = self._heating.estimate(good)
         progress, distance = np.full(b, np.nan), np.full(b, np.nan)
         if len(good):
             progress[valid], distance[valid] = self.line.project(latent[valid])
@@ -277,6 +286,7 @@ class FrameScorer:
             progress=progress,
             recon_error=recon,
             frame_quality=quality,
+            heating=heating,
             valid=valid,
             flags=flags,
         )
