@@ -1,4 +1,5 @@
-"""The ``uedsteer`` command line: ``demo``, ``generate``, ``ipython``, ``phonons``."""
+"""The ``uedsteer`` command line: ``demo``, ``campaign``, ``generate``, ``ipython``, ``train``,
+``report``, ``phonons``."""
 
 from __future__ import annotations
 
@@ -134,6 +135,111 @@ def _report(args: argparse.Namespace) -> int:
     return 0
 
 
+def _campaign(args: argparse.Namespace) -> int:
+    import warnings
+
+    from bluesky import RunEngine
+    from bluesky.utils import RunEngineInterrupted
+
+    from uedsteer.controller.campaign import Campaign
+    from uedsteer.controller.config import CampaignConfig
+    from uedsteer.controller.plots import gp_maps, latent_path, objective_trace
+    from uedsteer.plans.catalog import local_catalog
+    from uedsteer.plans.simulate import simulate_campaign
+    from uedsteer.sim_devices.response import ResponseParams
+    from uedsteer.surrogates.scorer import FrameScorer
+
+    warnings.filterwarnings("ignore", module="botorch|gpytorch|linear_operator")
+    try:
+        cfg = CampaignConfig.from_yaml(args.config) if args.config else CampaignConfig()
+    except Exception as err:  # pydantic names the field
+        raise SystemExit(f"--config {args.config}: {err}") from None
+    if args.budget is not None:
+        cfg = cfg.model_copy(update={"budget": args.budget})
+        CampaignConfig.model_validate(cfg.model_dump())
+    response = ResponseParams() if args.sample is None else ResponseParams.random(args.sample)
+    catalog = local_catalog(args.catalog)
+    scorer = FrameScorer.pretrained()
+    if args.resume:
+        camp = Campaign.resume(catalog, args.resume, config=cfg if args.budget else None)
+        print(f"resuming {args.resume}: {len(camp.record)} shots recorded")
+    else:
+        camp = Campaign(cfg)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    print(
+        f"simulated sample: {'defaults' if args.sample is None else f'random({args.sample})'}"
+        f"; budget {cfg.budget} shots; catalog {args.catalog}"
+    )
+    print(
+        f"{'shot':>4} {'spot':>4} {'fluence':>8} {'λ (nm)':>7} {'class':>12} {'progress':>8} "
+        f"{'damage':>7} {'heating':>8} {'action':>8}"
+    )
+
+    def show(t) -> None:
+        s = t.scores
+        cls = "invalid" if t.status != "ok" else _class_name(s)
+        print(
+            f"{t.index:4d} {t.spot:4d} {t.settings['fluence']:8.2f} {t.settings['wavelength']:7.0f}"
+            f" {cls:>12} {s['progress']:8.3f} {s['damage_prob']:7.3f} {s['heating']:8.4f}"
+            f" {t.action:>8}",
+            flush=True,
+        )
+
+    RE = RunEngine({}, call_returns_result=True)
+    try:
+        simulate_campaign(
+            cfg,
+            response,
+            seed=args.seed,
+            scorer=scorer,
+            catalog=catalog,
+            on_shot=show,
+            RE=RE,
+            controller=camp,
+        )
+    except RunEngineInterrupted:
+        RE.abort("user interrupt")  # the plan's finalizer closes the shutter
+        camp.stop("user interrupt (shutter closed; resume with --resume UID)")
+    run = catalog.values().last()
+    df = camp.record.to_dataframe()
+    ok = df[df["status"] == "ok"]
+    print(f"\nstop: {camp.record.stop_reason}")
+    print(f"run uid: {run.metadata['start']['uid']}")
+    if len(ok):
+        best = ok.loc[ok["objective"].idxmax()]
+        print(
+            f"shots {len(df)} (failed {int((df['status'] != 'ok').sum())}); best "
+            f"{cfg.objective} {best['objective']:.3f} at fluence {best['fluence']:.2f} mJ/cm², "
+            f"wavelength {best['wavelength']:.0f} nm (shot {int(best['shot'])}); max damage "
+            f"probability {ok['damage_prob'].max():.3f}; median proposal "
+            f"{1000 * np.median(camp.proposal_seconds or [0]):.0f} ms"
+        )
+        succ = (df["truth_x"] >= 0.8) & (df["truth_vacancy"] < 0.02) & ~df["truth_molten"]
+        dmg = (df["truth_vacancy"] >= 0.05) | df["truth_molten"]
+        print(
+            f"hidden truth (simulation only): first success at shot "
+            f"{int(df['shot'][succ].iloc[0]) if succ.any() else 'none'}; damage events "
+            f"{int(dmg.sum())}"
+        )
+    df.to_csv(out / "campaign.csv", index=False)
+    for path in (
+        gp_maps(camp, out / "campaign_gp_maps.png"),
+        objective_trace(camp, out / "campaign_objective.png"),
+        latent_path(camp, scorer.line, out / "campaign_latent.png"),
+    ):
+        print(f"wrote {path}")
+    print(f"wrote {out / 'campaign.csv'}")
+    return 0
+
+
+def _class_name(scores: dict) -> str:
+    from uedsteer.sim_devices.classes import CLASSES
+
+    k = int(scores.get("predicted_class", -1))
+    return CLASSES[k] if 0 <= k < len(CLASSES) else "invalid"
+
+
 def _ipython(args: argparse.Namespace) -> int:
     from uedsteer.plans.session import start_ipython
 
@@ -166,6 +272,16 @@ def build_parser() -> argparse.ArgumentParser:
         help="override a GeneratorSettings field, e.g. rotation_deg=[-60,60]",
     )
     p.set_defaults(func=_generate)
+
+    p = sub.add_parser("campaign", help="closed-loop simulated campaign on the local catalog")
+    p.add_argument("--config", help="campaign YAML (fields of CampaignConfig)")
+    p.add_argument("--budget", type=int, help="shot budget (overrides the config)")
+    p.add_argument("--sample", type=int, help="ResponseParams.random(SEED) instead of defaults")
+    p.add_argument("--seed", type=int, default=0, help="seed of the simulated beamline")
+    p.add_argument("--catalog", default="uedsteer_catalog", help="local catalog folder")
+    p.add_argument("--out", default="campaign_output", help="folder for plots and the table")
+    p.add_argument("--resume", metavar="UID", help="continue the campaign of run UID")
+    p.set_defaults(func=_campaign)
 
     p = sub.add_parser("ipython", help="IPython with RunEngine, simulated beamline, plans, catalog")
     p.add_argument("--catalog", default="uedsteer_catalog", help="catalog folder or Tiled URI")

@@ -19,6 +19,7 @@ SCORE_NAMES = (
     "damage_prob",
     "recon_error",
     "frame_quality",
+    "heating",
 )
 """Score fields usable by name as objective or constraint."""
 
@@ -121,12 +122,57 @@ class CampaignConfig(BaseModel):
     beta: float = Field(
         2.0, gt=0, description="Confidence multiplier of the safety bound (mean + β·σ ≤ δ)."
     )
+    objective_scale: float = Field(
+        0.1,
+        gt=0,
+        description="Size of a meaningful change of the objective (its GP's smallest prior "
+        "standard deviation; progress runs 0 … 1).",
+    )
     target: float = Field(
         0.8, description="Stop when the objective of a safe, on-line frame reaches this."
     )
+    patience: int = Field(
+        12,
+        ge=1,
+        description="Stop (no safe candidate expected to improve) after this many shots "
+        "without a better objective while the optimizer only explores.",
+    )
     budget: int = Field(40, ge=1, le=10000, description="Shot budget (frames).")
     n_initial: int = Field(
-        3, ge=1, description="Shots at and ramping from the safe start before the GP proposes."
+        1, ge=1, le=20, description="Shots at the safe start before the GP proposes."
+    )
+    heating_growth: float | None = Field(
+        1.3,
+        gt=1,
+        description="SafeOpt-style expansion on the heating score (apparent Debye–Waller "
+        "Δ⟨u²⟩): a candidate's predicted heating (upper bound) may exceed the hottest "
+        "damage-free frame by at most this factor plus heating_floor. None disables it.",
+    )
+    heating_floor: float = Field(
+        0.002,
+        ge=0,
+        description="Absolute heating allowance (Å² of apparent Δ⟨u²⟩) added to "
+        "the expansion, so that the search can leave a cold start.",
+    )
+    heating_margin: float = Field(
+        0.8,
+        gt=0,
+        le=1,
+        description="Once a setting has caused damage, candidates must stay below this "
+        "fraction of the lowest heating that caused damage (damage depends on the absorbed "
+        "energy, so the learned limit holds at every wavelength).",
+    )
+    refit_every: int = Field(
+        5,
+        ge=1,
+        description="Beyond 20 observations, refit GP hyperparameters every this "
+        "many shots (in between: warm hyperparameters, data updated).",
+    )
+    max_failures: int = Field(
+        3,
+        ge=1,
+        description="Consecutive failed shots (device fault, invalid frame) that stop "
+        "the campaign.",
     )
     halt_damage_prob: float = Field(
         0.8, gt=0, le=1, description="Damage probability that counts as a damaged frame."

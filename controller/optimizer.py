@@ -11,18 +11,24 @@ Safety model (hard, not soft):
   shrinks around damaging ones.
 * Score constraints (e.g. line distance) are modelled the same way and must hold at the upper
   (or lower) confidence bound.
+* Heating (a damage precursor): the scorer's apparent Debye–Waller Δ⟨u²⟩ rises with the
+  absorbed fluence long before damage shows. Its GP's upper bound must stay below
+  ``heating_growth`` × the hottest damage-free frame + ``heating_floor`` (the safe set grows in
+  small steps of absorbed energy, whatever the wavelength's absorbance), and once a setting
+  has caused damage, below ``heating_margin`` × the lowest heating that did: damage depends on
+  the absorbed energy, so the threshold learned at one wavelength holds at all of them.
 * Among the safe candidates the objective is chosen by qLogNoisyExpectedImprovement; if no
   candidate is safe, or none is expected to improve, :class:`NoSafeCandidate` says so instead
   of gambling.
 
-Failed measurements (NaN scores) are kept in the record but cannot train a GP; they are
-excluded from fitting and counted.
+Failed measurements (NaN scores) are kept in the record but cannot train a GP; each model is
+fitted on the observations where its outcome is finite.
 """
 
 from __future__ import annotations
 
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
@@ -39,7 +45,13 @@ from .config import CampaignConfig
 
 LOGIT_CLIP = 1e-3
 LOGIT_SCALE = float(np.log((1 - LOGIT_CLIP) / LOGIT_CLIP))  # damage GP works on logit / 6.9
-DAMAGE_MAX_LENGTHSCALE = 0.15  # in units of the search range
+DAMAGE_MAX_LENGTHSCALE = 0.25  # in units of the search range
+HEATING_VALID_PROGRESS = 0.2  # above this progress the Debye–Waller figure is not heating
+HEATING_NOISE = 0.001  # Å²: noise level of the apparent Δ⟨u²⟩ of one frame
+ABSORBANCE_SPREAD = 5.0  # largest absorbance ratio across the pump's wavelength range
+ABSORBANCE_LENGTH_NM = 100.0  # wavelength change over which that ratio may build up
+EI_NEGLIGIBLE = 0.01  # expected improvement below 1 % of the gap to the target: explore
+EXPLORE_BETA = 3.0  # optimism of the exploration step
 DAMAGE_NOISE_VAR = 0.01  # (0.1 in scaled logit)²: the scorer's damage probability is precise
 
 
@@ -62,6 +74,8 @@ class Proposal:
     acquisition: float
     n_safe: int
     n_candidates: int
+    heating_limit: float = float("nan")
+    models: dict[str, dict[str, float]] = field(default_factory=dict)
 
 
 class SafeOptimizer:
@@ -80,6 +94,9 @@ class SafeOptimizer:
         self._lo, self._hi = np.array(lo), np.array(hi)
         self._sobol = Sobol(len(self.names), seed=config.seed)
         self._state: dict[str, dict] = {}
+        self._fitted_at: dict[str, int] = {}
+        self.summaries: dict[str, dict[str, float]] = {}
+        self.mode = "improve"
 
     # ------------------------------------------------------------ coordinates
     @staticmethod
@@ -118,8 +135,24 @@ class SafeOptimizer:
         return np.vstack([pts, *corners])
 
     # ------------------------------------------------------------ models
-    def _fit(self, key: str, x: torch.Tensor, y: torch.Tensor, standardize: bool):
-        """Fit (warm-started) one GP; ``standardize=False`` marks the damage model."""
+    def _needs_fit(self, key: str, n: int) -> bool:
+        last = self._fitted_at.get(key)
+        if last is None or n <= 20:
+            return True
+        return n - last >= self.config.refit_every
+
+    def _fit(
+        self, key: str, x: torch.Tensor, y: torch.Tensor, standardize: bool, scale: float = 1e-8
+    ):
+        """Fit (warm-started) one GP; ``standardize=False`` marks the damage model.
+
+        ``scale`` is the smallest outcome standard deviation assumed (BoTorch's
+        ``Standardize(min_stdv=…)``): while the data are flat, the prior uncertainty stays at
+        the size of a meaningful change instead of collapsing to the noise.
+        Hyperparameters are refitted at every shot up to 20 observations and then every
+        ``refit_every`` shots; in between the warm hyperparameters are kept and only the data
+        change (what keeps a proposal under a second at 200 observations).
+        """
         bounds = torch.tensor([[0.0] * x.shape[-1], [1.0] * x.shape[-1]], dtype=x.dtype)
         with warnings.catch_warnings():
             # the damage model is deliberately not standardized: its prior mean is fixed
@@ -131,13 +164,13 @@ class SafeOptimizer:
                 # "no damage" to "damage" as noise and the bound never tightens
                 train_Yvar=None if standardize else torch.full_like(y, DAMAGE_NOISE_VAR),
                 input_transform=Normalize(x.shape[-1], bounds=bounds),
-                outcome_transform=Standardize(1) if standardize else None,
+                outcome_transform=Standardize(1, min_stdv=scale) if standardize else None,
             )
         if not standardize:
             # Unknown = 50 % damage (logit 0): unexplored regions are unsafe by construction.
             model.mean_module.constant.data.fill_(0.0)
             model.mean_module.raw_constant.requires_grad_(False)
-            # Short correlation lengths: evidence of safety must not reach far (≤ 15 % of the
+            # Short correlation lengths: evidence of safety must not reach far (≤ 25 % of the
             # search range), so the safe set grows in small steps from measured points.
             model.covar_module.register_constraint(
                 "raw_lengthscale", Interval(0.02, DAMAGE_MAX_LENGTHSCALE)
@@ -149,44 +182,63 @@ class SafeOptimizer:
                 model.load_state_dict(old, strict=False)
             except RuntimeError:
                 pass
-        mll = ExactMarginalLogLikelihood(model.likelihood, model)
-        try:
-            fit_gpytorch_mll(mll, optimizer_kwargs={"options": {"maxiter": 75}})
-        except Exception:  # noqa: BLE001 - a failed fit keeps the prior / warm start
-            pass
-        self._state[key] = {k: v for k, v in model.state_dict().items() if "train" not in k}
+        n = int(x.shape[0])
+        if self._needs_fit(key, n):
+            mll = ExactMarginalLogLikelihood(model.likelihood, model)
+            try:
+                fit_gpytorch_mll(mll, optimizer_kwargs={"options": {"maxiter": 75}})
+            except Exception:  # noqa: BLE001 - a failed fit keeps the prior / warm start
+                pass
+            self._fitted_at[key] = n
+        self._state[key] = {
+            k: v for k, v in model.state_dict().items() if "train" not in k and "outcome" not in k
+        }
         model.eval()
+        self.summaries[key] = _summary(model, n)
         return model
 
-    def _clean(self, settings: np.ndarray, scores: dict[str, np.ndarray]):
-        cfg = self.config
-        ok = np.isfinite(scores[cfg.objective]) & np.isfinite(scores["damage_prob"])
-        for c in cfg.constraints:
-            ok &= np.isfinite(scores[c.score])
-        if not ok.any():
-            raise NoSafeCandidate("no successful measurement to learn from yet")
-        x = torch.tensor(self.to_model(settings))[torch.from_numpy(ok)]
-        return x, {k: np.asarray(v, dtype=np.float64)[ok] for k, v in scores.items()}
+    def _xy(self, settings: np.ndarray, values: np.ndarray):
+        ok = np.isfinite(values) & np.all(np.isfinite(settings), axis=1)
+        x = torch.tensor(self.to_model(settings[ok]))
+        return x, torch.tensor(np.asarray(values, dtype=np.float64)[ok])[:, None], ok
+
+    def _objective_values(self, scores: dict[str, np.ndarray]) -> np.ndarray:
+        return np.asarray(scores.get("objective", scores[self.config.objective]), dtype=float)
 
     def safe_set(
         self, settings: np.ndarray, scores: dict[str, np.ndarray], candidates: np.ndarray
     ) -> tuple[np.ndarray, np.ndarray]:
         """Which physical ``candidates`` are safe, and their damage upper bound (probability).
 
-        Failed measurements (NaN scores) are skipped for fitting.
+        Parameters
+        ----------
+        settings : (n, d) array
+            Measured settings (physical units), in parameter order.
+        scores : dict of (n,) arrays
+            ``damage_prob`` (the damage each setting caused; NaN = unknown), the constraint
+            score fields and, for the heating expansion, ``heating``. NaN entries are skipped.
+        candidates : (m, d) array
         """
         cfg = self.config
-        x, sc = self._clean(settings, scores)
+        settings = np.array(settings, dtype=np.float64, ndmin=2)
         cand = torch.tensor(self.to_model(candidates))
-        y_dmg = torch.tensor(logit(sc["damage_prob"]) / LOGIT_SCALE)[:, None]
-        dmg = self._fit("damage", x, y_dmg, False)
+        dmg_p = np.asarray(scores["damage_prob"], dtype=np.float64)
+        x, y, ok = self._xy(settings, logit(dmg_p) / LOGIT_SCALE)
+        y[~torch.isfinite(torch.tensor(dmg_p[ok]))[:, None]] = 0.0
+        if not ok.any():
+            raise NoSafeCandidate("no successful measurement to learn from yet")
+        dmg = self._fit("damage", x, y, False)
+        self.damage_model = dmg
         with torch.no_grad():
             post = dmg.posterior(cand)
             ucb = (post.mean + cfg.beta * post.variance.clamp_min(1e-12).sqrt()).squeeze(-1)
         ucb = ucb * LOGIT_SCALE
         safe = ucb <= float(logit(cfg.damage_bound))
         for c in cfg.constraints:
-            m = self._fit(f"c:{c.score}", x, torch.tensor(sc[c.score])[:, None], True)
+            x, y, ok = self._xy(settings, np.asarray(scores[c.score], dtype=np.float64))
+            if ok.sum() < 1:
+                continue
+            m = self._fit(f"c:{c.score}", x, y, True, 0.1 * max(abs(c.bound), 1e-3))
             with torch.no_grad():
                 p = m.posterior(cand)
                 sd = p.variance.clamp_min(1e-12).sqrt().squeeze(-1)
@@ -195,7 +247,60 @@ class SafeOptimizer:
                 safe &= mu + cfg.beta * sd <= c.bound
             else:
                 safe &= mu - cfg.beta * sd >= c.bound
+        self.heating_limit = float("nan")
+        if cfg.heating_growth is not None and "heating" in scores:
+            safe &= self._heating_safe(settings, scores, cand, dmg_p)
         return safe.numpy(), 1.0 / (1.0 + np.exp(-ucb.numpy()))
+
+    def heating_limit_of(self, heating: np.ndarray, damage: np.ndarray) -> float:
+        """Learned damage limit on heating: ``heating_margin`` × the lowest heating of a shot
+        that caused damage (inf while no shot has)."""
+        h = np.asarray(heating, dtype=np.float64)
+        d = np.asarray(damage, dtype=np.float64)
+        hurt = np.isfinite(h) & np.isfinite(d) & (d >= 0.5)
+        if not hurt.any():
+            return float("inf")
+        return self.config.heating_margin * float(np.min(np.maximum(h[hurt], 0.0)))
+
+    def _heating_safe(self, settings, scores, cand: torch.Tensor, dmg_p: np.ndarray):
+        """Lipschitz safe set on the heating precursor (no GP: a few points must suffice).
+
+        From every damage-free shot m on an untransformed lattice (progress < 0.2: the
+        Debye–Waller figure means lattice heating only there) the heating at a candidate c is
+        bounded by ``h_m · (F_c/F_m)² · κ(|λ_c − λ_m|)``: heating grows at most quadratically
+        with the fluence at one wavelength (∝ absorbed fluence, plus the phonon population),
+        and the absorbance may change by up to ``ABSORBANCE_SPREAD`` × within
+        ``ABSORBANCE_LENGTH_NM`` of wavelength (MoTe2's exciton lines). A candidate is admitted
+        if, for some m, that bound stays below ``heating_growth · h_m + heating_floor`` (the
+        safe set grows from measured shots in small steps of absorbed energy) and the tightest
+        bound stays below the learned damage limit.
+        """
+        cfg = self.config
+        h = np.asarray(scores["heating"], dtype=np.float64)
+        self.heating_limit = self.heating_limit_of(h, dmg_p)
+        clean = np.isfinite(h) & np.isfinite(dmg_p) & (dmg_p < 0.5)
+        clean &= np.all(np.isfinite(settings), axis=1)
+        if "progress" in scores:
+            prog = np.asarray(scores["progress"], dtype=np.float64)
+            clean &= np.nan_to_num(prog, nan=1.0) < HEATING_VALID_PROGRESS
+        if not clean.any():
+            return torch.zeros(len(cand), dtype=torch.bool)
+        c_phys = self.from_model(cand.numpy())
+        m_phys = settings[clean]
+        h_m = np.maximum(h[clean], HEATING_NOISE)[None, :]
+        ratio = np.ones((len(c_phys), len(m_phys)))
+        if "fluence" in self.names:
+            j = self.names.index("fluence")
+            ratio = (c_phys[:, j : j + 1] / np.maximum(m_phys[None, :, j], 1e-6)) ** 2
+        kappa = np.ones_like(ratio)
+        if "wavelength" in self.names:
+            j = self.names.index("wavelength")
+            d = np.abs(c_phys[:, j : j + 1] - m_phys[None, :, j])
+            kappa = 1.0 + (ABSORBANCE_SPREAD - 1.0) * np.minimum(1.0, d / ABSORBANCE_LENGTH_NM)
+        bound = h_m * ratio * kappa
+        expand = (bound <= cfg.heating_growth * h_m + cfg.heating_floor).any(axis=1)
+        capped = bound.min(axis=1) <= self.heating_limit
+        return torch.from_numpy(expand & capped)
 
     def propose(
         self, settings: np.ndarray, scores: dict[str, np.ndarray], last: np.ndarray
@@ -207,7 +312,9 @@ class SafeOptimizer:
         settings : (n, d) array
             Measured settings (physical units), in parameter order.
         scores : dict of (n,) arrays
-            Score fields per measurement; NaN marks a failed measurement.
+            Score fields per measurement (NaN marks a failed measurement): the config's
+            objective (or an ``objective`` column computed by the caller), ``damage_prob``,
+            the constraint fields and ``heating``.
         last : (d,) array
             The settings the devices are at now (ramp origin).
 
@@ -218,26 +325,39 @@ class SafeOptimizer:
             expected to improve the objective.
         """
         cfg = self.config
+        settings = np.array(settings, dtype=np.float64, ndmin=2)
         cand_phys = self.candidates(np.asarray(last, dtype=np.float64))
         safe, dmg_ucb = self.safe_set(settings, scores, cand_phys)
         n_safe = int(safe.sum())
         if n_safe == 0:
             raise NoSafeCandidate(
                 f"none of {len(cand_phys)} candidates within the ramp limit is safe "
-                f"(damage bound δ = {cfg.damage_bound}, β = {cfg.beta})"
+                f"(damage bound δ = {cfg.damage_bound}, β = {cfg.beta}, heating limit "
+                f"{self.heating_limit:.4g})"
             )
-        x, sc = self._clean(settings, scores)
-        obj = self._fit("objective", x, torch.tensor(sc[cfg.objective])[:, None], True)
+        x, y, ok = self._xy(settings, self._objective_values(scores))
+        if not ok.any():
+            raise NoSafeCandidate("no successful measurement of the objective yet")
+        obj = self._fit("objective", x, y, True, cfg.objective_scale)
         acqf = qLogNoisyExpectedImprovement(obj, X_baseline=x, prune_baseline=True)
         choices = torch.tensor(self.to_model(cand_phys[safe]))
         with torch.no_grad():
             values = acqf(choices[:, None, :])
+            post = obj.posterior(choices)
+            ucb = (post.mean + EXPLORE_BETA * post.variance.clamp_min(0).sqrt()).squeeze(-1)
+        best = float(y.max())
+        gap = max(cfg.target - best, 1e-3)
         k = int(torch.argmax(values))
         value = float(values[k])
-        if value < np.log(1e-6):
-            raise NoSafeCandidate(
-                f"no safe candidate is expected to improve the objective (log EI {value:.1f})"
-            )
+        mode = "improve"
+        if value < np.log(EI_NEGLIGIBLE * gap):
+            # Nothing safe is expected to improve by much: explore where the objective is
+            # least known (optimistic bound), the SafeOpt way. The campaign stops after
+            # ``patience`` shots without improvement.
+            k = int(torch.argmax(ucb))
+            value = float(values[k])
+            mode = "explore"
+        self.mode = mode
         phys = cand_phys[safe][k]
         return Proposal(
             settings=dict(zip(self.names, (float(v) for v in phys), strict=True)),
@@ -245,4 +365,19 @@ class SafeOptimizer:
             acquisition=value,
             n_safe=n_safe,
             n_candidates=len(cand_phys),
+            heating_limit=self.heating_limit,
+            models={k: dict(v) for k, v in self.summaries.items()},
         )
+
+
+def _summary(model, n: int) -> dict[str, float]:
+    """Hyperparameters of a fitted GP as plain numbers (for the campaign's documents)."""
+    out: dict[str, float] = {"n": float(n)}
+    try:
+        ls = model.covar_module.lengthscale.detach().flatten().tolist()
+        out.update({f"lengthscale_{i}": float(v) for i, v in enumerate(ls)})
+        noise = model.likelihood.noise.detach().flatten()
+        out["noise"] = float(noise.mean())
+    except AttributeError:  # pragma: no cover - other kernels
+        pass
+    return out

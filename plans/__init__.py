@@ -1,5 +1,7 @@
-"""Bluesky plans for UED acquisition and logging to databroker (Tiled)."""
+"""Bluesky plans for UED acquisition, the closed-loop campaign, and logging to Tiled."""
 
+from .campaign import campaign, ramp_to
+from .catalog import connect_catalog, event_columns, local_catalog, read_frames, subscribe
 from .scans import (
     MsgGenerator,
     acquire_frames,
@@ -9,17 +11,22 @@ from .scans import (
     grid_scan,
     settings_of,
 )
+from .simulate import simulate_campaign
 
 __all__ = [
     "MsgGenerator",
     "acquire_frames",
+    "campaign",
     "close_shutter",
+    "connect_catalog",
     "delay_scan",
+    "event_columns",
     "fluence_scan",
     "grid_scan",
+    "local_catalog",
+    "ramp_to",
+    "read_frames",
     "settings_of",
+    "simulate_campaign",
+    "subscribe",
 ]
-
-from .catalog import connect_catalog, event_columns, local_catalog, read_frames, subscribe
-
-__all__ += ["connect_catalog", "event_columns", "local_catalog", "read_frames", "subscribe"]

@@ -1,0 +1,495 @@
+"""Campaign state: the record of shots, damage attribution, halting rules and resume.
+
+A :class:`Campaign` is the controller's side of the loop. The bluesky plan
+(:func:`uedsteer.plans.campaign`) asks it for the next settings (:meth:`Campaign.next`), moves
+the devices, acquires and scores a frame, and hands the result back (:meth:`Campaign.ingest`),
+which applies the halting rules and says what to do next.
+
+Damage attribution. Damage is irreversible and shows in the frames *after* the shot that
+caused it. The damage evidence of a shot is therefore the damage probability of the next frame
+on the same spot (its own frame's while no later frame exists). A frame that already shows
+damage says nothing about its own settings (the spot was hurt before), so such shots are left
+out of the damage model; they stay in the record.
+
+Nothing here reads the simulated sample: :attr:`Trial.truth` is filled only by the simulation
+harness for benchmarks.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Mapping
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+
+from uedsteer.sim_devices.classes import CLASSES
+
+from .config import SCORE_NAMES, CampaignConfig
+from .optimizer import NoSafeCandidate, Proposal, SafeOptimizer
+
+SETTING_NAMES = ("fluence", "wavelength", "charge", "delay")
+DAMAGED = 0.5
+"""A frame whose damage probability reaches this shows a hurt spot (for attribution)."""
+
+ScoreFn = Callable[[Mapping[str, Any]], float]
+
+
+@dataclass
+class Trial:
+    """One shot of a campaign.
+
+    Attributes
+    ----------
+    index : int
+        Shot number within the campaign (0, 1, …), continuous across resumes.
+    settings : dict
+        fluence (mJ/cm²), wavelength (nm), charge (fC), delay (ps).
+    spot : int
+        Sample spot.
+    status : str
+        ``"ok"`` or ``"failed"`` (device fault or an invalid frame); failed shots are kept.
+    scores : dict
+        The frame's score fields (NaN for a failed shot) and the computed ``objective``.
+    error : str
+        Why a shot failed.
+    action : str
+        What the halting rules decided after this shot (``continue``, ``move``, ``stop``).
+    proposal : dict
+        The optimizer's figures for this shot (damage bound, acquisition, safe-set size …).
+    truth : dict, optional
+        The simulated sample's hidden truth (benchmarks only; the controller never reads it).
+    """
+
+    index: int
+    settings: dict[str, float]
+    spot: int
+    status: str = "ok"
+    scores: dict[str, float] = field(default_factory=dict)
+    error: str = ""
+    action: str = "continue"
+    proposal: dict[str, float] = field(default_factory=dict)
+    truth: dict[str, Any] | None = None
+
+
+@dataclass
+class CampaignRecord:
+    """Every shot of a campaign in order, and why it stopped."""
+
+    trials: list[Trial] = field(default_factory=list)
+    stop_reason: str | None = None
+
+    def __len__(self) -> int:
+        return len(self.trials)
+
+    def to_dataframe(self):
+        """One row per shot: settings, spot, status, score fields and, when known, the truth
+        as ``truth_x``, ``truth_vacancy``, ``truth_molten`` (plus the other truth fields)."""
+        import pandas as pd
+
+        rows = []
+        for t in self.trials:
+            row: dict[str, Any] = {"shot": t.index, "spot": t.spot, "status": t.status}
+            row.update(t.settings)
+            row.update(t.scores)
+            row.update({"error": t.error, "action": t.action})
+            row.update({f"proposal_{k}": v for k, v in t.proposal.items()})
+            if t.truth is not None:
+                for k, v in t.truth.items():
+                    if k != "phonon_amplitudes":
+                        row[f"truth_{k}"] = v
+            rows.append(row)
+        return pd.DataFrame(rows)
+
+
+@dataclass(frozen=True)
+class Stop:
+    """The campaign is over; ``reason`` says why."""
+
+    reason: str
+
+
+@dataclass(frozen=True)
+class Step:
+    """Settings for the next shot (all four settings, plus the optimizer's figures)."""
+
+    settings: dict[str, float]
+    spot: int
+    proposal: Proposal | None = None
+
+    def info(self) -> dict[str, float]:
+        """The optimizer's figures as plain numbers."""
+        if self.proposal is None:
+            return {"damage_ucb": math.nan, "acquisition": math.nan, "n_safe": 0}
+        p = self.proposal
+        return {
+            "damage_ucb": p.damage_ucb,
+            "acquisition": p.acquisition,
+            "n_safe": p.n_safe,
+            "n_candidates": p.n_candidates,
+            "heating_limit": p.heating_limit,
+        }
+
+
+def score_row(scores: Mapping[str, Any]) -> dict[str, float]:
+    """Flatten a scorer row (``Scores.row``) into numbers: class probabilities as
+    ``p_<class>``, latent as ``z<i>``."""
+    out: dict[str, float] = {}
+    for k in SCORE_NAMES:
+        out[k] = float(scores.get(k, math.nan))
+    out["predicted_class"] = float(scores.get("predicted_class", -1))
+    probs = scores.get("class_probs") or [math.nan] * len(CLASSES)
+    out.update({f"p_{c}": float(v) for c, v in zip(CLASSES, probs, strict=True)})
+    for i, v in enumerate(scores.get("latent") or []):
+        out[f"z{i}"] = float(v)
+    return out
+
+
+def failed_scores(n_latent: int = 4) -> dict[str, float]:
+    """The score row of a failed shot: every field NaN."""
+    row = score_row({})
+    row.update({f"z{i}": math.nan for i in range(n_latent)})
+    return row
+
+
+class Campaign:
+    """State of one closed-loop campaign.
+
+    Parameters
+    ----------
+    config : CampaignConfig
+    objective : callable, optional
+        ``f(scores) -> float`` on a shot's score row; overrides ``config.objective``.
+    constraints : dict, optional
+        Extra constraints as ``{name: (f, bound)}`` with ``f(scores) <= bound`` required.
+    spots : sequence of int, optional
+        Sample spots this campaign may use, in order (default 0 … 99): the first is used
+        first, the next ones only after damage with ``on_damage="move"``.
+    """
+
+    def __init__(
+        self,
+        config: CampaignConfig | None = None,
+        objective: ScoreFn | None = None,
+        constraints: Mapping[str, tuple[ScoreFn, float]] | None = None,
+        spots: list[int] | None = None,
+    ) -> None:
+        self.config = config or CampaignConfig()
+        self.objective_fn = objective
+        self.extra_constraints = dict(constraints or {})
+        if self.extra_constraints:
+            for name, (fn, bound) in self.extra_constraints.items():
+                if not callable(fn):
+                    raise ValueError(f"constraints[{name!r}] must be (callable, bound)")
+                float(bound)
+        self.optimizer = SafeOptimizer(self.config)
+        self.record = CampaignRecord()
+        self.spots = list(range(100)) if spots is None else list(spots)
+        if not self.spots:
+            raise ValueError("spots is empty: give at least one sample spot")
+        self.spot_index = 0
+        self.damaged_spots: list[int] = []
+        self.reference: np.ndarray | None = None
+        self.resumed_from: str | None = None
+        self.previous_stop = ""
+        self.proposal_seconds: list[float] = []
+        self._consecutive_damage = 0
+        self._consecutive_failures = 0
+
+    # ------------------------------------------------------------------ views
+    @property
+    def spot(self) -> int:
+        """The sample spot in use."""
+        return self.spots[self.spot_index]
+
+    @property
+    def stopped(self) -> bool:
+        """True once a stop condition was met."""
+        return self.record.stop_reason is not None
+
+    def fixed_settings(self) -> dict[str, float]:
+        """Settings held constant, completed with the device defaults."""
+        base = {"charge": 20.0, "delay": 10.0}
+        base.update(self.config.fixed)
+        return base
+
+    def start_settings(self) -> dict[str, float]:
+        """The known-safe start (steered parameters) plus the fixed settings."""
+        out = self.fixed_settings()
+        out.update({p.name: p.safe_start for p in self.config.parameters})
+        return out
+
+    def last_settings(self) -> dict[str, float]:
+        """Settings of the last shot (the ramp origin), or the safe start."""
+        if not self.record.trials:
+            return self.start_settings()
+        return dict(self.record.trials[-1].settings)
+
+    def objective_of(self, scores: Mapping[str, Any]) -> float:
+        """The objective value of one score row (NaN for a failed shot)."""
+        try:
+            if self.objective_fn is not None:
+                return float(self.objective_fn(scores))
+            return float(scores[self.config.objective])
+        except (KeyError, TypeError, ValueError):
+            return math.nan
+
+    # ------------------------------------------------------------------ data for the optimizer
+    def observations(self) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+        """(settings (n, d), outcome columns) of all shots, damage attributed (module doc)."""
+        names = self.optimizer.names
+        trials = self.record.trials
+        x = np.array([[t.settings[n] for n in names] for t in trials], dtype=np.float64)
+        cols: dict[str, np.ndarray] = {}
+        for k in SCORE_NAMES:
+            cols[k] = np.array([t.scores.get(k, math.nan) for t in trials], dtype=np.float64)
+        cols["objective"] = np.array(
+            [t.scores.get("objective", math.nan) for t in trials], dtype=np.float64
+        )
+        for name in self.extra_constraints:
+            cols[name] = np.array(
+                [t.scores.get(f"constraint_{name}", math.nan) for t in trials], dtype=np.float64
+            )
+        cols["damage_prob"] = self.attributed_damage()
+        return x, cols
+
+    def attributed_damage(self) -> np.ndarray:
+        """Damage evidence per shot: the next frame's damage probability on the same spot
+        (own frame's for the latest shot); NaN for failed shots and shots on a spot that was
+        already hurt."""
+        trials = self.record.trials
+        out = np.full(len(trials), np.nan)
+        for i, t in enumerate(trials):
+            own = t.scores.get("damage_prob", math.nan)
+            if t.status != "ok" or not np.isfinite(own) or own >= DAMAGED:
+                continue
+            nxt = next(
+                (
+                    u
+                    for u in trials[i + 1 :]
+                    if u.spot == t.spot
+                    and u.status == "ok"
+                    and np.isfinite(u.scores.get("damage_prob", math.nan))
+                ),
+                None,
+            )
+            out[i] = own if nxt is None else max(own, nxt.scores["damage_prob"])
+        return out
+
+    # ------------------------------------------------------------------ the loop
+    def next(self) -> Step | Stop:
+        """The next shot's settings, or why the campaign is over."""
+        import time
+
+        cfg = self.config
+        if self.stopped:
+            return Stop(self.record.stop_reason or "")
+        if len(self.record) >= cfg.budget:
+            return self._stop(f"shot budget of {cfg.budget} used")
+        ok_trials = [t for t in self.record.trials if t.status == "ok"]
+        if len(ok_trials) < cfg.n_initial:
+            start = self.start_settings()
+            return Step(self._ramped(start), self.spot)
+        x, cols = self.observations()
+        last = np.array([self.last_settings()[n] for n in self.optimizer.names])
+        t0 = time.perf_counter()
+        try:
+            prop = self.optimizer.propose(x, cols, last)
+        except NoSafeCandidate as err:
+            return self._stop(f"no safe candidate: {err}")
+        finally:
+            self.proposal_seconds.append(time.perf_counter() - t0)
+        if self.optimizer.mode == "explore" and self._shots_since_best() >= cfg.patience:
+            return self._stop(
+                f"no safe candidate is expected to improve the objective: no better "
+                f"{cfg.objective if self.objective_fn is None else 'objective'} for "
+                f"{cfg.patience} shots and expected improvement below 1 % of the gap"
+            )
+        settings = self.fixed_settings()
+        settings.update(prop.settings)
+        return Step(settings, self.spot, prop)
+
+    def _shots_since_best(self) -> int:
+        vals = [t.scores.get("objective", math.nan) for t in self.record.trials]
+        vals = [v if np.isfinite(v) else -np.inf for v in vals]
+        if not vals:
+            return 0
+        return len(vals) - 1 - int(np.argmax(vals))
+
+    def _ramped(self, target: dict[str, float]) -> dict[str, float]:
+        """``target`` clipped to the ramp limit around the last shot's settings."""
+        last = self.last_settings()
+        out = dict(target)
+        for p in self.config.parameters:
+            lo, hi = last[p.name] - p.max_step, last[p.name] + p.max_step
+            out[p.name] = float(min(max(target[p.name], lo), hi))
+        return out
+
+    def _stop(self, reason: str) -> Stop:
+        self.record.stop_reason = reason
+        return Stop(reason)
+
+    def stop(self, reason: str) -> None:
+        """Record a stop from outside (user interrupt, plan error)."""
+        if self.record.stop_reason is None:
+            self.record.stop_reason = reason
+
+    def ingest(
+        self,
+        step: Step,
+        scores: Mapping[str, Any] | None,
+        error: str = "",
+        truth: dict | None = None,
+    ) -> Trial:
+        """Record one shot and apply the halting rules.
+
+        Parameters
+        ----------
+        step : Step
+            What was asked for (settings and spot).
+        scores : mapping or None
+            The frame's scores (``Scores.row``); None when the device failed.
+        error : str
+            The device fault, when ``scores`` is None.
+        truth : dict, optional
+            Hidden truth (simulation harness only).
+
+        Returns
+        -------
+        Trial
+            With ``action`` set: ``continue``, ``move`` (go to :attr:`spot`, which has
+            already advanced) or ``stop`` (see ``record.stop_reason``).
+        """
+        row = failed_scores() if scores is None else score_row(scores)
+        valid = scores is not None and bool(scores.get("valid", True))
+        if scores is not None and not valid:
+            error = f"invalid frame ({scores.get('flag') or 'flagged'})"
+        if not valid:
+            row = {k: math.nan for k in row}
+        row["objective"] = self.objective_of(scores) if valid else math.nan
+        for name, (fn, _) in self.extra_constraints.items():
+            try:
+                row[f"constraint_{name}"] = float(fn(scores)) if valid else math.nan
+            except (KeyError, TypeError, ValueError):
+                row[f"constraint_{name}"] = math.nan
+        trial = Trial(
+            index=len(self.record),
+            settings={k: float(step.settings[k]) for k in SETTING_NAMES},
+            spot=int(step.spot),
+            status="ok" if valid else "failed",
+            scores=row,
+            error=error if not valid else "",
+            proposal=step.info(),
+            truth=truth,
+        )
+        self.record.trials.append(trial)
+        trial.action = self._rules(trial)
+        return trial
+
+    def _rules(self, trial: Trial) -> str:
+        cfg = self.config
+        if trial.status != "ok":
+            self._consecutive_failures += 1
+            if self._consecutive_failures >= cfg.max_failures:
+                self._stop(
+                    f"{self._consecutive_failures} failed shots in a row (last: {trial.error})"
+                )
+                return "stop"
+            return "continue"
+        self._consecutive_failures = 0
+        s = trial.scores
+        if s["damage_prob"] >= cfg.halt_damage_prob:
+            self._consecutive_damage += 1
+        else:
+            self._consecutive_damage = 0
+        if self._consecutive_damage >= cfg.halt_consecutive:
+            self._consecutive_damage = 0
+            what = (
+                f"damage on spot {trial.spot}: damage probability ≥ {cfg.halt_damage_prob} "
+                f"in {cfg.halt_consecutive} consecutive frames"
+            )
+            self.damaged_spots.append(trial.spot)
+            if cfg.on_damage == "move" and self.spot_index + 1 < len(self.spots):
+                self.spot_index += 1
+                return "move"
+            self._stop(what + ("" if cfg.on_damage == "halt" else "; no fresh spot left"))
+            return "stop"
+        if self._target_met(s):
+            self._stop(
+                f"target reached: {cfg.objective if self.objective_fn is None else 'objective'}"
+                f" = {s['objective']:.3f} ≥ {cfg.target} on shot {trial.index}"
+            )
+            return "stop"
+        if len(self.record) >= cfg.budget:
+            self._stop(f"shot budget of {cfg.budget} used")
+            return "stop"
+        return "continue"
+
+    def _target_met(self, s: Mapping[str, float]) -> bool:
+        cfg = self.config
+        if not (s["objective"] >= cfg.target and s["damage_prob"] <= cfg.damage_bound):
+            return False
+        for c in cfg.constraints:
+            v = s[c.score]
+            if not np.isfinite(v) or (v > c.bound if c.sense == "max" else v < c.bound):
+                return False
+        for name, (_, bound) in self.extra_constraints.items():
+            v = s.get(f"constraint_{name}", math.nan)
+            if not np.isfinite(v) or v > bound:
+                return False
+        return True
+
+    # ------------------------------------------------------------------ persistence
+    def state(self) -> dict[str, Any]:
+        """Plain-data snapshot (config, spots, record) for metadata and tests."""
+        return {
+            "config": self.config.model_dump(mode="json"),
+            "spot_index": self.spot_index,
+            "damaged_spots": list(self.damaged_spots),
+            "trials": [asdict(t) for t in self.record.trials],
+            "stop_reason": self.record.stop_reason,
+        }
+
+    def restore_trials(self, trials: list[Trial], damaged_spots: list[int]) -> None:
+        """Rebuild the state from recorded shots (used by :meth:`resume`)."""
+        self.record.trials = list(trials)
+        self.damaged_spots = list(damaged_spots)
+        last_spot = trials[-1].spot if trials else self.spots[0]
+        if last_spot in self.spots:
+            self.spot_index = self.spots.index(last_spot)
+        while self.spot in self.damaged_spots and self.spot_index + 1 < len(self.spots):
+            self.spot_index += 1
+        # the halting counters continue where they were
+        self._consecutive_damage = 0
+        for t in reversed(trials):
+            if (
+                t.status == "ok"
+                and t.spot == self.spot
+                and (t.scores.get("damage_prob", 0.0) >= self.config.halt_damage_prob)
+            ):
+                self._consecutive_damage += 1
+            else:
+                break
+
+    @classmethod
+    def resume(cls, catalog, uid: str, **kwargs) -> Campaign:
+        """Rebuild a campaign from its run in the catalog and continue where it stopped.
+
+        Every recorded shot (successful and failed) comes back in order, with its scores;
+        the reference frames come back too, so the scorer scores exactly as before. The
+        resumed campaign proposes from the full record, so no shot is repeated; its budget
+        counts the recorded shots.
+
+        Parameters
+        ----------
+        catalog : tiled client of bluesky runs
+        uid : str
+            The campaign run's uid (or a prefix the catalog accepts); runs that themselves
+            resumed another are followed back to their origin.
+        **kwargs
+            Passed to the constructor (``objective``, ``constraints``, ``spots``).
+        """
+        from .resume import load_campaign
+
+        return load_campaign(cls, catalog, uid, **kwargs)

@@ -1,0 +1,260 @@
+"""The closed-loop campaign as one bluesky plan: propose → ramp → acquire → score → ingest.
+
+``RE(campaign(beamline, scorer, controller))`` runs a whole campaign in one run. Its streams:
+
+``reference``
+    Frames with the pump shutter closed at the start (the scorer's pristine reference).
+``proposals``
+    One event per proposal: the settings and the optimizer's figures (damage upper bound,
+    acquisition value, safe-set size, heating limit, GP hyperparameters as JSON).
+``primary``
+    One event per shot: the frame, every device setting and, in the same event, the frame's
+    scores and what the halting rules decided (atomic: a shot and its scores are never apart).
+``failures``
+    One event per failed shot (device fault): settings and the error.
+
+The stop document's ``reason`` says why the campaign ended (budget, target reached, damage,
+no safe candidate, repeated failures). The pump shutter is closed on every exit path.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from typing import Any
+
+import bluesky.plan_stubs as bps
+import bluesky.preprocessors as bpp
+import numpy as np
+from bluesky.utils import FailedStatus
+from ophyd import Component as Cpt
+from ophyd import Device, Signal
+
+from uedsteer.controller.campaign import SETTING_NAMES, Campaign, Step, Stop, failed_scores
+from uedsteer.sim_devices.classes import CLASSES
+
+from .scans import MsgGenerator, close_shutter, settings_of
+
+N_REFERENCE = 3
+
+_SCORE_KEYS = tuple(failed_scores().keys()) + ("objective",)
+
+
+def _signals(names, value) -> dict[str, Cpt]:
+    return {n: Cpt(Signal, value=value, kind="hinted") for n in names}
+
+
+ShotReadout = type(
+    "ShotReadout",
+    (Device,),
+    {
+        **_signals(("shot", "spot"), 0),
+        **_signals(_SCORE_KEYS, math.nan),
+        "status": Cpt(Signal, value="", kind="normal"),
+        "error": Cpt(Signal, value="", kind="normal"),
+        "action": Cpt(Signal, value="", kind="normal"),
+        "class_name": Cpt(Signal, value="", kind="normal"),
+        **_signals(SETTING_NAMES, math.nan),
+        "__doc__": "Soft signals carrying one shot's scores and decision into an event.",
+    },
+)
+
+ProposalReadout = type(
+    "ProposalReadout",
+    (Device,),
+    {
+        **_signals(("shot", "spot", "n_safe", "n_candidates"), 0),
+        **_signals(SETTING_NAMES, math.nan),
+        **_signals(("damage_ucb", "acquisition", "heating_limit", "seconds"), math.nan),
+        "models": Cpt(Signal, value="{}", kind="normal"),
+        "__doc__": "Soft signals carrying one proposal into an event.",
+    },
+)
+
+
+def _put(device: Device, values: dict[str, Any]) -> None:
+    for k, v in values.items():
+        getattr(device, k).put(v)
+
+
+def ramp_to(beamline, target: dict[str, float], campaign: Campaign) -> MsgGenerator:
+    """Move pump, gun and delay to ``target`` in steps no larger than the ramp limits.
+
+    Fixed settings move in one step (they change only at the start); every step is checked by
+    the devices' hard limits before anything moves.
+    """
+    signals = {
+        "fluence": beamline.pump.fluence,
+        "wavelength": beamline.pump.wavelength,
+        "charge": beamline.gun.charge,
+        "delay": beamline.delay.delay,
+    }
+    steps = {p.name: p.max_step for p in campaign.config.parameters}
+    now = {k: float(s.get()) for k, s in signals.items()}
+    n = 1
+    for k, step in steps.items():
+        n = max(n, math.ceil(abs(target[k] - now[k]) / step - 1e-9))
+    for i in range(1, n + 1):
+        args: list[Any] = []
+        for k, sig in signals.items():
+            v = now[k] + (target[k] - now[k]) * i / n if k in steps else target[k]
+            if i == n:
+                v = target[k]
+            sig.check_value(v)
+            args += [sig, float(v)]
+        yield from bps.mv(*args)
+
+
+def _emit(device: Device, stream: str, extra: list | None = None) -> MsgGenerator:
+    yield from bps.create(stream)
+    for d in extra or []:
+        yield from bps.read(d)
+    yield from bps.read(device)
+    yield from bps.save()
+
+
+def _acquire_reference(beamline, scorer, campaign: Campaign, n: int) -> MsgGenerator:
+    yield from close_shutter(beamline)
+    frames = []
+    for _ in range(n):
+        reading = yield from bps.trigger_and_read(beamline.devices, name="reference")
+        frames.append(np.asarray(reading[beamline.detector.image.name]["value"]))
+    scorer.set_reference(np.array(frames))
+    campaign.reference = scorer.reference
+
+
+def _shot(beamline, scorer, campaign: Campaign, step: Step, shot, truth_fn) -> MsgGenerator:
+    det = beamline.detector
+    try:
+        yield from bps.trigger(det, wait=True)
+    except FailedStatus as err:
+        status = err.args[0] if err.args else None
+        cause = status.exception() if hasattr(status, "exception") else None
+        trial = campaign.ingest(step, None, error=f"{det.name}: {cause or err}")
+        _put(shot, _shot_values(trial))
+        yield from _emit(shot, "failures", beamline.devices[1:])
+        return trial
+    frame = np.asarray(det.image.get())
+    scores = scorer.score(frame[None]).row(0)
+    truth = truth_fn() if truth_fn is not None else None
+    trial = campaign.ingest(step, scores, truth=truth)
+    _put(shot, _shot_values(trial, scores.get("class_name", "")))
+    yield from _emit(shot, "primary", beamline.devices)
+    return trial
+
+
+def _shot_values(trial, class_name: str = "invalid") -> dict[str, Any]:
+    vals: dict[str, Any] = {k: float(trial.scores.get(k, math.nan)) for k in _SCORE_KEYS}
+    vals.update(trial.settings)
+    vals.update(
+        shot=trial.index,
+        spot=trial.spot,
+        status=trial.status,
+        error=trial.error,
+        action=trial.action,
+        class_name=class_name if trial.status == "ok" else "invalid",
+    )
+    return vals
+
+
+def campaign(
+    beamline,
+    scorer,
+    controller: Campaign,
+    md: dict | None = None,
+    n_reference: int = N_REFERENCE,
+    truth_fn=None,
+    on_shot=None,
+) -> MsgGenerator:
+    """A closed-loop campaign as one bluesky run (see the module docstring for its streams).
+
+    Parameters
+    ----------
+    beamline : SimulatedBeamline or a real beamline with the same device names
+    scorer : FrameScorer
+        Scores each frame in-process (no catalog round trip).
+    controller : Campaign
+        Proposes settings and applies the halting rules; a resumed campaign
+        (:meth:`Campaign.resume`) continues its record.
+    md : dict, optional
+        Extra run metadata.
+    n_reference : int
+        Pristine frames (shutter closed) taken first when the campaign has no reference yet.
+    truth_fn : callable, optional
+        Simulation harness only: returns the hidden truth after each shot for the record.
+    on_shot : callable, optional
+        ``on_shot(trial)`` after every shot (progress display).
+    """
+    if n_reference < 3:
+        raise ValueError(f"n_reference={n_reference} must be >= 3 (difference images need it)")
+    cfg = controller.config
+    for k, v in controller.start_settings().items():  # check the start before the run opens
+        {
+            "fluence": beamline.pump.fluence,
+            "wavelength": beamline.pump.wavelength,
+            "charge": beamline.gun.charge,
+            "delay": beamline.delay.delay,
+        }[k].check_value(v)
+    run_md = {
+        "plan_name": "campaign",
+        "purpose": "closed-loop safe Bayesian optimization",
+        "sample": getattr(beamline, "sample_name", "MoTe2 monolayer"),
+        "settings": settings_of(beamline),
+        "campaign_config": cfg.model_dump(mode="json"),
+        "resumed_from": getattr(controller, "resumed_from", None),
+        "shots_before": len(controller.record),
+        "scorer": {k: v for k, v in scorer.meta.items() if isinstance(v, (str, int, float))},
+        "classes": list(CLASSES),
+        "detectors": [beamline.detector.name],
+        "motors": [d.name for d in beamline.devices[1:]],
+    }
+    run_md.update(md or {})
+    shot = ShotReadout(name="campaign")
+    prop = ProposalReadout(name="proposal")
+
+    def body() -> MsgGenerator:
+        yield from bps.open_run(run_md)
+        if controller.reference is None:
+            yield from _acquire_reference(beamline, scorer, controller, n_reference)
+        else:
+            scorer.reference = controller.reference
+        yield from bps.mv(beamline.stage.spot, controller.spot)
+        yield from ramp_to(beamline, controller.last_settings(), controller)
+        yield from bps.mv(beamline.pump.shutter, "open")
+        while True:
+            step = controller.next()
+            if isinstance(step, Stop):
+                break
+            info = step.info()
+            _put(
+                prop,
+                {
+                    **step.settings,
+                    "shot": len(controller.record),
+                    "spot": step.spot,
+                    "damage_ucb": info["damage_ucb"],
+                    "acquisition": info["acquisition"],
+                    "heating_limit": info.get("heating_limit", math.nan),
+                    "n_safe": info["n_safe"],
+                    "n_candidates": info.get("n_candidates", 0),
+                    "seconds": controller.proposal_seconds[-1]
+                    if step.proposal is not None
+                    else 0.0,
+                    "models": json.dumps(step.proposal.models if step.proposal else {}),
+                },
+            )
+            yield from _emit(prop, "proposals")
+            yield from ramp_to(beamline, step.settings, controller)
+            trial = yield from _shot(beamline, scorer, controller, step, shot, truth_fn)
+            if on_shot is not None:
+                on_shot(trial)
+            if trial.action == "move":
+                yield from close_shutter(beamline)
+                yield from bps.mv(beamline.stage.spot, controller.spot)
+                yield from bps.mv(beamline.pump.shutter, "open")
+            elif trial.action == "stop":
+                break
+        yield from close_shutter(beamline)
+        yield from bps.close_run(exit_status="success", reason=controller.record.stop_reason or "")
+
+    return (yield from bpp.finalize_wrapper(body(), close_shutter(beamline)))

@@ -1,0 +1,214 @@
+"""Closed-loop campaign: ramp limits between shots, halting, failed trials, catalog, resume."""
+
+import math
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+
+import numpy as np
+import pytest
+
+from uedsteer.controller.campaign import Campaign, Step
+from uedsteer.controller.config import CampaignConfig
+from uedsteer.plans.catalog import local_catalog
+from uedsteer.plans.simulate import simulate_campaign
+from uedsteer.sim_devices.beamline import SimulatedBeamline
+from uedsteer.surrogates.scorer import FrameScorer
+
+pytestmark = pytest.mark.filterwarnings("ignore")
+
+
+@pytest.fixture(scope="module")
+def scorer():
+    return FrameScorer.pretrained()
+
+
+class DamagingScorer:
+    """The real scorer, but from shot ``start`` on every frame reads as damaged."""
+
+    def __init__(self, scorer, start: int) -> None:
+        self.inner, self.start, self.n = scorer, start, 0
+        self.meta = scorer.meta
+
+    def __getattr__(self, name):
+        return getattr(self.inner, name)
+
+    def set_reference(self, frames):
+        self.inner.set_reference(frames)
+
+    def score(self, frames):
+        s = self.inner.score(frames)
+        if self.n >= self.start:
+            s.class_probs[:] = 0.0
+            s.class_probs[:, 7] = 0.95
+            s.class_probs[:, 0] = 0.05
+            s.damage_prob[:] = 0.95
+        self.n += 1
+        return s
+
+
+def _row(progress=0.1, damage=0.0, heating=0.002):
+    return {
+        "progress": progress,
+        "damage_prob": damage,
+        "line_distance": 0.3,
+        "heating": heating,
+        "recon_error": 1.0,
+        "frame_quality": 0.9,
+        "predicted_class": 0,
+        "valid": True,
+        "class_probs": [1.0] + [0.0] * 7,
+        "latent": [0.0] * 4,
+    }
+
+
+def test_damage_is_attributed_to_the_shot_before_it_shows():
+    camp = Campaign(CampaignConfig(halt_consecutive=5))
+    step = Step(camp.start_settings(), 0)
+    for d in (0.0, 0.0, 0.9, 0.95):
+        camp.ingest(step, _row(damage=d))
+    att = camp.attributed_damage()
+    assert att[0] == 0.0 and att[1] == pytest.approx(0.9), "the shot before the damage"
+    assert np.isnan(att[2]) and np.isnan(att[3]), "frames of a hurt spot say nothing new"
+
+
+def test_callable_objective_and_failed_shots_are_kept():
+    camp = Campaign(CampaignConfig(), objective=lambda s: 1.0 - s["line_distance"])
+    step = Step(camp.start_settings(), 0)
+    t0 = camp.ingest(step, _row())
+    t1 = camp.ingest(step, None, error="det: detector fault on trigger")
+    t2 = camp.ingest(step, {**_row(), "valid": False, "flag": "nan"})
+    assert t0.scores["objective"] == pytest.approx(0.7)
+    assert t1.status == "failed" and "fault" in t1.error
+    assert t2.status == "failed" and "nan" in t2.error and math.isnan(t2.scores["progress"])
+    assert len(camp.record) == 3
+    df = camp.record.to_dataframe()
+    assert list(df["status"]) == ["ok", "failed", "failed"]
+    camp.ingest(step, None, error="again")
+    assert camp.stopped and "failed shots in a row" in camp.record.stop_reason
+
+
+def test_short_simulated_campaign_keeps_ramp_limits_and_closes_shutter(scorer):
+    cfg = CampaignConfig(budget=5)
+    bl = SimulatedBeamline(seed=3)
+    rec = simulate_campaign(cfg, scorer=scorer, beamline=bl)
+    df = rec.to_dataframe()
+    assert 1 <= len(df) <= 5
+    for col in (
+        "fluence",
+        "wavelength",
+        "progress",
+        "damage_prob",
+        "heating",
+        "truth_x",
+        "truth_vacancy",
+        "truth_molten",
+    ):
+        assert col in df
+    steps = np.abs(np.diff(df[["fluence", "wavelength"]].to_numpy(), axis=0))
+    assert np.all(steps <= np.array([1.5, 150.0]) + 1e-9), "ramp limit between shots"
+    assert df["fluence"].max() <= 12.0 and df["fluence"].min() >= 0.2
+    assert bl.pump.shutter.get() == "closed"
+    assert rec.stop_reason
+    # the hidden truth is consistent with the beamline's own history
+    assert df["truth_x"].tolist() == pytest.approx([h["x"] for h in bl.history[3:]])
+
+
+def test_halting_on_damage_closes_shutter_and_records_reason(scorer, tmp_path):
+    cat = local_catalog(tmp_path / "cat")
+    bl = SimulatedBeamline(seed=1)
+    rec = simulate_campaign(
+        CampaignConfig(budget=10), scorer=DamagingScorer(scorer, 2), beamline=bl, catalog=cat
+    )
+    assert rec.stop_reason.startswith("damage on spot 0")
+    assert len(rec) == 4, "halts on the second damaged frame"
+    assert rec.trials[-1].action == "stop"
+    assert bl.pump.shutter.get() == "closed"
+    run = cat.values().last()
+    assert run.metadata["stop"]["reason"].startswith("damage on spot 0")
+    assert list(np.asarray(run["primary"]["campaign_action"].read()))[-1] == "stop"
+
+
+def test_move_policy_goes_to_a_fresh_spot(scorer):
+    bl = SimulatedBeamline(seed=1)
+    camp = Campaign(CampaignConfig(budget=6, on_damage="move"))
+    rec = simulate_campaign(scorer=DamagingScorer(scorer, 3), beamline=bl, controller=camp)
+    assert [t.spot for t in rec.trials[:5]] == [0] * 5
+    assert rec.trials[4].action == "move" and camp.spot == 1 and camp.damaged_spots == [0]
+    assert int(bl.stage.spot.get()) == 1
+    # the damaging setting (shot 3, seen in frame 4) is outside the safe set from now on
+    x, cols = camp.observations()
+    safe, _ = camp.optimizer.safe_set(x, cols, x[3:4])
+    assert not safe[0]
+    if len(rec) > 5:
+        assert rec.trials[5].spot == 1
+
+
+def test_detector_faults_become_failed_trials_in_the_catalog(scorer, tmp_path):
+    cat = local_catalog(tmp_path / "cat")
+    bl = SimulatedBeamline(seed=2)
+    bl.detector.inject_fault("raise", after=3 + 1)  # 3 reference frames, then 1 good shot
+    rec = simulate_campaign(CampaignConfig(budget=3), scorer=scorer, beamline=bl, catalog=cat)
+    assert [t.status for t in rec.trials] == ["ok", "failed", "ok"]
+    assert "detector fault" in rec.trials[1].error
+    run = cat.values().last()
+    assert np.asarray(run["failures"]["campaign_shot"].read()).tolist() == [1]
+    assert np.asarray(run["primary"]["campaign_shot"].read()).tolist() == [0, 2]
+
+
+KILLED = textwrap.dedent(
+    """
+    import sys, warnings
+    warnings.filterwarnings("ignore")
+    from uedsteer.controller.config import CampaignConfig
+    from uedsteer.plans.catalog import local_catalog
+    from uedsteer.plans.simulate import simulate_campaign
+    from uedsteer.sim_devices.response import ResponseParams
+    cat = local_catalog(sys.argv[1])
+    def show(t):
+        print("shot", t.index, flush=True)
+    simulate_campaign(CampaignConfig(budget=30, target=2.0), ResponseParams(), seed=5,
+                      catalog=cat, on_shot=show)
+    """
+)
+
+
+def test_resume_after_sigkill_loses_nothing_and_repeats_no_shot(scorer, tmp_path):
+    path = tmp_path / "cat"
+    proc = subprocess.Popen(
+        [sys.executable, "-c", KILLED, str(path)], stdout=subprocess.PIPE, text=True
+    )
+    seen = []
+    deadline = time.time() + 150
+    while time.time() < deadline:
+        line = proc.stdout.readline()
+        if line.startswith("shot"):
+            seen.append(int(line.split()[1]))
+            if len(seen) == 4:
+                os.kill(proc.pid, signal.SIGKILL)
+                break
+        elif not line and proc.poll() is not None:
+            break
+    proc.wait(10)
+    assert proc.returncode == -signal.SIGKILL, "the campaign was killed mid-way"
+    cat = local_catalog(path)
+    run = cat.values().last()
+    assert "stop" not in run.metadata or run.metadata["stop"] is None
+    uid = run.metadata["start"]["uid"]
+    camp = Campaign.resume(cat, uid, config=CampaignConfig(budget=7, target=2.0))
+    got = [t.index for t in camp.record.trials]
+    assert got[: len(seen)] == seen and got == list(range(len(got))), "nothing lost"
+    assert camp.reference is not None
+    before = [dict(t.settings) for t in camp.record.trials]
+    rec = simulate_campaign(scorer=scorer, controller=camp, catalog=cat, seed=6)
+    assert [t.index for t in rec.trials] == list(range(7))
+    assert [t.settings for t in rec.trials[: len(before)]] == before
+    resumed = cat.values().last()
+    assert resumed.metadata["start"]["resumed_from"] == uid
+    new = np.asarray(resumed["primary"]["campaign_shot"].read()).tolist()
+    assert new == list(range(len(got), 7)), "each shot exactly once across the two runs"
+    again = Campaign.resume(cat, resumed.metadata["start"]["uid"])
+    assert [t.index for t in again.record.trials] == list(range(7))
