@@ -25,8 +25,11 @@ $(DEV_STAMP): $(STAMP)
 install: $(STAMP)
 install-dev: $(DEV_STAMP)
 
+# The montage of structural classes, then a closed-loop simulated campaign with its plots.
 demo: $(STAMP)
 	$(BIN)/uedsteer demo --out demo_output
+	rm -rf demo_output/catalog
+	$(BIN)/uedsteer campaign --catalog demo_output/catalog --out demo_output
 
 test: $(DEV_STAMP)
 	$(BIN)/ruff check .

@@ -1,0 +1,241 @@
+"""Closed-loop campaigns on random samples vs a hand grid scan, random search and Xopt.
+
+For every sample ``ResponseParams.random(seed)`` (never only the defaults) each strategy gets
+the same shot budget on the same simulated beamline and scorer. Definitions (DESIGN.md):
+**success** = a shot whose true x ≥ 0.8 on a spot with true vacancy < 0.02 and not molten;
+**damage event** = a shot after which the spot's vacancy ≥ 0.05 or it is molten.
+
+Strategies:
+
+* ``uedsteer``: ``simulate_campaign(CampaignConfig(budget=B), sample, seed)``, default policy
+  (halt on damage, stop at the target).
+* ``grid``: what a person does by hand: 6 wavelengths × 7 fluences (0.5 … 12 mJ/cm²),
+  ascending fluence per wavelength on a fresh spot per wavelength, cut at the budget.
+* ``random``: uniform settings in the search box on one spot; moves to a fresh spot when the
+  scorer shows damage (the same 0.8 × 2 rule).
+* ``xopt``: Xopt's ExpectedImprovementGenerator with constraints damage_prob ≤ 0.2 and
+  line_distance ≤ 1.5, travel limited to the ramp limits, started at the safe start; moves
+  to a fresh spot on damage like ``random``. Needs ``pip install -e .[bench]``.
+
+Also prints the proposal latency of the safe optimizer with 200 observations.
+
+Run: ``python benchmarks/bench_campaign.py --samples 20 --budget 40``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+import warnings
+
+import numpy as np
+import pandas as pd
+
+from uedsteer.controller.config import CampaignConfig
+from uedsteer.controller.optimizer import SafeOptimizer
+from uedsteer.plans.simulate import simulate_campaign
+from uedsteer.sim_devices.beamline import SimulatedBeamline
+from uedsteer.sim_devices.response import ResponseParams
+from uedsteer.surrogates.scorer import FrameScorer
+
+warnings.filterwarnings("ignore")
+
+
+def outcome(truth: list[dict]) -> dict:
+    """Shots to first success (1-based), success, damage events of a list of shot truths."""
+    df = pd.DataFrame(truth)
+    succ = (df["x"] >= 0.8) & (df["vacancy"] < 0.02) & ~df["molten"].astype(bool)
+    dmg = (df["vacancy"] >= 0.05) | df["molten"].astype(bool)
+    first = int(np.argmax(succ.to_numpy())) + 1 if succ.any() else None
+    return {
+        "success": bool(succ.any()),
+        "shots_to_success": first,
+        "damage": int(dmg.sum()),
+        "shots": len(df),
+    }
+
+
+class Bench:
+    """Manual beamline driving for the baselines (no RunEngine: the same physics)."""
+
+    def __init__(self, rp: ResponseParams, seed: int, scorer: FrameScorer) -> None:
+        self.bl = SimulatedBeamline(rp, seed=seed)
+        self.scorer = scorer
+        self.bl.pump.shutter.set("closed").wait(1)
+        refs = [self._frame() for _ in range(3)]
+        scorer.set_reference(np.array(refs))
+        self.bl.gun.charge.set(20.0).wait(1)
+        self.bl.delay.delay.set(10.0).wait(1)
+        self.bl.pump.shutter.set("open").wait(1)
+        self.truth: list[dict] = []
+        self.spot, self.damaged_run = 0, 0
+
+    def _frame(self) -> np.ndarray:
+        self.bl.detector.trigger().wait(10)
+        return np.asarray(self.bl.detector.image.get())
+
+    def shot(self, fluence: float, wavelength: float) -> dict:
+        self.bl.pump.fluence.set(float(fluence)).wait(1)
+        self.bl.pump.wavelength.set(float(wavelength)).wait(1)
+        row = self.scorer.score(self._frame()[None]).row(0)
+        self.truth.append(self.bl.truth())
+        self.damaged_run = self.damaged_run + 1 if row["damage_prob"] >= 0.8 else 0
+        return row
+
+    def move_if_damaged(self) -> None:
+        if self.damaged_run >= 2:
+            self.spot += 1
+            self.bl.stage.spot.set(self.spot).wait(1)
+            self.damaged_run = 0
+
+    def fresh_spot(self) -> None:
+        self.spot += 1
+        self.bl.stage.spot.set(self.spot).wait(1)
+
+
+def run_grid(rp, seed, scorer, budget):
+    b = Bench(rp, seed, scorer)
+    n = 0
+    for wl in np.linspace(500, 1300, 6):
+        for f in np.linspace(0.5, 12.0, 7):
+            if n >= budget:
+                break
+            b.shot(f, wl)
+            n += 1
+        b.fresh_spot()
+    return outcome(b.truth), []
+
+
+def run_random(rp, seed, scorer, budget):
+    b = Bench(rp, seed, scorer)
+    rng = np.random.default_rng(seed + 17)
+    for _ in range(budget):
+        b.shot(rng.uniform(0.2, 12.0), rng.uniform(500, 1300))
+        b.move_if_damaged()
+    return outcome(b.truth), []
+
+
+def run_xopt(rp, seed, scorer, budget):
+    from xopt import VOCS, Evaluator, Xopt
+    from xopt.generators.bayesian import ExpectedImprovementGenerator
+
+    b = Bench(rp, seed, scorer)
+
+    def evaluate(inputs: dict) -> dict:
+        row = b.shot(inputs["fluence"], inputs["wavelength"])
+        b.move_if_damaged()
+        return {k: row[k] for k in ("progress", "damage_prob", "line_distance")}
+
+    vocs = VOCS(
+        variables={"fluence": [0.2, 12.0], "wavelength": [500.0, 1300.0]},
+        objectives={"progress": "MAXIMIZE"},
+        constraints={"damage_prob": ["LESS_THAN", 0.2], "line_distance": ["LESS_THAN", 1.5]},
+    )
+    gen = ExpectedImprovementGenerator(vocs=vocs, max_travel_distances=[1.5 / 11.8, 150 / 800])
+    X = Xopt(generator=gen, evaluator=Evaluator(function=evaluate), vocs=vocs)
+    X.evaluate_data(pd.DataFrame({"fluence": [0.5], "wavelength": [800.0]}))
+    lat = []
+    while len(b.truth) < budget:
+        t0 = time.perf_counter()
+        X.step()
+        lat.append(time.perf_counter() - t0)
+    return outcome(b.truth), lat
+
+
+def run_uedsteer(rp, seed, scorer, budget):
+    from uedsteer.controller.campaign import Campaign
+
+    camp = Campaign(CampaignConfig(budget=budget))
+    rec = simulate_campaign(scorer=scorer, controller=camp, response=rp, seed=seed)
+    truth = [t.truth for t in rec.trials if t.truth is not None]
+    out = outcome(truth)
+    out["stop"] = rec.stop_reason
+    return out, camp.proposal_seconds
+
+
+def latency_200(seed: int = 0) -> tuple[float, float]:
+    """Cold and warm proposal time of the safe optimizer with 200 observations."""
+    rng = np.random.default_rng(seed)
+    cfg = CampaignConfig()
+    x = np.column_stack([rng.uniform(0.2, 6, 201), rng.uniform(500, 1300, 201)])
+    scores = {
+        "progress": 1 / (1 + np.exp(-(x[:, 0] - 4))) + rng.normal(0, 0.02, 201),
+        "damage_prob": 1 / (1 + np.exp(-(x[:, 0] - 8) / 0.3)),
+        "line_distance": np.full(201, 0.3) + rng.normal(0, 0.02, 201),
+        "heating": 0.002 * x[:, 0] ** 1.5,
+    }
+    opt = SafeOptimizer(cfg)
+    t0 = time.perf_counter()
+    try:
+        opt.propose(x[:200], {k: v[:200] for k, v in scores.items()}, x[199])
+    except Exception:  # noqa: BLE001 - timing only
+        pass
+    cold = time.perf_counter() - t0
+    warm = []
+    for n in (201,):
+        t0 = time.perf_counter()
+        try:
+            opt.propose(x[:n], {k: v[:n] for k, v in scores.items()}, x[n - 1])
+        except Exception:  # noqa: BLE001
+            pass
+        warm.append(time.perf_counter() - t0)
+    return cold, float(np.median(warm))
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--samples", type=int, default=20)
+    ap.add_argument("--budget", type=int, default=40)
+    ap.add_argument("--first-seed", type=int, default=100)
+    ap.add_argument("--strategies", default="uedsteer,grid,random,xopt")
+    args = ap.parse_args()
+    scorer = FrameScorer.pretrained()
+    runners = {"uedsteer": run_uedsteer, "grid": run_grid, "random": run_random, "xopt": run_xopt}
+    names = args.strategies.split(",")
+    results: dict[str, list[dict]] = {n: [] for n in names}
+    latency: dict[str, list[float]] = {n: [] for n in names}
+    for k in range(args.samples):
+        seed = args.first_seed + k
+        rp = ResponseParams.random(seed)
+        line = [f"sample {seed}: resonance {1239.84 / rp.resonance_ev:4.0f} nm"]
+        for n in names:
+            t0 = time.perf_counter()
+            out, lat = runners[n](rp, seed, scorer, args.budget)
+            results[n].append(out)
+            latency[n] += lat
+            line.append(
+                f"{n} {'S' if out['success'] else '-'}{out['shots_to_success'] or '':<3}"
+                f"d{out['damage']} ({time.perf_counter() - t0:.0f}s)"
+            )
+        print(" | ".join(line), flush=True)
+    print(
+        f"\n{args.samples} samples ResponseParams.random({args.first_seed}…), budget "
+        f"{args.budget} shots"
+    )
+    print(
+        f"{'strategy':10s} {'success':>8s} {'median shots':>13s} {'zero-damage':>12s} "
+        f"{'damage events':>14s} {'proposal s':>11s}"
+    )
+    med = {}
+    for n in names:
+        r = results[n]
+        succ = [o["shots_to_success"] for o in r if o["success"]]
+        med[n] = float(np.median(succ)) if succ else float("nan")
+        lat = np.median(latency[n]) if latency[n] else float("nan")
+        print(
+            f"{n:10s} {np.mean([o['success'] for o in r]):8.0%} {med[n]:13.1f} "
+            f"{np.mean([o['damage'] == 0 for o in r]):12.0%} "
+            f"{sum(o['damage'] for o in r):14d} {lat:11.2f}"
+        )
+    if "uedsteer" in med and "grid" in med:
+        print(f"grid / uedsteer median shots to success: {med['grid'] / med['uedsteer']:.2f}×")
+    if "uedsteer" in results:
+        stops = pd.Series([o.get("stop", "") for o in results["uedsteer"]])
+        print("uedsteer stop reasons:")
+        print(stops.str.split(":").str[0].value_counts().to_string())
+    cold, warm = latency_200()
+    print(f"safe optimizer with 200 observations: first proposal {cold:.2f} s, next {warm:.2f} s")
+
+
+if __name__ == "__main__":
+    main()
