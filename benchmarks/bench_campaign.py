@@ -7,8 +7,9 @@ the same shot budget on the same simulated beamline and scorer. Definitions (DES
 
 Strategies:
 
-* ``uedsteer``: ``simulate_campaign(CampaignConfig(budget=B), sample, seed)``, default policy
-  (halt on damage, stop at the target).
+* ``uedsteer``: ``simulate_campaign`` with ``CampaignConfig(budget=B, on_damage="move")``
+  (like the baselines it goes on on a fresh spot after damage; ``--on-damage halt`` for the
+  default policy), stopping at the target.
 * ``grid``: what a person does by hand: 6 wavelengths × 7 fluences (0.5 … 12 mJ/cm²),
   ascending fluence per wavelength on a fresh spot per wavelength, cut at the budget.
 * ``random``: uniform settings in the search box on one spot; moves to a fresh spot when the
@@ -142,10 +143,13 @@ def run_xopt(rp, seed, scorer, budget):
     return outcome(b.truth), lat
 
 
+ON_DAMAGE = "move"
+
+
 def run_uedsteer(rp, seed, scorer, budget):
     from uedsteer.controller.campaign import Campaign
 
-    camp = Campaign(CampaignConfig(budget=budget))
+    camp = Campaign(CampaignConfig(budget=budget, on_damage=ON_DAMAGE))
     rec = simulate_campaign(scorer=scorer, controller=camp, response=rp, seed=seed)
     truth = [t.truth for t in rec.trials if t.truth is not None]
     out = outcome(truth)
@@ -188,7 +192,15 @@ def main() -> None:
     ap.add_argument("--budget", type=int, default=40)
     ap.add_argument("--first-seed", type=int, default=100)
     ap.add_argument("--strategies", default="uedsteer,grid,random,xopt")
+    ap.add_argument(
+        "--on-damage",
+        default="move",
+        choices=("move", "halt"),
+        help="uedsteer's damage policy (the baselines move to a fresh spot)",
+    )
     args = ap.parse_args()
+    global ON_DAMAGE
+    ON_DAMAGE = args.on_damage
     scorer = FrameScorer.pretrained()
     runners = {"uedsteer": run_uedsteer, "grid": run_grid, "random": run_random, "xopt": run_xopt}
     names = args.strategies.split(",")

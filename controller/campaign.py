@@ -297,7 +297,10 @@ class Campaign:
         try:
             prop = self.optimizer.propose(x, cols, last)
         except NoSafeCandidate as err:
-            return self._stop(f"no safe candidate: {err}")
+            retreat = self._retreat(x, cols)
+            if retreat is None:
+                return self._stop(f"no safe candidate: {err}")
+            return retreat
         finally:
             self.proposal_seconds.append(time.perf_counter() - t0)
         if self.optimizer.mode == "explore" and self._shots_since_best() >= cfg.patience:
@@ -309,6 +312,32 @@ class Campaign:
         settings = self.fixed_settings()
         settings.update(prop.settings)
         return Step(settings, self.spot, prop)
+
+    def _retreat(self, x: np.ndarray, cols: dict[str, np.ndarray]) -> Step | None:
+        """One ramp step back towards the known-safe start, if that step is itself safe.
+
+        After damage the safe set can shrink away from where the devices are; the way out
+        is back down the ramp, not a stop, as long as the models still call the way safe.
+        """
+        names = self.optimizer.names
+        last = self.last_settings()
+        start = self.start_settings()
+        options = []
+        if "fluence" in names:  # less excitation first, then the way back to the start
+            options.append(self._ramped({**last, "fluence": start["fluence"]}))
+        options.append(self._ramped(start))
+        for target in options:
+            if all(abs(target[n] - last[n]) < 1e-9 for n in names):
+                continue
+            point = np.array([[target[n] for n in names]])
+            try:
+                safe, _ = self.optimizer.safe_set(x, cols, point)
+            except NoSafeCandidate:
+                return None
+            if bool(safe[0]):
+                self.optimizer.mode = "retreat"
+                return Step(target, self.spot)
+        return None
 
     def _shots_since_best(self) -> int:
         vals = [t.scores.get("objective", math.nan) for t in self.record.trials]

@@ -113,7 +113,7 @@ class CampaignConfig(BaseModel):
         "progress", description="Score field to maximize (default: VAE progress 2H → 1T')."
     )
     constraints: tuple[ConstraintSpec, ...] = Field(
-        default_factory=lambda: (ConstraintSpec(score="line_distance", bound=1.5),),
+        default_factory=lambda: (ConstraintSpec(score="line_distance", bound=3.0),),
         description="Extra score constraints (default: stay near the 2H–1T' line).",
     )
     damage_bound: float = Field(
@@ -121,6 +121,11 @@ class CampaignConfig(BaseModel):
     )
     beta: float = Field(
         2.0, gt=0, description="Confidence multiplier of the safety bound (mean + β·σ ≤ δ)."
+    )
+    monotone_fluence: bool = Field(
+        True,
+        description="The objective grows with the excitation: propose only the highest safe "
+        "fluence at each setting of the other parameters (needs fluence among the parameters).",
     )
     objective_scale: float = Field(
         0.1,
@@ -132,7 +137,7 @@ class CampaignConfig(BaseModel):
         0.8, description="Stop when the objective of a safe, on-line frame reaches this."
     )
     patience: int = Field(
-        12,
+        25,
         ge=1,
         description="Stop (no safe candidate expected to improve) after this many shots "
         "without a better objective while the optimizer only explores.",

@@ -12,14 +12,18 @@ Safety model (hard, not soft):
 * Score constraints (e.g. line distance) are modelled the same way and must hold at the upper
   (or lower) confidence bound.
 * Heating (a damage precursor): the scorer's apparent Debye–Waller Δ⟨u²⟩ rises with the
-  absorbed fluence long before damage shows. Its GP's upper bound must stay below
-  ``heating_growth`` × the hottest damage-free frame + ``heating_floor`` (the safe set grows in
-  small steps of absorbed energy, whatever the wavelength's absorbance), and once a setting
-  has caused damage, below ``heating_margin`` × the lowest heating that did: damage depends on
-  the absorbed energy, so the threshold learned at one wavelength holds at all of them.
-* Among the safe candidates the objective is chosen by qLogNoisyExpectedImprovement; if no
-  candidate is safe, or none is expected to improve, :class:`NoSafeCandidate` says so instead
-  of gambling.
+  absorbed fluence long before damage shows. A GP on log(heating) over (log fluence, other
+  parameters) with a linear prior mean and short wavelength correlations (exciton lines)
+  predicts it; its upper bound must stay below ``heating_growth`` × the hottest damage-free
+  frame + ``heating_floor`` (the safe set grows in small steps of absorbed energy, whatever
+  the absorbance at a wavelength), and once a setting has caused damage, below
+  ``heating_margin`` × the lowest heating that did: damage depends on the absorbed energy, so
+  the threshold learned at one wavelength holds at all of them.
+* Among the safe candidates only the highest fluence at each setting of the other parameters
+  is considered (``monotone_fluence``: the transformation grows with the excitation); there
+  qLogNoisyExpectedImprovement picks the next point, or, where it expects less than 1 % of
+  the gap to the target, the optimistic bound (μ + 2σ) of the objective explores. If no
+  candidate is safe, :class:`NoSafeCandidate` says so instead of gambling.
 
 Failed measurements (NaN scores) are kept in the record but cannot train a GP; each model is
 fitted on the observations where its outcome is finite.
@@ -37,7 +41,9 @@ from botorch.exceptions import InputDataWarning
 from botorch.fit import fit_gpytorch_mll
 from botorch.models import SingleTaskGP
 from botorch.models.transforms import Normalize, Standardize
+from botorch.sampling import SobolQMCNormalSampler
 from gpytorch.constraints import Interval
+from gpytorch.means import LinearMean
 from gpytorch.mlls import ExactMarginalLogLikelihood
 from scipy.stats.qmc import Sobol
 
@@ -45,13 +51,15 @@ from .config import CampaignConfig
 
 LOGIT_CLIP = 1e-3
 LOGIT_SCALE = float(np.log((1 - LOGIT_CLIP) / LOGIT_CLIP))  # damage GP works on logit / 6.9
+WAVELENGTH_MAX_LENGTHSCALE = 0.25  # of the search range, for objective and score GPs
 DAMAGE_MAX_LENGTHSCALE = 0.25  # in units of the search range
 HEATING_VALID_PROGRESS = 0.2  # above this progress the Debye–Waller figure is not heating
 HEATING_NOISE = 0.001  # Å²: noise level of the apparent Δ⟨u²⟩ of one frame
-ABSORBANCE_SPREAD = 5.0  # largest absorbance ratio across the pump's wavelength range
-ABSORBANCE_LENGTH_NM = 100.0  # wavelength change over which that ratio may build up
+ABSORBANCE_LENGTHSCALE = 0.08  # of the wavelength range: exciton lines are ~50 nm wide
+HEATING_LOG_SCALE = 0.5  # smallest prior spread of log(heating) (a factor e^0.5 ≈ 1.6)
+FRONTIER_BINS = 16  # cells per other parameter when picking the highest safe fluence
 EI_NEGLIGIBLE = 0.01  # expected improvement below 1 % of the gap to the target: explore
-EXPLORE_BETA = 3.0  # optimism of the exploration step
+EXPLORE_BETA = 2.0  # optimism of the exploration step
 DAMAGE_NOISE_VAR = 0.01  # (0.1 in scaled logit)²: the scorer's damage probability is precise
 
 
@@ -134,6 +142,28 @@ class SafeOptimizer:
         corners = [lows, highs, np.clip(last, lows, highs)]
         return np.vstack([pts, *corners])
 
+    def frontier(self, cand: np.ndarray, bins: int = FRONTIER_BINS) -> np.ndarray:
+        """Indices of the highest-fluence candidates per cell of the other parameters.
+
+        The transformation grows with the excitation, so at given other settings the best
+        safe point is the one with the most fluence: these are the points that both can
+        improve the objective and expand the safe set (SafeOpt's maximizers and expanders
+        coincide on this edge).
+        """
+        j = self.names.index("fluence")
+        others = [i for i in range(len(self.names)) if i != j]
+        if not others or len(cand) == 0:
+            return np.arange(len(cand)) if len(cand) == 0 else np.array([np.argmax(cand[:, j])])
+        u = self.to_model(cand)[:, others]
+        lo, hi = u.min(axis=0), u.max(axis=0)
+        cell = np.floor((u - lo) / np.maximum(hi - lo, 1e-12) * (bins - 1e-9)).astype(int)
+        keys = np.ravel_multi_index(cell.T, (bins,) * len(others))
+        best: dict[int, int] = {}
+        for i, key in enumerate(keys):
+            if key not in best or cand[i, j] > cand[best[key], j]:
+                best[key] = i
+        return np.array(sorted(best.values()))
+
     # ------------------------------------------------------------ models
     def _needs_fit(self, key: str, n: int) -> bool:
         last = self._fitted_at.get(key)
@@ -142,7 +172,14 @@ class SafeOptimizer:
         return n - last >= self.config.refit_every
 
     def _fit(
-        self, key: str, x: torch.Tensor, y: torch.Tensor, standardize: bool, scale: float = 1e-8
+        self,
+        key: str,
+        x: torch.Tensor,
+        y: torch.Tensor,
+        standardize: bool,
+        scale: float = 1e-8,
+        linear_mean: bool = False,
+        wavelength_scale: float = 0.0,
     ):
         """Fit (warm-started) one GP; ``standardize=False`` marks the damage model.
 
@@ -165,6 +202,19 @@ class SafeOptimizer:
                 train_Yvar=None if standardize else torch.full_like(y, DAMAGE_NOISE_VAR),
                 input_transform=Normalize(x.shape[-1], bounds=bounds),
                 outcome_transform=Standardize(1, min_stdv=scale) if standardize else None,
+                mean_module=LinearMean(x.shape[-1]) if linear_mean else None,
+            )
+        if standardize and "wavelength" in self.names:
+            # Photon-energy-selective features (exciton lines, the resonance band) are narrow:
+            # a finding at one wavelength says little about another 100 nm away.
+            j = self.names.index("wavelength")
+            upper = torch.full((x.shape[-1],), 100.0, dtype=x.dtype)
+            upper[j] = wavelength_scale or WAVELENGTH_MAX_LENGTHSCALE
+            model.covar_module.register_constraint(
+                "raw_lengthscale", Interval(torch.full_like(upper, 0.01), upper)
+            )
+            model.covar_module.lengthscale = torch.minimum(
+                model.covar_module.lengthscale.detach(), 0.5 * upper
             )
         if not standardize:
             # Unknown = 50 % damage (logit 0): unexplored regions are unsafe by construction.
@@ -221,6 +271,7 @@ class SafeOptimizer:
         """
         cfg = self.config
         settings = np.array(settings, dtype=np.float64, ndmin=2)
+        torch.manual_seed(cfg.seed + len(settings))  # model fits restart reproducibly
         cand = torch.tensor(self.to_model(candidates))
         dmg_p = np.asarray(scores["damage_prob"], dtype=np.float64)
         x, y, ok = self._xy(settings, logit(dmg_p) / LOGIT_SCALE)
@@ -248,6 +299,7 @@ class SafeOptimizer:
             else:
                 safe &= mu - cfg.beta * sd >= c.bound
         self.heating_limit = float("nan")
+        self.candidate_heating = None
         if cfg.heating_growth is not None and "heating" in scores:
             safe &= self._heating_safe(settings, scores, cand, dmg_p)
         return safe.numpy(), 1.0 / (1.0 + np.exp(-ucb.numpy()))
@@ -262,45 +314,74 @@ class SafeOptimizer:
             return float("inf")
         return self.config.heating_margin * float(np.min(np.maximum(h[hurt], 0.0)))
 
-    def _heating_safe(self, settings, scores, cand: torch.Tensor, dmg_p: np.ndarray):
-        """Lipschitz safe set on the heating precursor (no GP: a few points must suffice).
+    def _heating_features(self, settings: np.ndarray) -> np.ndarray:
+        """Inputs of the heating model: log fluence (heating is a power law in it) and the
+        other parameters, all scaled to [0, 1]."""
+        u = self.to_model(settings)
+        if "fluence" in self.names:
+            j = self.names.index("fluence")
+            p = self.config.parameter("fluence")
+            lo, hi = np.log(p.low), np.log(p.high)
+            u[:, j] = (np.log(np.maximum(settings[:, j], 1e-6)) - lo) / (hi - lo)
+        return u
 
-        From every damage-free shot m on an untransformed lattice (progress < 0.2: the
-        Debye–Waller figure means lattice heating only there) the heating at a candidate c is
-        bounded by ``h_m · (F_c/F_m)² · κ(|λ_c − λ_m|)``: heating grows at most quadratically
-        with the fluence at one wavelength (∝ absorbed fluence, plus the phonon population),
-        and the absorbance may change by up to ``ABSORBANCE_SPREAD`` × within
-        ``ABSORBANCE_LENGTH_NM`` of wavelength (MoTe2's exciton lines). A candidate is admitted
-        if, for some m, that bound stays below ``heating_growth · h_m + heating_floor`` (the
-        safe set grows from measured shots in small steps of absorbed energy) and the tightest
-        bound stays below the learned damage limit.
+    def _heating_safe(self, settings, scores, cand: torch.Tensor, dmg_p: np.ndarray):
+        """SafeOpt expansion on the heating precursor.
+
+        A GP models log(heating) over (log fluence, other parameters) with a linear prior
+        mean (heating is close to a power law of the fluence, scaled by the absorbance at
+        each wavelength) and short wavelength correlations (exciton lines). Only frames of
+        an untransformed lattice (progress < 0.2) that caused no damage train it: there the
+        Debye–Waller figure is lattice heating. A candidate is admitted if the upper bound of
+        its heating stays below ``heating_growth`` × the hottest such frame +
+        ``heating_floor`` (the safe set grows in small steps of absorbed energy, whatever the
+        absorbance), and below the learned damage limit.
         """
         cfg = self.config
         h = np.asarray(scores["heating"], dtype=np.float64)
-        self.heating_limit = self.heating_limit_of(h, dmg_p)
-        clean = np.isfinite(h) & np.isfinite(dmg_p) & (dmg_p < 0.5)
-        clean &= np.all(np.isfinite(settings), axis=1)
+        known = np.all(np.isfinite(settings), axis=1) & np.isfinite(dmg_p)
+        direct = known & np.isfinite(h)
         if "progress" in scores:
             prog = np.asarray(scores["progress"], dtype=np.float64)
-            clean &= np.nan_to_num(prog, nan=1.0) < HEATING_VALID_PROGRESS
-        if not clean.any():
+            direct &= np.nan_to_num(prog, nan=1.0) < HEATING_VALID_PROGRESS
+        use = direct & (dmg_p < 0.5)
+        if not use.any():
+            self.heating_limit = self.heating_limit_of(h, dmg_p)
             return torch.zeros(len(cand), dtype=torch.bool)
-        c_phys = self.from_model(cand.numpy())
-        m_phys = settings[clean]
-        h_m = np.maximum(h[clean], HEATING_NOISE)[None, :]
-        ratio = np.ones((len(c_phys), len(m_phys)))
-        if "fluence" in self.names:
-            j = self.names.index("fluence")
-            ratio = (c_phys[:, j : j + 1] / np.maximum(m_phys[None, :, j], 1e-6)) ** 2
-        kappa = np.ones_like(ratio)
-        if "wavelength" in self.names:
-            j = self.names.index("wavelength")
-            d = np.abs(c_phys[:, j : j + 1] - m_phys[None, :, j])
-            kappa = 1.0 + (ABSORBANCE_SPREAD - 1.0) * np.minimum(1.0, d / ABSORBANCE_LENGTH_NM)
-        bound = h_m * ratio * kappa
-        expand = (bound <= cfg.heating_growth * h_m + cfg.heating_floor).any(axis=1)
-        capped = bound.min(axis=1) <= self.heating_limit
-        return torch.from_numpy(expand & capped)
+        feats = self._heating_features(settings)
+        model = self._fit(
+            "heating",
+            torch.tensor(feats[use]),
+            torch.tensor(np.log(np.maximum(h[use], HEATING_NOISE)))[:, None],
+            True,
+            HEATING_LOG_SCALE,
+            linear_mean=True,
+            wavelength_scale=ABSORBANCE_LENGTHSCALE,
+        )
+        # Shots on a transforming lattice have no heating reading: they count with the heating
+        # the direct readings predict for them. A damage-free one extends the safe set from
+        # the lower bound of that prediction (cautious growth); a damaging one sets the limit
+        # at its predicted mean (a lower bound far out would forbid everything).
+        h_eff = np.where(direct, np.maximum(np.nan_to_num(h), HEATING_NOISE), np.nan)
+        h_cap = h_eff.copy()
+        inferred = known & ~direct
+        if inferred.any():
+            with torch.no_grad():
+                post = model.posterior(torch.tensor(feats[inferred]))
+                mean = post.mean.squeeze(-1)
+                lcb = mean - cfg.beta * post.variance.clamp_min(0).sqrt().squeeze(-1)
+            h_eff[inferred] = np.exp(lcb.numpy())
+            h_cap[inferred] = np.exp(mean.numpy())
+        self.heating_limit = self.heating_limit_of(h_cap, dmg_p)
+        xc = torch.tensor(self._heating_features(self.from_model(cand.numpy())))
+        with torch.no_grad():
+            p = model.posterior(xc)
+            ucb = (p.mean + cfg.beta * p.variance.clamp_min(0).sqrt()).squeeze(-1)
+        bound = np.exp(ucb.numpy())
+        self.candidate_heating = bound
+        clean = known & (dmg_p < 0.5) & np.isfinite(h_eff)
+        frontier = cfg.heating_growth * float(h_eff[clean].max()) + cfg.heating_floor
+        return torch.from_numpy((bound <= frontier) & (bound <= self.heating_limit))
 
     def propose(
         self, settings: np.ndarray, scores: dict[str, np.ndarray], last: np.ndarray
@@ -339,8 +420,12 @@ class SafeOptimizer:
         if not ok.any():
             raise NoSafeCandidate("no successful measurement of the objective yet")
         obj = self._fit("objective", x, y, True, cfg.objective_scale)
-        acqf = qLogNoisyExpectedImprovement(obj, X_baseline=x, prune_baseline=True)
-        choices = torch.tensor(self.to_model(cand_phys[safe]))
+        sampler = SobolQMCNormalSampler(torch.Size([128]), seed=cfg.seed)
+        acqf = qLogNoisyExpectedImprovement(obj, X_baseline=x, prune_baseline=True, sampler=sampler)
+        pool = np.flatnonzero(safe)
+        if cfg.monotone_fluence and "fluence" in self.names:
+            pool = pool[self.frontier(cand_phys[pool])]
+        choices = torch.tensor(self.to_model(cand_phys[pool]))
         with torch.no_grad():
             values = acqf(choices[:, None, :])
             post = obj.posterior(choices)
@@ -358,10 +443,11 @@ class SafeOptimizer:
             value = float(values[k])
             mode = "explore"
         self.mode = mode
-        phys = cand_phys[safe][k]
+        phys = cand_phys[pool][k]
+        dmg_ucb = dmg_ucb[pool]
         return Proposal(
             settings=dict(zip(self.names, (float(v) for v in phys), strict=True)),
-            damage_ucb=float(dmg_ucb[safe][k]),
+            damage_ucb=float(dmg_ucb[k]),
             acquisition=value,
             n_safe=n_safe,
             n_candidates=len(cand_phys),

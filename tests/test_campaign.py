@@ -121,10 +121,11 @@ def test_halting_on_damage_closes_shutter_and_records_reason(scorer, tmp_path):
     cat = local_catalog(tmp_path / "cat")
     bl = SimulatedBeamline(seed=1)
     rec = simulate_campaign(
-        CampaignConfig(budget=10), scorer=DamagingScorer(scorer, 2), beamline=bl, catalog=cat
+        CampaignConfig(budget=12), scorer=DamagingScorer(scorer, 4), beamline=bl, catalog=cat
     )
-    assert rec.stop_reason.startswith("damage on spot 0")
-    assert len(rec) == 4, "halts on the second damaged frame"
+    assert rec.stop_reason.startswith("damage on spot 0"), rec.stop_reason
+    assert len(rec) == 6, "halts on the second damaged frame"
+    assert rec.trials[5].settings["fluence"] <= rec.trials[3].settings["fluence"], "backs off"
     assert rec.trials[-1].action == "stop"
     assert bl.pump.shutter.get() == "closed"
     run = cat.values().last()

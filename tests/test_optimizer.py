@@ -16,7 +16,13 @@ def truth(x):
     f, lam = x[:, 0], x[:, 1]
     damage = 1 / (1 + np.exp(-(f - 6.0) / 0.3))
     progress = np.exp(-((lam - 800) ** 2) / (2 * 120**2)) / (1 + np.exp(-(f - 3.0) / 0.4))
-    return {"progress": progress, "damage_prob": damage, "line_distance": np.full(len(x), 0.3)}
+    heating = 0.002 * f**1.3 * np.where(lam < 600, 3.0, 1.0)  # C exciton absorbs more
+    return {
+        "progress": progress,
+        "damage_prob": damage,
+        "line_distance": np.full(len(x), 0.3),
+        "heating": heating,
+    }
 
 
 def lows_highs():
@@ -45,13 +51,33 @@ def test_proposals_respect_ramp_and_hard_limits(points, which):
     hard_hi = np.array([p.hard_high or p.high for p in CFG.parameters])
     assert np.all(new <= hard_hi)
     assert prop.damage_ucb <= CFG.damage_bound + 1e-9
+    sc = truth(x)
+    hot = sc["heating"][sc["damage_prob"] < 0.5]
+    if len(hot):
+        h_new = truth(new[None])["heating"][0]
+        assert h_new <= 3.0 * (CFG.heating_growth * hot.max() + CFG.heating_floor), "heating"
+
+
+def test_learned_heating_limit_holds_at_every_wavelength():
+    """Damage seen at one wavelength caps the heating everywhere (absorbed energy)."""
+    x = np.array([[0.5, 800], [2.0, 800], [4.0, 800], [6.0, 800], [7.0, 800]])
+    sc = truth(x)
+    opt = SafeOptimizer(CFG)
+    limit = opt.heating_limit_of(sc["heating"], sc["damage_prob"])
+    hurt = sc["heating"][sc["damage_prob"] >= 0.5]
+    assert limit == pytest.approx(CFG.heating_margin * hurt.min())
+    probe = np.array([[3.0, 550.0], [2.0, 800.0]])  # 550 nm heats 3× more per fluence
+    safe, _ = opt.safe_set(x, sc, probe)
+    assert not safe[0], "a wavelength that absorbs more is not safe at the same fluence"
 
 
 def test_safe_set_excludes_known_damage_and_unexplored_space():
-    x = np.array([[0.5, 800], [2.0, 800], [3.5, 800], [7.0, 800], [7.0, 900]])
+    x = np.array(
+        [[0.5, 800], [1.0, 800], [1.5, 800], [2.0, 800], [3.5, 800], [7.0, 800], [7.0, 900]]
+    )
     scores = truth(x)
     opt = SafeOptimizer(CFG)
-    probe = np.array([[7.0, 800], [7.0, 850], [3.0, 800], [11.5, 1250]])
+    probe = np.array([[7.0, 800], [7.0, 850], [2.3, 800], [11.5, 1250]])
     safe, ucb = opt.safe_set(x, scores, probe)
     assert not safe[0] and not safe[1], "a measured damaging point is never safe"
     assert safe[2], "near measured safe points the set grows"
@@ -63,7 +89,7 @@ def test_failed_measurements_are_skipped_not_fatal():
     x = np.array([[0.5, 800], [1.5, 800], [2.5, 800]])
     scores = truth(x)
     scores["progress"][1] = np.nan
-    prop = SafeOptimizer(CFG).propose(x, scores, x[-1])
+    prop = SafeOptimizer(CFG).propose(x, scores, x[0])
     assert set(prop.settings) == {"fluence", "wavelength"}
     scores = {k: np.full(3, np.nan) for k in scores}
     with pytest.raises(NoSafeCandidate, match="no successful measurement"):
@@ -72,8 +98,8 @@ def test_failed_measurements_are_skipped_not_fatal():
 
 def test_climbs_towards_the_transformation_without_damage():
     opt = SafeOptimizer(CFG)
-    x = np.array([[0.5, 800.0]])
-    for _ in range(8):
+    x = np.array([[0.5, 800.0], [1.0, 800.0], [1.5, 800.0], [2.0, 800.0]])
+    for _ in range(16):
         try:
             prop = opt.propose(x, truth(x), x[-1])
         except NoSafeCandidate:
