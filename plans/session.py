@@ -38,7 +38,8 @@ def make_session(
     -------
     dict
         ``RE``, ``bl`` (the beamline), ``db`` (the catalog), ``bec``, the plans
-        (``acquire_frames``, ``delay_scan``, ``fluence_scan``, ``grid_scan``), ``read_frames``,
+        (``acquire_frames``, ``delay_scan``, ``fluence_scan``, ``grid_scan``, ``campaign``),
+        ``Campaign``, ``CampaignConfig``, the shipped ``scorer``, ``read_frames``,
         ``event_columns`` and ``np``.
     """
     from bluesky import RunEngine
@@ -68,6 +69,18 @@ def make_session(
     }
     for name in ("acquire_frames", "delay_scan", "fluence_scan", "grid_scan"):
         ns[name] = getattr(_scans, name)
+    from uedsteer.controller.campaign import Campaign
+    from uedsteer.controller.config import CampaignConfig
+    from uedsteer.surrogates.scorer import FrameScorer
+
+    from .campaign import campaign
+
+    ns.update(
+        campaign=campaign,
+        Campaign=Campaign,
+        CampaignConfig=CampaignConfig,
+        scorer=FrameScorer.pretrained(),
+    )
     return ns
 
 
@@ -76,6 +89,8 @@ BANNER = """uedsteer session: simulated MoTe2 UED beamline
   bl.stage.spot, bl.detector
   RE(fluence_scan(bl, [0.5, 1, 2]))      RE(delay_scan(bl, [-1, 0, 1, 5]))
   db[-1]  ->  the newest run;  read_frames(db[-1])  ->  its frames
+  c = Campaign(CampaignConfig(budget=20));  RE(campaign(bl, scorer, c))
+  c.record.to_dataframe();  Campaign.resume(db, db[-1].start["uid"])
 """
 
 

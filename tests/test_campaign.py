@@ -213,3 +213,16 @@ def test_resume_after_sigkill_loses_nothing_and_repeats_no_shot(scorer, tmp_path
     assert new == list(range(len(got), 7)), "each shot exactly once across the two runs"
     again = Campaign.resume(cat, resumed.metadata["start"]["uid"])
     assert [t.index for t in again.record.trials] == list(range(7))
+
+
+def test_campaign_runs_in_the_ipython_session_namespace(tmp_path):
+    from uedsteer.plans.session import make_session
+
+    ns = make_session(tmp_path / "cat", seed=4, live_table=False)
+    camp = ns["Campaign"](ns["CampaignConfig"](budget=2))
+    ns["RE"](ns["campaign"](ns["bl"], ns["scorer"], camp))
+    run = ns["db"].values().last()
+    assert run.metadata["start"]["plan_name"] == "campaign"
+    assert run.metadata["stop"]["reason"] == "shot budget of 2 used"
+    assert np.asarray(run["primary"]["campaign_shot"].read()).tolist() == [0, 1]
+    assert ns["bl"].pump.shutter.get() == "closed"
