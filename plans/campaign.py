@@ -222,6 +222,7 @@ def campaign(
         yield from ramp_to(beamline, controller.last_settings(), controller)
         yield from bps.mv(beamline.pump.shutter, "open")
         while True:
+            yield from bps.checkpoint()  # a Ctrl-C (deferred pause) lands between shots
             step = controller.next()
             if isinstance(step, Stop):
                 break

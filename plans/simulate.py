@@ -6,6 +6,7 @@ from collections.abc import Callable
 from typing import Any
 
 from bluesky import RunEngine
+from bluesky.utils import RunEngineInterrupted
 
 from uedsteer.controller.campaign import Campaign, CampaignRecord, Trial
 from uedsteer.controller.config import CampaignConfig
@@ -45,7 +46,9 @@ def simulate_campaign(
     on_shot : callable, optional
         Called with each :class:`Trial` (progress display).
     RE : RunEngine, optional
-        Default: a fresh RunEngine without a context-manager signal handler.
+        Default: a fresh RunEngine without a context-manager signal handler. When a pause
+        interrupts the campaign (``RunEngineInterrupted``), the catalog stays subscribed so
+        that ``RE.abort()`` or ``RE.resume()`` is recorded too.
     md : dict, optional
         Extra run metadata.
     controller : Campaign, optional
@@ -78,7 +81,13 @@ def simulate_campaign(
 
     try:
         RE(campaign(bl, scorer, controller, md=md, truth_fn=truth, on_shot=on_shot))
-    finally:
+    except RunEngineInterrupted:
+        # Paused (Ctrl-C): stay subscribed so RE.abort() / RE.resume() still reach the catalog.
+        raise
+    except BaseException:
         if token is not None:
             RE.unsubscribe(token)
+        raise
+    if token is not None:
+        RE.unsubscribe(token)
     return controller.record

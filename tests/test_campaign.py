@@ -6,6 +6,7 @@ import signal
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 
 import numpy as np
@@ -226,3 +227,48 @@ def test_campaign_runs_in_the_ipython_session_namespace(tmp_path):
     assert run.metadata["stop"]["reason"] == "shot budget of 2 used"
     assert np.asarray(run["primary"]["campaign_shot"].read()).tolist() == [0, 1]
     assert ns["bl"].pump.shutter.get() == "closed"
+
+
+def test_nan_frames_become_failed_trials_and_train_nothing(scorer):
+    bl = SimulatedBeamline(seed=2)
+    bl.detector.inject_fault("nan", after=3 + 1)
+    camp = Campaign(CampaignConfig(budget=3))
+    rec = simulate_campaign(scorer=scorer, beamline=bl, controller=camp)
+    assert [t.status for t in rec.trials] == ["ok", "failed", "ok"]
+    assert rec.trials[1].error == "invalid frame (nan)"
+    assert math.isnan(rec.trials[1].scores["progress"])
+    _, cols = camp.observations()
+    assert np.isnan(cols["objective"][1]) and np.isnan(cols["damage_prob"][1])
+
+
+def test_interrupt_closes_the_shutter_and_the_campaign_resumes(scorer, tmp_path):
+    from bluesky import RunEngine
+    from bluesky.utils import RunEngineInterrupted
+
+    cat = local_catalog(tmp_path / "cat")
+    RE = RunEngine({}, context_managers=[])
+    bl = SimulatedBeamline(seed=7)
+
+    def pause_after_two(trial):
+        if trial.index == 1:  # what Ctrl-C does, from another thread like a signal handler
+            threading.Thread(target=RE.request_pause, kwargs={"defer": True}).start()
+            time.sleep(0.5)
+
+    camp = Campaign(CampaignConfig(budget=6))
+    with pytest.raises(RunEngineInterrupted):
+        simulate_campaign(
+            scorer=scorer,
+            beamline=bl,
+            controller=camp,
+            catalog=cat,
+            RE=RE,
+            on_shot=pause_after_two,
+        )
+    RE.abort("user interrupt")
+    assert bl.pump.shutter.get() == "closed"
+    run = cat.values().last()
+    assert run.metadata["stop"]["exit_status"] == "abort"
+    again = Campaign.resume(cat, run.metadata["start"]["uid"])
+    n = len(camp.record)
+    assert 2 <= n < 6, "paused between shots, before the budget"
+    assert [t.index for t in again.record.trials] == list(range(n))
