@@ -97,7 +97,7 @@ class Bench:
 def run_grid(rp, seed, scorer, budget):
     b = Bench(rp, seed, scorer)
     n = 0
-    for wl in np.linspace(500, 1300, 6):
+    for wl in np.linspace(500, 1100, 6):
         for f in np.linspace(0.5, 12.0, 7):
             if n >= budget:
                 break
@@ -111,7 +111,7 @@ def run_random(rp, seed, scorer, budget):
     b = Bench(rp, seed, scorer)
     rng = np.random.default_rng(seed + 17)
     for _ in range(budget):
-        b.shot(rng.uniform(0.2, 12.0), rng.uniform(500, 1300))
+        b.shot(rng.uniform(0.2, 12.0), rng.uniform(500, 1100))
         b.move_if_damaged()
     return outcome(b.truth), []
 
@@ -128,11 +128,11 @@ def run_xopt(rp, seed, scorer, budget):
         return {k: row[k] for k in ("progress", "damage_prob", "line_distance")}
 
     vocs = VOCS(
-        variables={"fluence": [0.2, 12.0], "wavelength": [500.0, 1300.0]},
+        variables={"fluence": [0.2, 12.0], "wavelength": [500.0, 1100.0]},
         objectives={"progress": "MAXIMIZE"},
         constraints={"damage_prob": ["LESS_THAN", 0.2], "line_distance": ["LESS_THAN", 1.5]},
     )
-    gen = ExpectedImprovementGenerator(vocs=vocs, max_travel_distances=[1.5 / 11.8, 150 / 800])
+    gen = ExpectedImprovementGenerator(vocs=vocs, max_travel_distances=[1.5 / 11.8, 150 / 600])
     X = Xopt(generator=gen, evaluator=Evaluator(function=evaluate), vocs=vocs)
     X.evaluate_data(pd.DataFrame({"fluence": [0.5], "wavelength": [800.0]}))
     lat = []

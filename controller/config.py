@@ -88,7 +88,7 @@ def _default_parameters() -> tuple[ParameterSpec, ...]:
         ParameterSpec(
             name="wavelength",
             low=500.0,
-            high=1300.0,
+            high=1100.0,
             hard_low=400.0,
             hard_high=1600.0,
             max_step=150.0,

@@ -32,7 +32,7 @@ def lows_highs():
 
 @settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
-    st.lists(st.tuples(st.floats(0.2, 5.0), st.floats(500, 1300)), min_size=2, max_size=8),
+    st.lists(st.tuples(st.floats(0.2, 5.0), st.floats(500, 1100)), min_size=2, max_size=8),
     st.integers(0, 7),
 )
 def test_proposals_respect_ramp_and_hard_limits(points, which):
