@@ -215,11 +215,14 @@ def _campaign(args: argparse.Namespace) -> int:
             f"probability {ok['damage_prob'].max():.3f}; median proposal "
             f"{1000 * np.median(camp.proposal_seconds or [0]):.0f} ms"
         )
-        succ = (df["truth_x"] >= 0.8) & (df["truth_vacancy"] < 0.02) & ~df["truth_molten"]
-        dmg = (df["truth_vacancy"] >= 0.05) | df["truth_molten"]
+    if "truth_x" in df:  # simulated shots of this process (a resumed record has none before)
+        sim = df[df["truth_x"].notna()]
+        molten = sim["truth_molten"].astype(bool)
+        succ = (sim["truth_x"] >= 0.8) & (sim["truth_vacancy"] < 0.02) & ~molten
+        dmg = (sim["truth_vacancy"] >= 0.05) | molten
         print(
-            f"hidden truth (simulation only): first success at shot "
-            f"{int(df['shot'][succ].iloc[0]) if succ.any() else 'none'}; damage events "
+            f"hidden truth (simulation only, {len(sim)} shots): first success at shot "
+            f"{int(sim['shot'][succ].iloc[0]) if succ.any() else 'none'}; damage events "
             f"{int(dmg.sum())}"
         )
     df.to_csv(out / "campaign.csv", index=False)

@@ -272,3 +272,23 @@ def test_interrupt_closes_the_shutter_and_the_campaign_resumes(scorer, tmp_path)
     n = len(camp.record)
     assert 2 <= n < 6, "paused between shots, before the budget"
     assert [t.index for t in again.record.trials] == list(range(n))
+
+
+def test_cli_campaign_writes_plots_and_resumes(tmp_path, capsys):
+    from uedsteer.controller.cli import main
+
+    cat, out = str(tmp_path / "cat"), tmp_path / "out"
+    assert main(["campaign", "--budget", "2", "--catalog", cat, "--out", str(out)]) == 0
+    text = capsys.readouterr().out
+    assert "stop: shot budget of 2 used" in text and "hidden truth" in text
+    for name in ("campaign_gp_maps.png", "campaign_objective.png", "campaign_latent.png"):
+        assert (out / name).stat().st_size > 10_000
+    uid = text.split("run uid: ")[1].split()[0]
+    assert (
+        main(["campaign", "--budget", "3", "--catalog", cat, "--out", str(out), "--resume", uid])
+        == 0
+    )
+    assert "resuming" in capsys.readouterr().out
+    import pandas as pd
+
+    assert pd.read_csv(out / "campaign.csv")["shot"].tolist() == [0, 1, 2]
