@@ -18,8 +18,9 @@ harness for benchmarks.
 from __future__ import annotations
 
 import math
+import time
 from collections.abc import Callable, Mapping
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -120,9 +121,15 @@ class Step:
 
     def info(self) -> dict[str, float]:
         """The optimizer's figures as plain numbers."""
-        if self.proposal is None:
-            return {"damage_ucb": math.nan, "acquisition": math.nan, "n_safe": 0}
         p = self.proposal
+        if p is None:  # initial shots and ramp-down steps: no optimizer figures
+            return {
+                "damage_ucb": math.nan,
+                "acquisition": math.nan,
+                "n_safe": 0,
+                "n_candidates": 0,
+                "heating_limit": math.nan,
+            }
         return {
             "damage_ucb": p.damage_ucb,
             "acquisition": p.acquisition,
@@ -280,8 +287,6 @@ class Campaign:
     # ------------------------------------------------------------------ the loop
     def next(self) -> Step | Stop:
         """The next shot's settings, or why the campaign is over."""
-        import time
-
         cfg = self.config
         if self.stopped:
             return Stop(self.record.stop_reason or "")
@@ -470,16 +475,6 @@ class Campaign:
         return True
 
     # ------------------------------------------------------------------ persistence
-    def state(self) -> dict[str, Any]:
-        """Plain-data snapshot (config, spots, record) for metadata and tests."""
-        return {
-            "config": self.config.model_dump(mode="json"),
-            "spot_index": self.spot_index,
-            "damaged_spots": list(self.damaged_spots),
-            "trials": [asdict(t) for t in self.record.trials],
-            "stop_reason": self.record.stop_reason,
-        }
-
     def restore_trials(self, trials: list[Trial], damaged_spots: list[int]) -> None:
         """Rebuild the state from recorded shots (used by :meth:`resume`)."""
         self.record.trials = list(trials)

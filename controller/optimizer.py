@@ -275,7 +275,6 @@ class SafeOptimizer:
         cand = torch.tensor(self.to_model(candidates))
         dmg_p = np.asarray(scores["damage_prob"], dtype=np.float64)
         x, y, ok = self._xy(settings, logit(dmg_p) / LOGIT_SCALE)
-        y[~torch.isfinite(torch.tensor(dmg_p[ok]))[:, None]] = 0.0
         if not ok.any():
             raise NoSafeCandidate("no successful measurement to learn from yet")
         dmg = self._fit("damage", x, y, False)
@@ -299,7 +298,6 @@ class SafeOptimizer:
             else:
                 safe &= mu - cfg.beta * sd >= c.bound
         self.heating_limit = float("nan")
-        self.candidate_heating = None
         if cfg.heating_growth is not None and "heating" in scores:
             safe &= self._heating_safe(settings, scores, cand, dmg_p)
         return safe.numpy(), 1.0 / (1.0 + np.exp(-ucb.numpy()))
@@ -378,7 +376,6 @@ class SafeOptimizer:
             p = model.posterior(xc)
             ucb = (p.mean + cfg.beta * p.variance.clamp_min(0).sqrt()).squeeze(-1)
         bound = np.exp(ucb.numpy())
-        self.candidate_heating = bound
         clean = known & (dmg_p < 0.5) & np.isfinite(h_eff)
         frontier = cfg.heating_growth * float(h_eff[clean].max()) + cfg.heating_floor
         return torch.from_numpy((bound <= frontier) & (bound <= self.heating_limit))

@@ -77,18 +77,23 @@ def _put(device: Device, values: dict[str, Any]) -> None:
         getattr(device, k).put(v)
 
 
+def setting_signals(beamline) -> dict[str, Any]:
+    """The settable signal behind each campaign setting."""
+    return {
+        "fluence": beamline.pump.fluence,
+        "wavelength": beamline.pump.wavelength,
+        "charge": beamline.gun.charge,
+        "delay": beamline.delay.delay,
+    }
+
+
 def ramp_to(beamline, target: dict[str, float], campaign: Campaign) -> MsgGenerator:
     """Move pump, gun and delay to ``target`` in steps no larger than the ramp limits.
 
     Fixed settings move in one step (they change only at the start); every step is checked by
     the devices' hard limits before anything moves.
     """
-    signals = {
-        "fluence": beamline.pump.fluence,
-        "wavelength": beamline.pump.wavelength,
-        "charge": beamline.gun.charge,
-        "delay": beamline.delay.delay,
-    }
+    signals = setting_signals(beamline)
     steps = {p.name: p.max_step for p in campaign.config.parameters}
     now = {k: float(s.get()) for k, s in signals.items()}
     n = 1
@@ -188,13 +193,9 @@ def campaign(
     if n_reference < 3:
         raise ValueError(f"n_reference={n_reference} must be >= 3 (difference images need it)")
     cfg = controller.config
+    signals = setting_signals(beamline)
     for k, v in controller.start_settings().items():  # check the start before the run opens
-        {
-            "fluence": beamline.pump.fluence,
-            "wavelength": beamline.pump.wavelength,
-            "charge": beamline.gun.charge,
-            "delay": beamline.delay.delay,
-        }[k].check_value(v)
+        signals[k].check_value(v)
     run_md = {
         "plan_name": "campaign",
         "purpose": "closed-loop safe Bayesian optimization",
@@ -226,21 +227,14 @@ def campaign(
             step = controller.next()
             if isinstance(step, Stop):
                 break
-            info = step.info()
             _put(
                 prop,
                 {
                     **step.settings,
+                    **step.info(),
                     "shot": len(controller.record),
                     "spot": step.spot,
-                    "damage_ucb": info["damage_ucb"],
-                    "acquisition": info["acquisition"],
-                    "heating_limit": info.get("heating_limit", math.nan),
-                    "n_safe": info["n_safe"],
-                    "n_candidates": info.get("n_candidates", 0),
-                    "seconds": controller.proposal_seconds[-1]
-                    if step.proposal is not None
-                    else 0.0,
+                    "seconds": controller.proposal_seconds[-1] if step.proposal else 0.0,
                     "models": json.dumps(step.proposal.models if step.proposal else {}),
                 },
             )
