@@ -1,0 +1,1 @@
+"""Crystal-structure prediction from electron-diffraction Bragg lists (random forests)."""

@@ -1,0 +1,385 @@
+"""Radial-basis features and hierarchical random forests (Gleason et al. 2024)."""
+
+from __future__ import annotations
+
+import cmath
+import math
+
+import numpy as np
+import pytest
+
+from uedsteer.surrogates.crystal.features import (
+    CRYSTAL_SYSTEMS,
+    N_FEATURES,
+    feature_index,
+    preprocess_bragg,
+    radial_basis,
+)
+from uedsteer.surrogates.crystal.predictor import (
+    CrystalPredictor,
+    difference_aggregate,
+    difference_weight,
+)
+
+HALF = N_FEATURES // 2
+SMALL = {"n_estimators": 10}
+
+
+def direct_features(bragg, dq=0.05, n_radial=41, p_max=12):
+    """Eqs. (1)-(2) as a plain double loop over spots and (m, p)."""
+    tau = np.zeros((n_radial, p_max + 1), dtype=complex)
+    for qx, qy, intensity in bragg:
+        q, phi = math.hypot(qx, qy), math.atan2(qy, qx)
+        for m in range(n_radial):
+            weight = max(1 - abs(q - m * dq) / dq, 0.0)
+            for p in range(p_max + 1):
+                tau[m, p] += weight * cmath.exp(1j * p * phi) * intensity
+    tau = tau.ravel()
+    return np.concatenate([np.abs(tau), np.angle(tau)])
+
+
+def random_list(rng, n, q_max=2.4):
+    return np.column_stack([rng.uniform(-q_max, q_max, (n, 2)), rng.uniform(0, 1, n)])
+
+
+def assert_features_close(got, want):
+    np.testing.assert_allclose(got[:HALF], want[:HALF], atol=1e-12)
+    # arguments: compare on the circle and only where the magnitude is not rounding noise
+    big = want[:HALF] > 1e-9
+    diff = np.angle(np.exp(1j * (got[HALF:] - want[HALF:])))
+    np.testing.assert_allclose(diff[big], 0.0, atol=1e-9)
+
+
+# ------------------------------------------------------------------------------- features
+
+
+def test_radial_basis_matches_direct_sum_single_and_batched():
+    rng = np.random.default_rng(1)
+    lists = [random_list(rng, n) for n in (1, 7, 23)]
+    lists[1][0, :2] = 0.0  # a spot at q = 0 (φ = atan2(0, 0) = 0)
+    lists[2][:3, :2] = [[2.02, 0.0], [0.0, -2.3], [1.5, 1.5]]  # beyond 2 1/Å
+    batch = radial_basis(lists, preprocess=False)
+    assert batch.shape == (3, N_FEATURES)
+    for i, bragg in enumerate(lists):
+        want = direct_features(bragg)
+        single = radial_basis(bragg, preprocess=False)
+        assert single.shape == (N_FEATURES,)
+        assert_features_close(single, want)
+        assert_features_close(batch[i], want)
+    # the (m, p) layout is m-major inside each block
+    tau = batch[2, :HALF].reshape(41, 13)
+    assert tau[40, 3] == batch[2, feature_index(40, 3)]
+    assert batch[2, HALF + 13 * 5 + 2] == batch[2, feature_index(5, 2, "arg")]
+
+
+def test_spots_beyond_the_last_bin_contribute_nothing():
+    inside = np.array([[0.3, 0.1, 1.0], [1.0, -0.5, 0.5]])
+    outside = np.array([[2.06, 0.0, 3.0], [0.0, 2.6, 1.0]])  # |q| > 41 * 0.05
+    edge = np.array([[2.025, 0.0, 1.0]])  # halfway into bin 40 only
+    assert np.array_equal(radial_basis(inside, preprocess=False),
+                          radial_basis(np.vstack([inside, outside]), preprocess=False))
+    f = radial_basis(edge, preprocess=False)
+    assert f[feature_index(40, 0)] == pytest.approx(0.5)
+    assert np.count_nonzero(f[:HALF]) == 13  # the 13 angular orders of bin 40
+
+
+def test_rotation_changes_only_the_phases():
+    rng = np.random.default_rng(2)
+    bragg = random_list(rng, 30, q_max=1.5)
+    alpha = 0.7
+    rot = np.array([[np.cos(alpha), -np.sin(alpha)], [np.sin(alpha), np.cos(alpha)]])
+    turned = bragg.copy()
+    turned[:, :2] = bragg[:, :2] @ rot.T
+    f0 = radial_basis(bragg, preprocess=False)
+    f1 = radial_basis(turned, preprocess=False)
+    np.testing.assert_allclose(f1[:HALF], f0[:HALF], rtol=1e-10, atol=1e-12)
+    p = np.tile(np.arange(13), 41)
+    big = f0[:HALF] > 1e-6 * f0[:HALF].max()
+    shift = np.angle(np.exp(1j * (f1[HALF:] - f0[HALF:] - p * alpha)))
+    np.testing.assert_allclose(shift[big], 0.0, atol=1e-7)
+
+
+def test_preprocess_drops_central_beam_and_scales_to_0_3():
+    rng = np.random.default_rng(3)
+    bragg = random_list(rng, 8, q_max=1.0)
+    bragg[2] = [0.0, 0.0, 50.0]
+    out = preprocess_bragg(bragg)
+    assert out.shape == (7, 3)
+    assert not np.any((out[:, 0] == 0) & (out[:, 1] == 0))
+    assert out[:, 2].sum() == pytest.approx(0.3)
+    rest = np.delete(bragg, 2, axis=0)
+    np.testing.assert_allclose(out[:, 2], rest[:, 2] * 0.3 / rest[:, 2].sum())
+    # radial_basis(preprocess=True) is eqs. (1)-(2) on the preprocessed list
+    np.testing.assert_allclose(radial_basis(bragg), radial_basis(out, preprocess=False))
+
+
+def test_preprocess_rejects_too_few_spots_with_the_count():
+    four = np.array([[0, 0, 9.0], [0.3, 0, 1], [0, 0.3, 1], [-0.3, 0, 1]])
+    with pytest.raises(ValueError, match=r"has 4 spots.*min_spots=5"):
+        preprocess_bragg(four)
+    assert preprocess_bragg(four, min_spots=4).shape == (3, 3)
+    with pytest.raises(ValueError, match=r"bragg_lists\[1\] has 4 spots"):
+        radial_basis([np.vstack([four, [[0.5, 0.5, 1.0]]]), four])
+
+
+@pytest.mark.parametrize(
+    ("bad", "match"),
+    [
+        (np.array([[0, 0, 1.0], [0.2, np.nan, 1.0]]), r"bragg_lists\[2\] row 1 .*non-finite"),
+        (np.array([[0, 0, 1.0], [0.2, 0.1, -0.5]]), r"bragg_lists\[2\] row 1 .*negative"),
+        (np.empty((0, 3)), r"bragg_lists\[2\] is empty"),
+        (np.ones((4, 2)), r"bragg_lists\[2\] must have shape \(n, 3\).*\(4, 2\)"),
+    ],
+)
+def test_bad_lists_name_the_pattern_index(bad, match):
+    rng = np.random.default_rng(4)
+    good = [random_list(rng, 6) for _ in range(2)]
+    with pytest.raises(ValueError, match=match):
+        radial_basis([*good, bad], preprocess=False)
+
+
+def test_on_invalid_nan_marks_rows():
+    rng = np.random.default_rng(5)
+    good = [random_list(rng, n, q_max=1.5) for n in (6, 12)]
+    zero = np.array([[0, 0, 1.0]] + [[0.1 * k, 0.2, 0.0] for k in range(1, 6)])
+    lists = [good[0], good[0][:3], np.full((6, 3), np.nan), [], zero, good[1]]
+    features, valid = radial_basis(lists, on_invalid="nan")
+    assert valid.tolist() == [True, False, False, False, False, True]
+    assert np.isnan(features[~valid]).all()
+    np.testing.assert_allclose(features[0], radial_basis(good[0]))
+    np.testing.assert_allclose(features[5], radial_basis(good[1]))
+    one, ok = radial_basis(good[0][:3], on_invalid="nan")
+    assert ok is False and one.shape == (N_FEATURES,) and np.isnan(one).all()
+    with pytest.raises(ValueError, match="on_invalid"):
+        radial_basis(good, on_invalid="skip")
+
+
+# ---------------------------------------------------------------------- aggregation
+
+
+def test_difference_aggregation_paper_example():
+    # columns: cubic, hexagonal, trigonal, tetragonal, orthorhombic, monoclinic (80 trees)
+    votes = np.array([
+        [5, 4, 47, 4, 0, 20],  # trigonal, runner-up monoclinic 20
+        [19, 15, 26, 10, 6, 4],  # trigonal, runner-up cubic 19
+        [15, 10, 21, 24, 6, 4],  # tetragonal, runner-up trigonal 21
+    ])
+    np.testing.assert_allclose(difference_weight(votes), [0.3375, 0.0875, 0.0375])
+    label, confidence, weights = difference_aggregate(votes, CRYSTAL_SYSTEMS)
+    assert label == "trigonal"
+    assert confidence == pytest.approx((0.3375 + 0.0875) / (0.3375 + 0.0875 + 0.0375))
+    assert weights["trigonal"] == pytest.approx(0.425)
+    assert weights["tetragonal"] == pytest.approx(0.0375)
+    assert weights["cubic"] == 0.0
+    # all ties: no weight at all → most votes overall, confidence 0
+    label, confidence, _ = difference_aggregate(np.array([[40, 40], [30, 30]]), ["a", "b"])
+    assert (label, confidence) == ("a", 0.0)
+    with pytest.raises(ValueError, match="labels"):
+        difference_aggregate(votes, ["cubic"])
+
+
+# --------------------------------------------------------------------------- hierarchy
+
+SUBSETS = {"cubic": (221, 225), "hexagonal": (191, 194), "tetragonal": (123,)}
+BASE_LATTICE = {"cubic": (4.0, 4.0, 4.0), "hexagonal": (3.0, 3.0, 5.0),
+                "tetragonal": (6.0, 6.0, 9.0)}
+
+
+def synthetic_features(rng, n_per_system):
+    """Features where column 0 encodes the system, column 1 the space group, column 2 the size."""
+    rows, systems, groups, lattices = [], [], [], []
+    for k, system in enumerate(SUBSETS):
+        x = rng.normal(0.0, 1.0, (n_per_system, N_FEATURES))
+        x[:, 0] = 3 * k + rng.uniform(0, 1, n_per_system)
+        choice = (x[:, 1] > 0).astype(int) % len(SUBSETS[system])
+        rows.append(x)
+        systems += [system] * n_per_system
+        groups.append(np.asarray(SUBSETS[system])[choice])
+        lattices.append(np.asarray(BASE_LATTICE[system]) * (1 + 0.05 * x[:, 2:3].clip(-1, 1)))
+    return np.vstack(rows), np.array(systems), np.concatenate(groups), np.vstack(lattices)
+
+
+@pytest.fixture(scope="module")
+def routed():
+    rng = np.random.default_rng(6)
+    x, systems, groups, lattices = synthetic_features(rng, 60)
+    params = {"n_estimators": 10}
+    model = CrystalPredictor(system_params=params, space_group_params=params,
+                             lattice_params=params, n_jobs=1)
+    return model.fit(x, systems, groups, lattices, progress=False), rng
+
+
+def test_hierarchy_routes_to_the_predicted_system(routed):
+    model, rng = routed
+    assert model.trained_systems == ("cubic", "hexagonal", "tetragonal")
+    assert model.space_group_models_["tetragonal"] is None  # a single space group
+    x, systems, _, _ = synthetic_features(rng, 15)
+    x[4] = np.nan
+    pred = model.predict(features=x)
+    ok = pred.valid
+    assert ok.sum() == len(x) - 1 and pred.crystal_system[4] == "" and pred.space_group[4] == 0
+    assert np.isnan(pred.lattice[4]).all()
+    assert np.mean(pred.crystal_system[ok] == systems[ok]) > 0.9
+    for i in np.flatnonzero(ok):
+        system = pred.crystal_system[i]
+        assert pred.space_group[i] in SUBSETS[system]
+        np.testing.assert_allclose(pred.lattice[i], BASE_LATTICE[system], rtol=0.06)
+    assert (pred.system_votes[ok].sum(axis=1) == 10).all()
+    top = pred.system_votes[ok].max(axis=1)
+    np.testing.assert_allclose(pred.system_confidence[ok], top / 10)
+    tetra = ok & (pred.crystal_system == "tetragonal")
+    assert (pred.space_group[tetra] == 123).all()
+    assert (pred.space_group_confidence[tetra] == 1.0).all()
+    assert pred.row(0)["crystal_system"] == pred.crystal_system[0]
+    assert len(pred.to_dataframe()) == len(x)
+
+    # forcing the route swaps the sub-models but not the reported system
+    cubic = x[systems == "cubic"][5:10]
+    forced = model.predict(features=cubic, route_to="hexagonal")
+    assert (forced.routed_system == "hexagonal").all()
+    assert (forced.crystal_system == "cubic").all()
+    assert set(forced.space_group.tolist()) <= set(SUBSETS["hexagonal"])
+    np.testing.assert_allclose(forced.lattice, np.tile(BASE_LATTICE["hexagonal"], (5, 1)),
+                               rtol=0.06)
+    with pytest.raises(ValueError, match="route_to='monoclinic'"):
+        model.predict(features=cubic, route_to="monoclinic")
+
+
+def test_mocked_system_votes_change_the_sub_model(routed, monkeypatch):
+    model, rng = routed
+    x = synthetic_features(rng, 4)[0][:4]  # cubic patterns
+    hexagonal_votes = np.zeros((4, 6), dtype=np.int64)
+    hexagonal_votes[:, CRYSTAL_SYSTEMS.index("hexagonal")] = 10
+    monkeypatch.setattr(model, "_system_votes", lambda x32: hexagonal_votes[: len(x32)])
+    pred = model.predict(features=x)
+    assert (pred.crystal_system == "hexagonal").all()
+    assert set(pred.space_group.tolist()) <= set(SUBSETS["hexagonal"])
+    agg = model.predict_aggregate(features=x)
+    assert agg.crystal_system == "hexagonal" and agg.confidence == 1.0
+    assert agg.space_group in SUBSETS["hexagonal"]
+
+
+def test_aggregate_uses_the_winning_system(routed):
+    model, rng = routed
+    x, systems, _, _ = synthetic_features(rng, 10)
+    cubic = x[systems == "cubic"]
+    cubic[0] = np.nan
+    agg = model.predict_aggregate(features=cubic)
+    assert agg.crystal_system == "cubic" and agg.confidence > 0.9
+    assert agg.n_patterns == 9 and agg.n_rejected == 1
+    assert agg.space_group in SUBSETS["cubic"]
+    assert set(agg.space_group_weights) == set(SUBSETS["cubic"])
+    np.testing.assert_allclose(agg.lattice, BASE_LATTICE["cubic"], rtol=0.05)
+    with pytest.raises(ValueError, match="none of the 2 patterns is valid"):
+        model.predict_aggregate(features=np.full((2, N_FEATURES), np.nan))
+
+
+def test_predictor_argument_checks():
+    with pytest.raises(ValueError, match="unknown RandomForestClassifier parameter"):
+        CrystalPredictor(system_params={"n_trees": 5})
+    model = CrystalPredictor(system_params=SMALL)
+    assert model.system_params == {"n_estimators": 10, "max_depth": 40, "max_features": None}
+    assert model.space_group_params["n_estimators"] == 128
+    with pytest.raises(ValueError, match="crystal_system holds"):
+        model.fit(np.zeros((2, N_FEATURES)), ["cubic", "triclinic"], [1, 2], np.ones((2, 3)))
+    with pytest.raises(ValueError, match=r"shape \(N, 1066\)"):
+        model.fit(np.zeros((2, 5)), ["cubic", "cubic"], [1, 2], np.ones((2, 3)))
+
+
+# ------------------------------------------------------------------------- end to end
+
+LATTICES_2D = {"cubic": "square", "hexagonal": "hexagonal", "orthorhombic": "rectangular"}
+SPACE_GROUPS = {"cubic": (225, 221), "hexagonal": (194, 191), "orthorhombic": (62, 47)}
+
+
+def point_lattice_pattern(rng, system):
+    """Bragg list of a 2D reciprocal point lattice with random rotation and intensities."""
+    a = rng.uniform(0.25, 0.45)
+    if LATTICES_2D[system] == "square":
+        b1, b2 = np.array([a, 0.0]), np.array([0.0, a])
+    elif LATTICES_2D[system] == "hexagonal":
+        b1, b2 = np.array([a, 0.0]), np.array([a / 2, a * np.sqrt(3) / 2])
+    else:
+        b1, b2 = np.array([a, 0.0]), np.array([0.0, a * rng.uniform(1.35, 1.8)])
+    h, k = np.meshgrid(np.arange(-8, 9), np.arange(-8, 9))
+    q = h.reshape(-1, 1) * b1 + k.reshape(-1, 1) * b2
+    theta = rng.uniform(0, 2 * np.pi)
+    rot = np.array([[np.cos(theta), -np.sin(theta)], [np.sin(theta), np.cos(theta)]])
+    q = q @ rot.T + rng.normal(0, 0.002, q.shape)
+    q = q[np.hypot(*q.T) < 1.3]
+    intensity = np.exp(-np.hypot(*q.T) ** 2 / 0.4) * rng.uniform(0.3, 1.0, len(q))
+    intensity[np.hypot(*q.T) < 0.01] = 20.0  # central beam
+    group = SPACE_GROUPS[system][int(a > 0.35)]
+    lattice = np.array([1 / a, 1 / a, rng.uniform(4, 8)])
+    return np.column_stack([q, intensity]), group, lattice
+
+
+def make_dataset(rng, n_per_system):
+    lists, systems, groups, lattices = [], [], [], []
+    for system in LATTICES_2D:
+        for _ in range(n_per_system):
+            bragg, group, lattice = point_lattice_pattern(rng, system)
+            lists.append(bragg)
+            systems.append(system)
+            groups.append(group)
+            lattices.append(lattice)
+    return lists, np.array(systems), np.array(groups), np.array(lattices)
+
+
+@pytest.fixture(scope="module")
+def trained():
+    rng = np.random.default_rng(7)
+    lists, systems, groups, lattices = make_dataset(rng, 80)
+    features = radial_basis(lists)
+    model = CrystalPredictor(system_params=SMALL, space_group_params=SMALL,
+                             lattice_params=SMALL, n_jobs=1)
+    model.fit(features, systems, groups, lattices, progress=False)
+    return model, make_dataset(rng, 20)
+
+
+def test_end_to_end_accuracy_on_held_out_patterns(trained):
+    model, (lists, systems, groups, lattices) = trained
+    pred = model.predict(lists)
+    assert pred.valid.all()
+    accuracy = np.mean(pred.crystal_system == systems)
+    assert accuracy > 0.8  # chance is 1/3
+    for system in LATTICES_2D:
+        rows = systems == system
+        agg = model.predict_aggregate(lists[i] for i in np.flatnonzero(rows)[:10])
+        assert agg.crystal_system == system
+    right = pred.crystal_system == systems
+    assert np.mean(pred.space_group[right] == groups[right]) > 0.7
+    error = np.abs(pred.lattice[right, 0] - lattices[right, 0])
+    assert np.median(error) < 0.3  # Å, a spans 2.2–4 Å
+
+
+def test_save_load_round_trip(trained, tmp_path, monkeypatch):
+    model, (lists, _, _, _) = trained
+    folder = model.save(tmp_path / "crystal", metrics={"accuracy": 0.9})
+    loaded = CrystalPredictor.load(folder)
+    assert loaded.metadata_["metrics"] == {"accuracy": 0.9}
+    assert loaded.metadata_["features"]["n_features"] == N_FEATURES
+    before, after = model.predict(lists[:25]), loaded.predict(lists[:25])
+    for field in ("crystal_system", "system_votes", "space_group", "lattice", "valid"):
+        np.testing.assert_array_equal(getattr(after, field), getattr(before, field))
+    assert loaded.predict_aggregate(lists[:5]).crystal_system == (
+        model.predict_aggregate(lists[:5]).crystal_system
+    )
+    # default folder from $UEDSTEER_DATA
+    monkeypatch.setenv("UEDSTEER_DATA", str(tmp_path))
+    assert CrystalPredictor.load().training_sizes_ == model.training_sizes_
+
+
+def test_load_refuses_missing_or_foreign_files(trained, tmp_path, monkeypatch):
+    with pytest.raises(FileNotFoundError, match="uedsteer train crystal"):
+        CrystalPredictor.load(tmp_path)
+    monkeypatch.setenv("UEDSTEER_DATA", str(tmp_path / "nowhere"))
+    with pytest.raises(FileNotFoundError, match="nowhere"):
+        CrystalPredictor.load()
+    model, _ = trained
+    folder = model.save(tmp_path / "m")
+    import skops.io
+
+    monkeypatch.setattr(skops.io, "get_untrusted_types", lambda file: ["builtins.eval"])
+    with pytest.raises(ValueError, match="refusing"):
+        CrystalPredictor.load(folder)
