@@ -3,14 +3,24 @@
 ``FrameScorer.pretrained()`` loads the weights shipped in ``surrogates/weights/`` (made by
 ``uedsteer train cnn``, ``uedsteer train vae`` and ``uedsteer train finetune``), with
 ``torch.load(..., weights_only=True)``: a weights file cannot run code.
+
+Optional crystal output: with a crystal-structure predictor attached
+(:meth:`FrameScorer.attach_crystal_predictor`, or ``crystal=`` of :meth:`FrameScorer.load` /
+:meth:`FrameScorer.pretrained`), every valid frame is also turned into a Bragg list
+(:func:`uedsteer.surrogates.crystal.peaks.find_bragg_peaks`, 10–20 ms a frame on one core)
+and the predictor's crystal system and confidence go into :attr:`Scores.crystal_system` and
+:attr:`Scores.crystal_confidence`. Without one those fields are ``""`` / NaN and scoring costs
+nothing more.
 """
 
 from __future__ import annotations
 
 import json
+import warnings
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
+from typing import Any, Protocol
 
 import numpy as np
 import torch
@@ -35,6 +45,22 @@ SCORE_FIELDS = (
     "frame_quality",
     "heating",
 )
+CRYSTAL_FIELDS = ("crystal_system", "crystal_confidence")
+"""Optional :class:`Scores` fields filled only when a crystal predictor is attached."""
+
+
+class CrystalPredictor(Protocol):
+    """What :meth:`FrameScorer.attach_crystal_predictor` needs (e.g. the random-forest
+    predictor of :mod:`uedsteer.surrogates.crystal`).
+
+    ``predict(bragg_lists)`` takes a list of (m, 3) Bragg lists ``(qx, qy, I)`` (central beam
+    first) and returns an object with (N,) arrays ``crystal_system`` (str),
+    ``system_confidence`` (float) and ``valid`` (bool).
+    """
+
+    def predict(self, bragg_lists: list[np.ndarray]) -> Any:
+        """Predict the crystal system of each Bragg list."""
+        ...
 
 
 @dataclass
@@ -56,6 +82,11 @@ class Scores:
         proxy that rises with the absorbed fluence (see :mod:`uedsteer.surrogates.heating`).
     valid : (B,) bool; ``flags`` says why a frame is invalid (``nan``, ``inf``, ``zero``,
         ``saturated``).
+    crystal_system : (B,) str, the crystal system the attached crystal predictor reads from
+        the frame's Bragg peaks; ``""`` when not computed (no predictor attached, invalid
+        frame, too few peaks, or the predictor failed).
+    crystal_confidence : (B,) share of the predictor's trees voting for ``crystal_system``;
+        NaN when not computed.
     """
 
     class_probs: np.ndarray
@@ -69,6 +100,24 @@ class Scores:
     heating: np.ndarray
     valid: np.ndarray
     flags: list[str] = field(default_factory=list)
+    crystal_system: np.ndarray | None = None
+    crystal_confidence: np.ndarray | None = None
+
+    def __post_init__(self) -> None:
+        b = len(self.valid)
+        if self.crystal_system is None:
+            self.crystal_system = np.full(b, "", dtype="<U12")
+        else:
+            self.crystal_system = np.asarray(self.crystal_system, dtype=str)
+        if self.crystal_confidence is None:
+            self.crystal_confidence = np.full(b, np.nan)
+        else:
+            self.crystal_confidence = np.asarray(self.crystal_confidence, dtype=np.float64)
+        for name in CRYSTAL_FIELDS:
+            if getattr(self, name).shape != (b,):
+                raise ValueError(
+                    f"{name} has shape {getattr(self, name).shape}; {b} frames need ({b},)"
+                )
 
     def __len__(self) -> int:
         return len(self.valid)
@@ -92,6 +141,8 @@ class Scores:
             "flag": self.flags[i],
             "class_probs": self.class_probs[i].tolist(),
             "latent": self.latent[i].tolist(),
+            "crystal_system": str(self.crystal_system[i]),
+            "crystal_confidence": float(self.crystal_confidence[i]),
         }
 
 
@@ -126,6 +177,11 @@ class FrameScorer:
         Median reconstruction error of the VAE's training frames.
     saturation : float
         Pixel value treated as saturated.
+    meta : dict, optional
+        Training metadata (written to ``scorer.json`` by :meth:`save`).
+    crystal : CrystalPredictor, optional
+        Crystal-structure predictor for the optional crystal output (see
+        :meth:`attach_crystal_predictor`); default none.
     """
 
     def __init__(
@@ -137,6 +193,7 @@ class FrameScorer:
         recon_scale: float = 1.0,
         saturation: float = 65535.0,
         meta: dict | None = None,
+        crystal: CrystalPredictor | None = None,
     ) -> None:
         # channels_last: ~2× faster small convolutions on CPU (oneDNN), same numbers
         self.cnn = cnn.eval().to(memory_format=torch.channels_last)
@@ -146,16 +203,27 @@ class FrameScorer:
         self.recon_scale = float(recon_scale)
         self.saturation = float(saturation)
         self.meta = meta or {}
+        self.crystal: CrystalPredictor | None = None
+        self.crystal_peak_options: dict[str, Any] = {}
+        if crystal is not None:
+            self.attach_crystal_predictor(crystal)
 
     # ---------------------------------------------------------------- persistence
     @classmethod
-    def load(cls, folder: str | Path | None = None, variant: str = "exp") -> FrameScorer:
+    def load(
+        cls,
+        folder: str | Path | None = None,
+        variant: str = "exp",
+        crystal: CrystalPredictor | None = None,
+    ) -> FrameScorer:
         """Load a scorer from ``folder`` (default: the shipped weights).
 
         Parameters
         ----------
         variant : {"exp", "syn"}
             Fine-tuned CNNExp (default) or the synthetic-only CNNSyn classifier.
+        crystal : CrystalPredictor, optional
+            Attach this crystal-structure predictor (see :meth:`attach_crystal_predictor`).
         """
         if variant not in ("exp", "syn"):
             raise ValueError(f"variant={variant!r} is not known; allowed: 'exp', 'syn'")
@@ -176,12 +244,18 @@ class FrameScorer:
         vae.load_state_dict(torch.load(root / "vae.pt", weights_only=True))
         reference = np.load(root / "reference.npy", allow_pickle=False)
         line = LatentLine(meta["line"]["z_2h"], meta["line"]["z_1tp"])
-        return cls(cnn, vae, line, reference, meta["recon_scale"], meta=meta)
+        return cls(cnn, vae, line, reference, meta["recon_scale"], meta=meta, crystal=crystal)
 
     @classmethod
-    def pretrained(cls, variant: str = "exp") -> FrameScorer:
-        """The scorer shipped with the package (no training needed)."""
-        return cls.load(None, variant)
+    def pretrained(
+        cls, variant: str = "exp", crystal: CrystalPredictor | None = None
+    ) -> FrameScorer:
+        """The scorer shipped with the package (no training needed).
+
+        ``crystal`` optionally attaches a crystal-structure predictor
+        (:meth:`attach_crystal_predictor`).
+        """
+        return cls.load(None, variant, crystal=crystal)
 
     def save(self, folder: str | Path, cnn_name: str = "cnn_syn.pt") -> Path:
         """Write VAE, CNN, reference and metadata into ``folder``."""
@@ -215,6 +289,74 @@ class FrameScorer:
             raise ValueError(f"set_reference needs >= {MIN_REFERENCES} frames, got {len(frames)}")
         self.reference = reference_pattern(frames)
 
+    # ---------------------------------------------------------------- crystal output
+    def attach_crystal_predictor(
+        self, predictor: CrystalPredictor | None, **peak_options: Any
+    ) -> None:
+        """Fill :attr:`Scores.crystal_system` / ``crystal_confidence`` from now on.
+
+        Each valid frame is turned into a Bragg list with
+        :func:`~uedsteer.surrogates.crystal.peaks.find_bragg_peaks` and passed to
+        ``predictor.predict``. If the predictor raises or returns something malformed, the
+        frames' crystal fields stay ``""`` / NaN and a ``RuntimeWarning`` is issued: the crystal
+        output is a diagnostic and never stops the scoring of a campaign.
+
+        Parameters
+        ----------
+        predictor : CrystalPredictor or None
+            Object with ``predict(bragg_lists)`` (see :class:`CrystalPredictor`); None detaches
+            the current one.
+        **peak_options
+            Keyword options of ``find_bragg_peaks`` (e.g. ``threshold=0.02``).
+
+        Raises
+        ------
+        ValueError
+            If ``predictor`` has no callable ``predict`` or a peak option is unknown or out of
+            range.
+        """
+        if predictor is None:
+            self.crystal, self.crystal_peak_options = None, {}
+            return
+        if not callable(getattr(predictor, "predict", None)):
+            raise ValueError(
+                f"predictor={type(predictor).__name__} has no predict(bragg_lists) method; "
+                "give a crystal-structure predictor or None"
+            )
+        from .crystal.peaks import peak_options as check_peak_options
+
+        self.crystal_peak_options = check_peak_options(**peak_options)
+        self.crystal = predictor
+
+    def _crystal_scores(self, frames: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(crystal_system (object array of str), confidence) of valid frames; ``""`` / NaN
+        where not computed."""
+        from .crystal.peaks import frame_to_bragg
+
+        n = len(frames)
+        systems, confidence = np.full(n, "", dtype=object), np.full(n, np.nan)
+        try:
+            pred = self.crystal.predict(frame_to_bragg(frames, **self.crystal_peak_options))
+            system = np.asarray(pred.crystal_system, dtype=str)
+            conf = np.asarray(pred.system_confidence, dtype=np.float64)
+            ok = np.asarray(pred.valid, dtype=bool)
+            if not system.shape == conf.shape == ok.shape == (n,):
+                raise ValueError(
+                    f"predict() returned arrays of shapes {system.shape}, {conf.shape}, "
+                    f"{ok.shape} for {n} Bragg lists"
+                )
+        except Exception as err:  # any failure: the crystal output is optional
+            warnings.warn(
+                f"crystal predictor failed ({type(err).__name__}: {err}); crystal fields left "
+                "empty",
+                RuntimeWarning,
+                stacklevel=3,
+            )
+            return systems, confidence
+        systems[ok] = system[ok]
+        confidence[ok] = conf[ok]
+        return systems, confidence
+
     # ---------------------------------------------------------------- scoring
     def _flags(self, frames: np.ndarray) -> list[str]:
         flags = []
@@ -244,7 +386,9 @@ class FrameScorer:
         -------
         Scores
             Invalid frames (NaN/inf pixels, all zero, > 1 % saturated) are flagged and get NaN
-            scores and class −1; they are never given a class.
+            scores and class −1; they are never given a class. ``crystal_system`` /
+            ``crystal_confidence`` are filled for valid frames only when a crystal predictor is
+            attached (:meth:`attach_crystal_predictor`).
 
         Raises
         ------
@@ -276,6 +420,12 @@ class FrameScorer:
         progress, distance = np.full(b, np.nan), np.full(b, np.nan)
         if len(good):
             progress[valid], distance[valid] = self.line.project(latent[valid])
+        crystal_system, crystal_conf = None, None
+        if self.crystal is not None:
+            crystal_system, crystal_conf = np.full(b, "", dtype=object), np.full(b, np.nan)
+            if len(good):
+                crystal_system[valid], crystal_conf[valid] = self._crystal_scores(good)
+            crystal_system = crystal_system.astype(str)
         predicted = np.where(valid, np.nan_to_num(probs, nan=-1).argmax(1), -1)
         return Scores(
             class_probs=probs,
@@ -289,4 +439,6 @@ class FrameScorer:
             heating=heating,
             valid=valid,
             flags=flags,
+            crystal_system=crystal_system,
+            crystal_confidence=crystal_conf,
         )
