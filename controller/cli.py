@@ -39,12 +39,9 @@ def _demo(args: argparse.Namespace) -> int:
     return 0
 
 
-def _generate(args: argparse.Namespace) -> int:
-    from uedsteer.sim_devices import LABELS
-    from uedsteer.sim_devices.dataset import DatasetSpec, GeneratorSettings, write_dataset
-
+def _overrides(items: list[str] | None) -> dict:
     overrides = {}
-    for item in args.set or []:
+    for item in items or []:
         key, _, value = item.partition("=")
         if not _:
             raise SystemExit(f"--set {item!r}: expected KEY=VALUE (VALUE as JSON)")
@@ -54,12 +51,40 @@ def _generate(args: argparse.Namespace) -> int:
             raise SystemExit(
                 f"--set {item!r}: VALUE must be JSON, e.g. noise_level=[0,0.5]"
             ) from None
+    return overrides
+
+
+def _generate_crystals(args: argparse.Namespace) -> int:
+    from uedsteer.sim_devices.crystal_dataset import (
+        CrystalDatasetSpec,
+        CrystalGenSettings,
+        write_crystal_dataset,
+    )
+
+    spec = CrystalDatasetSpec(
+        n_materials=args.n_materials,
+        seed=args.seed,
+        chunk=args.chunk or 12,
+        settings=CrystalGenSettings(**_overrides(args.set)),
+    )
+    out = write_crystal_dataset(args.out, spec, scheduler=args.scheduler, n_workers=args.workers)
+    print(f"wrote {out}")
+    return 0
+
+
+def _generate(args: argparse.Namespace) -> int:
+    from uedsteer.sim_devices import LABELS
+    from uedsteer.sim_devices.dataset import DatasetSpec, GeneratorSettings, write_dataset
+
+    if args.what == "crystals":
+        return _generate_crystals(args)
+    overrides = _overrides(args.set)
     labels = LABELS if args.labels == "all" else tuple(args.labels.split(","))
     spec = DatasetSpec(
         labels=labels,
         n_per_label=args.n_per_label,
         seed=args.seed,
-        chunk=args.chunk,
+        chunk=args.chunk or 32,
         settings=GeneratorSettings(**overrides),
     )
     out = write_dataset(args.out, spec, scheduler=args.scheduler, n_workers=args.workers)
@@ -79,7 +104,55 @@ def _phonons(args: argparse.Namespace) -> int:
     return 0
 
 
+def _max_features(value: str) -> str | float | None:
+    if value == "all":
+        return None
+    if value in ("sqrt", "log2"):
+        return value
+    try:
+        frac = float(value)
+    except ValueError:
+        frac = -1.0
+    if not 0 < frac <= 1:
+        raise SystemExit(f"--max-features {value!r}: use 'all', 'sqrt', 'log2' or a fraction")
+    return frac
+
+
+def _train_crystal(args: argparse.Namespace) -> int:
+    import sys
+
+    from uedsteer.sim_devices.crystal_dataset import load_crystal_dataset
+    from uedsteer.surrogates.crystal.train import format_metrics, train_crystal
+
+    data_path = Path(args.data if args.data != "data" else "data/crystals")
+    data = load_crystal_dataset(data_path)
+    params = {}
+    for name in ("system", "space_group", "lattice"):
+        trees = getattr(args, f"{name}_trees")
+        if trees is not None:
+            params[f"{name}_params"] = {"n_estimators": trees}
+    if args.max_features is not None:
+        for name in ("system", "space_group", "lattice"):
+            params.setdefault(f"{name}_params", {})["max_features"] = _max_features(
+                args.max_features
+            )
+    _, metrics = train_crystal(
+        data,
+        out=args.out,
+        report=args.report,
+        seed=args.seed,
+        n_jobs=args.threads,
+        command=" ".join(["uedsteer", *sys.argv[1:]]),
+        **params,
+    )
+    print(format_metrics(metrics))
+    print(f"model: {metrics['model_folder']}")
+    return 0
+
+
 def _train(args: argparse.Namespace) -> int:
+    if args.model == "crystal":
+        return _train_crystal(args)
     import torch
 
     from uedsteer.surrogates import train_models as tm
@@ -260,19 +333,33 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(func=_demo)
 
-    p = sub.add_parser("generate", help="synthetic frames into a resumable zarr store (Dask)")
+    p = sub.add_parser(
+        "generate",
+        help="synthetic UED frames (zarr) or random crystals' Bragg lists; resumable (Dask)",
+    )
+    p.add_argument(
+        "what",
+        nargs="?",
+        default="frames",
+        choices=["frames", "crystals"],
+        help="frames: labelled MoTe2 UED frames; crystals: pyxtal crystals + Bragg lists",
+    )
     p.add_argument("--out", required=True, help="store path, e.g. data/train.zarr")
-    p.add_argument("--labels", default="all", help="comma-separated labels or 'all'")
-    p.add_argument("--n-per-label", type=int, default=100)
+    p.add_argument("--labels", default="all", help="frames: comma-separated labels or 'all'")
+    p.add_argument("--n-per-label", type=int, default=100, help="frames per label")
+    p.add_argument("--n-materials", type=int, default=600, help="crystals: random materials")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--chunk", type=int, default=32, help="frames per chunk/task")
+    p.add_argument(
+        "--chunk", type=int, default=None, help="frames (32) or materials (12) per chunk/task"
+    )
     p.add_argument("--workers", type=int, default=2, help="LocalCluster worker processes")
     p.add_argument("--scheduler", default=None, help="address of an existing Dask scheduler")
     p.add_argument(
         "--set",
         action="append",
         metavar="KEY=JSON",
-        help="override a GeneratorSettings field, e.g. rotation_deg=[-60,60]",
+        help="override a GeneratorSettings (frames) or CrystalGenSettings (crystals) field, "
+        "e.g. rotation_deg=[-60,60] or zone_axes=10",
     )
     p.set_defaults(func=_generate)
 
@@ -297,9 +384,30 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_ipython)
 
     p = sub.add_parser("train", help="train the frame scorer's models (writes weights + card)")
-    p.add_argument("model", choices=["cnn", "vae", "finetune"])
-    p.add_argument("--data", default="data", help="folder with train/val/test.zarr")
-    p.add_argument("--out", default=None, help="default: the package's weights folder")
+    p.add_argument("model", choices=["cnn", "vae", "finetune", "crystal"])
+    p.add_argument(
+        "--data",
+        default="data",
+        help="folder with train/val/test.zarr; crystal: a crystal store (default data/crystals)",
+    )
+    p.add_argument(
+        "--out",
+        default=None,
+        help="default: the package's weights folder; crystal: the user data directory",
+    )
+    p.add_argument("--report", default=None, help="crystal: metrics/PNG folder (default: --out)")
+    for name in ("system", "space_group", "lattice"):
+        p.add_argument(
+            f"--{name.replace('_', '-')}-trees",
+            type=int,
+            default=None,
+            help=f"crystal: trees of the {name.replace('_', ' ')} forests (paper default)",
+        )
+    p.add_argument(
+        "--max-features",
+        default=None,
+        help="crystal: features per split, 'all' (paper), 'sqrt' or a fraction",
+    )
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--epochs", type=int, default=None)
     p.add_argument("--lr", type=float, default=None)

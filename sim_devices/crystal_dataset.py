@@ -1,0 +1,593 @@
+"""Random crystals and their electron-diffraction Bragg lists: the random-forest training set.
+
+Seed 2 (Gleason et al. 2024) simulated 36,600 Materials-Project crystals. uedsteer cannot
+download them, so it draws crystals with ``pyxtal`` instead, with statistics chosen to look
+like real inorganic materials:
+
+* **crystal system**: balanced, material ``i`` belongs to ``systems[i % len(systems)]``
+  (triclinic is left out, as in the paper);
+* **space group**: with probability ``common_fraction`` one of the groups that hold most
+  known inorganic structures (P2₁/c, C2/c, Pnma, I4/mmm, R-3m, P6₃/mmc, Fm-3m, …, weighted
+  by their rough share in the ICSD), otherwise uniform over the system's groups, so rare groups
+  are seen too;
+* **species and stoichiometry**: elemental metals (15 %), binary (45 %), ternary (35 %) and
+  quaternary (5 %) compounds of common cations with common anions (oxygen most often), in the
+  usual formula ratios (AB, AB₂, A₂B₃, ABO₃, AB₂O₄, …); the formula-unit count Z is chosen so
+  that pyxtal can place the atoms on Wyckoff positions of the group; at most ``max_atoms`` atoms
+  and ``max_volume`` Å³ per conventional cell (the paper drops cells above 1,000 Å³).
+
+Every material comes from its own generator ``np.random.default_rng([seed, i])``, so a material
+depends only on (seed, i), whatever the chunking or the number of workers. Each material is
+simulated along ``zone_axes`` symmetry-distinct zone axes (densest first) with the Bloch-wave
+method at ``thickness_nm`` (seed 2: 20 nm, 300 kV, k_max 2 1/Å), or kinematically.
+
+Store layout (a folder): ``spec.json`` (everything that determines the data) and
+``chunks/chunk_NNNNN.npz``, one per ``chunk`` materials, written atomically (temporary file,
+then rename), so an interrupted run resumes by skipping finished chunks. Each chunk holds the
+spots of all its patterns (``spots`` (S, 3) float32 qx, qy, I), ``offsets`` (P + 1) into them,
+per pattern ``pattern_material`` (global material index) and ``zone_axis`` (P, 3), and per
+material ``material`` (index), ``system`` (code into :data:`CRYSTAL_SYSTEMS`),
+``space_group``, ``lattice`` (M, 6: a, b, c in Å, α, β, γ in degrees of the conventional
+cell), ``n_atoms``, ``volume`` and ``formula``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+import warnings
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+FORMAT_VERSION = 1
+
+CRYSTAL_SYSTEMS: tuple[str, ...] = (
+    "cubic",
+    "hexagonal",
+    "trigonal",
+    "tetragonal",
+    "orthorhombic",
+    "monoclinic",
+)
+
+#: International space-group numbers of each crystal system (triclinic 1–2 is left out).
+SPACE_GROUP_RANGES: dict[str, tuple[int, int]] = {
+    "monoclinic": (3, 15),
+    "orthorhombic": (16, 74),
+    "tetragonal": (75, 142),
+    "trigonal": (143, 167),
+    "hexagonal": (168, 194),
+    "cubic": (195, 230),
+}
+
+#: The groups that hold most known inorganic structures, with rough relative weights within
+#: their system (orders of magnitude from ICSD statistics; they shape the prior, nothing more).
+COMMON_SPACE_GROUPS: dict[str, dict[int, float]] = {
+    "monoclinic": {14: 40, 15: 20, 12: 15, 11: 6, 4: 5, 9: 4, 13: 4, 5: 3, 7: 2},
+    "orthorhombic": {62: 35, 63: 12, 19: 8, 61: 7, 33: 5, 36: 4, 64: 4, 74: 4, 71: 3, 65: 3,
+                     60: 3, 29: 3, 43: 3, 58: 3, 59: 2, 55: 2},
+    "tetragonal": {139: 30, 123: 10, 141: 10, 129: 8, 140: 8, 136: 7, 122: 6, 127: 4, 121: 3,
+                   88: 5, 87: 3, 119: 2, 113: 3},
+    "trigonal": {166: 30, 167: 12, 164: 12, 148: 10, 160: 8, 161: 6, 162: 4, 146: 4, 150: 4,
+                 163: 3, 165: 3, 147: 3, 152: 2},
+    "hexagonal": {194: 40, 191: 15, 186: 12, 189: 6, 187: 5, 176: 5, 173: 4, 193: 4, 190: 3,
+                  185: 2, 182: 2},
+    "cubic": {225: 30, 227: 15, 221: 15, 229: 5, 216: 8, 205: 5, 223: 3, 230: 3, 217: 3,
+              215: 2, 198: 3, 204: 2, 224: 2, 226: 2},
+}
+
+_CATIONS: dict[str, float] = {
+    "Li": 5, "Na": 5, "K": 3, "Mg": 4, "Ca": 4, "Sr": 3, "Ba": 3, "Al": 4, "Ga": 2, "In": 2,
+    "Sn": 2, "Pb": 2, "Bi": 2, "Ti": 3, "V": 3, "Cr": 2, "Mn": 4, "Fe": 4, "Co": 3, "Ni": 3,
+    "Cu": 4, "Zn": 3, "Zr": 2, "Nb": 2, "Mo": 2, "Ru": 1, "Rh": 1, "Pd": 1, "Ag": 2, "Cd": 1,
+    "Hf": 1, "Ta": 1, "W": 2, "Pt": 1, "Au": 1, "La": 3, "Ce": 2, "Nd": 2, "Y": 2, "Sc": 1,
+    "Si": 3, "Ge": 2, "Sb": 1,
+}
+_ANIONS: dict[str, float] = {
+    "O": 45, "S": 10, "Se": 5, "Te": 3, "N": 5, "F": 8, "Cl": 7, "Br": 3, "I": 2, "P": 4,
+    "As": 2, "C": 3, "B": 3,
+}
+#: (number of species, probability, candidate formula ratios: cations first, anion(s) last).
+_COMPOSITIONS: tuple[tuple[int, float, tuple[tuple[int, ...], ...]], ...] = (
+    (1, 0.15, ((1,),)),
+    (2, 0.45, ((1, 1), (1, 2), (2, 1), (2, 3), (1, 3), (3, 4), (1, 4))),
+    (3, 0.35, ((1, 1, 3), (1, 2, 4), (2, 1, 4), (1, 1, 2), (1, 1, 1), (2, 2, 7), (1, 1, 4))),
+    (4, 0.05, ((1, 1, 1, 4), (1, 1, 2, 6), (2, 1, 1, 5))),
+)
+_Z_CHOICES = (1, 2, 3, 4, 6, 8, 12, 16)
+
+
+class CrystalGenSettings(BaseModel):
+    """How crystals are drawn and simulated (every field is recorded in the store)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    systems: tuple[str, ...] = Field(
+        CRYSTAL_SYSTEMS, description="Crystal systems to draw, in turn (no triclinic)."
+    )
+    common_fraction: float = Field(
+        0.7, ge=0, le=1, description="Share of materials drawn from the common space groups."
+    )
+    max_atoms: int = Field(48, ge=1, le=400, description="Most atoms in the conventional cell.")
+    max_volume: float = Field(
+        1000.0, gt=0, description="Largest conventional-cell volume, Å³ (paper: 1,000)."
+    )
+    zone_axes: int = Field(20, ge=1, le=200, description="Zone axes simulated per material.")
+    max_index: int = Field(3, ge=1, le=6, description="Largest |u|, |v|, |w| of a zone axis.")
+    method: Literal["dynamical", "kinematic"] = Field(
+        "dynamical", description="Bloch-wave (abTEM) or kinematic Bragg lists."
+    )
+    thickness_nm: float = Field(20.0, gt=0, description="Specimen thickness, nm (paper: 20).")
+    voltage_kv: float = Field(300.0, gt=0, description="Accelerating voltage, kV.")
+    k_max: float = Field(2.0, gt=0, description="Largest in-plane |q| kept, 1/Å (no 2π).")
+    sg_max: float = Field(
+        0.02,
+        gt=0,
+        description="Largest excitation error, 1/Å (at 20 nm a spot with s = 0.02 is already "
+        "< 1 % of its in-zone intensity; larger values only add slow upper-layer beams).",
+    )
+    thermal_sigma: float = Field(
+        0.08, ge=0, description="RMS thermal displacement (Debye–Waller), Å."
+    )
+    min_intensity: float = Field(1e-5, ge=0, description="Weakest spot kept (central beam 1).")
+
+    @field_validator("systems")
+    @classmethod
+    def _check_systems(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        bad = [s for s in value if s not in CRYSTAL_SYSTEMS]
+        if bad or not value:
+            raise ValueError(
+                f"systems={value} is not allowed: choose among {CRYSTAL_SYSTEMS} (triclinic is "
+                "not modelled)"
+            )
+        return value
+
+
+class CrystalDatasetSpec(BaseModel):
+    """Everything that determines a stored crystal data set (compared on resume)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    n_materials: int = Field(600, ge=1, description="Number of random crystals.")
+    seed: int = Field(0, ge=0, description="Data seed: material i uses default_rng([seed, i]).")
+    chunk: int = Field(12, ge=1, le=1000, description="Materials per stored chunk and task.")
+    settings: CrystalGenSettings = Field(
+        default_factory=CrystalGenSettings, description="Crystal drawing and simulation."
+    )
+
+
+def space_groups_of(system: str) -> np.ndarray:
+    """International numbers of the space groups of a crystal system."""
+    if system not in SPACE_GROUP_RANGES:
+        raise ValueError(f"system={system!r} is not one of {tuple(SPACE_GROUP_RANGES)}")
+    lo, hi = SPACE_GROUP_RANGES[system]
+    return np.arange(lo, hi + 1)
+
+
+def system_of_space_group(space_group: int) -> str:
+    """Crystal system of an international space-group number (3–230)."""
+    for system, (lo, hi) in SPACE_GROUP_RANGES.items():
+        if lo <= space_group <= hi:
+            return system
+    raise ValueError(f"space_group={space_group} is not in 3…230 (triclinic 1–2 not modelled)")
+
+
+def _pick(rng: np.random.Generator, weights: dict) -> object:
+    keys = list(weights)
+    p = np.asarray([weights[k] for k in keys], float)
+    return keys[int(rng.choice(len(keys), p=p / p.sum()))]
+
+
+def _draw_space_group(system: str, rng: np.random.Generator, common_fraction: float) -> int:
+    if rng.random() < common_fraction:
+        return int(_pick(rng, COMMON_SPACE_GROUPS[system]))
+    return int(rng.choice(space_groups_of(system)))
+
+
+def _draw_composition(rng: np.random.Generator) -> tuple[list[str], tuple[int, ...]]:
+    probs = np.array([c[1] for c in _COMPOSITIONS])
+    n_species, _, ratios = _COMPOSITIONS[int(rng.choice(len(_COMPOSITIONS), p=probs))]
+    ratio = ratios[int(rng.integers(len(ratios)))]
+    if n_species == 1:
+        return [str(_pick(rng, _CATIONS))], ratio
+    n_anions = 2 if n_species == 4 and rng.random() < 0.3 else 1
+    species: list[str] = []
+    while len(species) < n_species - n_anions:
+        s = str(_pick(rng, _CATIONS))
+        if s not in species:
+            species.append(s)
+    while len(species) < n_species:
+        s = str(_pick(rng, _ANIONS))
+        if s not in species:
+            species.append(s)
+    return species, ratio
+
+
+def random_crystal(system: str, rng: np.random.Generator, settings: CrystalGenSettings):
+    """Draw one random crystal of a crystal system with pyxtal.
+
+    Parameters
+    ----------
+    system : str
+        One of :data:`CRYSTAL_SYSTEMS`.
+    rng : numpy.random.Generator
+        Source of every random choice (space group, species, Z and pyxtal's own draws).
+    settings : CrystalGenSettings
+        Limits on atoms and volume, space-group statistics.
+
+    Returns
+    -------
+    tuple
+        ``(atoms, info)``: the conventional cell as ``ase.Atoms`` and a dict with
+        ``space_group``, ``system``, ``lattice`` (a, b, c, α, β, γ), ``formula``, ``n_atoms``
+        and ``volume``.
+
+    Raises
+    ------
+    RuntimeError
+        If no valid crystal was found in 60 attempts (each tries a new group and formula).
+    """
+    from pyxtal import pyxtal
+
+    if system not in CRYSTAL_SYSTEMS:
+        raise ValueError(f"system={system!r} is not one of {CRYSTAL_SYSTEMS}")
+    last_error = ""
+    for _ in range(60):
+        sg = _draw_space_group(system, rng, settings.common_fraction)
+        species, ratio = _draw_composition(rng)
+        z_max = settings.max_atoms // sum(ratio)
+        zs = [z for z in _Z_CHOICES if z <= z_max]
+        if not zs:
+            continue
+        z = int(rng.choice(zs))
+        num = [r * z for r in ratio]
+        crystal = pyxtal()
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                crystal.from_random(
+                    3, sg, species, num, random_state=int(rng.integers(2**31 - 1))
+                )
+        except Exception as err:  # incompatible Wyckoff multiplicities or no packing found
+            last_error = f"{type(err).__name__}: {err}"
+            continue
+        if not crystal.valid:
+            continue
+        atoms = crystal.to_ase()
+        volume = float(atoms.get_volume())
+        if len(atoms) > settings.max_atoms or volume > settings.max_volume:
+            continue
+        a, b, c, alpha, beta, gamma = atoms.cell.cellpar()
+        info = {
+            "space_group": sg,
+            "system": system,
+            "lattice": [float(v) for v in (a, b, c, alpha, beta, gamma)],
+            "formula": atoms.get_chemical_formula(),
+            "n_atoms": len(atoms),
+            "volume": volume,
+        }
+        return atoms, info
+    raise RuntimeError(f"no valid {system} crystal in 60 attempts (last error: {last_error})")
+
+
+def simulate_material(index: int, seed: int, settings: CrystalGenSettings) -> dict:
+    """One material and its Bragg lists along its zone axes (deterministic in (seed, index)).
+
+    Returns
+    -------
+    dict
+        ``info`` (see :func:`random_crystal`), ``zone_axes`` (P, 3) int and ``bragg`` (a list of
+        P arrays (n, 3) float32: qx, qy in 1/Å without 2π, intensity; central beam included).
+    """
+    from uedsteer.sim_devices.physics.bragg import bragg_lists_for_zone_axes, zone_axes
+
+    rng = np.random.default_rng([seed, index])
+    system = settings.systems[index % len(settings.systems)]
+    atoms, info = random_crystal(system, rng, settings)
+    axes = zone_axes(atoms, n=settings.zone_axes, max_index=settings.max_index)
+    lists = bragg_lists_for_zone_axes(
+        atoms,
+        axes,
+        method=settings.method,
+        voltage_kv=settings.voltage_kv,
+        k_max=settings.k_max,
+        thickness_nm=settings.thickness_nm,
+        sg_max=settings.sg_max,
+        thermal_sigma=settings.thermal_sigma,
+        min_intensity=settings.min_intensity,
+    )
+    return {
+        "info": info,
+        "zone_axes": np.asarray(axes, int),
+        "bragg": [np.asarray(b, np.float32) for b in lists],
+    }
+
+
+def _chunk_path(out: Path, k: int) -> Path:
+    return out / "chunks" / f"chunk_{k:05d}.npz"
+
+
+def _chunk_task(out: str, k: int, lo: int, hi: int, seed: int, settings_json: str) -> int:
+    """Simulate materials lo…hi−1 and write their chunk file atomically; returns #patterns."""
+    from threadpoolctl import threadpool_limits
+
+    settings = CrystalGenSettings.model_validate_json(settings_json)
+    with threadpool_limits(1):  # one BLAS thread per worker: the eigensolves are small
+        return _write_chunk(Path(out), k, lo, hi, seed, settings)
+
+
+def _write_chunk(
+    out: Path, k: int, lo: int, hi: int, seed: int, settings: CrystalGenSettings
+) -> int:
+    spots, offsets, pmat, axes = [], [0], [], []
+    mats: dict[str, list] = {k_: [] for k_ in ("material", "system", "space_group", "lattice",
+                                               "n_atoms", "volume", "formula")}
+    for i in range(lo, hi):
+        m = simulate_material(i, seed, settings)
+        info = m["info"]
+        mats["material"].append(i)
+        mats["system"].append(CRYSTAL_SYSTEMS.index(info["system"]))
+        mats["space_group"].append(info["space_group"])
+        mats["lattice"].append(info["lattice"])
+        mats["n_atoms"].append(info["n_atoms"])
+        mats["volume"].append(info["volume"])
+        mats["formula"].append(info["formula"])
+        for axis, bragg in zip(m["zone_axes"], m["bragg"], strict=True):
+            spots.append(bragg)
+            offsets.append(offsets[-1] + len(bragg))
+            pmat.append(i)
+            axes.append(axis)
+    path = _chunk_path(out, k)
+    tmp = path.with_name(path.stem + f".tmp{os.getpid()}.npz")
+    np.savez_compressed(
+        tmp,
+        spots=np.concatenate(spots).astype(np.float32) if spots else np.zeros((0, 3), np.float32),
+        offsets=np.asarray(offsets, np.int64),
+        pattern_material=np.asarray(pmat, np.int64),
+        zone_axis=np.asarray(axes, np.int64).reshape(-1, 3),
+        material=np.asarray(mats["material"], np.int64),
+        system=np.asarray(mats["system"], np.int64),
+        space_group=np.asarray(mats["space_group"], np.int64),
+        lattice=np.asarray(mats["lattice"], np.float64).reshape(-1, 6),
+        n_atoms=np.asarray(mats["n_atoms"], np.int64),
+        volume=np.asarray(mats["volume"], np.float64),
+        formula=np.asarray(mats["formula"], dtype=str),
+    )
+    os.replace(tmp, path)
+    return len(pmat)
+
+
+def _open_store(out: Path, spec: CrystalDatasetSpec) -> None:
+    config = json.loads(spec.model_dump_json())
+    meta = out / "spec.json"
+    if out.exists():
+        if not meta.exists():
+            raise ValueError(f"out={out} exists and is not a uedsteer crystal data set")
+        old = json.loads(meta.read_text())
+        if old.get("config") != config:
+            raise ValueError(
+                f"out={out} exists with a different configuration; choose another path or "
+                "delete it (existing chunks are kept as they are)"
+            )
+        return
+    (out / "chunks").mkdir(parents=True)
+    meta.write_text(
+        json.dumps({"uedsteer_crystals": FORMAT_VERSION, "config": config}, indent=1)
+    )
+
+
+def write_crystal_dataset(
+    out: str | Path,
+    spec: CrystalDatasetSpec,
+    scheduler: str | None = None,
+    n_workers: int = 2,
+    progress: bool = True,
+) -> Path:
+    """Generate random crystals and their Bragg lists into a resumable store with Dask.
+
+    Parameters
+    ----------
+    out : str or Path
+        Store folder. If it exists with the same spec, finished chunks are skipped; with a
+        different spec a ``ValueError`` is raised and nothing is touched.
+    spec : CrystalDatasetSpec
+        Number of materials, seed, chunk size and simulation settings.
+    scheduler : str, optional
+        Address of an existing Dask scheduler (``tcp://host:8786``) when one machine is not
+        enough; default: a ``LocalCluster`` of ``n_workers`` single-threaded processes.
+    n_workers : int
+        Workers of the local cluster.
+    progress : bool
+        Show a tqdm progress bar (materials).
+
+    Returns
+    -------
+    pathlib.Path
+        The store folder; ``spec.json`` gets ``complete: true`` when every chunk is written.
+    """
+    from dask.distributed import Client, LocalCluster, as_completed
+    from tqdm import tqdm
+
+    out = Path(out)
+    _open_store(out, spec)
+    n_chunks = -(-spec.n_materials // spec.chunk)
+    todo = [k for k in range(n_chunks) if not _chunk_path(out, k).exists()]
+    remaining = sum(
+        min((k + 1) * spec.chunk, spec.n_materials) - k * spec.chunk for k in todo
+    )
+    bar = tqdm(
+        total=spec.n_materials,
+        initial=spec.n_materials - remaining,
+        unit="material",
+        disable=not progress,
+    )
+    if todo:
+        cluster = None
+        if scheduler is None:
+            cluster = LocalCluster(
+                n_workers=n_workers, threads_per_worker=1, processes=True, dashboard_address=None
+            )
+        client = Client(scheduler or cluster)
+        try:
+            settings_json = spec.settings.model_dump_json()
+            futures = {
+                client.submit(
+                    _chunk_task,
+                    str(out.resolve()),
+                    k,
+                    k * spec.chunk,
+                    min((k + 1) * spec.chunk, spec.n_materials),
+                    spec.seed,
+                    settings_json,
+                    pure=False,
+                ): k
+                for k in todo
+            }
+            for fut in as_completed(futures):
+                fut.result()
+                k = futures[fut]
+                bar.update(min((k + 1) * spec.chunk, spec.n_materials) - k * spec.chunk)
+                fut.release()
+        finally:
+            client.close()
+            if cluster is not None:
+                cluster.close()
+    bar.close()
+    complete = all(_chunk_path(out, k).exists() for k in range(n_chunks))
+    meta = json.loads((out / "spec.json").read_text())
+    meta["complete"] = complete
+    meta["finished_at"] = time.strftime("%Y-%m-%dT%H:%M:%S") if complete else None
+    (out / "spec.json").write_text(json.dumps(meta, indent=1))
+    return out
+
+
+@dataclass
+class CrystalDataset:
+    """Bragg lists of a crystal store, with the truth of each pattern's material.
+
+    Attributes
+    ----------
+    bragg : list of (n, 3) float32 arrays, one per pattern.
+    material : (P,) global material index of each pattern.
+    zone_axis : (P, 3) int zone axis [uvw] of each pattern.
+    system : (P,) str crystal system; ``space_group`` (P,) int; ``lattice`` (P, 6).
+    formula : (P,) str.
+    spec : the store's configuration (dict).
+    """
+
+    bragg: list[np.ndarray]
+    material: np.ndarray
+    zone_axis: np.ndarray
+    system: np.ndarray
+    space_group: np.ndarray
+    lattice: np.ndarray
+    formula: np.ndarray
+    spec: dict
+
+    def __len__(self) -> int:
+        return len(self.bragg)
+
+    def subset(self, mask: np.ndarray) -> CrystalDataset:
+        """The patterns where ``mask`` is True (boolean or index array)."""
+        idx = np.flatnonzero(mask) if np.asarray(mask).dtype == bool else np.asarray(mask)
+        return CrystalDataset(
+            bragg=[self.bragg[i] for i in idx],
+            material=self.material[idx],
+            zone_axis=self.zone_axis[idx],
+            system=self.system[idx],
+            space_group=self.space_group[idx],
+            lattice=self.lattice[idx],
+            formula=self.formula[idx],
+            spec=self.spec,
+        )
+
+
+def load_crystal_dataset(path: str | Path, allow_incomplete: bool = False) -> CrystalDataset:
+    """Read every finished chunk of a crystal store.
+
+    Parameters
+    ----------
+    path : str or Path
+        Store folder written by :func:`write_crystal_dataset`.
+    allow_incomplete : bool
+        Read a store whose generation has not finished (only its finished chunks).
+
+    Raises
+    ------
+    FileNotFoundError
+        If the folder is not a crystal store (says how to make one).
+    ValueError
+        If the store is incomplete and ``allow_incomplete`` is False.
+    """
+    path = Path(path)
+    meta_path = path / "spec.json"
+    if not meta_path.exists():
+        raise FileNotFoundError(
+            f"path={path} is not a crystal data set; make one with "
+            f"`uedsteer generate crystals --out {path}`"
+        )
+    meta = json.loads(meta_path.read_text())
+    if not meta.get("complete") and not allow_incomplete:
+        raise ValueError(
+            f"path={path} is incomplete; resume it with the same `uedsteer generate crystals` "
+            "command, or pass allow_incomplete=True"
+        )
+    bragg: list[np.ndarray] = []
+    cols: dict[str, list[np.ndarray]] = {
+        k: [] for k in ("material", "zone_axis", "system", "space_group", "lattice", "formula")
+    }
+    finished = [f for f in (path / "chunks").glob("chunk_*.npz") if f.stem[6:].isdigit()]
+    for f in sorted(finished):
+        with np.load(f, allow_pickle=False) as z:
+            spots, offsets, pmat = z["spots"], z["offsets"], z["pattern_material"]
+            bragg += [spots[offsets[j] : offsets[j + 1]] for j in range(len(pmat))]
+            row = {int(m): j for j, m in enumerate(z["material"])}
+            sel = np.array([row[int(m)] for m in pmat], dtype=np.int64)
+            cols["material"].append(pmat)
+            cols["zone_axis"].append(z["zone_axis"])
+            cols["system"].append(np.asarray(CRYSTAL_SYSTEMS)[z["system"][sel]])
+            cols["space_group"].append(z["space_group"][sel])
+            cols["lattice"].append(z["lattice"][sel])
+            cols["formula"].append(z["formula"][sel])
+    if not bragg:
+        raise ValueError(f"path={path} holds no finished chunks yet")
+    return CrystalDataset(
+        bragg=bragg,
+        material=np.concatenate(cols["material"]),
+        zone_axis=np.concatenate(cols["zone_axis"]).reshape(-1, 3),
+        system=np.concatenate(cols["system"]),
+        space_group=np.concatenate(cols["space_group"]),
+        lattice=np.concatenate(cols["lattice"]).reshape(-1, 6),
+        formula=np.concatenate(cols["formula"]),
+        spec=meta["config"],
+    )
+
+
+def split_by_material(
+    material: Sequence[int] | np.ndarray, test_fraction: float = 0.25, seed: int = 0
+) -> tuple[np.ndarray, np.ndarray]:
+    """Boolean train/test masks over patterns with every material on one side only.
+
+    Parameters
+    ----------
+    material : array_like
+        Material index of each pattern.
+    test_fraction : float
+        Share of materials in the test set (paper: 25 %), in (0, 1).
+    seed : int
+        Seed of the material shuffle.
+    """
+    if not 0 < test_fraction < 1:
+        raise ValueError(f"test_fraction={test_fraction} must be in (0, 1)")
+    material = np.asarray(material)
+    ids = np.unique(material)
+    rng = np.random.default_rng(seed)
+    test_ids = rng.choice(ids, size=max(1, round(test_fraction * len(ids))), replace=False)
+    test = np.isin(material, test_ids)
+    return ~test, test

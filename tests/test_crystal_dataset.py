@@ -1,0 +1,106 @@
+"""Random crystals, the resumable crystal store, the material split and the training CLI."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from uedsteer.sim_devices.crystal_dataset import (
+    CRYSTAL_SYSTEMS,
+    CrystalDatasetSpec,
+    CrystalGenSettings,
+    _write_chunk,
+    load_crystal_dataset,
+    random_crystal,
+    simulate_material,
+    split_by_material,
+    system_of_space_group,
+    write_crystal_dataset,
+)
+
+FAST = CrystalGenSettings(method="kinematic", zone_axes=4, max_atoms=16, max_index=2)
+
+
+@pytest.mark.parametrize("system", CRYSTAL_SYSTEMS)
+def test_random_crystal_has_the_symmetry_it_claims(system):
+    import spglib
+
+    rng = np.random.default_rng([3, CRYSTAL_SYSTEMS.index(system)])
+    atoms, info = random_crystal(system, rng, CrystalGenSettings(max_atoms=24))
+    assert info["system"] == system
+    assert system_of_space_group(info["space_group"]) == system
+    assert len(atoms) <= 24 and info["volume"] <= 1000
+    cell = (atoms.cell[:], atoms.get_scaled_positions(), atoms.numbers)
+    found = spglib.get_symmetry_dataset(cell, symprec=1e-2).number
+    # spglib may find a supergroup of the drawn group, never a different crystal system below it
+    assert found >= info["space_group"] or system_of_space_group(found) == system
+    a, b, c, alpha, beta, gamma = info["lattice"]
+    if system == "cubic":
+        assert a == pytest.approx(b) == pytest.approx(c)
+    if system in ("hexagonal", "trigonal"):
+        assert a == pytest.approx(b) and gamma == pytest.approx(120, abs=1e-6)
+    if system == "monoclinic":
+        assert alpha == pytest.approx(90) and gamma == pytest.approx(90)
+
+
+def test_material_depends_only_on_seed_and_index():
+    one = simulate_material(7, 11, FAST)
+    two = simulate_material(7, 11, FAST)
+    assert one["info"] == two["info"]
+    for x, y in zip(one["bragg"], two["bragg"], strict=True):
+        np.testing.assert_array_equal(x, y)
+    assert one["info"]["system"] == FAST.systems[7 % len(FAST.systems)]
+    for bragg in one["bragg"]:
+        assert bragg.shape[1] == 3
+        np.testing.assert_allclose(bragg[0, :2], 0.0)  # central beam first
+        assert np.hypot(bragg[:, 0], bragg[:, 1]).max() <= FAST.k_max + 1e-6
+
+
+def test_store_resumes_and_refuses_a_different_spec(tmp_path):
+    spec = CrystalDatasetSpec(n_materials=5, seed=2, chunk=2, settings=FAST)
+    out = tmp_path / "crystals"
+    write_crystal_dataset(out, spec, n_workers=1, progress=False)
+    full = load_crystal_dataset(out)
+    assert sorted(set(full.material.tolist())) == [0, 1, 2, 3, 4]
+    # lose one chunk, keep a stray temporary file: the resume rewrites it identically
+    (out / "chunks" / "chunk_00001.npz").unlink()
+    (out / "chunks" / "chunk_00001.tmp99.npz").write_bytes(b"partial")
+    meta = json.loads((out / "spec.json").read_text())
+    meta["complete"] = False
+    (out / "spec.json").write_text(json.dumps(meta))
+    with pytest.raises(ValueError, match="incomplete"):
+        load_crystal_dataset(out)
+    partial = load_crystal_dataset(out, allow_incomplete=True)
+    assert set(partial.material.tolist()) == {0, 1, 4}
+    _write_chunk(out, 1, 2, 4, spec.seed, FAST)  # what the resumed task does
+    write_crystal_dataset(out, spec, n_workers=1, progress=False)
+    again = load_crystal_dataset(out)
+    assert len(again) == len(full)
+    for x, y in zip(full.bragg, again.bragg, strict=True):
+        np.testing.assert_array_equal(x, y)
+    other = CrystalDatasetSpec(n_materials=5, seed=3, chunk=2, settings=FAST)
+    with pytest.raises(ValueError, match="different configuration"):
+        write_crystal_dataset(out, other, n_workers=1, progress=False)
+    with pytest.raises(FileNotFoundError, match="uedsteer generate crystals"):
+        load_crystal_dataset(tmp_path / "nothing")
+
+
+def test_split_is_by_material():
+    material = np.repeat(np.arange(40), 7)
+    train, test = split_by_material(material, test_fraction=0.25, seed=1)
+    assert not set(material[train]) & set(material[test])
+    assert len(set(material[test])) == 10
+    assert (train | test).all()
+    with pytest.raises(ValueError, match="test_fraction"):
+        split_by_material(material, test_fraction=1.5)
+
+
+def test_bad_settings_name_the_field():
+    with pytest.raises(ValueError, match="triclinic"):
+        CrystalGenSettings(systems=("triclinic",))
+    with pytest.raises(ValueError, match="zone_axes"):
+        CrystalGenSettings(zone_axes=0)
+    with pytest.raises(ValueError, match="space_group=1 "):
+        system_of_space_group(1)
