@@ -383,3 +383,19 @@ def test_load_refuses_missing_or_foreign_files(trained, tmp_path, monkeypatch):
     monkeypatch.setattr(skops.io, "get_untrusted_types", lambda file: ["builtins.eval"])
     with pytest.raises(ValueError, match="refusing"):
         CrystalPredictor.load(folder)
+
+
+def test_preprocess_drops_the_beam_at_the_origin_even_when_a_reflection_is_brighter():
+    # thick crystals: multiple scattering can make a diffracted beam outshine the central one
+    bragg = np.array(
+        [[0.0, 0.0, 0.2], [0.5, 0.0, 0.5], [-0.5, 0.0, 0.1], [0.0, 0.5, 0.1], [0.0, -0.5, 0.1]]
+    )
+    out = preprocess_bragg(bragg)
+    assert len(out) == 4
+    assert not np.any(np.hypot(out[:, 0], out[:, 1]) < 1e-9)
+    np.testing.assert_allclose(out[:, 2].sum(), 0.3)
+    # without a spot at the origin the brightest one is taken as the central beam
+    shifted = bragg[1:].copy()
+    shifted = np.vstack([shifted, [0.7, 0.7, 0.05]])
+    out = preprocess_bragg(shifted)
+    assert not np.any(np.isclose(out[:, 0], 0.5) & np.isclose(out[:, 1], 0.0))
