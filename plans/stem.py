@@ -24,7 +24,7 @@ from uedsteer.sim_devices.stem import unpad_bragg_list
 
 from .scans import MsgGenerator, _check_n
 
-__all__ = ["bragg_lists_from_docs", "raster_scan"]
+__all__ = ["bragg_lists_from_docs", "bragg_lists_from_run", "raster_scan"]
 
 
 def _check_step(step_nm: float) -> float:
@@ -170,4 +170,40 @@ def bragg_lists_from_docs(docs: Iterable[tuple[str, dict]]) -> np.ndarray:
             f"the run has {int(seen.sum())} of {nx * ny} positions (was it aborted?); "
             "a map needs every position"
         )
+    return out
+
+
+def bragg_lists_from_run(run: Any) -> np.ndarray:
+    """The (ny, nx) grid of Bragg lists of one :func:`raster_scan` run read from the catalog.
+
+    Parameters
+    ----------
+    run : tiled BlueskyRun
+        E.g. ``catalog[uid]`` of :func:`uedsteer.plans.catalog.local_catalog`.
+
+    Returns
+    -------
+    numpy.ndarray
+        (ny, nx) object array of (n, 3) float arrays ``(qx, qy, I)``, padding removed.
+
+    Raises
+    ------
+    ValueError
+        If the run is not a raster scan or does not hold every position.
+    """
+    start = run.metadata["start"]
+    if "shape" not in start or "bragg_key" not in start:
+        raise ValueError("run is not a raster_scan run (its start has no shape / bragg_key)")
+    ny, nx = (int(v) for v in start["shape"])
+    primary = run["primary"]
+    spots = np.asarray(primary[start["bragg_key"]].read())
+    counts = np.asarray(primary[start["n_spots_key"]].read()).astype(int)
+    if len(spots) != nx * ny:
+        raise ValueError(
+            f"the run has {len(spots)} of {nx * ny} positions (was it aborted?); "
+            "a map needs every position"
+        )
+    out = np.empty((ny, nx), dtype=object)
+    for k in range(nx * ny):  # events are stored in seq_num order: (iy, ix) = divmod(k, nx)
+        out[divmod(k, nx)] = unpad_bragg_list(spots[k], int(counts[k]))
     return out

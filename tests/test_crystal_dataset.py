@@ -104,3 +104,28 @@ def test_bad_settings_name_the_field():
         CrystalGenSettings(zone_axes=0)
     with pytest.raises(ValueError, match="space_group=1 "):
         system_of_space_group(1)
+
+
+def test_cli_generate_train_and_stem_map(tmp_path, capsys):
+    """The README's crystal commands end to end on a tiny store (kinematic, small forests)."""
+    from uedsteer.controller.cli import main
+
+    store, model = tmp_path / "crystals", tmp_path / "model"
+    args = ["generate", "crystals", "--out", str(store), "--n-materials", "12", "--seed", "4"]
+    args += ["--workers", "1", "--set", 'method="kinematic"', "--set", "zone_axes=6"]
+    assert main(args) == 0
+    args = ["train", "crystal", "--data", str(store), "--out", str(model), "--threads", "1"]
+    args += ["--system-trees", "8", "--space-group-trees", "8", "--lattice-trees", "8"]
+    args += ["--max-features", "sqrt"]
+    assert main(args) == 0
+    text = capsys.readouterr().out
+    assert "crystal system, single pattern" in text and "10-pattern aggregate" in text
+    metrics = json.loads((model / "crystal_metrics.json").read_text())
+    assert metrics["split"]["by"] == "material"
+    assert (model / "crystal_confusion_single.png").stat().st_size > 1000
+    assert metrics["test_materials"] == 3 and metrics["train_materials"] == 9
+    args = ["stem", "--nx", "6", "--ny", "5", "--model", str(model)]
+    args += ["--catalog", str(tmp_path / "cat"), "--out", str(tmp_path / "stem")]
+    assert main(args) == 0
+    assert "median lattice constant" in capsys.readouterr().out
+    assert (tmp_path / "stem" / "stem_crystal_maps.png").exists()

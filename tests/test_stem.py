@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from bluesky import RunEngine
 
-from uedsteer.plans.stem import bragg_lists_from_docs, raster_scan
+from uedsteer.plans.stem import bragg_lists_from_docs, bragg_lists_from_run, raster_scan
 from uedsteer.sim_devices.devices import LimitError
 from uedsteer.sim_devices.stem import (
     AU_LATTICE_CONSTANT,
@@ -159,6 +159,25 @@ def test_raster_scan_records_one_event_per_position(field):
     assert n_spots.shape == (N, N)
     on = field.truth_maps()["particle_id"] >= 0
     assert (n_spots[on] >= 5).mean() >= 0.95 and n_spots[~on].max() < 5
+
+
+def test_raster_scan_round_trips_through_the_catalog(tmp_path):
+    from uedsteer.plans.catalog import local_catalog, subscribe
+
+    small = NanoparticleField(nx=5, ny=4, seed=3, coverage=0.6)
+    microscope = StemMicroscope(field=small, max_spots=64)
+    catalog = local_catalog(tmp_path / "cat")
+    docs = []
+    RE = RunEngine({})
+    subscribe(RE, catalog)
+    RE.subscribe(lambda name, doc: docs.append((name, doc)))
+    (uid,) = RE(raster_scan(microscope, 5, 4, step_nm=small.step_nm))
+    from_catalog = bragg_lists_from_run(catalog[uid])
+    from_docs = bragg_lists_from_docs(docs)
+    assert from_catalog.shape == (4, 5)
+    assert any(len(b) >= 5 for b in from_catalog.ravel())
+    for a, b in zip(from_catalog.ravel(), from_docs.ravel(), strict=True):
+        np.testing.assert_allclose(a, b)
 
 
 def test_raster_scan_checks_bounds_before_the_run_opens(field):
