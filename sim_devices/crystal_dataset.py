@@ -1,20 +1,26 @@
 """Random crystals and their electron-diffraction Bragg lists: the random-forest training set.
 
 Seed 2 (Gleason et al. 2024) simulated 36,600 Materials-Project crystals. uedsteer cannot
-download them, so it draws crystals with ``pyxtal`` instead, with statistics chosen to look
-like real inorganic materials:
+download them, so it draws crystals itself, from three sources mixed with the weights
+``sources`` (default 0.4 / 0.4 / 0.2), so that the set looks like real inorganic materials:
 
-* **crystal system**: balanced, material ``i`` belongs to ``systems[i % len(systems)]``
-  (triclinic is left out, as in the paper);
-* **space group**: with probability ``common_fraction`` one of the groups that hold most
-  known inorganic structures (P2₁/c, C2/c, Pnma, I4/mmm, R-3m, P6₃/mmc, Fm-3m, …, weighted
-  by their rough share in the ICSD), otherwise uniform over the system's groups, so rare groups
-  are seen too;
-* **species and stoichiometry**: elemental metals (15 %), binary (45 %), ternary (35 %) and
-  quaternary (5 %) compounds of common cations with common anions (oxygen most often), in the
-  usual formula ratios (AB, AB₂, A₂B₃, ABO₃, AB₂O₄, …); the formula-unit count Z is chosen so
-  that pyxtal can place the atoms on Wyckoff positions of the group; at most ``max_atoms`` atoms
-  and ``max_volume`` Å³ per conventional cell (the paper drops cells above 1,000 Å³).
+* ``prototype``: a known structure type from the AFLOW prototype library that pymatgen ships
+  (288 types: rock salt, perovskite, spinel, wurtzite, NiAs, rutile, …) with new elements
+  (anions stay anions) and a lattice rescaled within its crystal system. Real materials share
+  structure types; this source brings that recurrence into the data.
+* ``wyckoff``: a (space group, occupied Wyckoff positions) combination from the Materials
+  Project statistics that pyxtal ships (``spg_num_wps_mp.csv``), drawn with weight
+  √count, filled with common elements by pyxtal (free coordinates and lattice random).
+* ``random``: pyxtal's random crystal on a space group drawn from the common groups of the
+  system (P2₁/c, C2/c, Pnma, I4/mmm, R-3m, P6₃/mmc, Fm-3m, …, weighted by their rough share
+  in the ICSD; uniform over the system's groups with probability 1 − ``common_fraction``),
+  with elemental (15 %), binary (45 %), ternary (35 %) or quaternary (5 %) formulas of common
+  cations and anions in the usual ratios.
+
+Crystal systems are balanced: material ``i`` belongs to ``systems[i % len(systems)]``
+(triclinic is left out, as in the paper). At most ``max_atoms`` atoms and ``max_volume`` Å³ per
+conventional cell (the paper drops cells above 1,000 Å³). The store records each material's
+source and its AFLOW label or Wyckoff sites, so accuracy can be split by source.
 
 Every material comes from its own generator ``np.random.default_rng([seed, i])``, so a material
 depends only on (seed, i), whatever the chunking or the number of workers. Each material is
@@ -39,6 +45,7 @@ import time
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
@@ -101,6 +108,7 @@ _COMPOSITIONS: tuple[tuple[int, float, tuple[tuple[int, ...], ...]], ...] = (
     (4, 0.05, ((1, 1, 1, 4), (1, 1, 2, 6), (2, 1, 1, 5))),
 )
 _Z_CHOICES = (1, 2, 3, 4, 6, 8, 12, 16)
+SOURCES = ("prototype", "wyckoff", "random")
 
 
 class CrystalGenSettings(BaseModel):
@@ -111,8 +119,14 @@ class CrystalGenSettings(BaseModel):
     systems: tuple[str, ...] = Field(
         CRYSTAL_SYSTEMS, description="Crystal systems to draw, in turn (no triclinic)."
     )
+    sources: dict[str, float] = Field(
+        {"prototype": 0.4, "wyckoff": 0.4, "random": 0.2},
+        description="Relative weights of the three ways a crystal is drawn: 'prototype' (an "
+        "AFLOW structure type with new elements and lattice), 'wyckoff' (a Materials-Project "
+        "Wyckoff combination filled by pyxtal), 'random' (pyxtal on common space groups).",
+    )
     common_fraction: float = Field(
-        0.7, ge=0, le=1, description="Share of materials drawn from the common space groups."
+        0.7, ge=0, le=1, description="'random': share drawn from the common space groups."
     )
     max_atoms: int = Field(48, ge=1, le=400, description="Most atoms in the conventional cell.")
     max_volume: float = Field(
@@ -136,6 +150,17 @@ class CrystalGenSettings(BaseModel):
         0.08, ge=0, description="RMS thermal displacement (Debye–Waller), Å."
     )
     min_intensity: float = Field(1e-5, ge=0, description="Weakest spot kept (central beam 1).")
+
+    @field_validator("sources")
+    @classmethod
+    def _check_sources(cls, value: dict[str, float]) -> dict[str, float]:
+        bad = [k for k in value if k not in SOURCES]
+        if bad or any(w < 0 for w in value.values()) or sum(value.values()) <= 0:
+            raise ValueError(
+                f"sources={value} is not allowed: weights >= 0 (not all 0) for keys among "
+                f"{SOURCES}"
+            )
+        return value
 
     @field_validator("systems")
     @classmethod
@@ -209,7 +234,222 @@ def _draw_composition(rng: np.random.Generator) -> tuple[list[str], tuple[int, .
     return species, ratio
 
 
+def _info(atoms, system: str, space_group: int, source: str, tag: str) -> dict:
+    a, b, c, alpha, beta, gamma = atoms.cell.cellpar()
+    return {
+        "space_group": int(space_group),
+        "system": system,
+        "lattice": [float(v) for v in (a, b, c, alpha, beta, gamma)],
+        "formula": atoms.get_chemical_formula(),
+        "n_atoms": len(atoms),
+        "volume": float(atoms.get_volume()),
+        "source": source,
+        "tag": tag,
+    }
+
+
+@lru_cache(maxsize=1)
+def _prototypes() -> tuple[tuple[str, int, dict, str], ...]:
+    """AFLOW structure types shipped with pymatgen: (system, space group, cell, label)."""
+    import gzip
+    from importlib import resources as res
+
+    from pymatgen.core import Structure
+    from pymatgen.symmetry.analyzer import SpacegroupAnalyzer
+
+    path = res.files("pymatgen.analysis.prototypes").joinpath("aflow_prototypes.json.gz")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        entries = json.loads(gzip.decompress(path.read_bytes()))
+        out = []
+        for entry in entries:
+            snl = entry["snl"]
+            structure = Structure.from_dict(snl.get("structure", snl))
+            sga = SpacegroupAnalyzer(structure, symprec=1e-3)
+            system = sga.get_crystal_system()
+            if system not in CRYSTAL_SYSTEMS:
+                continue
+            conv = sga.get_conventional_standard_structure()
+            cell = {
+                "cellpar": [float(v) for v in conv.lattice.parameters],
+                "frac": conv.frac_coords.tolist(),
+                "species": [site.specie.symbol for site in conv],
+            }
+            label = entry.get("tags", {}).get("aflow", "")
+            out.append((system, int(sga.get_space_group_number()), cell, label))
+    return tuple(out)
+
+
+_ANION_LIKE = frozenset(_ANIONS) | {"H"}
+
+
+def _substitute(species: Sequence[str], rng: np.random.Generator) -> dict[str, str]:
+    """New elements for a prototype's species: anions stay anions, the rest become cations."""
+    mapping: dict[str, str] = {}
+    for old in dict.fromkeys(species):
+        pool = _ANIONS if old in _ANION_LIKE else _CATIONS
+        for _ in range(100):
+            new = str(_pick(rng, pool))
+            if new not in mapping.values():
+                break
+        mapping[old] = new
+    return mapping
+
+
+def _strained_cellpar(cellpar: Sequence[float], system: str, rng: np.random.Generator):
+    """Lattice of a prototype scaled in the ways its crystal system allows (a new material)."""
+    a, b, c, alpha, beta, gamma = cellpar
+    s = float(np.exp(rng.normal(0.0, 0.08)))  # overall size: other elements, other bonds
+    d = np.exp(rng.normal(0.0, 0.04, size=3))  # independent axes where the system allows
+    if system == "cubic":
+        a = b = c = a * s
+    elif system in ("hexagonal", "trigonal", "tetragonal"):
+        a = b = a * s * d[0]
+        c = c * s * d[2]
+    else:
+        a, b, c = a * s * d[0], b * s * d[1], c * s * d[2]
+        if system == "monoclinic":
+            beta = float(np.clip(beta + rng.normal(0.0, 1.5), 91.0, 125.0)) if beta != 90 else beta
+    return a, b, c, alpha, beta, gamma
+
+
+def prototype_crystal(system: str, rng: np.random.Generator, settings: CrystalGenSettings):
+    """A new material of a known structure type (AFLOW prototype library, via pymatgen).
+
+    The prototype's fractional positions are kept; its elements are replaced (anions by
+    anions, others by common cations) and its lattice is rescaled in the ways its crystal
+    system allows (overall ±8 %, independent axes ±4 %, monoclinic β ±1.5°). Structure types
+    recur among real materials (rock salt, perovskite, spinel, wurtzite, …), which is what
+    this source brings to the training set.
+    """
+    from ase import Atoms
+    from ase.geometry import cellpar_to_cell
+
+    candidates = [
+        p for p in _prototypes() if p[0] == system and len(p[2]["species"]) <= settings.max_atoms
+    ]
+    if not candidates:
+        raise RuntimeError(f"no {system} prototype with <= {settings.max_atoms} atoms")
+    for _ in range(20):
+        _, sg, cell, label = candidates[int(rng.integers(len(candidates)))]
+        mapping = _substitute(cell["species"], rng)
+        cellpar = _strained_cellpar(cell["cellpar"], system, rng)
+        atoms = Atoms(
+            symbols=[mapping[x] for x in cell["species"]],
+            scaled_positions=cell["frac"],
+            cell=cellpar_to_cell(cellpar),
+            pbc=True,
+        )
+        if atoms.get_volume() <= settings.max_volume:
+            return atoms, _info(atoms, system, sg, "prototype", label)
+    raise RuntimeError(f"no {system} prototype fits max_volume={settings.max_volume} Å³")
+
+
+@lru_cache(maxsize=1)
+def _wyckoff_table() -> tuple[tuple[int, int, tuple[int, ...], int], ...]:
+    """(space group, atoms, Wyckoff indices, count) of Materials-Project crystals (pyxtal)."""
+    from importlib import resources as res
+
+    text = res.files("pyxtal.database").joinpath("spg_num_wps_mp.csv").read_text()
+    rows = []
+    for line in text.splitlines()[1:]:
+        sg, n_atoms, wps, count = line.split(",")
+        rows.append((int(sg), int(n_atoms), tuple(int(w) for w in wps.split("-")), int(count)))
+    return tuple(rows)
+
+
+def wyckoff_crystal(system: str, rng: np.random.Generator, settings: CrystalGenSettings):
+    """A crystal on a Wyckoff-site combination seen in the Materials Project.
+
+    A (space group, occupied Wyckoff positions) combination of the system is drawn with weight
+    √(number of MP crystals that have it) (square root: the Heusler and rock-salt combinations
+    would otherwise drown the rest); the largest site takes an anion, every species gets at
+    least one site, and pyxtal places the atoms (free coordinates and lattice random, with its
+    distance checks).
+    """
+    from pyxtal import pyxtal
+    from pyxtal.symmetry import Group
+
+    lo, hi = SPACE_GROUP_RANGES[system]
+    rows = [r for r in _wyckoff_table() if lo <= r[0] <= hi and r[1] <= settings.max_atoms]
+    weights = np.sqrt([r[3] for r in rows])
+    last_error = ""
+    for _ in range(40):
+        sg, _, wps, _ = rows[int(rng.choice(len(rows), p=weights / weights.sum()))]
+        group = Group(sg)
+        sites = [group.Wyckoff_positions[w] for w in wps]
+        labels = [f"{w.multiplicity}{w.letter}" for w in sites]
+        mult = [w.multiplicity for w in sites]
+        n_species = min(len(sites), int(rng.choice([1, 2, 3, 4], p=[0.1, 0.4, 0.4, 0.1])))
+        species: list[str] = []
+        if n_species > 1:
+            species.append(str(_pick(rng, _ANIONS)))
+        while len(species) < n_species:
+            x = str(_pick(rng, _CATIONS))
+            if x not in species:
+                species.append(x)
+        order = sorted(range(len(sites)), key=lambda i: -mult[i])
+        owner = {}
+        for k, i in enumerate(order):  # largest site -> anion, then one site per species
+            owner[i] = k if k < n_species else int(rng.integers(n_species))
+        site_lists = [[labels[i] for i in order if owner[i] == k] for k in range(n_species)]
+        num = [sum(mult[i] for i in order if owner[i] == k) for k in range(n_species)]
+        crystal = pyxtal()
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                crystal.from_random(
+                    3,
+                    sg,
+                    species,
+                    num,
+                    sites=site_lists,
+                    random_state=int(rng.integers(2**31 - 1)),
+                )
+        except Exception as err:  # no placement found within pyxtal's attempts
+            last_error = f"{type(err).__name__}: {err}"
+            continue
+        if not crystal.valid:
+            continue
+        atoms = crystal.to_ase()
+        if len(atoms) <= settings.max_atoms and atoms.get_volume() <= settings.max_volume:
+            return atoms, _info(atoms, system, sg, "wyckoff", "-".join(labels))
+    raise RuntimeError(f"no {system} Wyckoff crystal in 40 attempts (last: {last_error})")
+
+
 def random_crystal(system: str, rng: np.random.Generator, settings: CrystalGenSettings):
+    """Draw one crystal of a crystal system from the sources of ``settings``.
+
+    The source is drawn with the weights ``settings.sources`` (see :func:`prototype_crystal`,
+    :func:`wyckoff_crystal`, :func:`pyxtal_random_crystal`); if it fails, the next source in
+    the order wyckoff → random is tried, so a material always exists.
+
+    Returns
+    -------
+    tuple
+        ``(atoms, info)``: the conventional cell as ``ase.Atoms`` and a dict with
+        ``space_group``, ``system``, ``lattice`` (a, b, c, α, β, γ), ``formula``, ``n_atoms``,
+        ``volume``, ``source`` and ``tag`` (AFLOW label or Wyckoff sites).
+    """
+    if system not in CRYSTAL_SYSTEMS:
+        raise ValueError(f"system={system!r} is not one of {CRYSTAL_SYSTEMS}")
+    names = [k for k in SOURCES if settings.sources.get(k, 0) > 0]
+    w = np.array([settings.sources[k] for k in names], float)
+    first = names[int(rng.choice(len(names), p=w / w.sum()))]
+    makers = {
+        "prototype": prototype_crystal,
+        "wyckoff": wyckoff_crystal,
+        "random": pyxtal_random_crystal,
+    }
+    for source in [first, *(k for k in ("wyckoff", "random") if k != first)]:
+        try:
+            return makers[source](system, rng, settings)
+        except RuntimeError:
+            continue
+    raise RuntimeError(f"no {system} crystal from any source")
+
+
+def pyxtal_random_crystal(system: str, rng: np.random.Generator, settings: CrystalGenSettings):
     """Draw one random crystal of a crystal system with pyxtal.
 
     Parameters
@@ -263,16 +503,7 @@ def random_crystal(system: str, rng: np.random.Generator, settings: CrystalGenSe
         volume = float(atoms.get_volume())
         if len(atoms) > settings.max_atoms or volume > settings.max_volume:
             continue
-        a, b, c, alpha, beta, gamma = atoms.cell.cellpar()
-        info = {
-            "space_group": sg,
-            "system": system,
-            "lattice": [float(v) for v in (a, b, c, alpha, beta, gamma)],
-            "formula": atoms.get_chemical_formula(),
-            "n_atoms": len(atoms),
-            "volume": volume,
-        }
-        return atoms, info
+        return atoms, _info(atoms, system, sg, "random", "")
     raise RuntimeError(f"no valid {system} crystal in 60 attempts (last error: {last_error})")
 
 
@@ -326,8 +557,13 @@ def _write_chunk(
     out: Path, k: int, lo: int, hi: int, seed: int, settings: CrystalGenSettings
 ) -> int:
     spots, offsets, pmat, axes = [], [0], [], []
-    mats: dict[str, list] = {k_: [] for k_ in ("material", "system", "space_group", "lattice",
-                                               "n_atoms", "volume", "formula")}
+    mats: dict[str, list] = {
+        k_: []
+        for k_ in (
+            "material", "system", "space_group", "lattice", "n_atoms", "volume", "formula",
+            "source", "tag",
+        )
+    }
     for i in range(lo, hi):
         m = simulate_material(i, seed, settings)
         info = m["info"]
@@ -338,6 +574,8 @@ def _write_chunk(
         mats["n_atoms"].append(info["n_atoms"])
         mats["volume"].append(info["volume"])
         mats["formula"].append(info["formula"])
+        mats["source"].append(info["source"])
+        mats["tag"].append(info["tag"])
         for axis, bragg in zip(m["zone_axes"], m["bragg"], strict=True):
             spots.append(bragg)
             offsets.append(offsets[-1] + len(bragg))
@@ -358,6 +596,8 @@ def _write_chunk(
         n_atoms=np.asarray(mats["n_atoms"], np.int64),
         volume=np.asarray(mats["volume"], np.float64),
         formula=np.asarray(mats["formula"], dtype=str),
+        source=np.asarray(mats["source"], dtype=str),
+        tag=np.asarray(mats["tag"], dtype=str),
     )
     os.replace(tmp, path)
     return len(pmat)
@@ -478,6 +718,7 @@ class CrystalDataset:
     zone_axis : (P, 3) int zone axis [uvw] of each pattern.
     system : (P,) str crystal system; ``space_group`` (P,) int; ``lattice`` (P, 6).
     formula : (P,) str.
+    source : (P,) str, how the material was drawn (``prototype``, ``wyckoff``, ``random``).
     spec : the store's configuration (dict).
     """
 
@@ -488,6 +729,7 @@ class CrystalDataset:
     space_group: np.ndarray
     lattice: np.ndarray
     formula: np.ndarray
+    source: np.ndarray
     spec: dict
 
     def __len__(self) -> int:
@@ -504,6 +746,7 @@ class CrystalDataset:
             space_group=self.space_group[idx],
             lattice=self.lattice[idx],
             formula=self.formula[idx],
+            source=self.source[idx],
             spec=self.spec,
         )
 
@@ -540,7 +783,8 @@ def load_crystal_dataset(path: str | Path, allow_incomplete: bool = False) -> Cr
         )
     bragg: list[np.ndarray] = []
     cols: dict[str, list[np.ndarray]] = {
-        k: [] for k in ("material", "zone_axis", "system", "space_group", "lattice", "formula")
+        k: []
+        for k in ("material", "zone_axis", "system", "space_group", "lattice", "formula", "source")
     }
     finished = [f for f in (path / "chunks").glob("chunk_*.npz") if f.stem[6:].isdigit()]
     for f in sorted(finished):
@@ -555,6 +799,8 @@ def load_crystal_dataset(path: str | Path, allow_incomplete: bool = False) -> Cr
             cols["space_group"].append(z["space_group"][sel])
             cols["lattice"].append(z["lattice"][sel])
             cols["formula"].append(z["formula"][sel])
+            src = z["source"][sel] if "source" in z.files else np.full(len(sel), "random")
+            cols["source"].append(src)
     if not bragg:
         raise ValueError(f"path={path} holds no finished chunks yet")
     return CrystalDataset(
@@ -565,6 +811,7 @@ def load_crystal_dataset(path: str | Path, allow_incomplete: bool = False) -> Cr
         space_group=np.concatenate(cols["space_group"]),
         lattice=np.concatenate(cols["lattice"]).reshape(-1, 6),
         formula=np.concatenate(cols["formula"]),
+        source=np.concatenate(cols["source"]),
         spec=meta["config"],
     )
 
