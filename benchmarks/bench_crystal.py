@@ -19,6 +19,7 @@ import argparse
 import shutil
 import tempfile
 import time
+from pathlib import Path
 
 import numpy as np
 
@@ -36,11 +37,9 @@ from uedsteer.surrogates.crystal.train import evaluate, format_metrics
 def _mote2_frames() -> dict[str, np.ndarray]:
     from uedsteer.sim_devices.dataset import generate_frames
 
-    frames = {}
-    for label in ("ref_2H", "phonon_1Tp"):
-        f, _ = generate_frames(label, n=8, seed=5, noise_level=(0.0, 0.1))
-        frames[label] = f
-    return frames
+    two_h, _ = generate_frames("ref_2H", n=12, seed=5, noise_level=(0.0, 0.1))
+    one_tp, _ = generate_frames("interpolated", n=12, seed=5, x=1.0, noise_level=(0.0, 0.1))
+    return {"2H (ref_2H)": two_h, "1T' (path end, x = 1)": one_tp}
 
 
 def main() -> None:
@@ -48,6 +47,12 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=9001, help="data seed of the fresh crystals")
     parser.add_argument("--materials", type=int, default=240)
     parser.add_argument("--model", default=None, help="model folder (default: the user cache)")
+    parser.add_argument(
+        "--ued-model",
+        default=None,
+        help="model trained on the UED window (--q-range 0.16 1.3) for the MoTe2 frames; "
+        "default: <data dir>/crystal_ued when it exists, else --model",
+    )
     parser.add_argument("--workers", type=int, default=2)
     args = parser.parse_args()
 
@@ -82,18 +87,20 @@ def main() -> None:
     metrics = evaluate(predictor, data, feats, valid, seed=args.seed)
     print(format_metrics(metrics))
 
-    try:
-        from uedsteer.surrogates.crystal.peaks import frame_to_bragg
+    from uedsteer.surrogates.crystal.peaks import frame_to_bragg
+    from uedsteer.surrogates.crystal.predictor import data_dir
 
-        for label, frames in _mote2_frames().items():
-            pred = predictor.predict(frame_to_bragg(frames))
-            systems, counts = np.unique(pred.crystal_system[pred.valid], return_counts=True)
-            print(
-                f"MoTe2 {label} UED frames read as: "
-                + ", ".join(f"{s} {c}" for s, c in zip(systems, counts, strict=True))
-            )
-    except ImportError as err:  # the frame → Bragg step is optional
-        print(f"MoTe2 frames: skipped ({err})")
+    ued_path = args.ued_model or data_dir() / "crystal_ued"
+    ued = CrystalPredictor.load(ued_path) if Path(ued_path).exists() else predictor
+    print(f"MoTe2 UED frames (peak finder -> model with q window {ued.q_range}):")
+    for label, frames in _mote2_frames().items():
+        pred = ued.predict(frame_to_bragg(frames))
+        systems, counts = np.unique(pred.crystal_system[pred.valid], return_counts=True)
+        print(
+            f"  {label} ({len(frames)} frames) read as: "
+            + ", ".join(f"{s} {c}" for s, c in zip(systems, counts, strict=True))
+            + f"   (mean confidence {np.nanmean(pred.system_confidence):.2f})"
+        )
 
 
 if __name__ == "__main__":

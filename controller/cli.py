@@ -143,6 +143,7 @@ def _train_crystal(args: argparse.Namespace) -> int:
         seed=args.seed,
         n_jobs=args.threads,
         command=" ".join(["uedsteer", *sys.argv[1:]]),
+        q_range=tuple(args.q_range) if args.q_range else None,
         **params,
     )
     print(format_metrics(metrics))
@@ -446,6 +447,14 @@ def build_parser() -> argparse.ArgumentParser:
             default=None,
             help=f"crystal: trees of the {name.replace('_', ' ')} forests (paper default)",
         )
+    p.add_argument(
+        "--q-range",
+        nargs=2,
+        type=float,
+        metavar=("QMIN", "QMAX"),
+        default=None,
+        help="crystal: train on lists cropped to this |q| window, 1/Å (UED frames: 0.16 1.3)",
+    )
     p.add_argument(
         "--max-features",
         default=None,

@@ -399,3 +399,15 @@ def test_preprocess_drops_the_beam_at_the_origin_even_when_a_reflection_is_brigh
     shifted = np.vstack([shifted, [0.7, 0.7, 0.05]])
     out = preprocess_bragg(shifted)
     assert not np.any(np.isclose(out[:, 0], 0.5) & np.isclose(out[:, 1], 0.0))
+
+
+def test_crop_bragg_keeps_the_central_beam_and_the_detector_window():
+    from uedsteer.surrogates.crystal.features import crop_bragg
+
+    bragg = np.array(
+        [[0.0, 0.0, 1.0], [0.1, 0.0, 0.2], [0.5, 0.0, 0.2], [0.0, 1.2, 0.2], [1.5, 0.0, 0.2]]
+    )
+    out = crop_bragg(bragg, 0.16, 1.3)
+    np.testing.assert_array_equal(out, bragg[[0, 2, 3]])
+    with pytest.raises(ValueError, match="q_min"):
+        crop_bragg(bragg, 1.0, 0.5)

@@ -152,6 +152,30 @@ def _check_min_spots(min_spots: int) -> int:
 CENTRAL_TOLERANCE = DQ
 
 
+def crop_bragg(bragg: np.ndarray, q_min: float = 0.0, q_max: float = np.inf) -> np.ndarray:
+    """The spots a detector with a beam stop and a finite q range would record.
+
+    Keeps the central beam (|q| < ``CENTRAL_TOLERANCE``) and the spots with
+    ``q_min <= |q| <= q_max``: e.g. ``(0.16, 1.3)`` for the UED detector of this project
+    (beam stop 0.15 1/Å, frame edge 1.3 1/Å), so that a model trained on cropped lists sees
+    what :func:`uedsteer.surrogates.crystal.peaks.find_bragg_peaks` can find.
+
+    Parameters
+    ----------
+    bragg : array_like, shape (n, 3)
+        Columns (qx, qy, I).
+    q_min, q_max : float
+        Radial window in 1/Å (no 2π); ``0 <= q_min < q_max``.
+    """
+    if not (0.0 <= q_min < q_max):
+        raise ValueError(f"q_min={q_min}, q_max={q_max}: need 0 <= q_min < q_max (1/Å)")
+    arr = np.asarray(bragg, dtype=np.float64)
+    if arr.ndim != 2 or arr.shape[1] != 3:
+        raise ValueError(f"bragg has shape {arr.shape}; expected (n, 3)")
+    q = np.hypot(arr[:, 0], arr[:, 1])
+    return arr[(q < CENTRAL_TOLERANCE) | ((q >= q_min) & (q <= q_max))]
+
+
 def preprocess_bragg(bragg: np.ndarray, min_spots: int = MIN_SPOTS,
                      name: str = "bragg") -> np.ndarray:
     """Preprocess one Bragg list as the authors' public code does.

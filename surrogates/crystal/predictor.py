@@ -37,6 +37,7 @@ from uedsteer.surrogates.crystal.features import (
     MIN_SPOTS,
     N_RADIAL,
     P_MAX,
+    crop_bragg,
     radial_basis,
 )
 
@@ -398,6 +399,7 @@ class CrystalPredictor:
         lattice_params: Mapping[str, Any] | None = None,
         n_jobs: int | None = -1,
         random_state: int | None = 0,
+        q_range: tuple[float, float] | None = None,
     ) -> None:
         self.system_params = _merge_params(SYSTEM_PARAMS, system_params, "system_params",
                                            RandomForestClassifier)
@@ -411,6 +413,8 @@ class CrystalPredictor:
         self.n_radial = N_RADIAL
         self.p_max = P_MAX
         self.min_spots = MIN_SPOTS
+        # detector window applied to Bragg lists before featurization (see crop_bragg)
+        self.q_range = None if q_range is None else (float(q_range[0]), float(q_range[1]))
         self.system_model_: RandomForestClassifier | None = None
         self.space_group_models_: dict[str, RandomForestClassifier | None] = {}
         self.space_group_classes_: dict[str, np.ndarray] = {}
@@ -597,6 +601,8 @@ class CrystalPredictor:
             bragg_lists.dtype != object
         ):
             bragg_lists = [bragg_lists]
+        if self.q_range is not None:
+            bragg_lists = [crop_bragg(b, *self.q_range) for b in bragg_lists]
         x, valid = radial_basis(bragg_lists, preprocess=preprocess, dq=self.dq,
                                 n_radial=self.n_radial, p_max=self.p_max,
                                 min_spots=self.min_spots, on_invalid="nan")
@@ -770,6 +776,7 @@ class CrystalPredictor:
                 "p_max": self.p_max,
                 "n_features": self.n_features,
                 "min_spots": self.min_spots,
+                "q_range": None if self.q_range is None else list(self.q_range),
                 "intensity_sum": INTENSITY_SUM,
                 "ordering": "|tau| block then arg tau block, each m-major: index m*(p_max+1)+p",
             },
@@ -878,6 +885,8 @@ class CrystalPredictor:
         predictor.n_radial = int(spec["n_radial"])
         predictor.p_max = int(spec["p_max"])
         predictor.min_spots = int(spec["min_spots"])
+        if spec.get("q_range") is not None:
+            predictor.q_range = (float(spec["q_range"][0]), float(spec["q_range"][1]))
         predictor.system_model_ = payload["system"]
         predictor.space_group_models_ = dict(payload["space_group"])
         predictor.lattice_models_ = dict(payload["lattice"])

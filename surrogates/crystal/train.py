@@ -23,7 +23,7 @@ import numpy as np
 
 from uedsteer.sim_devices.crystal_dataset import CrystalDataset, split_by_material
 
-from .features import CRYSTAL_SYSTEMS, radial_basis
+from .features import CRYSTAL_SYSTEMS, crop_bragg, radial_basis
 from .predictor import CrystalPredictor, default_model_dir, difference_aggregate
 
 
@@ -42,9 +42,16 @@ def _code_version() -> str:
         return "unknown"
 
 
-def featurize(data: CrystalDataset) -> tuple[np.ndarray, np.ndarray]:
-    """Radial-basis features of every pattern and the mask of usable ones (≥ 5 spots)."""
-    feats, valid = radial_basis(data.bragg, on_invalid="nan")
+def featurize(
+    data: CrystalDataset, q_range: tuple[float, float] | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """Radial-basis features of every pattern and the mask of usable ones (≥ 5 spots).
+
+    ``q_range`` (q_min, q_max) first crops each list to a detector's window (see
+    :func:`~uedsteer.surrogates.crystal.features.crop_bragg`).
+    """
+    lists = data.bragg if q_range is None else [crop_bragg(b, *q_range) for b in data.bragg]
+    feats, valid = radial_basis(lists, on_invalid="nan")
     return feats, valid
 
 
@@ -215,6 +222,7 @@ def train_crystal(
     n_jobs: int = -1,
     progress: bool = True,
     command: str = "",
+    q_range: tuple[float, float] | None = None,
 ) -> tuple[CrystalPredictor, dict]:
     """Split by material, featurize, train the hierarchy, evaluate, save model and report.
 
@@ -236,6 +244,9 @@ def train_crystal(
         Progress bar over the 13 forests.
     command : str
         The command line, recorded in the metrics.
+    q_range : (float, float), optional
+        Train on lists cropped to this |q| window (1/Å), e.g. ``(0.16, 1.3)`` for a model that
+        reads UED frames; the predictor then crops every list it is given the same way.
 
     Returns
     -------
@@ -243,7 +254,7 @@ def train_crystal(
         The trained predictor and the metrics dict.
     """
     t0 = time.perf_counter()
-    feats, valid = featurize(data)
+    feats, valid = featurize(data, q_range)
     t_feat = time.perf_counter() - t0
     train, test = split_by_material(data.material, test_fraction=test_fraction, seed=seed)
     fit_rows = train & valid
@@ -253,6 +264,7 @@ def train_crystal(
         lattice_params=lattice_params,
         n_jobs=n_jobs,
         random_state=seed,
+        q_range=q_range,
     )
     t1 = time.perf_counter()
     predictor.fit(
@@ -274,6 +286,7 @@ def train_crystal(
             "fit_seconds": t_fit,
             "data_spec": data.spec,
             "split": {"by": "material", "test_fraction": test_fraction, "seed": seed},
+            "q_range": None if q_range is None else list(q_range),
             "code_version": _code_version(),
             "created": time.strftime("%Y-%m-%dT%H:%M:%S"),
             "command": command,
