@@ -411,3 +411,22 @@ def test_crop_bragg_keeps_the_central_beam_and_the_detector_window():
     np.testing.assert_array_equal(out, bragg[[0, 2, 3]])
     with pytest.raises(ValueError, match="q_min"):
         crop_bragg(bragg, 1.0, 0.5)
+
+
+def test_orient_bragg_makes_features_independent_of_in_plane_rotation():
+    from uedsteer.surrogates.crystal.features import orient_bragg
+
+    rng = np.random.default_rng(5)
+    spots = rng.uniform(-1.5, 1.5, size=(30, 2))
+    spots[0] = [0.3, 0.1]  # the unique shortest spot
+    spots = spots[np.hypot(spots[:, 0], spots[:, 1]) >= np.hypot(0.3, 0.1) - 1e-12]
+    bragg = np.vstack([[0.0, 0.0, 5.0], np.column_stack([spots, rng.uniform(0.1, 1, len(spots))])])
+    a = orient_bragg(bragg)
+    np.testing.assert_allclose(a[0], [0.0, 0.0, 5.0])
+    assert a[1, 1] == pytest.approx(0.0, abs=1e-12) and a[1, 0] > 0
+    for angle in (0.4, 2.0, -2.9):
+        c, s = np.cos(angle), np.sin(angle)
+        turned = bragg.copy()
+        x, y = bragg[:, 0], bragg[:, 1]
+        turned[:, 0], turned[:, 1] = c * x - s * y, s * x + c * y
+        np.testing.assert_allclose(radial_basis(orient_bragg(turned)), radial_basis(a), atol=1e-9)

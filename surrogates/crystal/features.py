@@ -176,6 +176,45 @@ def crop_bragg(bragg: np.ndarray, q_min: float = 0.0, q_max: float = np.inf) -> 
     return arr[(q < CENTRAL_TOLERANCE) | ((q >= q_min) & (q <= q_max))]
 
 
+def orient_bragg(bragg: np.ndarray, tol: float = 0.02) -> np.ndarray:
+    """Rotate a Bragg list in plane so its shortest diffracted spot lies along +q_x.
+
+    The arguments arg τ_{m,p} depend on the pattern's in-plane rotation. Simulated zone-axis
+    lists (:func:`~uedsteer.sim_devices.physics.bragg.zone_axis_rotation`) put the shortest
+    reciprocal vector along +x; a measured list (a UED frame's peaks, a 4D-STEM probe
+    position) has whatever rotation the sample had. Rotating every list the same way makes the
+    phases comparable. Among spots within ``tol`` (relative) of the shortest |q|, the brightest
+    is taken; the central beam (|q| < ``CENTRAL_TOLERANCE``) is ignored and stays at the origin.
+    Magnitudes |τ| do not change.
+
+    Parameters
+    ----------
+    bragg : array_like, shape (n, 3)
+        Columns (qx, qy, I).
+    tol : float
+        Relative tolerance on |q| for "equally short" spots.
+
+    Returns
+    -------
+    numpy.ndarray
+        A rotated copy (the list itself when it has no diffracted spot).
+    """
+    arr = np.array(bragg, dtype=np.float64)
+    q = np.hypot(arr[:, 0], arr[:, 1])
+    off = q >= CENTRAL_TOLERANCE
+    if not off.any():
+        return arr
+    q0 = q[off].min()
+    near = np.flatnonzero(off & (q <= q0 * (1 + tol)))
+    ref = near[np.argmax(arr[near, 2])]
+    phi = np.arctan2(arr[ref, 1], arr[ref, 0])
+    c, s_ = np.cos(-phi), np.sin(-phi)
+    x, y = arr[:, 0].copy(), arr[:, 1].copy()
+    arr[:, 0] = c * x - s_ * y
+    arr[:, 1] = s_ * x + c * y
+    return arr
+
+
 def preprocess_bragg(bragg: np.ndarray, min_spots: int = MIN_SPOTS,
                      name: str = "bragg") -> np.ndarray:
     """Preprocess one Bragg list as the authors' public code does.

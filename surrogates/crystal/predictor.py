@@ -38,6 +38,7 @@ from uedsteer.surrogates.crystal.features import (
     N_RADIAL,
     P_MAX,
     crop_bragg,
+    orient_bragg,
     radial_basis,
 )
 
@@ -400,6 +401,7 @@ class CrystalPredictor:
         n_jobs: int | None = -1,
         random_state: int | None = 0,
         q_range: tuple[float, float] | None = None,
+        orient: bool = True,
     ) -> None:
         self.system_params = _merge_params(SYSTEM_PARAMS, system_params, "system_params",
                                            RandomForestClassifier)
@@ -415,6 +417,8 @@ class CrystalPredictor:
         self.min_spots = MIN_SPOTS
         # detector window applied to Bragg lists before featurization (see crop_bragg)
         self.q_range = None if q_range is None else (float(q_range[0]), float(q_range[1]))
+        # rotate each list so its shortest spot lies along +x (see orient_bragg)
+        self.orient = bool(orient)
         self.system_model_: RandomForestClassifier | None = None
         self.space_group_models_: dict[str, RandomForestClassifier | None] = {}
         self.space_group_classes_: dict[str, np.ndarray] = {}
@@ -589,6 +593,19 @@ class CrystalPredictor:
             )
         return system
 
+    def prepare(self, bragg_lists: Any) -> list[np.ndarray]:
+        """Crop to the model's q window and orient, as done before featurization."""
+        out = []
+        for b in bragg_lists:
+            arr = np.asarray(b, dtype=np.float64)
+            if arr.ndim != 2 or arr.shape[1:] != (3,) or not np.isfinite(arr).all():
+                out.append(arr)  # left for radial_basis to flag as invalid
+                continue
+            if self.q_range is not None:
+                arr = crop_bragg(arr, *self.q_range)
+            out.append(orient_bragg(arr) if self.orient else arr)
+        return out
+
     def _inputs(self, bragg_lists: Any, features: Any,
                 preprocess: bool) -> tuple[np.ndarray, np.ndarray]:
         """Features (N, F) and validity mask (N,) from exactly one of the two inputs."""
@@ -601,8 +618,7 @@ class CrystalPredictor:
             bragg_lists.dtype != object
         ):
             bragg_lists = [bragg_lists]
-        if self.q_range is not None:
-            bragg_lists = [crop_bragg(b, *self.q_range) for b in bragg_lists]
+        bragg_lists = self.prepare(bragg_lists)
         x, valid = radial_basis(bragg_lists, preprocess=preprocess, dq=self.dq,
                                 n_radial=self.n_radial, p_max=self.p_max,
                                 min_spots=self.min_spots, on_invalid="nan")
@@ -777,6 +793,7 @@ class CrystalPredictor:
                 "n_features": self.n_features,
                 "min_spots": self.min_spots,
                 "q_range": None if self.q_range is None else list(self.q_range),
+                "orient": self.orient,
                 "intensity_sum": INTENSITY_SUM,
                 "ordering": "|tau| block then arg tau block, each m-major: index m*(p_max+1)+p",
             },
@@ -885,6 +902,7 @@ class CrystalPredictor:
         predictor.n_radial = int(spec["n_radial"])
         predictor.p_max = int(spec["p_max"])
         predictor.min_spots = int(spec["min_spots"])
+        predictor.orient = bool(spec.get("orient", False))
         if spec.get("q_range") is not None:
             predictor.q_range = (float(spec["q_range"][0]), float(spec["q_range"][1]))
         predictor.system_model_ = payload["system"]

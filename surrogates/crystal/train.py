@@ -23,7 +23,7 @@ import numpy as np
 
 from uedsteer.sim_devices.crystal_dataset import CrystalDataset, split_by_material
 
-from .features import CRYSTAL_SYSTEMS, crop_bragg, radial_basis
+from .features import CRYSTAL_SYSTEMS, radial_basis
 from .predictor import CrystalPredictor, default_model_dir, difference_aggregate
 
 
@@ -43,14 +43,16 @@ def _code_version() -> str:
 
 
 def featurize(
-    data: CrystalDataset, q_range: tuple[float, float] | None = None
+    data: CrystalDataset, q_range: tuple[float, float] | None = None, orient: bool = True
 ) -> tuple[np.ndarray, np.ndarray]:
     """Radial-basis features of every pattern and the mask of usable ones (≥ 5 spots).
 
-    ``q_range`` (q_min, q_max) first crops each list to a detector's window (see
-    :func:`~uedsteer.surrogates.crystal.features.crop_bragg`).
+    The lists are prepared as :meth:`CrystalPredictor.prepare` does at prediction time:
+    ``q_range`` (q_min, q_max) crops each list to a detector's window (see
+    :func:`~uedsteer.surrogates.crystal.features.crop_bragg`), ``orient`` rotates it so its
+    shortest spot lies along +x (:func:`~uedsteer.surrogates.crystal.features.orient_bragg`).
     """
-    lists = data.bragg if q_range is None else [crop_bragg(b, *q_range) for b in data.bragg]
+    lists = CrystalPredictor(q_range=q_range, orient=orient).prepare(data.bragg)
     feats, valid = radial_basis(lists, on_invalid="nan")
     return feats, valid
 
