@@ -121,11 +121,11 @@ def _max_features(value: str) -> str | float | None:
 def _train_crystal(args: argparse.Namespace) -> int:
     import sys
 
-    from uedsteer.sim_devices.crystal_dataset import load_crystal_dataset
+    from uedsteer.sim_devices.crystal_dataset import concatenate_datasets, load_crystal_dataset
     from uedsteer.surrogates.crystal.train import format_metrics, train_crystal
 
-    data_path = Path(args.data if args.data != "data" else "data/crystals")
-    data = load_crystal_dataset(data_path)
+    paths = (args.data if args.data != "data" else "data/crystals").split(",")
+    data = concatenate_datasets([load_crystal_dataset(Path(p)) for p in paths])
     params = {}
     for name in ("system", "space_group", "lattice"):
         trees = getattr(args, f"{name}_trees")
@@ -432,7 +432,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--data",
         default="data",
-        help="folder with train/val/test.zarr; crystal: a crystal store (default data/crystals)",
+        help="folder with train/val/test.zarr; crystal: crystal store(s), comma-separated "
+        "(default data/crystals)",
     )
     p.add_argument(
         "--out",

@@ -134,6 +134,13 @@ class CrystalGenSettings(BaseModel):
     )
     zone_axes: int = Field(20, ge=1, le=200, description="Zone axes simulated per material.")
     max_index: int = Field(3, ge=1, le=6, description="Largest |u|, |v|, |w| of a zone axis.")
+    random_orientations: int = Field(
+        0,
+        ge=0,
+        le=200,
+        description="Extra patterns per material at uniformly random orientations (off any "
+        "zone axis, as randomly oriented nanoparticles are); stored with zone axis [0 0 0].",
+    )
     method: Literal["dynamical", "kinematic"] = Field(
         "dynamical", description="Bloch-wave (abTEM) or kinematic Bragg lists."
     )
@@ -533,9 +540,42 @@ def simulate_material(index: int, seed: int, settings: CrystalGenSettings) -> di
         thermal_sigma=settings.thermal_sigma,
         min_intensity=settings.min_intensity,
     )
+    axes = np.asarray(axes, int).reshape(-1, 3)
+    if settings.random_orientations:
+        from functools import partial
+
+        from scipy.spatial.transform import Rotation
+
+        from uedsteer.sim_devices.physics.bragg import (
+            dynamical_bragg,
+            kinematic_bragg,
+            structure_factor_for,
+        )
+
+        simulate = kinematic_bragg
+        if settings.method == "dynamical":
+            table = structure_factor_for(atoms, settings.k_max, settings.thermal_sigma)
+            simulate = partial(dynamical_bragg, structure_factor=table)
+        rotations = Rotation.random(
+            settings.random_orientations, random_state=int(rng.integers(2**31 - 1))
+        ).as_matrix()
+        for rot in rotations:
+            lists.append(
+                simulate(
+                    atoms,
+                    rotation=rot,
+                    voltage_kv=settings.voltage_kv,
+                    k_max=settings.k_max,
+                    thickness_nm=settings.thickness_nm,
+                    sg_max=settings.sg_max,
+                    thermal_sigma=settings.thermal_sigma,
+                    min_intensity=settings.min_intensity,
+                )
+            )
+        axes = np.vstack([axes, np.zeros((len(rotations), 3), int)])
     return {
         "info": info,
-        "zone_axes": np.asarray(axes, int),
+        "zone_axes": axes,
         "bragg": [np.asarray(b, np.float32) for b in lists],
     }
 
@@ -838,3 +878,32 @@ def split_by_material(
     test_ids = rng.choice(ids, size=max(1, round(test_fraction * len(ids))), replace=False)
     test = np.isin(material, test_ids)
     return ~test, test
+
+
+def concatenate_datasets(datasets: Sequence[CrystalDataset]) -> CrystalDataset:
+    """Several crystal stores as one data set (e.g. zone-axis and random-orientation stores).
+
+    Material indices of the k-th store are offset by k · 10⁷ so that materials of different
+    stores stay different materials for :func:`split_by_material`. ``spec`` is the first
+    store's configuration with the others under ``"also"``.
+    """
+    if not datasets:
+        raise ValueError("datasets is empty; give at least one CrystalDataset")
+    offset = 10_000_000
+    for k, d in enumerate(datasets):
+        if len(d) and d.material.max() >= offset:
+            raise ValueError(f"datasets[{k}] has material indices >= {offset}")
+    spec = dict(datasets[0].spec)
+    if len(datasets) > 1:
+        spec["also"] = [d.spec for d in datasets[1:]]
+    return CrystalDataset(
+        bragg=[b for d in datasets for b in d.bragg],
+        material=np.concatenate([d.material + k * offset for k, d in enumerate(datasets)]),
+        zone_axis=np.concatenate([d.zone_axis for d in datasets]),
+        system=np.concatenate([d.system for d in datasets]),
+        space_group=np.concatenate([d.space_group for d in datasets]),
+        lattice=np.concatenate([d.lattice for d in datasets]),
+        formula=np.concatenate([d.formula for d in datasets]),
+        source=np.concatenate([d.source for d in datasets]),
+        spec=spec,
+    )

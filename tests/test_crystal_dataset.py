@@ -150,3 +150,26 @@ def test_cli_generate_train_and_stem_map(tmp_path, capsys):
     assert main(args) == 0
     assert "median lattice constant" in capsys.readouterr().out
     assert (tmp_path / "stem" / "stem_crystal_maps.png").exists()
+
+
+def test_random_orientations_and_concatenated_stores(tmp_path):
+    from uedsteer.sim_devices.crystal_dataset import concatenate_datasets
+
+    settings = FAST.model_copy(update={"random_orientations": 2})
+    m = simulate_material(2, 5, settings)
+    assert len(m["bragg"]) == len(m["zone_axes"])
+    np.testing.assert_array_equal(m["zone_axes"][-2:], 0)
+    assert np.any(m["zone_axes"][:-2] != 0, axis=1).all()
+    for bragg in m["bragg"][-2:]:
+        np.testing.assert_allclose(bragg[0, :2], 0.0)
+    a_spec = CrystalDatasetSpec(n_materials=2, seed=1, chunk=2, settings=FAST)
+    b_spec = CrystalDatasetSpec(n_materials=2, seed=2, chunk=2, settings=settings)
+    stores = [
+        write_crystal_dataset(tmp_path / name, spec, n_workers=1, progress=False)
+        for name, spec in (("a", a_spec), ("b", b_spec))
+    ]
+    a, b = (load_crystal_dataset(path) for path in stores)
+    both = concatenate_datasets([a, b])
+    assert len(both) == len(a) + len(b)
+    assert len(np.unique(both.material)) == 4  # material 0 of each store stays two materials
+    assert both.spec["also"][0]["seed"] == 2

@@ -168,6 +168,12 @@ def evaluate(
     mat = data.material[valid]
     pred = predictor.predict(features=X)
     single = float(np.mean(pred.crystal_system == sys_true))
+    off_zone = ~np.any(data.zone_axis[valid] != 0, axis=1)  # random orientations: [0 0 0]
+    by_orientation = {
+        name: float(np.mean(pred.crystal_system[rows] == sys_true[rows]))
+        for name, rows in (("zone_axis", ~off_zone), ("random_orientation", off_zone))
+        if rows.any()
+    }
     cm_single = confusion_matrix(sys_true, pred.crystal_system, CRYSTAL_SYSTEMS)
     agg_acc, cm_agg, n_mat = aggregate_accuracy(
         predictor, pred.system_votes, mat, sys_true, n_patterns=n_aggregate, seed=seed
@@ -195,6 +201,7 @@ def evaluate(
         "test_patterns_rejected": int((~valid).sum()),
         "test_materials": int(len(np.unique(mat))),
         "system_accuracy_single": single,
+        "system_accuracy_single_by_orientation": by_orientation,
         "system_accuracy_aggregate": agg_acc,
         "aggregate_patterns": n_aggregate,
         "aggregate_materials": n_mat,
@@ -322,6 +329,10 @@ def format_metrics(metrics: dict) -> str:
         f"(material-disjoint; {metrics.get('test_patterns_rejected', 0)} rejected < 5 spots)",
         f"crystal system, single pattern     : {metrics['system_accuracy_single']:.3f}"
         "   (goal >= 0.67)",
+        *(
+            f"  single, {name.replace('_', ' ')} patterns: {acc:.3f}"
+            for name, acc in metrics.get("system_accuracy_single_by_orientation", {}).items()
+        ),
         f"crystal system, {metrics['aggregate_patterns']}-pattern aggregate : "
         f"{metrics['system_accuracy_aggregate']:.3f}   (goal >= 0.79, "
         f"{metrics['aggregate_materials']} materials)",
