@@ -52,6 +52,8 @@ from typing import Literal
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from .cluster import dask_client
+
 FORMAT_VERSION = 1
 
 CRYSTAL_SYSTEMS: tuple[str, ...] = (
@@ -515,7 +517,11 @@ def pyxtal_random_crystal(system: str, rng: np.random.Generator, settings: Cryst
 
 
 def simulate_material(index: int, seed: int, settings: CrystalGenSettings) -> dict:
-    """One material and its Bragg lists along its zone axes (deterministic in (seed, index)).
+    """One material and its Bragg lists (deterministic in (seed, index)).
+
+    Its symmetry-distinct zone axes, then ``settings.random_orientations`` uniformly random
+    orientations (zone axis [0 0 0]); a Bloch-wave structure-factor table is built once and
+    used for all of them.
 
     Returns
     -------
@@ -523,55 +529,41 @@ def simulate_material(index: int, seed: int, settings: CrystalGenSettings) -> di
         ``info`` (see :func:`random_crystal`), ``zone_axes`` (P, 3) int and ``bragg`` (a list of
         P arrays (n, 3) float32: qx, qy in 1/Å without 2π, intensity; central beam included).
     """
-    from uedsteer.sim_devices.physics.bragg import bragg_lists_for_zone_axes, zone_axes
+    from scipy.spatial.transform import Rotation
+
+    from uedsteer.sim_devices.physics.bragg import (
+        dynamical_bragg,
+        kinematic_bragg,
+        structure_factor_for,
+        zone_axes,
+    )
 
     rng = np.random.default_rng([seed, index])
     system = settings.systems[index % len(settings.systems)]
     atoms, info = random_crystal(system, rng, settings)
-    axes = zone_axes(atoms, n=settings.zone_axes, max_index=settings.max_index)
-    lists = bragg_lists_for_zone_axes(
-        atoms,
-        axes,
-        method=settings.method,
-        voltage_kv=settings.voltage_kv,
-        k_max=settings.k_max,
-        thickness_nm=settings.thickness_nm,
-        sg_max=settings.sg_max,
-        thermal_sigma=settings.thermal_sigma,
-        min_intensity=settings.min_intensity,
-    )
-    axes = np.asarray(axes, int).reshape(-1, 3)
-    if settings.random_orientations:
-        from functools import partial
-
-        from scipy.spatial.transform import Rotation
-
-        from uedsteer.sim_devices.physics.bragg import (
-            dynamical_bragg,
-            kinematic_bragg,
-            structure_factor_for,
+    axes = np.asarray(
+        zone_axes(atoms, n=settings.zone_axes, max_index=settings.max_index), int
+    ).reshape(-1, 3)
+    kw = {
+        "voltage_kv": settings.voltage_kv,
+        "k_max": settings.k_max,
+        "thickness_nm": settings.thickness_nm,
+        "sg_max": settings.sg_max,
+        "thermal_sigma": settings.thermal_sigma,
+        "min_intensity": settings.min_intensity,
+    }
+    simulate = kinematic_bragg
+    if settings.method == "dynamical":  # one structure-factor table for every orientation
+        kw["structure_factor"] = structure_factor_for(
+            atoms, settings.k_max, settings.thermal_sigma
         )
-
-        simulate = kinematic_bragg
-        if settings.method == "dynamical":
-            table = structure_factor_for(atoms, settings.k_max, settings.thermal_sigma)
-            simulate = partial(dynamical_bragg, structure_factor=table)
+        simulate = dynamical_bragg
+    lists = [simulate(atoms, axis, **kw) for axis in axes]
+    if settings.random_orientations:
         rotations = Rotation.random(
             settings.random_orientations, random_state=int(rng.integers(2**31 - 1))
         ).as_matrix()
-        for rot in rotations:
-            lists.append(
-                simulate(
-                    atoms,
-                    rotation=rot,
-                    voltage_kv=settings.voltage_kv,
-                    k_max=settings.k_max,
-                    thickness_nm=settings.thickness_nm,
-                    sg_max=settings.sg_max,
-                    thermal_sigma=settings.thermal_sigma,
-                    min_intensity=settings.min_intensity,
-                )
-            )
+        lists += [simulate(atoms, rotation=rot, **kw) for rot in rotations]
         axes = np.vstack([axes, np.zeros((len(rotations), 3), int)])
     return {
         "info": info,
@@ -691,16 +683,19 @@ def write_crystal_dataset(
     pathlib.Path
         The store folder; ``spec.json`` gets ``complete: true`` when every chunk is written.
     """
-    from dask.distributed import Client, LocalCluster, as_completed
+    from dask.distributed import as_completed
     from tqdm import tqdm
 
     out = Path(out)
     _open_store(out, spec)
     n_chunks = -(-spec.n_materials // spec.chunk)
-    todo = [k for k in range(n_chunks) if not _chunk_path(out, k).exists()]
-    remaining = sum(
-        min((k + 1) * spec.chunk, spec.n_materials) - k * spec.chunk for k in todo
-    )
+    # materials lo…hi−1 of each unfinished chunk k
+    todo = {
+        k: (k * spec.chunk, min((k + 1) * spec.chunk, spec.n_materials))
+        for k in range(n_chunks)
+        if not _chunk_path(out, k).exists()
+    }
+    remaining = sum(hi - lo for lo, hi in todo.values())
     bar = tqdm(
         total=spec.n_materials,
         initial=spec.n_materials - remaining,
@@ -708,36 +703,25 @@ def write_crystal_dataset(
         disable=not progress,
     )
     if todo:
-        cluster = None
-        if scheduler is None:
-            cluster = LocalCluster(
-                n_workers=n_workers, threads_per_worker=1, processes=True, dashboard_address=None
-            )
-        client = Client(scheduler or cluster)
-        try:
+        with dask_client(scheduler, n_workers) as client:
             settings_json = spec.settings.model_dump_json()
             futures = {
                 client.submit(
                     _chunk_task,
                     str(out.resolve()),
                     k,
-                    k * spec.chunk,
-                    min((k + 1) * spec.chunk, spec.n_materials),
+                    lo,
+                    hi,
                     spec.seed,
                     settings_json,
                     pure=False,
-                ): k
-                for k in todo
+                ): hi - lo
+                for k, (lo, hi) in todo.items()
             }
             for fut in as_completed(futures):
                 fut.result()
-                k = futures[fut]
-                bar.update(min((k + 1) * spec.chunk, spec.n_materials) - k * spec.chunk)
+                bar.update(futures[fut])
                 fut.release()
-        finally:
-            client.close()
-            if cluster is not None:
-                cluster.close()
     bar.close()
     complete = all(_chunk_path(out, k).exists() for k in range(n_chunks))
     meta = json.loads((out / "spec.json").read_text())

@@ -32,6 +32,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from .classes import INTERPOLATED, LABELS
+from .cluster import dask_client
 from .physics import (
     PHASES,
     DetectorModel,
@@ -496,7 +497,7 @@ def write_dataset(
     pathlib.Path
         The store path; its root attribute ``complete`` is True only when every chunk is done.
     """
-    from dask.distributed import Client, LocalCluster, as_completed
+    from dask.distributed import as_completed
     from tqdm import tqdm
 
     out = Path(out)
@@ -512,13 +513,7 @@ def write_dataset(
     remaining = sum(hi - lo for _, lo, hi in todo)
     bar = tqdm(total=total, initial=total - remaining, unit="frame", disable=not progress)
     if todo:
-        cluster = None
-        if scheduler is None:
-            cluster = LocalCluster(
-                n_workers=n_workers, threads_per_worker=1, processes=True, dashboard_address=None
-            )
-        client = Client(scheduler or cluster)
-        try:
+        with dask_client(scheduler, n_workers) as client:
             settings_json = spec.settings.model_dump_json()
             futures = [
                 client.submit(_chunk_task, label, lo, hi, spec.seed, settings_json, pure=False)
@@ -534,10 +529,6 @@ def write_dataset(
                 grp["done"][:] = done
                 bar.update(len(frames))
                 fut.release()
-        finally:
-            client.close()
-            if cluster is not None:
-                cluster.close()
     bar.close()
     complete = all(bool(root[label]["done"][:].all()) for label in spec.labels)
     root.attrs["complete"] = complete
