@@ -215,6 +215,36 @@ def orient_bragg(bragg: np.ndarray, tol: float = 0.02) -> np.ndarray:
     return arr
 
 
+def prepare_bragg(
+    bragg_lists: Iterable[np.ndarray],
+    q_range: tuple[float, float] | None = None,
+    orient: bool = True,
+) -> list[np.ndarray]:
+    """Crop each list to a detector window and orient it, as a predictor does before featurizing.
+
+    Lists that are malformed (wrong shape, non-finite values) are passed through unchanged so
+    that :func:`radial_basis` flags them with its usual message.
+
+    Parameters
+    ----------
+    bragg_lists : iterable of (n, 3) arrays
+    q_range : (float, float), optional
+        |q| window of :func:`crop_bragg`; None keeps every spot.
+    orient : bool
+        Rotate each list with :func:`orient_bragg`.
+    """
+    out = []
+    for b in bragg_lists:
+        arr = np.asarray(b, dtype=np.float64)
+        if arr.ndim != 2 or arr.shape[1:] != (3,) or not np.isfinite(arr).all():
+            out.append(arr)
+            continue
+        if q_range is not None:
+            arr = crop_bragg(arr, *q_range)
+        out.append(orient_bragg(arr) if orient else arr)
+    return out
+
+
 def preprocess_bragg(bragg: np.ndarray, min_spots: int = MIN_SPOTS,
                      name: str = "bragg") -> np.ndarray:
     """Preprocess one Bragg list as the authors' public code does.

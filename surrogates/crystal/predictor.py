@@ -37,8 +37,7 @@ from uedsteer.surrogates.crystal.features import (
     MIN_SPOTS,
     N_RADIAL,
     P_MAX,
-    crop_bragg,
-    orient_bragg,
+    prepare_bragg,
     radial_basis,
 )
 
@@ -595,16 +594,7 @@ class CrystalPredictor:
 
     def prepare(self, bragg_lists: Any) -> list[np.ndarray]:
         """Crop to the model's q window and orient, as done before featurization."""
-        out = []
-        for b in bragg_lists:
-            arr = np.asarray(b, dtype=np.float64)
-            if arr.ndim != 2 or arr.shape[1:] != (3,) or not np.isfinite(arr).all():
-                out.append(arr)  # left for radial_basis to flag as invalid
-                continue
-            if self.q_range is not None:
-                arr = crop_bragg(arr, *self.q_range)
-            out.append(orient_bragg(arr) if self.orient else arr)
-        return out
+        return prepare_bragg(bragg_lists, self.q_range, self.orient)
 
     def _inputs(self, bragg_lists: Any, features: Any,
                 preprocess: bool) -> tuple[np.ndarray, np.ndarray]:

@@ -23,7 +23,7 @@ import numpy as np
 
 from uedsteer.sim_devices.crystal_dataset import CrystalDataset, split_by_material
 
-from .features import CRYSTAL_SYSTEMS, radial_basis
+from .features import CRYSTAL_SYSTEMS, prepare_bragg, radial_basis
 from .predictor import CrystalPredictor, default_model_dir, difference_aggregate
 
 
@@ -47,12 +47,12 @@ def featurize(
 ) -> tuple[np.ndarray, np.ndarray]:
     """Radial-basis features of every pattern and the mask of usable ones (≥ 5 spots).
 
-    The lists are prepared as :meth:`CrystalPredictor.prepare` does at prediction time:
+    The lists are prepared as a predictor prepares them (:func:`prepare_bragg`):
     ``q_range`` (q_min, q_max) crops each list to a detector's window (see
     :func:`~uedsteer.surrogates.crystal.features.crop_bragg`), ``orient`` rotates it so its
     shortest spot lies along +x (:func:`~uedsteer.surrogates.crystal.features.orient_bragg`).
     """
-    lists = CrystalPredictor(q_range=q_range, orient=orient).prepare(data.bragg)
+    lists = prepare_bragg(data.bragg, q_range, orient)
     feats, valid = radial_basis(lists, on_invalid="nan")
     return feats, valid
 
