@@ -228,10 +228,23 @@ class Campaign:
         return out
 
     def last_settings(self) -> dict[str, float]:
-        """Settings of the last shot (the ramp origin), or the safe start."""
+        """Settings of the last shot, or the safe start."""
         if not self.record.trials:
             return self.start_settings()
         return dict(self.record.trials[-1].settings)
+
+    def ramp_origin(self) -> dict[str, float]:
+        """Settings the next proposal must stay within the ramp limit of.
+
+        The last shot, unless it caused or showed damage: then the latest shot with no damage
+        evidence (the devices ramp back to it with no shot in between), or the safe start.
+        Ramping on from a setting known to hurt the sample would carry the damage along.
+        """
+        damage = self.attributed_damage()
+        for t, d in zip(reversed(self.record.trials), damage[::-1], strict=True):
+            if t.status == "ok" and np.isfinite(d) and d < DAMAGED:
+                return dict(t.settings)
+        return self.start_settings()
 
     def objective_of(self, scores: Mapping[str, Any]) -> float:
         """The objective value of one score row (NaN for a failed shot)."""
@@ -297,7 +310,7 @@ class Campaign:
             start = self.start_settings()
             return Step(self._ramped(start), self.spot)
         x, cols = self.observations()
-        last = np.array([self.last_settings()[n] for n in self.optimizer.names])
+        last = np.array([self.ramp_origin()[n] for n in self.optimizer.names])
         t0 = time.perf_counter()
         try:
             prop = self.optimizer.propose(x, cols, last)
@@ -325,7 +338,7 @@ class Campaign:
         is back down the ramp, not a stop, as long as the models still call the way safe.
         """
         names = self.optimizer.names
-        last = self.last_settings()
+        last = self.ramp_origin()
         start = self.start_settings()
         options = []
         if "fluence" in names:  # less excitation first, then the way back to the start
@@ -352,8 +365,8 @@ class Campaign:
         return len(vals) - 1 - int(np.argmax(vals))
 
     def _ramped(self, target: dict[str, float]) -> dict[str, float]:
-        """``target`` clipped to the ramp limit around the last shot's settings."""
-        last = self.last_settings()
+        """``target`` clipped to the ramp limit around :meth:`ramp_origin`."""
+        last = self.ramp_origin()
         out = dict(target)
         for p in self.config.parameters:
             lo, hi = last[p.name] - p.max_step, last[p.name] + p.max_step

@@ -2,8 +2,9 @@
 
 Safety model (hard, not soft):
 
-* Candidates lie inside the search box **and** within the ramp limit (``max_step`` per
-  parameter) of the last measured point, so the devices are only ever ramped.
+* Proposals lie inside the search box **and** within the ramp limit (``max_step`` per
+  parameter) of the ramp origin (the last measured point, or after damage the last
+  damage-free one), so the devices are only ever ramped.
 * Damage is modelled by its own GP on logit(damage probability) with a *fixed zero prior mean*:
   where nothing was measured the model says "50 % damage", which is unsafe. A candidate is
   admitted only if the upper confidence bound μ + β·σ of the damage logit is ≤ logit(δ), so
@@ -19,11 +20,17 @@ Safety model (hard, not soft):
   the absorbance at a wavelength), and once a setting has caused damage, below
   ``heating_margin`` × the lowest heating that did: damage depends on the absorbed energy, so
   the threshold learned at one wavelength holds at all of them.
-* Among the safe candidates only the highest fluence at each setting of the other parameters
-  is considered (``monotone_fluence``: the transformation grows with the excitation); there
-  qLogNoisyExpectedImprovement picks the next point, or, where it expects less than 1 % of
-  the gap to the target, the optimistic bound (μ + 2σ) of the objective explores. If no
-  candidate is safe, :class:`NoSafeCandidate` says so instead of gambling.
+* The safe set is evaluated over the whole search box, not only within reach. Among its
+  points only the highest fluence at each setting of the other parameters is considered
+  (``monotone_fluence``: the transformation grows with the excitation); there
+  qLogNoisyExpectedImprovement picks the target, or, where it expects less than 1 % of the
+  gap to the target, the optimistic bound (μ + 2σ) of the objective explores. The objective's
+  GP has a linear prior mean, so where nothing was measured it extrapolates the trend with
+  the excitation instead of reverting to the average. A target beyond the ramp limit is
+  approached through the safe set: the proposal is the safe point within reach closest to it
+  (``travel`` is then True), so the search can leave a local optimum (a strongly absorbing
+  off-resonance wavelength) without a jump. If no candidate within reach is safe,
+  :class:`NoSafeCandidate` says so instead of gambling.
 
 Failed measurements (NaN scores) are kept in the record but cannot train a GP; each model is
 fitted on the observations where its outcome is finite.
@@ -60,6 +67,8 @@ HEATING_LOG_SCALE = 0.5  # smallest prior spread of log(heating) (a factor e^0.5
 FRONTIER_BINS = 16  # cells per other parameter when picking the highest safe fluence
 EI_NEGLIGIBLE = 0.01  # expected improvement below 1 % of the gap to the target: explore
 EXPLORE_BETA = 2.0  # optimism of the exploration step
+LADDER_POINTS = 16  # latest measured settings that get a fluence ladder among the targets
+LADDER_STEPS = 48  # rungs of that ladder across the fluence range
 DAMAGE_NOISE_VAR = 0.01  # (0.1 in scaled logit)²: the scorer's damage probability is precise
 
 
@@ -84,6 +93,8 @@ class Proposal:
     n_candidates: int
     heating_limit: float = float("nan")
     models: dict[str, dict[str, float]] = field(default_factory=dict)
+    target: dict[str, float] = field(default_factory=dict)
+    """Where the acquisition wants to go; differs from ``settings`` while travelling there."""
 
 
 class SafeOptimizer:
@@ -101,10 +112,13 @@ class SafeOptimizer:
         hi = [self._to_unit_raw(p, p.high) for p in config.parameters]
         self._lo, self._hi = np.array(lo), np.array(hi)
         self._sobol = Sobol(len(self.names), seed=config.seed)
+        self._sobol_global = Sobol(len(self.names), seed=config.seed + 1)
+        self.target: dict[str, float] = {}
         self._state: dict[str, dict] = {}
         self._fitted_at: dict[str, int] = {}
         self.summaries: dict[str, dict[str, float]] = {}
         self.mode = "improve"
+        self.travel = False
 
     # ------------------------------------------------------------ coordinates
     @staticmethod
@@ -141,6 +155,25 @@ class SafeOptimizer:
         pts = lows + self._sobol.random(n) * (highs - lows)
         corners = [lows, highs, np.clip(last, lows, highs)]
         return np.vstack([pts, *corners])
+
+    def global_candidates(self, settings: np.ndarray | None = None) -> np.ndarray:
+        """Physical candidates over the whole search box (possible targets of travel).
+
+        Sobol points, plus a fluence ladder at the other settings of the latest measured
+        points, so that the highest safe fluence where data exist is found precisely.
+        """
+        lows = np.array([p.low for p in self.config.parameters])
+        highs = np.array([p.high for p in self.config.parameters])
+        pts = [lows + self._sobol_global.random(self.config.n_candidates) * (highs - lows)]
+        if settings is not None and len(settings) and "fluence" in self.names:
+            j = self.names.index("fluence")
+            recent = np.clip(np.asarray(settings, dtype=np.float64)[-LADDER_POINTS:], lows, highs)
+            recent = recent[np.all(np.isfinite(recent), axis=1)]
+            ladder = np.linspace(lows[j], highs[j], LADDER_STEPS)
+            rungs = np.repeat(recent, LADDER_STEPS, axis=0)
+            rungs[:, j] = np.tile(ladder, len(recent))
+            pts.append(rungs)
+        return np.vstack(pts)
 
     def frontier(self, cand: np.ndarray, bins: int = FRONTIER_BINS) -> np.ndarray:
         """Indices of the highest-fluence candidates per cell of the other parameters.
@@ -404,19 +437,22 @@ class SafeOptimizer:
         """
         cfg = self.config
         settings = np.array(settings, dtype=np.float64, ndmin=2)
-        cand_phys = self.candidates(np.asarray(last, dtype=np.float64))
+        last = np.asarray(last, dtype=np.float64)
+        local = self.candidates(last)
+        n_local = len(local)
+        # the whole search box too: the next target may lie beyond the ramp limit
+        cand_phys = np.vstack([local, self.global_candidates(settings)])
         safe, dmg_ucb = self.safe_set(settings, scores, cand_phys)
-        n_safe = int(safe.sum())
-        if n_safe == 0:
+        if not safe[:n_local].any():
             raise NoSafeCandidate(
-                f"none of {len(cand_phys)} candidates within the ramp limit is safe "
+                f"none of {n_local} candidates within the ramp limit is safe "
                 f"(damage bound δ = {cfg.damage_bound}, β = {cfg.beta}, heating limit "
                 f"{self.heating_limit:.4g})"
             )
         x, y, ok = self._xy(settings, self._objective_values(scores))
         if not ok.any():
             raise NoSafeCandidate("no successful measurement of the objective yet")
-        obj = self._fit("objective", x, y, True, cfg.objective_scale)
+        obj = self._fit("objective", x, y, True, cfg.objective_scale, linear_mean=True)
         sampler = SobolQMCNormalSampler(torch.Size([128]), seed=cfg.seed)
         acqf = qLogNoisyExpectedImprovement(obj, X_baseline=x, prune_baseline=True, sampler=sampler)
         pool = np.flatnonzero(safe)
@@ -439,18 +475,33 @@ class SafeOptimizer:
             k = int(torch.argmax(ucb))
             value = float(values[k])
             mode = "explore"
+        target = cand_phys[pool][k]
+        index = int(pool[k])
+        if index >= n_local and not self.within_ramp(target, last):
+            # The target lies beyond the ramp limit: go the safe way towards it, one ramp
+            # step at a time (the closest safe point within reach, in model coordinates).
+            reach = np.flatnonzero(safe[:n_local])
+            d = self.to_model(local[reach]) - self.to_model(target[None])
+            index = int(reach[np.argmin(np.sum(d**2, axis=1))])
         self.mode = mode
-        phys = cand_phys[pool][k]
-        dmg_ucb = dmg_ucb[pool]
+        self.travel = index != int(pool[k])
+        self.target = dict(zip(self.names, (float(v) for v in target), strict=True))
+        phys = cand_phys[index]
         return Proposal(
             settings=dict(zip(self.names, (float(v) for v in phys), strict=True)),
-            damage_ucb=float(dmg_ucb[k]),
+            damage_ucb=float(dmg_ucb[index]),
             acquisition=value,
-            n_safe=n_safe,
-            n_candidates=len(cand_phys),
+            n_safe=int(safe[:n_local].sum()),
+            n_candidates=n_local,
             heating_limit=self.heating_limit,
             models={k: dict(v) for k, v in self.summaries.items()},
+            target=dict(self.target),
         )
+
+    def within_ramp(self, point: np.ndarray, last: np.ndarray) -> bool:
+        """True if ``point`` is within every parameter's ramp limit of ``last``."""
+        steps = np.array([p.max_step for p in self.config.parameters])
+        return bool(np.all(np.abs(np.asarray(point) - np.asarray(last)) <= steps + 1e-9))
 
 
 def _summary(model, n: int) -> dict[str, float]:

@@ -76,6 +76,22 @@ def test_damage_is_attributed_to_the_shot_before_it_shows():
     assert np.isnan(att[2]) and np.isnan(att[3]), "frames of a hurt spot say nothing new"
 
 
+def test_ramp_origin_is_the_last_damage_free_shot():
+    """After damage the next proposal ramps from the last setting that did no harm."""
+    camp = Campaign(CampaignConfig(halt_consecutive=5))
+    base = camp.start_settings()
+    for f, d in ((1.0, 0.0), (2.0, 0.0), (3.5, 0.0), (5.0, 0.9)):
+        camp.ingest(Step({**base, "fluence": f}, 0), _row(damage=d, heating=0.002 * f))
+    # shot 3.5 caused the damage seen in the 5.0 frame: the origin is the 2.0 shot
+    assert camp.ramp_origin()["fluence"] == 2.0
+    step = camp.next()
+    assert isinstance(step, Step)
+    assert abs(step.settings["fluence"] - 2.0) <= camp.config.parameter("fluence").max_step
+    assert step.settings["fluence"] < 3.5, "never back to the setting that hurt the spot"
+    fresh = Campaign(CampaignConfig())
+    assert fresh.ramp_origin() == fresh.start_settings()
+
+
 def test_callable_objective_and_failed_shots_are_kept():
     camp = Campaign(CampaignConfig(), objective=lambda s: 1.0 - s["line_distance"])
     step = Step(camp.start_settings(), 0)

@@ -108,3 +108,22 @@ def test_climbs_towards_the_transformation_without_damage():
     sc = truth(x)
     assert sc["progress"].max() > 0.5, f"reached {sc['progress'].max():.2f}"
     assert sc["damage_prob"].max() < 0.5, "never stepped into damage"
+
+
+def test_a_target_beyond_the_ramp_limit_is_approached_through_the_safe_set():
+    """The best safe point lies 200 nm away: the proposal walks there within the ramp limit."""
+    x = np.array(
+        [[0.5, 800], [1.5, 800], [2.5, 800], [3.0, 800], [3.3, 800], [1.0, 900], [1.0, 1000]]
+    )
+    last = x[-1]
+    opt = SafeOptimizer(CFG)
+    prop = opt.propose(x, truth(x), last)
+    new = np.array([prop.settings[n] for n in opt.names])
+    goal = np.array([prop.target[n] for n in opt.names])
+    steps = np.array([p.max_step for p in CFG.parameters])
+    assert np.all(np.abs(new - last) <= steps + 1e-9), "ramp limit"
+    assert abs(goal[1] - 800) < abs(last[1] - 800), "the target is towards the transformation"
+    assert opt.travel and not opt.within_ramp(goal, last)
+    u = opt.to_model(np.array([new, last, goal]))
+    assert np.linalg.norm(u[0] - u[2]) < np.linalg.norm(u[1] - u[2]), "closer to the target"
+    assert prop.damage_ucb <= CFG.damage_bound
