@@ -313,12 +313,18 @@ class Campaign:
         last = np.array([self.ramp_origin()[n] for n in self.optimizer.names])
         t0 = time.perf_counter()
         try:
-            prop = self.optimizer.propose(x, cols, last)
-        except NoSafeCandidate as err:
-            retreat = self._retreat(x, cols)
-            if retreat is None:
-                return self._stop(f"no safe candidate: {err}")
-            return retreat
+            try:
+                prop = self.optimizer.propose(x, cols, last)
+            except NoSafeCandidate as err:
+                # Nothing within reach is safe any more (damage shrank the safe set): go back
+                # to a measured setting the models still call safe and propose from there.
+                origin = self._safe_origin(x, cols, last)
+                if origin is None:
+                    return self._stop(f"no safe candidate: {err}")
+                try:
+                    prop = self.optimizer.propose(x, cols, origin)
+                except NoSafeCandidate as err2:
+                    return self._stop(f"no safe candidate: {err2}")
         finally:
             self.proposal_seconds.append(time.perf_counter() - t0)
         if self.optimizer.mode == "explore" and self._shots_since_best() >= cfg.patience:
@@ -331,31 +337,31 @@ class Campaign:
         settings.update(prop.settings)
         return Step(settings, self.spot, prop)
 
-    def _retreat(self, x: np.ndarray, cols: dict[str, np.ndarray]) -> Step | None:
-        """One ramp step back towards the known-safe start, if that step is itself safe.
+    def _safe_origin(
+        self, x: np.ndarray, cols: dict[str, np.ndarray], last: np.ndarray
+    ) -> np.ndarray | None:
+        """The latest measured damage-free setting (or the safe start) that the models still
+        call safe, other than ``last``; None if there is none.
 
-        After damage the safe set can shrink away from where the devices are; the way out
-        is back down the ramp, not a stop, as long as the models still call the way safe.
+        The devices ramp back to it between shots (no shot on the way), so the next proposal
+        stays within the ramp limit of a setting known not to hurt the sample.
         """
-        names = self.optimizer.names
-        last = self.ramp_origin()
+        damage = cols["damage_prob"]
+        clean = [i for i in range(len(x) - 1, -1, -1) if np.isfinite(damage[i])]
+        options = [x[i] for i in clean if damage[i] < DAMAGED]
         start = self.start_settings()
-        options = []
-        if "fluence" in names:  # less excitation first, then the way back to the start
-            options.append(self._ramped({**last, "fluence": start["fluence"]}))
-        options.append(self._ramped(start))
-        for target in options:
-            if all(abs(target[n] - last[n]) < 1e-9 for n in names):
-                continue
-            point = np.array([[target[n] for n in names]])
-            try:
-                safe, _ = self.optimizer.safe_set(x, cols, point)
-            except NoSafeCandidate:
-                return None
-            if bool(safe[0]):
-                self.optimizer.mode = "retreat"
-                return Step(target, self.spot)
-        return None
+        options.append(np.array([start[n] for n in self.optimizer.names]))
+        points = np.array([o for o in options if np.any(np.abs(o - last) > 1e-9)])
+        if not len(points):
+            return None
+        try:
+            safe, _ = self.optimizer.safe_set(x, cols, points)
+        except NoSafeCandidate:
+            return None
+        hits = np.flatnonzero(safe)
+        if not len(hits):
+            return None
+        return points[hits[0]]
 
     def _shots_since_best(self) -> int:
         vals = [t.scores.get("objective", math.nan) for t in self.record.trials]

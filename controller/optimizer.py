@@ -24,7 +24,8 @@ Safety model (hard, not soft):
   points only the highest fluence at each setting of the other parameters is considered
   (``monotone_fluence``: the transformation grows with the excitation); there
   qLogNoisyExpectedImprovement picks the target, or, where it expects less than 1 % of the
-  gap to the target, the optimistic bound (μ + 2σ) of the objective explores. The objective's
+  gap to the target, it explores at the most uncertain point that could still be the best
+  (upper bound μ + 2σ above the best lower bound), as SafeOpt does. The objective's
   GP has a linear prior mean, so where nothing was measured it extrapolates the trend with
   the excitation instead of reverting to the average. A target beyond the ramp limit is
   approached through the safe set: the proposal is the safe point within reach closest to it
@@ -60,7 +61,13 @@ LOGIT_CLIP = 1e-3
 LOGIT_SCALE = float(np.log((1 - LOGIT_CLIP) / LOGIT_CLIP))  # damage GP works on logit / 6.9
 WAVELENGTH_MAX_LENGTHSCALE = 0.25  # of the search range, for objective and score GPs
 DAMAGE_MAX_LENGTHSCALE = 0.25  # in units of the search range
-HEATING_VALID_PROGRESS = 0.2  # above this progress the Debye–Waller figure is not heating
+# Above this progress the Debye–Waller figure is not heating: the first percent of
+# transformation already distorts the Bragg intensities. On the shipped scorer, frames with
+# x ≈ 0.03–0.06 read progress 0.09–0.16 and about twice the heating of an untransformed
+# frame at the same absorbed fluence (untransformed frames read 0.02–0.06 up to ε ≈ 0.3),
+# which would make the resonant wavelength look strongly absorbing just where the last push
+# is needed. Such frames count with the heating the cooler frames predict for them.
+HEATING_VALID_PROGRESS = 0.07
 HEATING_NOISE = 0.001  # Å²: noise level of the apparent Δ⟨u²⟩ of one frame
 ABSORBANCE_LENGTHSCALE = 0.08  # of the wavelength range: exciton lines are ~50 nm wide
 HEATING_LOG_SCALE = 0.5  # smallest prior spread of log(heating) (a factor e^0.5 ≈ 1.6)
@@ -362,11 +369,11 @@ class SafeOptimizer:
         A GP models log(heating) over (log fluence, other parameters) with a linear prior
         mean (heating is close to a power law of the fluence, scaled by the absorbance at
         each wavelength) and short wavelength correlations (exciton lines). Only frames of
-        an untransformed lattice (progress < 0.2) that caused no damage train it: there the
-        Debye–Waller figure is lattice heating. A candidate is admitted if the upper bound of
-        its heating stays below ``heating_growth`` × the hottest such frame +
-        ``heating_floor`` (the safe set grows in small steps of absorbed energy, whatever the
-        absorbance), and below the learned damage limit.
+        an untransformed lattice (progress < ``HEATING_VALID_PROGRESS``) that caused no
+        damage train it: there the Debye–Waller figure is lattice heating. A candidate is
+        admitted if the upper bound of its heating stays below ``heating_growth`` × the
+        hottest such frame + ``heating_floor`` (the safe set grows in small steps of absorbed
+        energy, whatever the absorbance), and below the learned damage limit.
         """
         cfg = self.config
         h = np.asarray(scores["heating"], dtype=np.float64)
@@ -462,17 +469,21 @@ class SafeOptimizer:
         with torch.no_grad():
             values = acqf(choices[:, None, :])
             post = obj.posterior(choices)
-            ucb = (post.mean + EXPLORE_BETA * post.variance.clamp_min(0).sqrt()).squeeze(-1)
+            sd = post.variance.clamp_min(0).sqrt().squeeze(-1)
+            ucb = post.mean.squeeze(-1) + EXPLORE_BETA * sd
+            lcb = post.mean.squeeze(-1) - EXPLORE_BETA * sd
         best = float(y.max())
         gap = max(cfg.target - best, 1e-3)
         k = int(torch.argmax(values))
         value = float(values[k])
         mode = "improve"
         if value < np.log(EI_NEGLIGIBLE * gap):
-            # Nothing safe is expected to improve by much: explore where the objective is
-            # least known (optimistic bound), the SafeOpt way. The campaign stops after
-            # ``patience`` shots without improvement.
-            k = int(torch.argmax(ucb))
+            # Nothing safe is expected to improve by much: explore the SafeOpt way, at the
+            # most uncertain of the points that could still be the best (upper bound above
+            # the best lower bound). The campaign stops after ``patience`` shots without
+            # improvement.
+            maybe = torch.nonzero(ucb >= lcb.max()).squeeze(-1)
+            k = int(maybe[torch.argmax(sd[maybe])])
             value = float(values[k])
             mode = "explore"
         target = cand_phys[pool][k]

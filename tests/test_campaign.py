@@ -81,7 +81,8 @@ def test_ramp_origin_is_the_last_damage_free_shot():
     camp = Campaign(CampaignConfig(halt_consecutive=5))
     base = camp.start_settings()
     for f, d in ((1.0, 0.0), (2.0, 0.0), (3.5, 0.0), (5.0, 0.9)):
-        camp.ingest(Step({**base, "fluence": f}, 0), _row(damage=d, heating=0.002 * f))
+        row = _row(progress=0.03, damage=d, heating=0.002 * f)
+        camp.ingest(Step({**base, "fluence": f}, 0), row)
     # shot 3.5 caused the damage seen in the 5.0 frame: the origin is the 2.0 shot
     assert camp.ramp_origin()["fluence"] == 2.0
     step = camp.next()
