@@ -76,6 +76,7 @@ EI_NEGLIGIBLE = 0.01  # expected improvement below 1 % of the gap to the target:
 EXPLORE_BETA = 2.0  # optimism of the exploration step
 LADDER_POINTS = 16  # latest measured settings that get a fluence ladder among the targets
 LADDER_STEPS = 48  # rungs of that ladder across the fluence range
+FIT_MAX_POINTS = 100  # hyperparameters are fitted on at most the latest this many points
 DAMAGE_NOISE_VAR = 0.01  # (0.1 in scaled logit)²: the scorer's damage probability is precise
 
 
@@ -211,25 +212,17 @@ class SafeOptimizer:
             return True
         return n - last >= self.config.refit_every
 
-    def _fit(
+    def _build(
         self,
         key: str,
         x: torch.Tensor,
         y: torch.Tensor,
         standardize: bool,
-        scale: float = 1e-8,
-        linear_mean: bool = False,
-        wavelength_scale: float = 0.0,
-    ):
-        """Fit (warm-started) one GP; ``standardize=False`` marks the damage model.
-
-        ``scale`` is the smallest outcome standard deviation assumed (BoTorch's
-        ``Standardize(min_stdv=…)``): while the data are flat, the prior uncertainty stays at
-        the size of a meaningful change instead of collapsing to the noise.
-        Hyperparameters are refitted at every shot up to 20 observations and then every
-        ``refit_every`` shots; in between the warm hyperparameters are kept and only the data
-        change (what keeps a proposal under a second at 200 observations).
-        """
+        scale: float,
+        linear_mean: bool,
+        wavelength_scale: float,
+    ) -> SingleTaskGP:
+        """One GP on (x, y) with its constraints, warm-started from the last fit of ``key``."""
         bounds = torch.tensor([[0.0] * x.shape[-1], [1.0] * x.shape[-1]], dtype=x.dtype)
         with warnings.catch_warnings():
             # the damage model is deliberately not standardized: its prior mean is fixed
@@ -272,17 +265,45 @@ class SafeOptimizer:
                 model.load_state_dict(old, strict=False)
             except RuntimeError:
                 pass
+        return model
+
+    def _fit(
+        self,
+        key: str,
+        x: torch.Tensor,
+        y: torch.Tensor,
+        standardize: bool,
+        scale: float = 1e-8,
+        linear_mean: bool = False,
+        wavelength_scale: float = 0.0,
+    ):
+        """Fit (warm-started) one GP; ``standardize=False`` marks the damage model.
+
+        ``scale`` is the smallest outcome standard deviation assumed (BoTorch's
+        ``Standardize(min_stdv=…)``): while the data are flat, the prior uncertainty stays at
+        the size of a meaningful change instead of collapsing to the noise.
+        Hyperparameters are refitted at every shot up to 20 observations and then every
+        ``refit_every`` shots; in between the warm hyperparameters are kept and only the data
+        change (what keeps a proposal under a second at 200 observations).
+        """
+        build = (standardize, scale, linear_mean, wavelength_scale)
+        model = self._build(key, x, y, *build)
         n = int(x.shape[0])
         if self._needs_fit(key, n):
-            mll = ExactMarginalLogLikelihood(model.likelihood, model)
+            # Hyperparameters from the latest FIT_MAX_POINTS observations (the region the
+            # search is in); the model conditions on all of them.
+            fit_model = model
+            if n > FIT_MAX_POINTS:
+                fit_model = self._build(key, x[-FIT_MAX_POINTS:], y[-FIT_MAX_POINTS:], *build)
+            mll = ExactMarginalLogLikelihood(fit_model.likelihood, fit_model)
             try:
                 fit_gpytorch_mll(mll, optimizer_kwargs={"options": {"maxiter": 75}})
             except Exception:  # noqa: BLE001 - a failed fit keeps the prior / warm start
                 pass
+            if fit_model is not model:
+                model.load_state_dict(_hyperparameters(fit_model), strict=False)
             self._fitted_at[key] = n
-        self._state[key] = {
-            k: v for k, v in model.state_dict().items() if "train" not in k and "outcome" not in k
-        }
+        self._state[key] = _hyperparameters(model)
         model.eval()
         self.summaries[key] = _summary(model, n)
         return model
@@ -513,6 +534,11 @@ class SafeOptimizer:
         """True if ``point`` is within every parameter's ramp limit of ``last``."""
         steps = np.array([p.max_step for p in self.config.parameters])
         return bool(np.all(np.abs(np.asarray(point) - np.asarray(last)) <= steps + 1e-9))
+
+
+def _hyperparameters(model) -> dict[str, torch.Tensor]:
+    """A GP's state without its data or outcome scaling (what carries over to a refit)."""
+    return {k: v for k, v in model.state_dict().items() if "train" not in k and "outcome" not in k}
 
 
 def _summary(model, n: int) -> dict[str, float]:
