@@ -139,6 +139,14 @@ class Step:
         }
 
 
+def _damage_free(damage: np.ndarray) -> np.ndarray:
+    """Indices of the shots whose attributed damage is known and below ``DAMAGED``, latest
+    first (failed shots and shots on a hurt spot have none)."""
+    d = np.asarray(damage, dtype=np.float64)
+    ok = np.flatnonzero(np.isfinite(d) & (d < DAMAGED))
+    return ok[::-1]
+
+
 def score_row(scores: Mapping[str, Any]) -> dict[str, float]:
     """Flatten a scorer row (``Scores.row``) into numbers: class probabilities as
     ``p_<class>``, latent as ``z<i>``."""
@@ -240,10 +248,9 @@ class Campaign:
         evidence (the devices ramp back to it with no shot in between), or the safe start.
         Ramping on from a setting known to hurt the sample would carry the damage along.
         """
-        damage = self.attributed_damage()
-        for t, d in zip(reversed(self.record.trials), damage[::-1], strict=True):
-            if t.status == "ok" and np.isfinite(d) and d < DAMAGED:
-                return dict(t.settings)
+        clean = _damage_free(self.attributed_damage())
+        if len(clean):
+            return dict(self.record.trials[clean[0]].settings)
         return self.start_settings()
 
     def objective_of(self, scores: Mapping[str, Any]) -> float:
@@ -313,20 +320,11 @@ class Campaign:
         last = np.array([self.ramp_origin()[n] for n in self.optimizer.names])
         t0 = time.perf_counter()
         try:
-            try:
-                prop = self.optimizer.propose(x, cols, last)
-            except NoSafeCandidate as err:
-                # Nothing within reach is safe any more (damage shrank the safe set): go back
-                # to a measured setting the models still call safe and propose from there.
-                origin = self._safe_origin(x, cols, last)
-                if origin is None:
-                    return self._stop(f"no safe candidate: {err}")
-                try:
-                    prop = self.optimizer.propose(x, cols, origin)
-                except NoSafeCandidate as err2:
-                    return self._stop(f"no safe candidate: {err2}")
+            prop = self._propose(x, cols, last)
         finally:
             self.proposal_seconds.append(time.perf_counter() - t0)
+        if isinstance(prop, str):
+            return self._stop(f"no safe candidate: {prop}")
         if self.optimizer.mode == "explore" and self._shots_since_best() >= cfg.patience:
             return self._stop(
                 f"no safe candidate is expected to improve the objective: no better "
@@ -337,6 +335,23 @@ class Campaign:
         settings.update(prop.settings)
         return Step(settings, self.spot, prop)
 
+    def _propose(
+        self, x: np.ndarray, cols: dict[str, np.ndarray], last: np.ndarray
+    ) -> Proposal | str:
+        """A proposal within reach of ``last``; if nothing there is safe any more (damage
+        shrank the safe set), one from the latest measured setting the models still call
+        safe. Why there is none, as text, otherwise."""
+        try:
+            return self.optimizer.propose(x, cols, last)
+        except NoSafeCandidate as err:
+            origin = self._safe_origin(x, cols, last)
+            if origin is None:
+                return str(err)
+        try:
+            return self.optimizer.propose(x, cols, origin)
+        except NoSafeCandidate as err:
+            return str(err)
+
     def _safe_origin(
         self, x: np.ndarray, cols: dict[str, np.ndarray], last: np.ndarray
     ) -> np.ndarray | None:
@@ -346,9 +361,7 @@ class Campaign:
         The devices ramp back to it between shots (no shot on the way), so the next proposal
         stays within the ramp limit of a setting known not to hurt the sample.
         """
-        damage = cols["damage_prob"]
-        clean = [i for i in range(len(x) - 1, -1, -1) if np.isfinite(damage[i])]
-        options = [x[i] for i in clean if damage[i] < DAMAGED]
+        options = [x[i] for i in _damage_free(cols["damage_prob"])]
         start = self.start_settings()
         options.append(np.array([start[n] for n in self.optimizer.names]))
         points = np.array([o for o in options if np.any(np.abs(o - last) > 1e-9)])

@@ -119,9 +119,12 @@ class SafeOptimizer:
         lo = [self._to_unit_raw(p, p.low) for p in config.parameters]
         hi = [self._to_unit_raw(p, p.high) for p in config.parameters]
         self._lo, self._hi = np.array(lo), np.array(hi)
+        # the search box and the ramp limits in physical units
+        self._box_low = np.array([p.low for p in config.parameters])
+        self._box_high = np.array([p.high for p in config.parameters])
+        self._steps = np.array([p.max_step for p in config.parameters])
         self._sobol = Sobol(len(self.names), seed=config.seed)
         self._sobol_global = Sobol(len(self.names), seed=config.seed + 1)
-        self.target: dict[str, float] = {}
         self._state: dict[str, dict] = {}
         self._fitted_at: dict[str, int] = {}
         self.summaries: dict[str, dict[str, float]] = {}
@@ -152,15 +155,10 @@ class SafeOptimizer:
     # ------------------------------------------------------------ candidates
     def candidates(self, last: np.ndarray) -> np.ndarray:
         """Physical candidates within the ramp box of ``last`` and the search box."""
-        cfg = self.config
-        lows = np.array(
-            [max(p.low, v - p.max_step) for p, v in zip(cfg.parameters, last, strict=True)]
-        )
-        highs = np.array(
-            [min(p.high, v + p.max_step) for p, v in zip(cfg.parameters, last, strict=True)]
-        )
-        n = cfg.n_candidates
-        pts = lows + self._sobol.random(n) * (highs - lows)
+        last = np.asarray(last, dtype=np.float64)
+        lows = np.maximum(self._box_low, last - self._steps)
+        highs = np.minimum(self._box_high, last + self._steps)
+        pts = lows + self._sobol.random(self.config.n_candidates) * (highs - lows)
         corners = [lows, highs, np.clip(last, lows, highs)]
         return np.vstack([pts, *corners])
 
@@ -170,8 +168,7 @@ class SafeOptimizer:
         Sobol points, plus a fluence ladder at the other settings of the latest measured
         points, so that the highest safe fluence where data exist is found precisely.
         """
-        lows = np.array([p.low for p in self.config.parameters])
-        highs = np.array([p.high for p in self.config.parameters])
+        lows, highs = self._box_low, self._box_high
         pts = [lows + self._sobol_global.random(self.config.n_candidates) * (highs - lows)]
         if settings is not None and len(settings) and "fluence" in self.names:
             j = self.names.index("fluence")
@@ -517,23 +514,20 @@ class SafeOptimizer:
             index = int(reach[np.argmin(np.sum(d**2, axis=1))])
         self.mode = mode
         self.travel = index != int(pool[k])
-        self.target = dict(zip(self.names, (float(v) for v in target), strict=True))
-        phys = cand_phys[index]
         return Proposal(
-            settings=dict(zip(self.names, (float(v) for v in phys), strict=True)),
+            settings=dict(zip(self.names, (float(v) for v in cand_phys[index]), strict=True)),
             damage_ucb=float(dmg_ucb[index]),
             acquisition=value,
             n_safe=int(safe[:n_local].sum()),
             n_candidates=n_local,
             heating_limit=self.heating_limit,
             models={k: dict(v) for k, v in self.summaries.items()},
-            target=dict(self.target),
+            target=dict(zip(self.names, (float(v) for v in target), strict=True)),
         )
 
     def within_ramp(self, point: np.ndarray, last: np.ndarray) -> bool:
         """True if ``point`` is within every parameter's ramp limit of ``last``."""
-        steps = np.array([p.max_step for p in self.config.parameters])
-        return bool(np.all(np.abs(np.asarray(point) - np.asarray(last)) <= steps + 1e-9))
+        return bool(np.all(np.abs(np.asarray(point) - np.asarray(last)) <= self._steps + 1e-9))
 
 
 def _hyperparameters(model) -> dict[str, torch.Tensor]:
