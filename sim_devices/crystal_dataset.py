@@ -39,6 +39,7 @@ cell), ``n_atoms``, ``volume`` and ``formula``.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import time
@@ -532,6 +533,7 @@ def simulate_material(index: int, seed: int, settings: CrystalGenSettings) -> di
     from scipy.spatial.transform import Rotation
 
     from uedsteer.sim_devices.physics.bragg import (
+        bragg_lists_for_zone_axes,
         dynamical_bragg,
         kinematic_bragg,
         structure_factor_for,
@@ -552,14 +554,13 @@ def simulate_material(index: int, seed: int, settings: CrystalGenSettings) -> di
         "thermal_sigma": settings.thermal_sigma,
         "min_intensity": settings.min_intensity,
     }
-    simulate = kinematic_bragg
     if settings.method == "dynamical":  # one structure-factor table for every orientation
         kw["structure_factor"] = structure_factor_for(
             atoms, settings.k_max, settings.thermal_sigma
         )
-        simulate = dynamical_bragg
-    lists = [simulate(atoms, axis, **kw) for axis in axes]
+    lists = bragg_lists_for_zone_axes(atoms, axes, method=settings.method, **kw)
     if settings.random_orientations:
+        simulate = dynamical_bragg if settings.method == "dynamical" else kinematic_bragg
         rotations = Rotation.random(
             settings.random_orientations, random_state=int(rng.integers(2**31 - 1))
         ).as_matrix()
@@ -762,17 +763,14 @@ class CrystalDataset:
     def subset(self, mask: np.ndarray) -> CrystalDataset:
         """The patterns where ``mask`` is True (boolean or index array)."""
         idx = np.flatnonzero(mask) if np.asarray(mask).dtype == bool else np.asarray(mask)
-        return CrystalDataset(
-            bragg=[self.bragg[i] for i in idx],
-            material=self.material[idx],
-            zone_axis=self.zone_axis[idx],
-            system=self.system[idx],
-            space_group=self.space_group[idx],
-            lattice=self.lattice[idx],
-            formula=self.formula[idx],
-            source=self.source[idx],
-            spec=self.spec,
-        )
+        columns = {name: getattr(self, name)[idx] for name in _PATTERN_COLUMNS}
+        return CrystalDataset(bragg=[self.bragg[i] for i in idx], spec=self.spec, **columns)
+
+
+_PATTERN_COLUMNS = tuple(
+    f.name for f in dataclasses.fields(CrystalDataset) if f.name not in ("bragg", "spec")
+)
+"""The per-pattern array fields of :class:`CrystalDataset` (one row per Bragg list)."""
 
 
 def load_crystal_dataset(path: str | Path, allow_incomplete: bool = False) -> CrystalDataset:
@@ -880,14 +878,10 @@ def concatenate_datasets(datasets: Sequence[CrystalDataset]) -> CrystalDataset:
     spec = dict(datasets[0].spec)
     if len(datasets) > 1:
         spec["also"] = [d.spec for d in datasets[1:]]
-    return CrystalDataset(
-        bragg=[b for d in datasets for b in d.bragg],
-        material=np.concatenate([d.material + k * offset for k, d in enumerate(datasets)]),
-        zone_axis=np.concatenate([d.zone_axis for d in datasets]),
-        system=np.concatenate([d.system for d in datasets]),
-        space_group=np.concatenate([d.space_group for d in datasets]),
-        lattice=np.concatenate([d.lattice for d in datasets]),
-        formula=np.concatenate([d.formula for d in datasets]),
-        source=np.concatenate([d.source for d in datasets]),
-        spec=spec,
+    columns = {
+        name: np.concatenate([getattr(d, name) for d in datasets]) for name in _PATTERN_COLUMNS
+    }
+    columns["material"] = np.concatenate(
+        [d.material + k * offset for k, d in enumerate(datasets)]
     )
+    return CrystalDataset(bragg=[b for d in datasets for b in d.bragg], spec=spec, **columns)

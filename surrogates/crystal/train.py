@@ -168,7 +168,7 @@ def evaluate(
     mat = data.material[valid]
     pred = predictor.predict(features=X)
     single = float(np.mean(pred.crystal_system == sys_true))
-    off_zone = ~np.any(data.zone_axis[valid] != 0, axis=1)  # random orientations: [0 0 0]
+    off_zone = np.all(data.zone_axis[valid] == 0, axis=1)  # random orientations: [0 0 0]
     by_orientation = {
         name: float(np.mean(pred.crystal_system[rows] == sys_true[rows]))
         for name, rows in (("zone_axis", ~off_zone), ("random_orientation", off_zone))
