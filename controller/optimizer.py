@@ -525,6 +525,42 @@ class SafeOptimizer:
             target=dict(zip(self.names, (float(v) for v in target), strict=True)),
         )
 
+    def export_state(self) -> dict[str, dict]:
+        """The fitted GP hyperparameters as plain numbers (JSON-ready), per model.
+
+        With :meth:`load_state` a resumed campaign continues warm: its first proposal refits
+        only when a refit is due, as it would have without the interruption.
+        """
+        return {
+            key: {
+                "fitted_at": self._fitted_at.get(key),
+                "state": {name: v.tolist() for name, v in state.items()},
+            }
+            for key, state in self._state.items()
+        }
+
+    def load_state(self, state: dict[str, dict]) -> None:
+        """Warm-start the GPs from :meth:`export_state`'s output.
+
+        Raises
+        ------
+        ValueError
+            If ``state`` is not a mapping of model name to ``{"fitted_at", "state"}``.
+        """
+        try:
+            loaded = {
+                key: {n: torch.tensor(v, dtype=torch.float64) for n, v in m["state"].items()}
+                for key, m in state.items()
+            }
+            fitted = {key: m["fitted_at"] for key, m in state.items() if m["fitted_at"] is not None}
+        except (AttributeError, KeyError, TypeError, ValueError) as err:
+            raise ValueError(
+                f"state={str(state)[:80]!r} is not a SafeOptimizer.export_state() mapping "
+                f"of model name to {{'fitted_at', 'state'}} ({err})"
+            ) from None
+        self._state.update(loaded)
+        self._fitted_at.update({key: int(n) for key, n in fitted.items()})
+
     def within_ramp(self, point: np.ndarray, last: np.ndarray) -> bool:
         """True if ``point`` is within every parameter's ramp limit of ``last``."""
         return bool(np.all(np.abs(np.asarray(point) - np.asarray(last)) <= self._steps + 1e-9))

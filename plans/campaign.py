@@ -6,7 +6,8 @@
     Frames with the pump shutter closed at the start (the scorer's pristine reference).
 ``proposals``
     One event per proposal: the settings and the optimizer's figures (damage upper bound,
-    acquisition value, safe-set size, heating limit, GP hyperparameters as JSON).
+    acquisition value, safe-set size, heating limit, GP hyperparameters as JSON: a summary
+    in ``models`` and the full state a resumed campaign warm-starts from in ``gp_state``).
 ``primary``
     One event per shot: the frame, every device setting and, in the same event, the frame's
     scores and what the halting rules decided (atomic: a shot and its scores are never apart).
@@ -67,6 +68,7 @@ ProposalReadout = type(
         **_signals(SETTING_NAMES, math.nan),
         **_signals(("damage_ucb", "acquisition", "heating_limit", "seconds"), math.nan),
         "models": Cpt(Signal, value="{}", kind="normal"),
+        "gp_state": Cpt(Signal, value="{}", kind="normal"),
         "__doc__": "Soft signals carrying one proposal into an event.",
     },
 )
@@ -236,6 +238,9 @@ def campaign(
                     "spot": step.spot,
                     "seconds": controller.proposal_seconds[-1] if step.proposal else 0.0,
                     "models": json.dumps(step.proposal.models if step.proposal else {}),
+                    "gp_state": json.dumps(
+                        controller.optimizer.export_state() if step.proposal else {}
+                    ),
                 },
             )
             yield from _emit(prop, "proposals")

@@ -1,5 +1,6 @@
 """Closed-loop campaign: ramp limits between shots, halting, failed trials, catalog, resume."""
 
+import json
 import math
 import os
 import signal
@@ -221,6 +222,9 @@ def test_resume_after_sigkill_loses_nothing_and_repeats_no_shot(scorer, tmp_path
     got = [t.index for t in camp.record.trials]
     assert got[: len(seen)] == seen and got == list(range(len(got))), "nothing lost"
     assert camp.reference is not None
+    states = np.asarray(run["proposals"]["proposal_gp_state"].read())
+    recorded = json.loads(str(states[-1]))
+    assert recorded and camp.optimizer.export_state() == recorded, "the GPs resume warm"
     before = [dict(t.settings) for t in camp.record.trials]
     rec = simulate_campaign(scorer=scorer, controller=camp, catalog=cat, seed=6)
     assert [t.index for t in rec.trials] == list(range(7))

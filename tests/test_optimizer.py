@@ -1,5 +1,7 @@
 """Safe optimizer: ramp and hard limits hold for every proposal; damage is never proposed."""
 
+import json
+
 import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -127,3 +129,24 @@ def test_a_target_beyond_the_ramp_limit_is_approached_through_the_safe_set():
     u = opt.to_model(np.array([new, last, goal]))
     assert np.linalg.norm(u[0] - u[2]) < np.linalg.norm(u[1] - u[2]), "closer to the target"
     assert prop.damage_ucb <= CFG.damage_bound
+
+
+def test_exported_gp_state_warm_starts_a_fresh_optimizer():
+    """What a resumed campaign gets from the catalog: the same GPs, no refit before it is due."""
+    rng = np.random.default_rng(3)
+    x = np.column_stack([rng.uniform(0.3, 4.0, 30), rng.uniform(600, 1000, 30)])
+    opt = SafeOptimizer(CFG)
+    opt.propose(x, truth(x), x[-1])
+    state = json.loads(json.dumps(opt.export_state()))  # as stored in the proposals stream
+    assert {"objective", "damage", "heating"} <= set(state)
+    fresh = SafeOptimizer(CFG)
+    fresh.load_state(state)
+    x1 = np.vstack([x, [[2.0, 800.0]]])
+    assert not fresh._needs_fit("damage", len(x1)), "a refit is due only every refit_every shots"
+    cand = np.column_stack([np.linspace(0.2, 6.0, 40), np.full(40, 800.0)])
+    safe_a, ucb_a = opt.safe_set(x1, truth(x1), cand)
+    safe_b, ucb_b = fresh.safe_set(x1, truth(x1), cand)
+    np.testing.assert_allclose(ucb_b, ucb_a, rtol=1e-9)
+    assert (safe_a == safe_b).all()
+    with pytest.raises(ValueError, match="state="):
+        SafeOptimizer(CFG).load_state({"objective": 3})
