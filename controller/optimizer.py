@@ -76,7 +76,7 @@ EI_NEGLIGIBLE = 0.01  # expected improvement below 1 % of the gap to the target:
 EXPLORE_BETA = 2.0  # optimism of the exploration step
 LADDER_POINTS = 16  # latest measured settings that get a fluence ladder among the targets
 LADDER_STEPS = 48  # rungs of that ladder across the fluence range
-FIT_MAX_POINTS = 100  # hyperparameters are fitted on at most the latest this many points
+FIT_MAX_POINTS = 60  # hyperparameters are fitted on at most the latest this many points
 DAMAGE_NOISE_VAR = 0.01  # (0.1 in scaled logit)²: the scorer's damage probability is precise
 
 
