@@ -240,6 +240,8 @@ def _train(args: argparse.Namespace) -> int:
 
         result = transfer.run_finetune(out, seed=args.seed)
         print(json.dumps(result, indent=1))
+    section = {"cnn": "cnn_syn", "vae": "vae", "finetune": "cnn_exp"}[args.model]
+    tm.note_command(out, section, " ".join(["uedsteer", *sys.argv[1:]]))
     print(f"wrote {out}")
     return 0
 

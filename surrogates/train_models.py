@@ -67,6 +67,14 @@ def update_card(out: Path, section: str, content: dict) -> None:
     path.write_text(json.dumps(card, indent=1))
 
 
+def note_command(out: Path, section: str, command: str) -> None:
+    """Record in ``section`` of the model card the command line that produced it."""
+    path = _card_path(out)
+    card = json.loads(path.read_text())
+    card[section]["command"] = command
+    path.write_text(json.dumps(card, indent=1))
+
+
 def training_reference(**overrides) -> np.ndarray:
     """Mean of ``REFERENCE_FRAMES`` pristine 2H frames from the recorded reference seed."""
     frames, _ = generate_frames("ref_2H", REFERENCE_FRAMES, seed=REFERENCE_SEED, **overrides)

@@ -143,3 +143,17 @@ def test_fast_cnn_input_matches_difference_channels(tiny):
     assert np.abs(fast - slow).max() < 1e-4
     with pytest.raises(ValueError, match="NaN"):
         cnn_input(np.full((1, 261, 261), np.nan, np.float32), refs)
+
+
+def test_model_card_records_the_training_command(tmp_path):
+    import json
+
+    from uedsteer.surrogates.train_models import _card_path, note_command, update_card
+
+    update_card(tmp_path, "cnn_syn", {"data": {"seeds": {"train": 101}}})
+    update_card(tmp_path, "vae", {"data": {}})
+    note_command(tmp_path, "cnn_syn", "uedsteer train cnn --data data --epochs 30")
+    card = json.loads(_card_path(tmp_path).read_text())
+    assert card["cnn_syn"]["command"] == "uedsteer train cnn --data data --epochs 30"
+    assert card["cnn_syn"]["data"]["seeds"]["train"] == 101, "the rest of the section is kept"
+    assert "command" not in card["vae"]
