@@ -80,28 +80,144 @@ SPACE_GROUP_RANGES: dict[str, tuple[int, int]] = {
 #: their system (orders of magnitude from ICSD statistics; they shape the prior, nothing more).
 COMMON_SPACE_GROUPS: dict[str, dict[int, float]] = {
     "monoclinic": {14: 40, 15: 20, 12: 15, 11: 6, 4: 5, 9: 4, 13: 4, 5: 3, 7: 2},
-    "orthorhombic": {62: 35, 63: 12, 19: 8, 61: 7, 33: 5, 36: 4, 64: 4, 74: 4, 71: 3, 65: 3,
-                     60: 3, 29: 3, 43: 3, 58: 3, 59: 2, 55: 2},
-    "tetragonal": {139: 30, 123: 10, 141: 10, 129: 8, 140: 8, 136: 7, 122: 6, 127: 4, 121: 3,
-                   88: 5, 87: 3, 119: 2, 113: 3},
-    "trigonal": {166: 30, 167: 12, 164: 12, 148: 10, 160: 8, 161: 6, 162: 4, 146: 4, 150: 4,
-                 163: 3, 165: 3, 147: 3, 152: 2},
-    "hexagonal": {194: 40, 191: 15, 186: 12, 189: 6, 187: 5, 176: 5, 173: 4, 193: 4, 190: 3,
-                  185: 2, 182: 2},
-    "cubic": {225: 30, 227: 15, 221: 15, 229: 5, 216: 8, 205: 5, 223: 3, 230: 3, 217: 3,
-              215: 2, 198: 3, 204: 2, 224: 2, 226: 2},
+    "orthorhombic": {
+        62: 35,
+        63: 12,
+        19: 8,
+        61: 7,
+        33: 5,
+        36: 4,
+        64: 4,
+        74: 4,
+        71: 3,
+        65: 3,
+        60: 3,
+        29: 3,
+        43: 3,
+        58: 3,
+        59: 2,
+        55: 2,
+    },
+    "tetragonal": {
+        139: 30,
+        123: 10,
+        141: 10,
+        129: 8,
+        140: 8,
+        136: 7,
+        122: 6,
+        127: 4,
+        121: 3,
+        88: 5,
+        87: 3,
+        119: 2,
+        113: 3,
+    },
+    "trigonal": {
+        166: 30,
+        167: 12,
+        164: 12,
+        148: 10,
+        160: 8,
+        161: 6,
+        162: 4,
+        146: 4,
+        150: 4,
+        163: 3,
+        165: 3,
+        147: 3,
+        152: 2,
+    },
+    "hexagonal": {
+        194: 40,
+        191: 15,
+        186: 12,
+        189: 6,
+        187: 5,
+        176: 5,
+        173: 4,
+        193: 4,
+        190: 3,
+        185: 2,
+        182: 2,
+    },
+    "cubic": {
+        225: 30,
+        227: 15,
+        221: 15,
+        229: 5,
+        216: 8,
+        205: 5,
+        223: 3,
+        230: 3,
+        217: 3,
+        215: 2,
+        198: 3,
+        204: 2,
+        224: 2,
+        226: 2,
+    },
 }
 
 _CATIONS: dict[str, float] = {
-    "Li": 5, "Na": 5, "K": 3, "Mg": 4, "Ca": 4, "Sr": 3, "Ba": 3, "Al": 4, "Ga": 2, "In": 2,
-    "Sn": 2, "Pb": 2, "Bi": 2, "Ti": 3, "V": 3, "Cr": 2, "Mn": 4, "Fe": 4, "Co": 3, "Ni": 3,
-    "Cu": 4, "Zn": 3, "Zr": 2, "Nb": 2, "Mo": 2, "Ru": 1, "Rh": 1, "Pd": 1, "Ag": 2, "Cd": 1,
-    "Hf": 1, "Ta": 1, "W": 2, "Pt": 1, "Au": 1, "La": 3, "Ce": 2, "Nd": 2, "Y": 2, "Sc": 1,
-    "Si": 3, "Ge": 2, "Sb": 1,
+    "Li": 5,
+    "Na": 5,
+    "K": 3,
+    "Mg": 4,
+    "Ca": 4,
+    "Sr": 3,
+    "Ba": 3,
+    "Al": 4,
+    "Ga": 2,
+    "In": 2,
+    "Sn": 2,
+    "Pb": 2,
+    "Bi": 2,
+    "Ti": 3,
+    "V": 3,
+    "Cr": 2,
+    "Mn": 4,
+    "Fe": 4,
+    "Co": 3,
+    "Ni": 3,
+    "Cu": 4,
+    "Zn": 3,
+    "Zr": 2,
+    "Nb": 2,
+    "Mo": 2,
+    "Ru": 1,
+    "Rh": 1,
+    "Pd": 1,
+    "Ag": 2,
+    "Cd": 1,
+    "Hf": 1,
+    "Ta": 1,
+    "W": 2,
+    "Pt": 1,
+    "Au": 1,
+    "La": 3,
+    "Ce": 2,
+    "Nd": 2,
+    "Y": 2,
+    "Sc": 1,
+    "Si": 3,
+    "Ge": 2,
+    "Sb": 1,
 }
 _ANIONS: dict[str, float] = {
-    "O": 45, "S": 10, "Se": 5, "Te": 3, "N": 5, "F": 8, "Cl": 7, "Br": 3, "I": 2, "P": 4,
-    "As": 2, "C": 3, "B": 3,
+    "O": 45,
+    "S": 10,
+    "Se": 5,
+    "Te": 3,
+    "N": 5,
+    "F": 8,
+    "Cl": 7,
+    "Br": 3,
+    "I": 2,
+    "P": 4,
+    "As": 2,
+    "C": 3,
+    "B": 3,
 }
 #: (number of species, probability, candidate formula ratios: cations first, anion(s) last).
 _COMPOSITIONS: tuple[tuple[int, float, tuple[tuple[int, ...], ...]], ...] = (
@@ -167,8 +283,7 @@ class CrystalGenSettings(BaseModel):
         bad = [k for k in value if k not in SOURCES]
         if bad or any(w < 0 for w in value.values()) or sum(value.values()) <= 0:
             raise ValueError(
-                f"sources={value} is not allowed: weights >= 0 (not all 0) for keys among "
-                f"{SOURCES}"
+                f"sources={value} is not allowed: weights >= 0 (not all 0) for keys among {SOURCES}"
             )
         return value
 
@@ -501,9 +616,7 @@ def pyxtal_random_crystal(system: str, rng: np.random.Generator, settings: Cryst
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
-                crystal.from_random(
-                    3, sg, species, num, random_state=int(rng.integers(2**31 - 1))
-                )
+                crystal.from_random(3, sg, species, num, random_state=int(rng.integers(2**31 - 1)))
         except Exception as err:  # incompatible Wyckoff multiplicities or no packing found
             last_error = f"{type(err).__name__}: {err}"
             continue
@@ -555,9 +668,7 @@ def simulate_material(index: int, seed: int, settings: CrystalGenSettings) -> di
         "min_intensity": settings.min_intensity,
     }
     if settings.method == "dynamical":  # one structure-factor table for every orientation
-        kw["structure_factor"] = structure_factor_for(
-            atoms, settings.k_max, settings.thermal_sigma
-        )
+        kw["structure_factor"] = structure_factor_for(atoms, settings.k_max, settings.thermal_sigma)
     lists = bragg_lists_for_zone_axes(atoms, axes, method=settings.method, **kw)
     if settings.random_orientations:
         simulate = dynamical_bragg if settings.method == "dynamical" else kinematic_bragg
@@ -593,8 +704,15 @@ def _write_chunk(
     mats: dict[str, list] = {
         k_: []
         for k_ in (
-            "material", "system", "space_group", "lattice", "n_atoms", "volume", "formula",
-            "source", "tag",
+            "material",
+            "system",
+            "space_group",
+            "lattice",
+            "n_atoms",
+            "volume",
+            "formula",
+            "source",
+            "tag",
         )
     }
     for i in range(lo, hi):
@@ -650,9 +768,7 @@ def _open_store(out: Path, spec: CrystalDatasetSpec) -> None:
             )
         return
     (out / "chunks").mkdir(parents=True)
-    meta.write_text(
-        json.dumps({"uedsteer_crystals": FORMAT_VERSION, "config": config}, indent=1)
-    )
+    meta.write_text(json.dumps({"uedsteer_crystals": FORMAT_VERSION, "config": config}, indent=1))
 
 
 def write_crystal_dataset(
@@ -881,7 +997,5 @@ def concatenate_datasets(datasets: Sequence[CrystalDataset]) -> CrystalDataset:
     columns = {
         name: np.concatenate([getattr(d, name) for d in datasets]) for name in _PATTERN_COLUMNS
     }
-    columns["material"] = np.concatenate(
-        [d.material + k * offset for k, d in enumerate(datasets)]
-    )
+    columns["material"] = np.concatenate([d.material + k * offset for k, d in enumerate(datasets)])
     return CrystalDataset(bragg=[b for d in datasets for b in d.bragg], spec=spec, **columns)

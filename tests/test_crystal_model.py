@@ -76,8 +76,10 @@ def test_spots_beyond_the_last_bin_contribute_nothing():
     inside = np.array([[0.3, 0.1, 1.0], [1.0, -0.5, 0.5]])
     outside = np.array([[2.06, 0.0, 3.0], [0.0, 2.6, 1.0]])  # |q| > 41 * 0.05
     edge = np.array([[2.025, 0.0, 1.0]])  # halfway into bin 40 only
-    assert np.array_equal(radial_basis(inside, preprocess=False),
-                          radial_basis(np.vstack([inside, outside]), preprocess=False))
+    assert np.array_equal(
+        radial_basis(inside, preprocess=False),
+        radial_basis(np.vstack([inside, outside]), preprocess=False),
+    )
     f = radial_basis(edge, preprocess=False)
     assert f[feature_index(40, 0)] == pytest.approx(0.5)
     assert np.count_nonzero(f[:HALF]) == 13  # the 13 angular orders of bin 40
@@ -159,11 +161,13 @@ def test_on_invalid_nan_marks_rows():
 
 def test_difference_aggregation_paper_example():
     # columns: cubic, hexagonal, trigonal, tetragonal, orthorhombic, monoclinic (80 trees)
-    votes = np.array([
-        [5, 4, 47, 4, 0, 20],  # trigonal, runner-up monoclinic 20
-        [19, 15, 26, 10, 6, 4],  # trigonal, runner-up cubic 19
-        [15, 10, 21, 24, 6, 4],  # tetragonal, runner-up trigonal 21
-    ])
+    votes = np.array(
+        [
+            [5, 4, 47, 4, 0, 20],  # trigonal, runner-up monoclinic 20
+            [19, 15, 26, 10, 6, 4],  # trigonal, runner-up cubic 19
+            [15, 10, 21, 24, 6, 4],  # tetragonal, runner-up trigonal 21
+        ]
+    )
     np.testing.assert_allclose(difference_weight(votes), [0.3375, 0.0875, 0.0375])
     label, confidence, weights = difference_aggregate(votes, CRYSTAL_SYSTEMS)
     assert label == "trigonal"
@@ -181,8 +185,11 @@ def test_difference_aggregation_paper_example():
 # --------------------------------------------------------------------------- hierarchy
 
 SUBSETS = {"cubic": (221, 225), "hexagonal": (191, 194), "tetragonal": (123,)}
-BASE_LATTICE = {"cubic": (4.0, 4.0, 4.0), "hexagonal": (3.0, 3.0, 5.0),
-                "tetragonal": (6.0, 6.0, 9.0)}
+BASE_LATTICE = {
+    "cubic": (4.0, 4.0, 4.0),
+    "hexagonal": (3.0, 3.0, 5.0),
+    "tetragonal": (6.0, 6.0, 9.0),
+}
 
 
 def synthetic_features(rng, n_per_system):
@@ -204,8 +211,9 @@ def routed():
     rng = np.random.default_rng(6)
     x, systems, groups, lattices = synthetic_features(rng, 60)
     params = {"n_estimators": 10}
-    model = CrystalPredictor(system_params=params, space_group_params=params,
-                             lattice_params=params, n_jobs=1)
+    model = CrystalPredictor(
+        system_params=params, space_group_params=params, lattice_params=params, n_jobs=1
+    )
     return model.fit(x, systems, groups, lattices, progress=False), rng
 
 
@@ -239,8 +247,9 @@ def test_hierarchy_routes_to_the_predicted_system(routed):
     assert (forced.routed_system == "hexagonal").all()
     assert (forced.crystal_system == "cubic").all()
     assert set(forced.space_group.tolist()) <= set(SUBSETS["hexagonal"])
-    np.testing.assert_allclose(forced.lattice, np.tile(BASE_LATTICE["hexagonal"], (5, 1)),
-                               rtol=0.06)
+    np.testing.assert_allclose(
+        forced.lattice, np.tile(BASE_LATTICE["hexagonal"], (5, 1)), rtol=0.06
+    )
     with pytest.raises(ValueError, match="route_to='monoclinic'"):
         model.predict(features=cubic, route_to="monoclinic")
 
@@ -307,7 +316,7 @@ def point_lattice_pattern(rng, system):
     rot = np.array([[np.cos(theta), -np.sin(theta)], [np.sin(theta), np.cos(theta)]])
     q = q @ rot.T + rng.normal(0, 0.002, q.shape)
     q = q[np.hypot(*q.T) < 1.3]
-    intensity = np.exp(-np.hypot(*q.T) ** 2 / 0.4) * rng.uniform(0.3, 1.0, len(q))
+    intensity = np.exp(-(np.hypot(*q.T) ** 2) / 0.4) * rng.uniform(0.3, 1.0, len(q))
     intensity[np.hypot(*q.T) < 0.01] = 20.0  # central beam
     group = SPACE_GROUPS[system][int(a > 0.35)]
     lattice = np.array([1 / a, 1 / a, rng.uniform(4, 8)])
@@ -331,8 +340,9 @@ def trained():
     rng = np.random.default_rng(7)
     lists, systems, groups, lattices = make_dataset(rng, 80)
     features = radial_basis(lists)
-    model = CrystalPredictor(system_params=SMALL, space_group_params=SMALL,
-                             lattice_params=SMALL, n_jobs=1)
+    model = CrystalPredictor(
+        system_params=SMALL, space_group_params=SMALL, lattice_params=SMALL, n_jobs=1
+    )
     model.fit(features, systems, groups, lattices, progress=False)
     return model, make_dataset(rng, 20)
 

@@ -60,8 +60,13 @@ _CHUNK_SPOTS = 65_536  # spots per vectorized block: bounds temporaries to ~20 M
 _ON_INVALID = ("raise", "nan")
 
 
-def feature_index(m: int, p: int, part: Literal["abs", "arg"] = "abs", p_max: int = P_MAX,
-                  n_radial: int = N_RADIAL) -> int:
+def feature_index(
+    m: int,
+    p: int,
+    part: Literal["abs", "arg"] = "abs",
+    p_max: int = P_MAX,
+    n_radial: int = N_RADIAL,
+) -> int:
     """Position of the feature for radial order ``m`` and angular order ``p``.
 
     Parameters
@@ -133,8 +138,7 @@ def validate_bragg(bragg: np.ndarray, name: str = "bragg") -> np.ndarray:
     if negative.any():
         row = int(np.flatnonzero(negative)[0])
         raise ValueError(
-            f"{name} row {row} has negative intensity I={arr[row, 2]:g}; intensities must be "
-            ">= 0"
+            f"{name} row {row} has negative intensity I={arr[row, 2]:g}; intensities must be >= 0"
         )
     return np.ascontiguousarray(arr)
 
@@ -245,8 +249,9 @@ def prepare_bragg(
     return out
 
 
-def preprocess_bragg(bragg: np.ndarray, min_spots: int = MIN_SPOTS,
-                     name: str = "bragg") -> np.ndarray:
+def preprocess_bragg(
+    bragg: np.ndarray, min_spots: int = MIN_SPOTS, name: str = "bragg"
+) -> np.ndarray:
     """Preprocess one Bragg list as the authors' public code does.
 
     1. Reject the list if it has fewer than ``min_spots`` spots. The count is taken on the list
@@ -332,8 +337,9 @@ def _segment_starts(pid: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return starts, seg
 
 
-def _tau(data: np.ndarray, pid: np.ndarray, n_patterns: int, dq: float, n_radial: int,
-         p_max: int) -> np.ndarray:
+def _tau(
+    data: np.ndarray, pid: np.ndarray, n_patterns: int, dq: float, n_radial: int, p_max: int
+) -> np.ndarray:
     """Complex coefficients τ (n_patterns, n_radial, p_max + 1) of concatenated spots.
 
     ``pid`` (sorted, 0 … n_patterns − 1) gives each spot's pattern.
@@ -343,9 +349,9 @@ def _tau(data: np.ndarray, pid: np.ndarray, n_patterns: int, dq: float, n_radial
     tau = np.zeros(n_patterns * block, dtype=np.complex128)
     p_range = np.arange(n_p)
     for lo in range(0, data.shape[0], _CHUNK_SPOTS):
-        qx, qy, inten = data[lo:lo + _CHUNK_SPOTS].T
+        qx, qy, inten = data[lo : lo + _CHUNK_SPOTS].T
         first = int(pid[lo])
-        local = pid[lo:lo + _CHUNK_SPOTS] - first
+        local = pid[lo : lo + _CHUNK_SPOTS] - first
         n_local = int(local[-1]) + 1
         r = np.hypot(qx, qy) / dq
         m0 = np.floor(r).astype(np.int64)
@@ -369,7 +375,7 @@ def _tau(data: np.ndarray, pid: np.ndarray, n_patterns: int, dq: float, n_radial
         chunk = np.bincount(index, weights=terms.real.ravel(), minlength=size) + 1j * np.bincount(
             index, weights=terms.imag.ravel(), minlength=size
         )
-        tau[first * block:(first + n_local) * block] += chunk
+        tau[first * block : (first + n_local) * block] += chunk
     return tau.reshape(n_patterns, n_radial, n_p)
 
 

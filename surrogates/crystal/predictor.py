@@ -120,8 +120,9 @@ def difference_weight(votes: np.ndarray) -> np.ndarray:
     return np.divide(top - second, n_trees, out=np.zeros_like(top), where=n_trees > 0)
 
 
-def difference_aggregate(votes: np.ndarray,
-                         labels: Sequence[Any]) -> tuple[Any, float, dict[Any, float]]:
+def difference_aggregate(
+    votes: np.ndarray, labels: Sequence[Any]
+) -> tuple[Any, float, dict[Any, float]]:
     """Combine the tree votes of several patterns by difference aggregation (paper).
 
     Each pattern adds its :func:`difference_weight` to the label most of its trees voted for
@@ -346,14 +347,17 @@ class AggregatePrediction:
 # the predictor
 
 
-def _merge_params(defaults: Mapping[str, Any], override: Mapping[str, Any] | None, name: str,
-                  estimator: type) -> dict[str, Any]:
+def _merge_params(
+    defaults: Mapping[str, Any], override: Mapping[str, Any] | None, name: str, estimator: type
+) -> dict[str, Any]:
     params = dict(defaults)
     if override is None:
         return params
     if not isinstance(override, Mapping):
-        raise ValueError(f"{name} must be a dict of {estimator.__name__} parameters; got "
-                         f"{type(override).__name__}")
+        raise ValueError(
+            f"{name} must be a dict of {estimator.__name__} parameters; got "
+            f"{type(override).__name__}"
+        )
     allowed = set(estimator().get_params()) - {"n_jobs", "random_state"}
     unknown = sorted(set(override) - allowed)
     if unknown:
@@ -402,12 +406,15 @@ class CrystalPredictor:
         q_range: tuple[float, float] | None = None,
         orient: bool = True,
     ) -> None:
-        self.system_params = _merge_params(SYSTEM_PARAMS, system_params, "system_params",
-                                           RandomForestClassifier)
-        self.space_group_params = _merge_params(SPACE_GROUP_PARAMS, space_group_params,
-                                                "space_group_params", RandomForestClassifier)
-        self.lattice_params = _merge_params(LATTICE_PARAMS, lattice_params, "lattice_params",
-                                            RandomForestRegressor)
+        self.system_params = _merge_params(
+            SYSTEM_PARAMS, system_params, "system_params", RandomForestClassifier
+        )
+        self.space_group_params = _merge_params(
+            SPACE_GROUP_PARAMS, space_group_params, "space_group_params", RandomForestClassifier
+        )
+        self.lattice_params = _merge_params(
+            LATTICE_PARAMS, lattice_params, "lattice_params", RandomForestRegressor
+        )
         self.n_jobs = n_jobs
         self.random_state = random_state
         self.dq = DQ
@@ -518,8 +525,10 @@ class CrystalPredictor:
         groups = np.asarray(space_group)
         if groups.shape != (n,):
             raise ValueError(f"space_group must have shape ({n},); got {groups.shape}")
-        if not np.issubdtype(groups.dtype, np.number) or np.any(groups != np.round(groups)) or (
-            np.any(groups < 1) or np.any(groups > 230)
+        if (
+            not np.issubdtype(groups.dtype, np.number)
+            or np.any(groups != np.round(groups))
+            or (np.any(groups < 1) or np.any(groups > 230))
         ):
             raise ValueError("space_group must hold integer space-group numbers 1 … 230")
         groups = groups.astype(np.int64)
@@ -535,8 +544,9 @@ class CrystalPredictor:
         common = {"n_jobs": self.n_jobs, "random_state": self.random_state}
         self.system_model_ = None
         self.space_group_models_, self.space_group_classes_, self.lattice_models_ = {}, {}, {}
-        with tqdm(total=1 + 2 * len(present), desc="crystal forests", disable=not progress,
-                  unit="forest") as bar:
+        with tqdm(
+            total=1 + 2 * len(present), desc="crystal forests", disable=not progress, unit="forest"
+        ) as bar:
             bar.set_postfix_str("crystal system")
             model = RandomForestClassifier(**self.system_params, **common)
             model.fit(x, systems)
@@ -596,22 +606,31 @@ class CrystalPredictor:
         """Crop to the model's q window and orient, as done before featurization."""
         return prepare_bragg(bragg_lists, self.q_range, self.orient)
 
-    def _inputs(self, bragg_lists: Any, features: Any,
-                preprocess: bool) -> tuple[np.ndarray, np.ndarray]:
+    def _inputs(
+        self, bragg_lists: Any, features: Any, preprocess: bool
+    ) -> tuple[np.ndarray, np.ndarray]:
         """Features (N, F) and validity mask (N,) from exactly one of the two inputs."""
         if (bragg_lists is None) == (features is None):
             raise ValueError("give exactly one of bragg_lists or features=")
         if features is not None:
             x = self._check_features(features)
             return x, np.isfinite(x).all(axis=1)
-        if isinstance(bragg_lists, np.ndarray) and bragg_lists.ndim == 2 and (
-            bragg_lists.dtype != object
+        if (
+            isinstance(bragg_lists, np.ndarray)
+            and bragg_lists.ndim == 2
+            and (bragg_lists.dtype != object)
         ):
             bragg_lists = [bragg_lists]
         bragg_lists = self.prepare(bragg_lists)
-        x, valid = radial_basis(bragg_lists, preprocess=preprocess, dq=self.dq,
-                                n_radial=self.n_radial, p_max=self.p_max,
-                                min_spots=self.min_spots, on_invalid="nan")
+        x, valid = radial_basis(
+            bragg_lists,
+            preprocess=preprocess,
+            dq=self.dq,
+            n_radial=self.n_radial,
+            p_max=self.p_max,
+            min_spots=self.min_spots,
+            on_invalid="nan",
+        )
         return x, np.asarray(valid, dtype=bool)
 
     # -- public prediction ------------------------------------------------------------------
@@ -689,9 +708,9 @@ class CrystalPredictor:
             sg_votes, classes = self._space_group_votes(str(system), x32[sub])
             best = np.argmax(sg_votes, axis=1)
             out.space_group[rows[sub]] = classes[best]
-            out.space_group_confidence[rows[sub]] = (
-                sg_votes[np.arange(sub.size), best] / sg_votes.sum(axis=1)
-            )
+            out.space_group_confidence[rows[sub]] = sg_votes[
+                np.arange(sub.size), best
+            ] / sg_votes.sum(axis=1)
             out.space_group_difference_weight[rows[sub]] = difference_weight(sg_votes)
             out.lattice[rows[sub]] = self._lattice(str(system), x32[sub])
         return out
@@ -733,8 +752,7 @@ class CrystalPredictor:
                 "finite spots with non-negative intensity); nothing to aggregate"
             )
         x32 = np.ascontiguousarray(x[valid], dtype=np.float32)
-        system, confidence, weights = difference_aggregate(self._system_votes(x32),
-                                                           CRYSTAL_SYSTEMS)
+        system, confidence, weights = difference_aggregate(self._system_votes(x32), CRYSTAL_SYSTEMS)
         self._check_system(system, "aggregated crystal system")
         sg_votes, classes = self._space_group_votes(system, x32)
         group, sg_confidence, sg_weights = difference_aggregate(sg_votes, classes.tolist())
@@ -761,7 +779,7 @@ class CrystalPredictor:
         return {
             "format_version": FORMAT_VERSION,
             "description": "uedsteer hierarchical random forests (Gleason et al. 2024): crystal "
-                           "system -> per-system space group and lattice (a, b, c) in Å",
+            "system -> per-system space group and lattice (a, b, c) in Å",
             "created": datetime.now(UTC).isoformat(timespec="seconds"),
             "crystal_systems": list(CRYSTAL_SYSTEMS),
             "trained_systems": list(self.trained_systems),
@@ -796,8 +814,9 @@ class CrystalPredictor:
             },
         }
 
-    def save(self, folder: str | os.PathLike | None = None,
-             metrics: Mapping[str, Any] | None = None) -> Path:
+    def save(
+        self, folder: str | os.PathLike | None = None, metrics: Mapping[str, Any] | None = None
+    ) -> Path:
         """Save the forests (skops) and a JSON metadata file into ``folder``.
 
         Parameters
@@ -824,8 +843,10 @@ class CrystalPredictor:
         }
         meta = json.dumps(self._metadata(metrics), indent=2)
         # write to temporary names first, so that an interrupted save leaves the old model
-        for name, write in ((MODEL_FILE, lambda p: sio.dump(payload, p)),
-                            (METADATA_FILE, lambda p: Path(p).write_text(meta))):
+        for name, write in (
+            (MODEL_FILE, lambda p: sio.dump(payload, p)),
+            (METADATA_FILE, lambda p: Path(p).write_text(meta)),
+        ):
             fd, tmp = tempfile.mkstemp(dir=target, prefix=f".{name}.", suffix=".tmp")
             os.close(fd)
             try:
@@ -884,9 +905,13 @@ class CrystalPredictor:
         if not isinstance(payload, dict) or set(payload) != {"system", "space_group", "lattice"}:
             raise ValueError(f"{model_path} does not hold uedsteer crystal models")
         hyper = meta["hyperparameters"]
-        predictor = cls(system_params=hyper["system"], space_group_params=hyper["space_group"],
-                        lattice_params=hyper["lattice"], n_jobs=hyper.get("n_jobs", -1),
-                        random_state=hyper.get("random_state"))
+        predictor = cls(
+            system_params=hyper["system"],
+            space_group_params=hyper["space_group"],
+            lattice_params=hyper["lattice"],
+            n_jobs=hyper.get("n_jobs", -1),
+            random_state=hyper.get("random_state"),
+        )
         spec = meta["features"]
         predictor.dq = float(spec["dq"])
         predictor.n_radial = int(spec["n_radial"])
