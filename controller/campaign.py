@@ -321,10 +321,10 @@ class Campaign:
         t0 = time.perf_counter()
         try:
             prop = self._propose(x, cols, last)
-        finally:
+        except NoSafeCandidate as err:
             self.proposal_seconds.append(time.perf_counter() - t0)
-        if isinstance(prop, str):
-            return self._stop(f"no safe candidate: {prop}")
+            return self._stop(f"no safe candidate: {err}")
+        self.proposal_seconds.append(time.perf_counter() - t0)
         if self.optimizer.mode == "explore" and self._shots_since_best() >= cfg.patience:
             return self._stop(
                 f"no safe candidate is expected to improve the objective: no better "
@@ -335,22 +335,17 @@ class Campaign:
         settings.update(prop.settings)
         return Step(settings, self.spot, prop)
 
-    def _propose(
-        self, x: np.ndarray, cols: dict[str, np.ndarray], last: np.ndarray
-    ) -> Proposal | str:
+    def _propose(self, x: np.ndarray, cols: dict[str, np.ndarray], last: np.ndarray) -> Proposal:
         """A proposal within reach of ``last``; if nothing there is safe any more (damage
         shrank the safe set), one from the latest measured setting the models still call
-        safe. Why there is none, as text, otherwise."""
+        safe. Raises :class:`NoSafeCandidate` when there is neither."""
         try:
             return self.optimizer.propose(x, cols, last)
-        except NoSafeCandidate as err:
+        except NoSafeCandidate:
             origin = self._safe_origin(x, cols, last)
             if origin is None:
-                return str(err)
-        try:
-            return self.optimizer.propose(x, cols, origin)
-        except NoSafeCandidate as err:
-            return str(err)
+                raise
+        return self.optimizer.propose(x, cols, origin)
 
     def _safe_origin(
         self, x: np.ndarray, cols: dict[str, np.ndarray], last: np.ndarray

@@ -55,24 +55,23 @@ def _card_path(out: Path) -> Path:
     return out / "model_card.json"
 
 
-def update_card(out: Path, section: str, content: dict) -> None:
-    """Merge ``content`` into ``section`` of the model card."""
+def _edit_card(out: Path, edit) -> None:
+    """Read the model card (empty if none), apply ``edit(card)`` and write it back."""
     path = _card_path(out)
     card = json.loads(path.read_text()) if path.exists() else {}
-    card[section] = {
-        **content,
-        "code_version": code_version(),
-        "created": time.strftime("%Y-%m-%dT%H:%M:%S"),
-    }
+    edit(card)
     path.write_text(json.dumps(card, indent=1))
+
+
+def update_card(out: Path, section: str, content: dict) -> None:
+    """Replace ``section`` of the model card with ``content``, the code version and the time."""
+    stamp = {"code_version": code_version(), "created": time.strftime("%Y-%m-%dT%H:%M:%S")}
+    _edit_card(out, lambda card: card.update({section: {**content, **stamp}}))
 
 
 def note_command(out: Path, section: str, command: str) -> None:
     """Record in ``section`` of the model card the command line that produced it."""
-    path = _card_path(out)
-    card = json.loads(path.read_text())
-    card[section]["command"] = command
-    path.write_text(json.dumps(card, indent=1))
+    _edit_card(out, lambda card: card[section].update(command=command))
 
 
 def training_reference(**overrides) -> np.ndarray:
