@@ -211,6 +211,7 @@ def _train(args: argparse.Namespace) -> int:
             data / "test.zarr",
             out,
             seed=args.seed,
+            extra=[Path(e) for e in args.extra_train.split(",")] if args.extra_train else (),
             max_epochs=args.epochs or 40,
             lr=args.lr or 1e-3,
             patience=args.patience,
@@ -443,6 +444,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="default: the package's weights folder; crystal: the user data directory",
     )
     p.add_argument("--report", default=None, help="crystal: metrics/PNG folder (default: --out)")
+    p.add_argument(
+        "--extra-train",
+        default=None,
+        help="cnn: extra training stores, comma-separated (any subset of the classes, e.g. "
+        "hard examples made with `uedsteer generate --labels ... --set ...`)",
+    )
     for name in ("system", "space_group", "lattice"):
         p.add_argument(
             f"--{name.replace('_', '-')}-trees",

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import subprocess
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -80,14 +81,24 @@ def training_reference(**overrides) -> np.ndarray:
     return reference_pattern(frames)
 
 
-def cnn_arrays(store: str | Path, reference: np.ndarray, chunk: int = 400):
-    """Pooled difference images and labels of the 8 CNN classes in a store."""
+def cnn_arrays(stores: str | Path | Sequence[str | Path], reference: np.ndarray, chunk: int = 400):
+    """Pooled difference images and labels of the CNN classes in one or more stores.
+
+    A store may hold only some of the classes (e.g. extra hard examples of two of them).
+    """
+    import zarr
+
+    stores = [stores] if isinstance(stores, str | Path) else list(stores)
     xs, ys = [], []
-    for k, label in enumerate(CLASSES):
-        frames, _ = load_dataset(store, [label])
-        for i in range(0, len(frames), chunk):
-            xs.append(cnn_input(frames[i : i + chunk], reference))
-        ys.append(torch.full((len(frames),), k, dtype=torch.long))
+    for store in stores:
+        present = zarr.open_group(str(store), mode="r").attrs["config"]["labels"]
+        for k, label in enumerate(CLASSES):
+            if label not in present:
+                continue
+            frames, _ = load_dataset(store, [label])
+            for i in range(0, len(frames), chunk):
+                xs.append(cnn_input(frames[i : i + chunk], reference))
+            ys.append(torch.full((len(frames),), k, dtype=torch.long))
     return torch.cat(xs), torch.cat(ys)
 
 
@@ -140,11 +151,22 @@ def class_metrics(matrix: np.ndarray) -> dict:
     }
 
 
-def train_cnn(train: Path, val: Path, test: Path, out: Path, seed: int = 0, **kw) -> dict:
-    """Train CNNSyn (:class:`UEDNet`) and write weights, card and confusion matrix."""
+def train_cnn(
+    train: Path,
+    val: Path,
+    test: Path,
+    out: Path,
+    seed: int = 0,
+    extra: Sequence[Path] = (),
+    **kw,
+) -> dict:
+    """Train CNNSyn (:class:`UEDNet`) and write weights, card and confusion matrix.
+
+    ``extra`` stores (any subset of the classes, e.g. hard examples) join the training set.
+    """
     torch.set_num_threads(max(1, torch.get_num_threads()))
     reference = training_reference()
-    x_tr, y_tr = cnn_arrays(train, reference)
+    x_tr, y_tr = cnn_arrays([train, *extra], reference)
     x_va, y_va = cnn_arrays(val, reference)
     torch.manual_seed(seed)
     model = UEDNet()
@@ -168,12 +190,13 @@ def train_cnn(train: Path, val: Path, test: Path, out: Path, seed: int = 0, **kw
             "architecture": "UEDNet (pooled 2 x 87 x 87 difference images)",
             "data": {
                 "train": str(train),
+                "extra_train": [str(e) for e in extra],
                 "val": str(val),
                 "test": str(test),
                 "train_frames": len(y_tr),
                 "val_frames": len(y_va),
                 "test_frames": len(y_te),
-                "seeds": _store_seeds(train, val, test),
+                "seeds": _store_seeds(train, *extra, val, test),
                 "reference": {
                     "label": "ref_2H",
                     "frames": REFERENCE_FRAMES,

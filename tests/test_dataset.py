@@ -176,3 +176,16 @@ def test_cli_generate_and_error_message(tmp_path, capsys):
     assert len(frames) == 2 and params[0]["label"] == "degraded"
     assert main([*args[:-1], "base_size=[11,6]"]) == 2
     assert "different configuration" in capsys.readouterr().err
+
+
+def test_cnn_arrays_read_stores_with_some_of_the_classes(store):
+    """Extra training stores may hold a subset of the classes (hard examples): each frame is
+    labelled by its class, labels a CNN does not know (interpolated) are left out."""
+    from uedsteer.sim_devices.classes import CLASSES
+    from uedsteer.surrogates.train_models import cnn_arrays
+
+    refs, _ = load_dataset(store, ["ref_2H"])
+    x, y = cnn_arrays([store, store], refs.mean(axis=0))
+    assert x.shape == (20, 2, 87, 87)
+    counts = {CLASSES[k]: int((y == k).sum()) for k in y.unique().tolist()}
+    assert counts == {"ref_2H": 10, "phonon_1Tp": 10}
