@@ -239,7 +239,9 @@ def _train(args: argparse.Namespace) -> int:
     else:
         from uedsteer.surrogates import transfer
 
-        result = transfer.run_finetune(out, seed=args.seed)
+        result = transfer.run_finetune(
+            out, seed=args.seed, base=Path(args.base) if args.base else None
+        )
         print(json.dumps(result, indent=1))
     section = {"cnn": "cnn_syn", "vae": "vae", "finetune": "cnn_exp"}[args.model]
     tm.note_command(out, section, " ".join(["uedsteer", *sys.argv[1:]]))
@@ -449,6 +451,11 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="cnn: extra training stores, comma-separated (any subset of the classes, e.g. "
         "hard examples made with `uedsteer generate --labels ... --set ...`)",
+    )
+    p.add_argument(
+        "--base",
+        default=None,
+        help="finetune: folder whose cnn_syn.pt is fine-tuned (default: --out's own CNNSyn)",
     )
     for name in ("system", "space_group", "lattice"):
         p.add_argument(

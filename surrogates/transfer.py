@@ -10,6 +10,8 @@ delay scan of the simulated beamline (the seed's Fig. 4).
 
 from __future__ import annotations
 
+import hashlib
+import json
 from pathlib import Path
 
 import numpy as np
@@ -45,6 +47,25 @@ def _labelled(per_class, seed: int, reference: np.ndarray):
     return torch.cat(xs), torch.cat(ys)
 
 
+def _load_cnn(path: Path) -> UEDNet:
+    net = UEDNet()
+    net.load_state_dict(torch.load(path, weights_only=True))
+    return net.eval()
+
+
+def _base_record(path: Path, separate: bool) -> dict:
+    """Which CNNSyn was fine-tuned: file hash and, when known, how it was trained."""
+    record = {
+        "file": "cnn_syn.pt of a separate folder" if separate else "cnn_syn.pt of this folder",
+        "sha256": hashlib.sha256(path.read_bytes()).hexdigest(),
+    }
+    card = path.parent / "model_card.json"
+    if separate and card.is_file():
+        section = json.loads(card.read_text()).get("cnn_syn", {})
+        record.update({k: section[k] for k in ("command", "data", "test_metrics") if k in section})
+    return record
+
+
 def delay_scan_flips(models: dict, reference: np.ndarray, seed: int) -> dict:
     """Class flips per 10 ps window along a delay scan on the simulated beamline."""
     bl = SimulatedBeamline(seed=seed, renderer=FrameRenderer())
@@ -72,20 +93,41 @@ def delay_scan_flips(models: dict, reference: np.ndarray, seed: int) -> dict:
     return out
 
 
-def run_finetune(out: Path, seed: int = 0) -> dict:
-    """Fine-tune the shipped CNNSyn into CNNExp and write ``cnn_exp.pt`` and the card."""
-    syn = UEDNet()
-    syn.load_state_dict(torch.load(out / "cnn_syn.pt", weights_only=True))
-    syn.eval()
+def run_finetune(out: Path, seed: int = 0, base: Path | None = None) -> dict:
+    """Fine-tune a CNNSyn into CNNExp and write ``out/cnn_exp.pt`` and its card section.
+
+    Parameters
+    ----------
+    out : Path
+        Scorer folder that receives ``cnn_exp.pt``; its ``cnn_syn.pt`` is the starting point
+        unless ``base`` is given.
+    seed : int
+        Seeds the labelled beamline frames (seed + 900 … 903) and the fine-tuning.
+    base : Path, optional
+        Folder whose ``cnn_syn.pt`` is fine-tuned instead (e.g. the CNNSyn the campaign was
+        validated with). Its file hash and training command are recorded in the card, and
+        ``out``'s own CNNSyn is evaluated on the same beamline frames for comparison.
+    """
+    base_dir = Path(base) if base is not None else Path(out)
+    base_file = base_dir / "cnn_syn.pt"
+    if not base_file.is_file():
+        raise FileNotFoundError(
+            f"base={str(base_dir)!r} holds no cnn_syn.pt: train one with `uedsteer train cnn`"
+        )
+    syn = _load_cnn(base_file)
+    models = {"cnn_syn": syn}
+    if base is not None and (Path(out) / "cnn_syn.pt").is_file():
+        models = {"base_cnn_syn": syn, "cnn_syn": _load_cnn(Path(out) / "cnn_syn.pt")}
     reference = reference_pattern(beamline_frames("ref_2H", 8, seed=seed + 900))
     x_ft, y_ft = _labelled(FINETUNE_PER_CLASS, seed + 901, reference)
     x_ev, y_ev = _labelled((EVAL_PER_CLASS,) * len(CLASSES), seed + 902, reference)
     exp = fine_tune(syn, x_ft, y_ft, lr_scale=0.1, seed=seed)
+    models["cnn_exp"] = exp
     acc = {
         name: float((predict_logits(m, x_ev).argmax(1) == y_ev).float().mean())
-        for name, m in (("cnn_syn", syn), ("cnn_exp", exp))
+        for name, m in models.items()
     }
-    flips = delay_scan_flips({"cnn_syn": syn, "cnn_exp": exp}, reference, seed + 903)
+    flips = delay_scan_flips(models, reference, seed + 903)
     torch.save(exp.state_dict(), out / "cnn_exp.pt")
     result = {
         "finetune_frames": int(len(y_ft)),
@@ -98,6 +140,7 @@ def run_finetune(out: Path, seed: int = 0) -> dict:
         "cnn_exp",
         {
             "method": "all layers retrained at 0.1 x lr (Adam 1e-4), 20 epochs, batch 16",
+            "base": _base_record(base_file, base is not None),
             "data": {
                 "finetune_seed": seed + 901,
                 "eval_seed": seed + 902,

@@ -157,3 +157,23 @@ def test_model_card_records_the_training_command(tmp_path):
     assert card["cnn_syn"]["command"] == "uedsteer train cnn --data data --epochs 30"
     assert card["cnn_syn"]["data"]["seeds"]["train"] == 101, "the rest of the section is kept"
     assert "command" not in card["vae"]
+
+
+def test_finetune_base_is_recorded_with_its_hash_and_command(tmp_path):
+    """CNNExp fine-tuned from another folder's CNNSyn says which one, by file hash."""
+    import hashlib
+
+    from uedsteer.surrogates.train_models import note_command, update_card
+    from uedsteer.surrogates.transfer import _base_record, run_finetune
+
+    base = tmp_path / "base"
+    base.mkdir()
+    torch.save(UEDNet().state_dict(), base / "cnn_syn.pt")
+    update_card(base, "cnn_syn", {"data": {"seeds": {"train": 101}}})
+    note_command(base, "cnn_syn", "uedsteer train cnn --data data")
+    record = _base_record(base / "cnn_syn.pt", separate=True)
+    assert record["sha256"] == hashlib.sha256((base / "cnn_syn.pt").read_bytes()).hexdigest()
+    assert record["command"] == "uedsteer train cnn --data data"
+    assert record["data"]["seeds"]["train"] == 101
+    with pytest.raises(FileNotFoundError, match="base='.*empty'"):
+        run_finetune(tmp_path, base=tmp_path / "empty")
