@@ -167,6 +167,14 @@ class CampaignConfig(BaseModel):
         "fraction of the lowest heating that caused damage (damage depends on the absorbed "
         "energy, so the learned limit holds at every wavelength).",
     )
+    heating_max: float | None = Field(
+        None,
+        gt=0,
+        description="Hard cap on the predicted heating (upper bound of the scorer's apparent "
+        "Debye–Waller Δ⟨u²⟩, Å²) of any candidate, known before the campaign: e.g. from a "
+        "static heating calibration of the sample's damage temperature. None: only the "
+        "limit learned from damaging shots.",
+    )
     refit_every: int = Field(
         5,
         ge=1,

@@ -361,14 +361,16 @@ class SafeOptimizer:
         return safe.numpy(), 1.0 / (1.0 + np.exp(-ucb.numpy()))
 
     def heating_limit_of(self, heating: np.ndarray, damage: np.ndarray) -> float:
-        """Learned damage limit on heating: ``heating_margin`` × the lowest heating of a shot
-        that caused damage (inf while no shot has)."""
+        """Damage limit on heating: ``heating_margin`` × the lowest heating of a shot that
+        caused damage (inf while no shot has), and at most the configured ``heating_max``."""
+        cap = self.config.heating_max
+        cap = float("inf") if cap is None else float(cap)
         h = np.asarray(heating, dtype=np.float64)
         d = np.asarray(damage, dtype=np.float64)
         hurt = np.isfinite(h) & np.isfinite(d) & (d >= 0.5)
         if not hurt.any():
-            return float("inf")
-        return self.config.heating_margin * float(np.min(np.maximum(h[hurt], 0.0)))
+            return cap
+        return min(cap, self.config.heating_margin * float(np.min(np.maximum(h[hurt], 0.0))))
 
     def _heating_features(self, settings: np.ndarray) -> np.ndarray:
         """Inputs of the heating model: log fluence (heating is a power law in it) and the

@@ -73,6 +73,25 @@ def test_learned_heating_limit_holds_at_every_wavelength():
     assert not safe[0], "a wavelength that absorbs more is not safe at the same fluence"
 
 
+def test_configured_heating_cap_bounds_the_safe_set_before_any_damage():
+    """heating_max is a hard limit on the heating upper bound, with no damage seen yet."""
+    x = np.array([[0.5, 800], [1.0, 800], [2.0, 800], [3.0, 800], [4.0, 800], [2.0, 900]])
+    sc = truth(x)
+    probe = np.column_stack([np.linspace(0.5, 5.0, 10), np.full(10, 800.0)])
+    free = SafeOptimizer(CFG)
+    safe_free, _ = free.safe_set(x, sc, probe)
+    assert free.heating_limit == float("inf")
+    cap = float(truth(np.array([[2.5, 800.0]]))["heating"][0])
+    capped = SafeOptimizer(CFG.model_copy(update={"heating_max": cap}))
+    safe_cap, _ = capped.safe_set(x, sc, probe)
+    assert capped.heating_limit == pytest.approx(cap)
+    assert safe_free[probe[:, 0] > 3.0].any(), "without the cap the set reaches past 3 mJ/cm²"
+    assert not safe_cap[probe[:, 0] > 2.5].any(), "nothing predicted hotter than the cap"
+    assert safe_cap[probe[:, 0] < 2.0].all(), "below the cap the set is unchanged"
+    with pytest.raises(ValueError, match="heating_max"):
+        CampaignConfig(heating_max=-0.01)
+
+
 def test_safe_set_excludes_known_damage_and_unexplored_space():
     x = np.array(
         [[0.5, 800], [1.0, 800], [1.5, 800], [2.0, 800], [3.5, 800], [7.0, 800], [7.0, 900]]
