@@ -29,7 +29,6 @@ from uedsteer.sim_devices.crystal_dataset import (
     load_crystal_dataset,
     write_crystal_dataset,
 )
-from uedsteer.surrogates.crystal.features import radial_basis
 from uedsteer.surrogates.crystal.predictor import CrystalPredictor
 from uedsteer.surrogates.crystal.train import evaluate, format_metrics
 
@@ -75,13 +74,14 @@ def main() -> None:
         f"simulated in {t_gen:.0f} s ({n / t_gen:.1f} patterns/s on {args.workers} workers)"
     )
     t0 = time.perf_counter()
-    feats, valid = radial_basis(data.bragg, on_invalid="nan")
+    feats, valid = predictor.features(data.bragg)  # as the model was trained (crop, orient)
     t_feat = time.perf_counter() - t0
     t0 = time.perf_counter()
     predictor.predict(features=feats[valid])
     t_pred = time.perf_counter() - t0
     print(
-        f"featurization: {n / t_feat:,.0f} patterns/s   prediction (hierarchy): "
+        f"featurization ({predictor.feature_set}): {n / t_feat:,.0f} patterns/s   "
+        "prediction (hierarchy): "
         f"{valid.sum() / t_pred:,.0f} patterns/s"
     )
     metrics = evaluate(predictor, data, feats, valid, seed=args.seed)

@@ -144,6 +144,7 @@ def _train_crystal(args: argparse.Namespace) -> int:
         n_jobs=args.threads,
         command=" ".join(["uedsteer", *sys.argv[1:]]),
         q_range=tuple(args.q_range) if args.q_range else None,
+        features=args.features,
         **params,
     )
     print(format_metrics(metrics))
@@ -471,6 +472,13 @@ def build_parser() -> argparse.ArgumentParser:
         metavar=("QMIN", "QMAX"),
         default=None,
         help="crystal: train on lists cropped to this |q| window, 1/Å (UED frames: 0.16 1.3)",
+    )
+    p.add_argument(
+        "--features",
+        choices=["radial", "zone", "radial+zone"],
+        default="radial",
+        help="crystal: model inputs: the paper's radial basis (default), the zone-lattice and "
+        "symmetry features (2-D reduced cell, rotation and mirror scores), or both",
     )
     p.add_argument(
         "--max-features",

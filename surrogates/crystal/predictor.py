@@ -40,6 +40,14 @@ from uedsteer.surrogates.crystal.features import (
     prepare_bragg,
     radial_basis,
 )
+from uedsteer.surrogates.crystal.zone import (
+    N_ZONE_FEATURES,
+    ZONE_FEATURE_NAMES,
+    zone_lattice_features,
+)
+
+FEATURE_SETS = ("radial", "zone", "radial+zone")
+"""Model inputs: the paper's radial basis, the zone-lattice features (:mod:`.zone`), or both."""
 
 SYSTEM_PARAMS: dict[str, Any] = {"n_estimators": 80, "max_depth": 40, "max_features": None}
 """Paper hyperparameters of the crystal-system classifier."""
@@ -405,6 +413,7 @@ class CrystalPredictor:
         random_state: int | None = 0,
         q_range: tuple[float, float] | None = None,
         orient: bool = True,
+        features: str = "radial",
     ) -> None:
         self.system_params = _merge_params(
             SYSTEM_PARAMS, system_params, "system_params", RandomForestClassifier
@@ -425,6 +434,11 @@ class CrystalPredictor:
         self.q_range = None if q_range is None else (float(q_range[0]), float(q_range[1]))
         # rotate each list so its shortest spot lies along +x (see orient_bragg)
         self.orient = bool(orient)
+        # "radial": the paper's basis; "zone": the zone-lattice and symmetry features of
+        # zone.py instead; "radial+zone": both, radial first
+        if features not in FEATURE_SETS:
+            raise ValueError(f"features={features!r} is not known; allowed: {FEATURE_SETS}")
+        self.feature_set = features
         self.system_model_: RandomForestClassifier | None = None
         self.space_group_models_: dict[str, RandomForestClassifier | None] = {}
         self.space_group_classes_: dict[str, np.ndarray] = {}
@@ -436,8 +450,10 @@ class CrystalPredictor:
 
     @property
     def n_features(self) -> int:
-        """Length of the feature vector the models expect (1066 for the paper's basis)."""
-        return 2 * self.n_radial * (self.p_max + 1)
+        """Length of the feature vector the models expect (1066 for the paper's radial basis,
+        19 for the zone features, 1085 for both)."""
+        radial = 2 * self.n_radial * (self.p_max + 1) if "radial" in self.feature_set else 0
+        return radial + (N_ZONE_FEATURES if "zone" in self.feature_set else 0)
 
     @property
     def trained_systems(self) -> tuple[str, ...]:
@@ -464,7 +480,8 @@ class CrystalPredictor:
         if x.ndim != 2 or x.shape[1] != self.n_features:
             raise ValueError(
                 f"{name} must have shape (N, {self.n_features}) (radial basis with dq={self.dq}, "
-                f"n_radial={self.n_radial}, p_max={self.p_max}); got shape {np.shape(features)}"
+                f"n_radial={self.n_radial}, p_max={self.p_max}, feature set "
+                f"{self.feature_set!r}); got shape {np.shape(features)}"
             )
         return x
 
@@ -631,7 +648,24 @@ class CrystalPredictor:
             min_spots=self.min_spots,
             on_invalid="nan",
         )
-        return x, np.asarray(valid, dtype=bool)
+        valid = np.asarray(valid, dtype=bool)
+        if self.feature_set == "radial":
+            return x, valid
+        zone = zone_lattice_features(bragg_lists)
+        zone[~valid] = np.nan  # the same lists are usable (≥ min_spots) whatever the features
+        return (zone if self.feature_set == "zone" else np.hstack([x, zone])), valid
+
+    def features(self, bragg_lists: Any) -> tuple[np.ndarray, np.ndarray]:
+        """The model's input for Bragg lists: cropped and oriented as the model was trained,
+        the radial basis with the authors' preprocessing, plus the zone features if used.
+
+        Returns
+        -------
+        tuple
+            (N, ``n_features``) features (NaN rows for lists with too few spots) and the
+            (N,) mask of usable lists.
+        """
+        return self._inputs(bragg_lists, None, True)
 
     # -- public prediction ------------------------------------------------------------------
 
@@ -802,6 +836,8 @@ class CrystalPredictor:
                 "min_spots": self.min_spots,
                 "q_range": None if self.q_range is None else list(self.q_range),
                 "orient": self.orient,
+                "feature_set": self.feature_set,
+                "zone_features": list(ZONE_FEATURE_NAMES) if "zone" in self.feature_set else [],
                 "intensity_sum": INTENSITY_SUM,
                 "ordering": "|tau| block then arg tau block, each m-major: index m*(p_max+1)+p",
             },
@@ -918,6 +954,7 @@ class CrystalPredictor:
         predictor.p_max = int(spec["p_max"])
         predictor.min_spots = int(spec["min_spots"])
         predictor.orient = bool(spec.get("orient", False))
+        predictor.feature_set = str(spec.get("feature_set", "radial"))
         if spec.get("q_range") is not None:
             predictor.q_range = (float(spec["q_range"][0]), float(spec["q_range"][1]))
         predictor.system_model_ = payload["system"]

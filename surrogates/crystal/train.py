@@ -23,7 +23,7 @@ import numpy as np
 
 from uedsteer.sim_devices.crystal_dataset import CrystalDataset, split_by_material
 
-from .features import CRYSTAL_SYSTEMS, prepare_bragg, radial_basis
+from .features import CRYSTAL_SYSTEMS
 from .predictor import CrystalPredictor, default_model_dir, difference_aggregate
 
 
@@ -43,18 +43,22 @@ def _code_version() -> str:
 
 
 def featurize(
-    data: CrystalDataset, q_range: tuple[float, float] | None = None, orient: bool = True
+    data: CrystalDataset,
+    q_range: tuple[float, float] | None = None,
+    orient: bool = True,
+    features: str = "radial",
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Radial-basis features of every pattern and the mask of usable ones (≥ 5 spots).
+    """Model inputs of every pattern and the mask of usable ones (≥ 5 spots).
 
     The lists are prepared as a predictor prepares them (:func:`prepare_bragg`):
     ``q_range`` (q_min, q_max) crops each list to a detector's window (see
     :func:`~uedsteer.surrogates.crystal.features.crop_bragg`), ``orient`` rotates it so its
     shortest spot lies along +x (:func:`~uedsteer.surrogates.crystal.features.orient_bragg`).
+    ``features`` picks the inputs as :class:`CrystalPredictor` does: ``"radial"`` (the
+    paper's basis), ``"zone"`` (:func:`~uedsteer.surrogates.crystal.zone.zone_lattice_features`)
+    or ``"radial+zone"``.
     """
-    lists = prepare_bragg(data.bragg, q_range, orient)
-    feats, valid = radial_basis(lists, on_invalid="nan")
-    return feats, valid
+    return CrystalPredictor(q_range=q_range, orient=orient, features=features).features(data.bragg)
 
 
 def confusion_matrix(true: np.ndarray, pred: np.ndarray, labels: tuple) -> np.ndarray:
@@ -232,6 +236,7 @@ def train_crystal(
     progress: bool = True,
     command: str = "",
     q_range: tuple[float, float] | None = None,
+    features: str = "radial",
 ) -> tuple[CrystalPredictor, dict]:
     """Split by material, featurize, train the hierarchy, evaluate, save model and report.
 
@@ -256,6 +261,9 @@ def train_crystal(
     q_range : (float, float), optional
         Train on lists cropped to this |q| window (1/Å), e.g. ``(0.16, 1.3)`` for a model that
         reads UED frames; the predictor then crops every list it is given the same way.
+    features : {"radial", "zone", "radial+zone"}
+        Model inputs: the paper's radial basis, the zone-lattice and symmetry features
+        (:mod:`.zone`), or both.
 
     Returns
     -------
@@ -263,7 +271,7 @@ def train_crystal(
         The trained predictor and the metrics dict.
     """
     t0 = time.perf_counter()
-    feats, valid = featurize(data, q_range)
+    feats, valid = featurize(data, q_range, features=features)
     t_feat = time.perf_counter() - t0
     train, test = split_by_material(data.material, test_fraction=test_fraction, seed=seed)
     fit_rows = train & valid
@@ -274,6 +282,7 @@ def train_crystal(
         n_jobs=n_jobs,
         random_state=seed,
         q_range=q_range,
+        features=features,
     )
     t1 = time.perf_counter()
     predictor.fit(
@@ -296,6 +305,7 @@ def train_crystal(
             "data_spec": data.spec,
             "split": {"by": "material", "test_fraction": test_fraction, "seed": seed},
             "q_range": None if q_range is None else list(q_range),
+            "features": features,
             "code_version": _code_version(),
             "created": time.strftime("%Y-%m-%dT%H:%M:%S"),
             "command": command,
