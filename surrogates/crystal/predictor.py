@@ -955,6 +955,11 @@ class CrystalPredictor:
         predictor.min_spots = int(spec["min_spots"])
         predictor.orient = bool(spec.get("orient", False))
         predictor.feature_set = str(spec.get("feature_set", "radial"))
+        if predictor.feature_set not in FEATURE_SETS:
+            raise ValueError(
+                f"{meta_path} names feature_set={predictor.feature_set!r}; this uedsteer knows "
+                f"{FEATURE_SETS}; {TRAIN_HINT} again"
+            )
         if spec.get("q_range") is not None:
             predictor.q_range = (float(spec["q_range"][0]), float(spec["q_range"][1]))
         predictor.system_model_ = payload["system"]
