@@ -90,3 +90,11 @@ class UEDNet(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # noqa: D102
         return self.head(torch.flatten(self.features(x), 1))
+
+
+def load_uednet(path) -> UEDNet:
+    """A :class:`UEDNet` with the weights in ``path`` (``weights_only``: no code runs), in eval
+    mode."""
+    net = UEDNet()
+    net.load_state_dict(torch.load(path, weights_only=True))
+    return net.eval()

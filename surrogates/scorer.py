@@ -28,7 +28,7 @@ import torch
 from uedsteer.sim_devices.classes import CLASSES, DAMAGE_CLASSES
 from uedsteer.sim_devices.physics.difference import MIN_REFERENCES, reference_pattern
 
-from .cnn import UEDNet
+from .cnn import load_uednet
 from .heating import HeatingEstimator
 from .preprocess import check_frames, cnn_input, reference_tensor, vae_input
 from .vae import ConvVAE, LatentLine
@@ -238,8 +238,7 @@ class FrameScorer:
         cnn_file = root / f"cnn_{variant}.pt"
         if not cnn_file.is_file():
             cnn_file = root / "cnn_syn.pt"
-        cnn = UEDNet()
-        cnn.load_state_dict(torch.load(cnn_file, weights_only=True))
+        cnn = load_uednet(cnn_file)
         vae = ConvVAE(meta["latent_dim"])
         vae.load_state_dict(torch.load(root / "vae.pt", weights_only=True))
         reference = np.load(root / "reference.npy", allow_pickle=False)

@@ -86,12 +86,10 @@ def cnn_arrays(stores: str | Path | Sequence[str | Path], reference: np.ndarray,
 
     A store may hold only some of the classes (e.g. extra hard examples of two of them).
     """
-    import zarr
-
     stores = [stores] if isinstance(stores, str | Path) else list(stores)
     xs, ys = [], []
     for store in stores:
-        present = zarr.open_group(str(store), mode="r").attrs["config"]["labels"]
+        present = _store_config(store)["labels"]
         for k, label in enumerate(CLASSES):
             if label not in present:
                 continue
@@ -211,10 +209,15 @@ def train_cnn(
     return metrics
 
 
-def _store_seeds(*stores: Path) -> dict:
+def _store_config(store: str | Path) -> dict:
+    """The generator configuration a store was written with (labels, seed, …)."""
     import zarr
 
-    return {str(s): zarr.open_group(str(s), mode="r").attrs["config"]["seed"] for s in stores}
+    return zarr.open_group(str(store), mode="r").attrs["config"]
+
+
+def _store_seeds(*stores: Path) -> dict:
+    return {str(s): _store_config(s)["seed"] for s in stores}
 
 
 def _vae_arrays(store: Path):

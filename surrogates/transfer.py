@@ -22,7 +22,7 @@ from uedsteer.sim_devices.classes import CLASSES
 from uedsteer.sim_devices.dataset import generate_frames
 from uedsteer.sim_devices.physics.difference import reference_pattern
 
-from .cnn import UEDNet
+from .cnn import load_uednet
 from .preprocess import cnn_input
 from .train_models import update_card
 from .training import fine_tune, predict_logits
@@ -45,12 +45,6 @@ def _labelled(per_class, seed: int, reference: np.ndarray):
         xs.append(cnn_input(beamline_frames(label, n, seed), reference))
         ys.append(torch.full((n,), k, dtype=torch.long))
     return torch.cat(xs), torch.cat(ys)
-
-
-def _load_cnn(path: Path) -> UEDNet:
-    net = UEDNet()
-    net.load_state_dict(torch.load(path, weights_only=True))
-    return net.eval()
 
 
 def _base_record(path: Path, separate: bool) -> dict:
@@ -114,10 +108,10 @@ def run_finetune(out: Path, seed: int = 0, base: Path | None = None) -> dict:
         raise FileNotFoundError(
             f"base={str(base_dir)!r} holds no cnn_syn.pt: train one with `uedsteer train cnn`"
         )
-    syn = _load_cnn(base_file)
+    syn = load_uednet(base_file)
     models = {"cnn_syn": syn}
     if base is not None and (Path(out) / "cnn_syn.pt").is_file():
-        models = {"base_cnn_syn": syn, "cnn_syn": _load_cnn(Path(out) / "cnn_syn.pt")}
+        models = {"base_cnn_syn": syn, "cnn_syn": load_uednet(Path(out) / "cnn_syn.pt")}
     reference = reference_pattern(beamline_frames("ref_2H", 8, seed=seed + 900))
     x_ft, y_ft = _labelled(FINETUNE_PER_CLASS, seed + 901, reference)
     x_ev, y_ev = _labelled((EVAL_PER_CLASS,) * len(CLASSES), seed + 902, reference)
