@@ -43,31 +43,37 @@ def cnn_input(frames: np.ndarray, reference: np.ndarray | torch.Tensor) -> torch
 
     The same arithmetic as :func:`~uedsteer.sim_devices.physics.difference_channels`
     (normalize, subtract the normalized reference, zero rounding-level changes, scale gain and
-    loss to [0, 1]) in float32 torch, then 3 × 3 average pooling: ~10× faster than the numpy
-    version, which matters at 120 Hz.
+    loss to [0, 1]) in float32 torch, then 3 × 3 average pooling: ~20× faster than the numpy
+    version, which matters at 120 Hz. Written with fused thresholds and in-place arithmetic
+    rather than masks (``where`` and comparisons over a whole frame cost several times an
+    arithmetic pass); the result is bit for bit that of the masked form, so weights trained
+    with either are the same.
     """
     f = torch.from_numpy(check_frames(frames).copy())
-    if not bool(torch.isfinite(f).all()):
+    # one sum is a cheap finiteness test; the exact test runs only when it fails (overflow)
+    if not bool(torch.isfinite(f.sum())) and not bool(torch.isfinite(f).all()):
         raise ValueError("frames hold NaN or infinite pixels")
     ref = reference_tensor(reference)
+    tol = float(RELATIVE_TOLERANCE * ref.abs().max())
     total = f.sum((1, 2), keepdim=True)
-    f = torch.where(total > 0, f / torch.where(total > 0, total, 1.0), 0.0)
-    d = f - ref
-    d = torch.where(d.abs() <= RELATIVE_TOLERANCE * ref.abs().max(), 0.0, d)
-    pos, neg = d.clamp(min=0), (-d).clamp(min=0)
-    pmax = pos.amax((1, 2), keepdim=True)
-    nmax = neg.amax((1, 2), keepdim=True)
-    red = torch.where(pmax > 0, pos / torch.where(pmax > 0, pmax, 1.0), 0.0)
-    blue = torch.where(nmax > 0, neg / torch.where(nmax > 0, nmax, 1.0), 0.0)
-    return F.avg_pool2d(torch.stack([red, blue], 1), CNN_POOL)
+    # an empty frame (total ≤ 0) divides by inf: zero, as in the numpy version
+    d = f.div_(torch.where(total > 0, total, torch.inf)).sub_(ref)
+    gain = F.threshold(d, tol, 0.0)  # d where d > tol, else 0
+    loss = F.threshold(d.neg_(), tol, 0.0)  # −d where −d > tol, else 0
+    out = torch.empty((len(d), 2, *d.shape[1:]))
+    for k, channel in enumerate((gain, loss)):
+        peak = channel.amax((1, 2), keepdim=True)
+        torch.div(channel, torch.where(peak > 0, peak, torch.inf), out=out[:, k])
+    return F.avg_pool2d(out, CNN_POOL)
 
 
 def vae_input(frames: np.ndarray) -> torch.Tensor:
     """(B, 261, 261) raw frames → (B, 1, 64, 64) log-scaled, pooled, in [0, 1]."""
     f = torch.from_numpy(check_frames(frames).copy())
     mean = f.mean((1, 2), keepdim=True)
-    f = torch.where(mean > 0, f / torch.where(mean > 0, mean, 1.0), 0.0)
-    f = torch.log1p(f.clamp(min=0.0)) / LOG_SCALE
+    f = f.div_(torch.where(mean > 0, mean, torch.inf))
     lo = (f.shape[-1] - VAE_CROP) // 2
-    f = f[:, lo : lo + VAE_CROP, lo : lo + VAE_CROP].clamp(0.0, 1.0)
+    # the pixel-wise steps on the centre only: same numbers, 4 % less work
+    f = f[:, lo : lo + VAE_CROP, lo : lo + VAE_CROP].clamp(min=0.0)
+    f = f.log1p_().div_(LOG_SCALE).clamp_(0.0, 1.0)
     return F.avg_pool2d(f[:, None], VAE_POOL)

@@ -24,6 +24,7 @@ from typing import Any, Protocol
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 
 from uedsteer.sim_devices.classes import CLASSES, DAMAGE_CLASSES
 from uedsteer.sim_devices.physics.difference import MIN_REFERENCES, reference_pattern
@@ -146,17 +147,33 @@ class Scores:
         }
 
 
+def _box3(f: torch.Tensor) -> torch.Tensor:
+    """3 × 3 mean of (B, H, W) with edge pixels averaged over their in-frame neighbours.
+
+    The same as ``avg_pool2d(f, 3, stride=1, padding=1, count_include_pad=False)`` up to
+    float rounding, as two separable sums of shifted slices: ~10× faster than the pooling
+    kernel at batch 1.
+    """
+    p = F.pad(f, (1, 1, 1, 1))
+    rows = p[:, :, :-2] + p[:, :, 1:-1] + p[:, :, 2:]
+    box = rows[:, :-2] + rows[:, 1:-1] + rows[:, 2:]
+    h, w = f.shape[-2:]
+    count_h, count_w = torch.full((h, 1), 3.0), torch.full((1, w), 3.0)
+    count_h[[0, -1]] = 2.0
+    count_w[:, [0, -1]] = 2.0
+    return box / (count_h * count_w)
+
+
 def frame_quality(frames: np.ndarray) -> np.ndarray:
     """Signal-to-noise figure per frame: 1 / (1 + rms(high-pass) / rms(low-pass)) in [0, 1].
 
     Low-pass = 3 × 3 box filter; the detector's point spread (σ ≥ 3 px) keeps real features
     smooth on that scale, so what the box filter removes is mostly noise.
     """
-    f = torch.from_numpy(np.asarray(frames, dtype=np.float32))[:, None]
-    smooth = torch.nn.functional.avg_pool2d(f, 3, stride=1, padding=1, count_include_pad=False)
-    noise = (f - smooth).pow(2).mean((1, 2, 3)).sqrt()
-    centred = smooth - smooth.mean((2, 3), keepdim=True)
-    signal = centred.pow(2).mean((1, 2, 3)).sqrt()
+    f = torch.from_numpy(np.asarray(frames, dtype=np.float32))
+    smooth = _box3(f)
+    noise = (f - smooth).pow_(2).mean((1, 2)).sqrt_()
+    signal = (smooth - smooth.mean((1, 2), keepdim=True)).pow_(2).mean((1, 2)).sqrt_()
     ratio = torch.where(signal > 0, noise / torch.where(signal > 0, signal, 1.0), torch.inf)
     return (1.0 / (1.0 + ratio)).double().numpy()
 
@@ -358,9 +375,15 @@ class FrameScorer:
 
     # ---------------------------------------------------------------- scoring
     def _flags(self, frames: np.ndarray) -> list[str]:
+        # Three cheap reductions clear the usual frame (finite sum, not all zero, nothing
+        # saturated); only a frame that fails one is looked at pixel by pixel.
+        total = frames.sum((1, 2), dtype=np.float64)
+        low, high = frames.min((1, 2)), frames.max((1, 2))
         flags = []
-        for f in frames:
-            if np.isnan(f).any():
+        for f, t, lo, hi in zip(frames, total, low, high, strict=True):
+            if np.isfinite(t) and hi < self.saturation and (lo != 0 or hi != 0):
+                flags.append("")
+            elif np.isnan(f).any():
                 flags.append("nan")
             elif np.isinf(f).any():
                 flags.append("inf")

@@ -126,6 +126,11 @@ def test_scorer_flags_bad_frames(untrained_scorer, tiny):
     assert s.flags == ["nan", "inf", "zero", "saturated", ""]
     assert list(s.predicted_class[:4]) == [-1] * 4 and s.predicted_class[4] >= 0
     assert np.isnan(s.damage_prob[:4]).all() and not np.isnan(s.damage_prob[4])
+    # the quick pre-check must not hide the 1 % rule: 1 % saturated passes, 2 % is flagged
+    few, many = frames[5].copy(), frames[5].copy()
+    few.flat[: few.size // 100] = untrained_scorer.saturation
+    many.flat[: 2 * many.size // 100] = untrained_scorer.saturation
+    assert untrained_scorer.score(np.stack([few, many])).flags == ["", "saturated"]
     with pytest.raises(ValueError, match="shape"):
         untrained_scorer.score(np.zeros((2, 100, 100)))
     with pytest.raises(ValueError, match=">= 3"):
@@ -177,3 +182,26 @@ def test_finetune_base_is_recorded_with_its_hash_and_command(tmp_path):
     assert record["data"]["seeds"]["train"] == 101
     with pytest.raises(FileNotFoundError, match="base='.*empty'"):
         run_finetune(tmp_path, base=tmp_path / "empty")
+
+
+def test_frame_quality_box_filter_is_the_edge_corrected_3x3_mean(tiny):
+    from uedsteer.surrogates.scorer import _box3, frame_quality
+
+    frames, _, _ = tiny
+    f = torch.from_numpy(frames[:3])
+    pooled = torch.nn.functional.avg_pool2d(
+        f[:, None], 3, stride=1, padding=1, count_include_pad=False
+    )[:, 0]
+    assert torch.allclose(_box3(f), pooled, rtol=1e-5, atol=1e-6 * float(f.max()))
+    rng = np.random.default_rng(0)
+    clean = frames[:1].astype(np.float64)
+    noisy = clean + rng.normal(0, 0.2 * clean.std(), clean.shape)
+    assert frame_quality(noisy)[0] < frame_quality(clean)[0], "noise lowers the quality"
+
+
+def test_cnn_input_frames_without_positive_total_are_finite(tiny):
+    """A frame with no positive total has no normalized pattern: it reads as an empty frame
+    (the difference is minus the reference), never NaN."""
+    frames, _, refs = tiny
+    x = cnn_input(np.stack([np.zeros_like(frames[0]), -np.abs(frames[0])]), refs)
+    assert torch.isfinite(x).all() and torch.equal(x[0], x[1])
