@@ -281,6 +281,31 @@ def test_aggregate_uses_the_winning_system(routed):
     np.testing.assert_allclose(agg.lattice, BASE_LATTICE["cubic"], rtol=0.05)
     with pytest.raises(ValueError, match="none of the 2 patterns is valid"):
         model.predict_aggregate(features=np.full((2, N_FEATURES), np.nan))
+    # a known system: its sub-models, while the reported system stays the aggregate
+    forced = model.predict_aggregate(features=cubic, route_to="hexagonal")
+    assert forced.crystal_system == "cubic" and forced.space_group in SUBSETS["hexagonal"]
+    np.testing.assert_allclose(forced.lattice, BASE_LATTICE["hexagonal"], rtol=0.06)
+    with pytest.raises(ValueError, match="route_to='monoclinic'"):
+        model.predict_aggregate(features=cubic, route_to="monoclinic")
+
+
+def test_aggregate_space_group_scores_each_material_once(routed):
+    from uedsteer.surrogates.crystal.train import aggregate_draws, aggregate_space_group
+
+    model, rng = routed
+    x, systems, groups, lattices = synthetic_features(rng, 12)
+    rows = systems == "cubic"
+    material = np.repeat([0, 1, 2], 4)  # three materials of four patterns
+    draws = aggregate_draws(material, 3, seed=1)
+    assert [len(d) for d in draws] == [3, 3, 3]
+    assert all(len(set(material[d])) == 1 for d in draws)
+    truth = np.array([model.predict_aggregate(features=x[rows][d]).space_group for d in draws])
+    sg = np.repeat(truth, 4)
+    sg[8:] = 999  # the third material's true group is one the model cannot give
+    out = aggregate_space_group(model, x[rows], material, sg, lattices[rows], "cubic", 3, 1)
+    assert out["space_group_aggregate_given_system"] == pytest.approx(2 / 3)
+    assert out["space_group_aggregate_hierarchical"] == pytest.approx(2 / 3)
+    assert 0 <= out["lattice_mae_a_aggregate"] < 0.3
 
 
 def test_predictor_argument_checks():

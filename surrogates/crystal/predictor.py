@@ -755,6 +755,7 @@ class CrystalPredictor:
         *,
         features: np.ndarray | None = None,
         preprocess: bool = True,
+        route_to: str | None = None,
     ) -> AggregatePrediction:
         """One prediction for several patterns of the same material (difference aggregation).
 
@@ -767,6 +768,10 @@ class CrystalPredictor:
         ----------
         bragg_lists, features, preprocess
             As in :meth:`predict`.
+        route_to : str, optional
+            Use this system's space-group and lattice models instead of the aggregated
+            system's (e.g. when the system is known); ``crystal_system`` is still the
+            aggregate of the system votes.
 
         Returns
         -------
@@ -778,6 +783,8 @@ class CrystalPredictor:
             If no pattern is valid.
         """
         self._check_fitted()
+        if route_to is not None:
+            self._check_system(route_to, "route_to")
         x, valid = self._inputs(bragg_lists, features, preprocess)
         n_valid = int(valid.sum())
         if n_valid == 0:
@@ -787,10 +794,10 @@ class CrystalPredictor:
             )
         x32 = np.ascontiguousarray(x[valid], dtype=np.float32)
         system, confidence, weights = difference_aggregate(self._system_votes(x32), CRYSTAL_SYSTEMS)
-        self._check_system(system, "aggregated crystal system")
-        sg_votes, classes = self._space_group_votes(system, x32)
+        routed = route_to or self._check_system(system, "aggregated crystal system")
+        sg_votes, classes = self._space_group_votes(routed, x32)
         group, sg_confidence, sg_weights = difference_aggregate(sg_votes, classes.tolist())
-        lattice = np.median(self._lattice(system, x32), axis=0)
+        lattice = np.median(self._lattice(routed, x32), axis=0)
         return AggregatePrediction(
             crystal_system=str(system),
             confidence=confidence,
