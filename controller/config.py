@@ -130,8 +130,9 @@ class CampaignConfig(BaseModel):
     objective_scale: float = Field(
         0.1,
         gt=0,
-        description="Size of a meaningful change of the objective (its GP's smallest prior "
-        "standard deviation; progress runs 0 … 1).",
+        description="Objective data spreading less than this count as flat: the GP then "
+        "keeps a prior standard deviation of 1 in the objective's units (progress runs 0 … 1) "
+        "instead of collapsing to the noise (BoTorch Standardize's min_stdv).",
     )
     target: float = Field(
         0.8, description="Stop when the objective of a safe, on-line frame reaches this."

@@ -70,13 +70,14 @@ DAMAGE_MAX_LENGTHSCALE = 0.25  # in units of the search range
 HEATING_VALID_PROGRESS = 0.07
 HEATING_NOISE = 0.001  # Å²: noise level of the apparent Δ⟨u²⟩ of one frame
 ABSORBANCE_LENGTHSCALE = 0.08  # of the wavelength range: exciton lines are ~50 nm wide
-HEATING_LOG_SCALE = 0.5  # smallest prior spread of log(heating) (a factor e^0.5 ≈ 1.6)
+HEATING_LOG_SCALE = 0.5  # log(heating) spreading less is flat: prior spread 1 (a factor e)
 FRONTIER_BINS = 16  # cells per other parameter when picking the highest safe fluence
 EI_NEGLIGIBLE = 0.01  # expected improvement below 1 % of the gap to the target: explore
 EXPLORE_BETA = 2.0  # optimism of the exploration step
 LADDER_POINTS = 16  # latest measured settings that get a fluence ladder among the targets
 LADDER_STEPS = 48  # rungs of that ladder across the fluence range
 FIT_MAX_POINTS = 60  # hyperparameters are fitted on at most the latest this many points
+CONSTRAINT_FLAT_SPREAD = 0.3  # constraint data spreading less than 0.1 × bound count as flat
 DAMAGE_NOISE_VAR = 0.01  # (0.1 in scaled logit)²: the scorer's damage probability is precise
 
 
@@ -276,9 +277,11 @@ class SafeOptimizer:
     ):
         """Fit (warm-started) one GP; ``standardize=False`` marks the damage model.
 
-        ``scale`` is the smallest outcome standard deviation assumed (BoTorch's
-        ``Standardize(min_stdv=…)``): while the data are flat, the prior uncertainty stays at
-        the size of a meaningful change instead of collapsing to the noise.
+        ``scale`` is BoTorch's ``Standardize(min_stdv=…)``: outcomes whose standard deviation
+        is below it are not scaled (their standard deviation is taken as 1, in the outcome's
+        units), so while the data are flat the prior uncertainty stays at 1 instead of
+        collapsing to the noise; callers choose the outcome's units so that 1 is a meaningful
+        change (log heating, progress, constraints in units of a third of their bound).
         Hyperparameters are refitted at every shot up to 20 observations and then every
         ``refit_every`` shots; in between the warm hyperparameters are kept and only the data
         change (what keeps a proposal under a second at 200 observations).
@@ -343,18 +346,26 @@ class SafeOptimizer:
         ucb = ucb * LOGIT_SCALE
         safe = ucb <= float(logit(cfg.damage_bound))
         for c in cfg.constraints:
-            x, y, ok = self._xy(settings, np.asarray(scores[c.score], dtype=np.float64))
+            # In units of a third of the bound: BoTorch's Standardize leaves outcomes whose
+            # spread is below min_stdv unscaled (standard deviation taken as 1), so a GP on raw
+            # values assumes a prior spread of 1 whatever the score's size; a constraint such
+            # as recon_error ≤ 0.03 then blocked every candidate until the data varied. With
+            # the bound as unit, the flat-data prior spread is bound/3 for every score (for
+            # line_distance ≤ 3 the unit is 1: unchanged).
+            unit = max(abs(c.bound), 1e-3) / 3.0
+            values = np.asarray(scores[c.score], dtype=np.float64) / unit
+            x, y, ok = self._xy(settings, values)
             if ok.sum() < 1:
                 continue
-            m = self._fit(f"c:{c.score}", x, y, True, 0.1 * max(abs(c.bound), 1e-3))
+            m = self._fit(f"c:{c.score}", x, y, True, CONSTRAINT_FLAT_SPREAD)
             with torch.no_grad():
                 p = m.posterior(cand)
                 sd = p.variance.clamp_min(1e-12).sqrt().squeeze(-1)
                 mu = p.mean.squeeze(-1)
             if c.sense == "max":
-                safe &= mu + cfg.beta * sd <= c.bound
+                safe &= mu + cfg.beta * sd <= c.bound / unit
             else:
-                safe &= mu - cfg.beta * sd >= c.bound
+                safe &= mu - cfg.beta * sd >= c.bound / unit
         self.heating_limit = float("nan")
         if cfg.heating_growth is not None and "heating" in scores:
             safe &= self._heating_safe(settings, scores, cand, dmg_p)

@@ -106,6 +106,40 @@ def test_safe_set_excludes_known_damage_and_unexplored_space():
     assert ucb[0] > 0.5
 
 
+def _with_constraint(bound: float) -> CampaignConfig:
+    return CampaignConfig(
+        n_candidates=64,
+        constraints=[
+            {"score": "line_distance", "bound": 3.0},
+            {"score": "recon_error", "bound": bound},
+        ],
+    )
+
+
+def test_a_constraint_on_a_small_score_does_not_block_the_start():
+    """A score of size 0.001 under a bound of 0.03: one flat measurement must leave room to
+    move (before, the GP assumed a spread of 1 and refused every candidate)."""
+    x = np.array([[0.5, 800.0]])
+    scores = {**truth(x), "recon_error": np.array([0.001])}
+    prop = SafeOptimizer(_with_constraint(0.03)).propose(x, scores, x[0])
+    assert prop.n_safe > 0
+
+
+def test_constraints_are_judged_relative_to_their_bound():
+    """The same constraint in other units (values and bound × 100) gives the same safe set,
+    and a score rising past its bound with the fluence stops the climb."""
+    x = np.array([[0.5, 800], [1.0, 800], [1.5, 800], [2.0, 800], [2.5, 800]])
+    rising = 0.01 * x[:, 0]  # crosses 0.03 at 3 mJ/cm²
+    probe = np.array([[2.6, 800], [6.0, 800], [9.0, 800]])
+    sets = []
+    for factor in (1.0, 100.0):
+        scores = {**truth(x), "recon_error": factor * rising}
+        safe, _ = SafeOptimizer(_with_constraint(0.03 * factor)).safe_set(x, scores, probe)
+        sets.append(safe)
+    assert np.array_equal(sets[0], sets[1])
+    assert sets[0][0] and not sets[0][1] and not sets[0][2]
+
+
 def test_failed_measurements_are_skipped_not_fatal():
     x = np.array([[0.5, 800], [1.5, 800], [2.5, 800]])
     scores = truth(x)
