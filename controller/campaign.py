@@ -177,7 +177,8 @@ class Campaign:
     objective : callable, optional
         ``f(scores) -> float`` on a shot's score row; overrides ``config.objective``.
     constraints : dict, optional
-        Extra constraints as ``{name: (f, bound)}`` with ``f(scores) <= bound`` required.
+        Extra constraints as ``{name: (f, bound)}`` with ``f(scores) <= bound`` required:
+        modelled by their own GP and enforced in the safe set like configured constraints.
     spots : sequence of int, optional
         Sample spots this campaign may use, in order (default 0 … 99): the first is used
         first, the next ones only after damage with ``on_damage="move"``.
@@ -198,7 +199,9 @@ class Campaign:
                 if not callable(fn):
                     raise ValueError(f"constraints[{name!r}] must be (callable, bound)")
                 float(bound)
-        self.optimizer = SafeOptimizer(self.config)
+        self.optimizer = SafeOptimizer(
+            self.config, {name: bound for name, (_, bound) in self.extra_constraints.items()}
+        )
         self.record = CampaignRecord()
         self.spots = list(range(100)) if spots is None else list(spots)
         if not self.spots:

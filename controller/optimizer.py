@@ -40,6 +40,7 @@ fitted on the observations where its outcome is finite.
 from __future__ import annotations
 
 import warnings
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -112,10 +113,20 @@ class SafeOptimizer:
     Parameters
     ----------
     config : CampaignConfig
+    extra_bounds : mapping of str to float, optional
+        Constraints computed by the caller (e.g. from Python callables), ``scores[name] <=
+        bound``; modelled and enforced like the configured ones.
     """
 
-    def __init__(self, config: CampaignConfig) -> None:
+    def __init__(
+        self, config: CampaignConfig, extra_bounds: Mapping[str, float] | None = None
+    ) -> None:
         self.config = config
+        # (scores key, GP key, bound, sense) of every constraint the safe set must respect
+        self.constraints = [(c.score, f"c:{c.score}", c.bound, c.sense) for c in config.constraints]
+        self.constraints += [
+            (name, f"x:{name}", float(bound), "max") for name, bound in (extra_bounds or {}).items()
+        ]
         self.names = [p.name for p in config.parameters]
         lo = [self._to_unit_raw(p, p.low) for p in config.parameters]
         hi = [self._to_unit_raw(p, p.high) for p in config.parameters]
@@ -327,7 +338,8 @@ class SafeOptimizer:
             Measured settings (physical units), in parameter order.
         scores : dict of (n,) arrays
             ``damage_prob`` (the damage each setting caused; NaN = unknown), the constraint
-            score fields and, for the heating expansion, ``heating``. NaN entries are skipped.
+            score fields (and the ``extra_bounds`` names) and, for the heating expansion,
+            ``heating``. NaN entries are skipped.
         candidates : (m, d) array
         """
         cfg = self.config
@@ -345,27 +357,27 @@ class SafeOptimizer:
             ucb = (post.mean + cfg.beta * post.variance.clamp_min(1e-12).sqrt()).squeeze(-1)
         ucb = ucb * LOGIT_SCALE
         safe = ucb <= float(logit(cfg.damage_bound))
-        for c in cfg.constraints:
+        for key, gp_key, bound, sense in self.constraints:
             # In units of a third of the bound: BoTorch's Standardize leaves outcomes whose
             # spread is below min_stdv unscaled (standard deviation taken as 1), so a GP on raw
             # values assumes a prior spread of 1 whatever the score's size; a constraint such
             # as recon_error ≤ 0.03 then blocked every candidate until the data varied. With
             # the bound as unit, the flat-data prior spread is bound/3 for every score (for
             # line_distance ≤ 3 the unit is 1: unchanged).
-            unit = max(abs(c.bound), 1e-3) / 3.0
-            values = np.asarray(scores[c.score], dtype=np.float64) / unit
+            unit = max(abs(bound), 1e-3) / 3.0
+            values = np.asarray(scores[key], dtype=np.float64) / unit
             x, y, ok = self._xy(settings, values)
             if ok.sum() < 1:
                 continue
-            m = self._fit(f"c:{c.score}", x, y, True, CONSTRAINT_FLAT_SPREAD)
+            m = self._fit(gp_key, x, y, True, CONSTRAINT_FLAT_SPREAD)
             with torch.no_grad():
                 p = m.posterior(cand)
                 sd = p.variance.clamp_min(1e-12).sqrt().squeeze(-1)
                 mu = p.mean.squeeze(-1)
-            if c.sense == "max":
-                safe &= mu + cfg.beta * sd <= c.bound / unit
+            if sense == "max":
+                safe &= mu + cfg.beta * sd <= bound / unit
             else:
-                safe &= mu - cfg.beta * sd >= c.bound / unit
+                safe &= mu - cfg.beta * sd >= bound / unit
         self.heating_limit = float("nan")
         if cfg.heating_growth is not None and "heating" in scores:
             safe &= self._heating_safe(settings, scores, cand, dmg_p)

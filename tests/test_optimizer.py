@@ -140,6 +140,23 @@ def test_constraints_are_judged_relative_to_their_bound():
     assert sets[0][0] and not sets[0][1] and not sets[0][2]
 
 
+def test_callable_constraints_bound_the_safe_set_too():
+    """Constraints computed by Python callables (Campaign(constraints=...)) are modelled and
+    enforced like configured ones, not only checked when the target is reached."""
+    from uedsteer.controller.campaign import Campaign
+
+    x = np.array([[0.5, 800], [1.0, 800], [1.5, 800], [2.0, 800], [2.5, 800]])
+    scores = {**truth(x), "hot": 0.01 * x[:, 0]}  # crosses 0.03 at 3 mJ/cm²
+    probe = np.column_stack([np.linspace(2.5, 4.0, 31), np.full(31, 800.0)])
+    free, _ = SafeOptimizer(CFG).safe_set(x, scores, probe)
+    bounded, _ = SafeOptimizer(CFG, {"hot": 0.03}).safe_set(x, scores, probe)
+    assert bounded[0] and not np.any(bounded & ~free), "a constraint only removes points"
+    assert np.any(free & ~bounded), "and here it does"
+    assert np.all(0.01 * probe[bounded, 0] <= 0.03 + 1e-9)
+    camp = Campaign(CFG, constraints={"hot": (lambda s: 0.01 * s["heating"], 0.03)})
+    assert ("hot", "x:hot", 0.03, "max") in camp.optimizer.constraints
+
+
 def test_failed_measurements_are_skipped_not_fatal():
     x = np.array([[0.5, 800], [1.5, 800], [2.5, 800]])
     scores = truth(x)
