@@ -145,6 +145,7 @@ def _train_crystal(args: argparse.Namespace) -> int:
         command=" ".join(["uedsteer", *sys.argv[1:]]),
         q_range=tuple(args.q_range) if args.q_range else None,
         features=args.features,
+        lattice_weighting=args.lattice_weights.replace("-", "_"),
         **params,
     )
     print(format_metrics(metrics))
@@ -479,6 +480,13 @@ def build_parser() -> argparse.ArgumentParser:
         default="radial",
         help="crystal: model inputs: the paper's radial basis (default), the zone-lattice and "
         "symmetry features (2-D reduced cell, rotation and mirror scores), or both",
+    )
+    p.add_argument(
+        "--lattice-weights",
+        choices=["cell-size", "none"],
+        default="cell-size",
+        help="crystal: weigh training patterns in the lattice regressors by 1/sqrt(atoms in "
+        "the cell) (default; the generated stores hold mostly large cells) or equally",
     )
     p.add_argument(
         "--max-features",

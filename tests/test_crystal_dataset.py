@@ -145,6 +145,7 @@ def test_cli_generate_train_and_stem_map(tmp_path, capsys):
     assert metrics["split"]["by"] == "material"
     assert (model / "crystal_confusion_single.png").stat().st_size > 1000
     assert metrics["test_materials"] == 3 and metrics["train_materials"] == 9
+    assert metrics["lattice_weighting"] == "cell_size" and metrics["lattice_target"] == "direct"
     args = ["stem", "--nx", "6", "--ny", "5", "--model", str(model)]
     args += ["--catalog", str(tmp_path / "cat"), "--out", str(tmp_path / "stem")]
     assert main(args) == 0
@@ -173,3 +174,24 @@ def test_random_orientations_and_concatenated_stores(tmp_path):
     assert len(both) == len(a) + len(b)
     assert len(np.unique(both.material)) == 4  # material 0 of each store stays two materials
     assert both.spec["also"][0]["seed"] == 2
+
+
+def test_cell_size_weights_follow_the_atoms_in_the_cell():
+    from uedsteer.sim_devices.crystal_dataset import CrystalDataset
+    from uedsteer.surrogates.crystal.train import cell_size_weights, train_crystal
+
+    n = 3
+    data = CrystalDataset(
+        bragg=[np.zeros((1, 3))] * n,
+        material=np.arange(n),
+        zone_axis=np.zeros((n, 3), dtype=int),
+        system=np.array(["cubic"] * n),
+        space_group=np.array([225] * n),
+        lattice=np.ones((n, 6)),
+        formula=np.array(["Au4", "Ga8O8", "Na4Cl4"]),
+        source=np.array(["prototype"] * n),
+        spec={},
+    )
+    np.testing.assert_allclose(cell_size_weights(data), [0.5, 0.25, 1 / np.sqrt(8)])
+    with pytest.raises(ValueError, match="lattice_weighting='atoms' is not known"):
+        train_crystal(data, lattice_weighting="atoms")

@@ -318,6 +318,10 @@ def test_predictor_argument_checks():
         model.fit(np.zeros((2, N_FEATURES)), ["cubic", "triclinic"], [1, 2], np.ones((2, 3)))
     with pytest.raises(ValueError, match=r"shape \(N, 1066\)"):
         model.fit(np.zeros((2, 5)), ["cubic", "cubic"], [1, 2], np.ones((2, 3)))
+    with pytest.raises(ValueError, match="lattice_weight must hold 2 finite weights > 0"):
+        model.fit(
+            np.zeros((2, N_FEATURES)), ["cubic"] * 2, [1, 2], np.ones((2, 3)), lattice_weight=[1]
+        )
 
 
 # ------------------------------------------------------------------------- end to end

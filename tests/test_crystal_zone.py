@@ -66,7 +66,10 @@ def test_degenerate_lists_are_undefined_and_bad_ones_name_the_pattern():
     row = np.array([[0, 0, 5.0], [0.3, 0, 1.0], [0.6, 0, 0.5], [-0.3, 0, 1.0]])  # one line
     beam_only = np.array([[0.0, 0.0, 1.0]])
     out = zone_lattice_features([row, beam_only])
-    assert out.shape == (2, N_ZONE_FEATURES) and (out == UNDEFINED).all()
+    assert out.shape == (2, N_ZONE_FEATURES) and (out[1] == UNDEFINED).all()
+    # a systematic row has no 2-D lattice, but its first ring sets the length scale
+    assert (np.delete(out[0], COL["q_min"]) == UNDEFINED).all()
+    assert out[0, COL["q_min"]] == pytest.approx(0.3)
     bad = lattice([0.3, 0], [0, 0.3])
     bad[3, 2] = np.nan
     with pytest.raises(ValueError, match=r"bragg_lists\[1\]"):
@@ -94,3 +97,47 @@ def test_predictor_on_zone_features_trains_predicts_and_round_trips(tmp_path):
     np.testing.assert_array_equal(loaded.predict(held).crystal_system, pred.crystal_system)
     with pytest.raises(ValueError, match="features='polar'"):
         CrystalPredictor(features="polar")
+
+
+def fcc(a):
+    from ase.build import bulk
+
+    return bulk("Cu", "fcc", a=a, cubic=True)
+
+
+def test_scaled_lattice_target_extrapolates_to_unseen_lattice_constants(tmp_path):
+    """Forests cannot predict a value they never saw; the scaled target learns the multiple
+    a·g1 of the pattern's own scale instead, so an FCC crystal larger than any in training reads
+    its true constant (exactly where the trees recognize the zone, and in the median over
+    zones), while the paper's direct target stays inside the training range."""
+    from uedsteer.sim_devices.physics.bragg import kinematic_bragg
+
+    zones = [(0, 0, 1), (0, 1, 1), (1, 1, 1), (1, 1, 2), (0, 1, 2), (1, 2, 3)]
+    train_a = np.linspace(3.4, 3.8, 5)
+    lists = [kinematic_bragg(fcc(a), z) for a in train_a for z in zones]
+    lat = np.repeat(train_a, len(zones))[:, None] * np.ones(3)
+    held = [kinematic_bragg(fcc(4.6), z) for z in zones]
+    reads = {}
+    for target in ("direct", "scaled"):
+        model = CrystalPredictor(
+            system_params=SMALL,
+            space_group_params=SMALL,
+            lattice_params=SMALL,
+            n_jobs=1,
+            features="zone",
+            lattice_target=target,
+        )
+        x, valid = model.features(lists)
+        assert valid.all()
+        model.fit(x, ["cubic"] * len(lists), [225] * len(lists), lat, progress=False)
+        reads[target] = model.predict(held).lattice[:, 0]
+    assert reads["direct"].max() <= train_a.max() + 1e-9
+    assert np.sum(np.abs(reads["scaled"] - 4.6) < 0.01) >= len(zones) // 2
+    assert np.median(reads["scaled"]) == pytest.approx(4.6, rel=0.02)
+    loaded = CrystalPredictor.load(model.save(tmp_path / "scaled"))
+    assert loaded.lattice_target == "scaled"
+    np.testing.assert_allclose(loaded.predict(held).lattice[:, 0], reads["scaled"])
+    with pytest.raises(ValueError, match="lattice_target='scaled' needs the zone features"):
+        CrystalPredictor(features="radial", lattice_target="scaled")
+    with pytest.raises(ValueError, match="lattice_target='exact' is not known"):
+        CrystalPredictor(features="zone", lattice_target="exact")

@@ -11,6 +11,19 @@ it; a lattice is the median of the trees' predictions. Over several patterns of 
 the labels are combined by *difference aggregation* (:func:`difference_aggregate`) and the
 lattice by the median over patterns.
 
+Lattice target. The paper's regressors learn (a, b, c) in Å. With the zone features a pattern
+measures its own length scale s (the shortest reciprocal lattice vector g1, or the first
+ring's |q| where no 2-D lattice is defined), and the lattice regressors learn
+log(a·s), log(b·s), log(c·s) instead (``lattice_target="scaled"``, the default with zone
+features): a·s is how many times the real-space constant spans the spacing 1/s, a
+dimensionless multiple (1, √2, √3, 2, … for cubic lattices) that structure types share
+whatever their size, and the prediction exp(median of the trees)/s carries the pattern's own
+measured scale. Regressing Å directly, a forest can only return constants it has seen, so it
+memorizes materials; on the stores' material-disjoint test split (equal training weights)
+the scaled target cut the median error of a from 0.23 to 0.02 Å (hexagonal) and 0.56 to
+0.31 Å (tetragonal), of c from 0.91 to 0.41 Å (hexagonal). The radial basis alone keeps the
+paper's target.
+
 Models are saved with :mod:`skops.io` (no pickle code execution) next to a JSON metadata file;
 the default folder is ``<data dir>/crystal`` (see :func:`default_model_dir`).
 """
@@ -41,13 +54,16 @@ from uedsteer.surrogates.crystal.features import (
     radial_basis,
 )
 from uedsteer.surrogates.crystal.zone import (
-    N_ZONE_FEATURES,
     ZONE_FEATURE_NAMES,
     zone_lattice_features,
 )
 
 FEATURE_SETS = ("radial", "zone", "radial+zone")
 """Model inputs: the paper's radial basis, the zone-lattice features (:mod:`.zone`), or both."""
+
+LATTICE_TARGETS = ("direct", "scaled")
+"""What the lattice regressors learn: (a, b, c) in Å (the paper), or log of (a, b, c) times the
+pattern's own length scale (needs the zone features; see the module docstring)."""
 
 SYSTEM_PARAMS: dict[str, Any] = {"n_estimators": 80, "max_depth": 40, "max_features": None}
 """Paper hyperparameters of the crystal-system classifier."""
@@ -414,6 +430,7 @@ class CrystalPredictor:
         q_range: tuple[float, float] | None = None,
         orient: bool = True,
         features: str = "radial",
+        lattice_target: str | None = None,
     ) -> None:
         self.system_params = _merge_params(
             SYSTEM_PARAMS, system_params, "system_params", RandomForestClassifier
@@ -439,6 +456,13 @@ class CrystalPredictor:
         if features not in FEATURE_SETS:
             raise ValueError(f"features={features!r} is not known; allowed: {FEATURE_SETS}")
         self.feature_set = features
+        # zone-feature columns the models use (a model trained before a feature was added
+        # keeps its own list)
+        self.zone_features: tuple[str, ...] = ZONE_FEATURE_NAMES if "zone" in features else ()
+        if lattice_target is None:
+            lattice_target = "scaled" if "zone" in features else "direct"
+        self.lattice_target = lattice_target
+        self._check_lattice_target()
         self.system_model_: RandomForestClassifier | None = None
         self.space_group_models_: dict[str, RandomForestClassifier | None] = {}
         self.space_group_classes_: dict[str, np.ndarray] = {}
@@ -451,9 +475,40 @@ class CrystalPredictor:
     @property
     def n_features(self) -> int:
         """Length of the feature vector the models expect (1066 for the paper's radial basis,
-        19 for the zone features, 1085 for both)."""
-        radial = 2 * self.n_radial * (self.p_max + 1) if "radial" in self.feature_set else 0
-        return radial + (N_ZONE_FEATURES if "zone" in self.feature_set else 0)
+        20 for the zone features, 1086 for both)."""
+        return self._n_radial_features + len(self.zone_features)
+
+    @property
+    def _n_radial_features(self) -> int:
+        return 2 * self.n_radial * (self.p_max + 1) if "radial" in self.feature_set else 0
+
+    def _check_lattice_target(self) -> None:
+        if self.lattice_target not in LATTICE_TARGETS:
+            raise ValueError(
+                f"lattice_target={self.lattice_target!r} is not known; allowed: {LATTICE_TARGETS}"
+            )
+        if self.lattice_target == "scaled" and not {"g1", "q_min"} <= set(self.zone_features):
+            raise ValueError(
+                f"lattice_target='scaled' needs the zone features g1 and q_min (features="
+                f"{self.feature_set!r} has {list(self.zone_features)}); use 'direct'"
+            )
+
+    def lattice_scale(self, features: np.ndarray) -> np.ndarray:
+        """Each pattern's length scale s (1/Å) for the scaled lattice target.
+
+        g1 (the shortest reciprocal lattice vector of the zone) where the pattern has a 2-D
+        lattice, else the smallest |q| of a spot; NaN where neither is defined.
+
+        Parameters
+        ----------
+        features : numpy.ndarray, (N, n_features)
+            Model inputs (zone features included).
+        """
+        off = self._n_radial_features
+        g1 = features[:, off + self.zone_features.index("g1")]
+        q_min = features[:, off + self.zone_features.index("q_min")]
+        s = np.where(g1 > 0, g1, q_min).astype(np.float64)
+        return np.where(s > 0, s, np.nan)
 
     @property
     def trained_systems(self) -> tuple[str, ...]:
@@ -492,6 +547,7 @@ class CrystalPredictor:
         space_group: Sequence[int] | np.ndarray,
         lattice: np.ndarray,
         progress: bool = True,
+        lattice_weight: np.ndarray | None = None,
     ) -> CrystalPredictor:
         """Fit the 13 forests (fewer when some crystal systems are absent).
 
@@ -508,6 +564,10 @@ class CrystalPredictor:
             (a, b, c) in Å, finite and > 0.
         progress : bool
             Show a tqdm progress bar over the fits.
+        lattice_weight : array_like, shape (N,), optional
+            Sample weights of the patterns in the lattice regressors (e.g.
+            :func:`~uedsteer.surrogates.crystal.train.cell_size_weights`); the classifiers
+            weigh every pattern equally.
 
         Returns
         -------
@@ -557,6 +617,18 @@ class CrystalPredictor:
 
         from tqdm.auto import tqdm
 
+        weight = None
+        if lattice_weight is not None:
+            weight = np.asarray(lattice_weight, dtype=np.float64)
+            if weight.shape != (n,) or not (np.isfinite(weight).all() and (weight > 0).all()):
+                raise ValueError(
+                    f"lattice_weight must hold {n} finite weights > 0; got shape {weight.shape}"
+                )
+        target, usable = lat, np.ones(n, dtype=bool)
+        if self.lattice_target == "scaled":
+            scale = self.lattice_scale(x)
+            usable = np.isfinite(scale)  # every pattern with a spot besides the central beam
+            target = np.log(lat * np.nan_to_num(scale, nan=1.0)[:, None])
         present = [s for s in CRYSTAL_SYSTEMS if np.any(systems == s)]
         common = {"n_jobs": self.n_jobs, "random_state": self.random_state}
         self.system_model_ = None
@@ -581,7 +653,10 @@ class CrystalPredictor:
                 bar.update()
                 bar.set_postfix_str(f"{system} lattice")
                 lat_model = RandomForestRegressor(**self.lattice_params, **common)
-                self.lattice_models_[system] = lat_model.fit(x[rows], lat[rows])
+                rows &= usable
+                self.lattice_models_[system] = lat_model.fit(
+                    x[rows], target[rows], sample_weight=None if weight is None else weight[rows]
+                )
                 bar.update()
         self.system_model_ = model
         self.training_sizes_ = {"total": int(n)}
@@ -609,7 +684,10 @@ class CrystalPredictor:
         return tree_votes(model, x32), np.asarray(model.classes_, dtype=np.int64)
 
     def _lattice(self, system: str, x32: np.ndarray) -> np.ndarray:
-        return np.atleast_2d(tree_median(self.lattice_models_[system], x32))
+        median = np.atleast_2d(tree_median(self.lattice_models_[system], x32))
+        if self.lattice_target == "direct":
+            return median
+        return np.exp(median) / self.lattice_scale(x32)[:, None]
 
     def _check_system(self, system: str, name: str) -> str:
         if system not in self.lattice_models_:
@@ -652,6 +730,8 @@ class CrystalPredictor:
         if self.feature_set == "radial":
             return x, valid
         zone = zone_lattice_features(bragg_lists)
+        if self.zone_features != ZONE_FEATURE_NAMES:
+            zone = zone[:, [ZONE_FEATURE_NAMES.index(name) for name in self.zone_features]]
         zone[~valid] = np.nan  # the same lists are usable (≥ min_spots) whatever the features
         return (zone if self.feature_set == "zone" else np.hstack([x, zone])), valid
 
@@ -844,7 +924,8 @@ class CrystalPredictor:
                 "q_range": None if self.q_range is None else list(self.q_range),
                 "orient": self.orient,
                 "feature_set": self.feature_set,
-                "zone_features": list(ZONE_FEATURE_NAMES) if "zone" in self.feature_set else [],
+                "zone_features": list(self.zone_features),
+                "lattice_target": self.lattice_target,
                 "intensity_sum": INTENSITY_SUM,
                 "ordering": "|tau| block then arg tau block, each m-major: index m*(p_max+1)+p",
             },
@@ -967,6 +1048,16 @@ class CrystalPredictor:
                 f"{meta_path} names feature_set={predictor.feature_set!r}; this uedsteer knows "
                 f"{FEATURE_SETS}; {TRAIN_HINT} again"
             )
+        predictor.zone_features = tuple(spec.get("zone_features", []))
+        unknown = set(predictor.zone_features) - set(ZONE_FEATURE_NAMES)
+        if unknown:
+            raise ValueError(
+                f"{meta_path} names zone features {sorted(unknown)} this uedsteer does not "
+                f"compute; {TRAIN_HINT} again"
+            )
+        # models saved before the scaled target existed learned (a, b, c) directly
+        predictor.lattice_target = str(spec.get("lattice_target", "direct"))
+        predictor._check_lattice_target()
         if spec.get("q_range") is not None:
             predictor.q_range = (float(spec["q_range"][0]), float(spec["q_range"][1]))
         predictor.system_model_ = payload["system"]

@@ -19,7 +19,9 @@ and the projected symmetry of the intensities (2-, 3-, 4-, 6-fold axes and mirro
   4mm symmetry, 4 for a rectangular one with 2mm);
 * the share of intensity on the lattice of g1, g2 (below 1 when the reduced cell misses spots,
   e.g. for a centred cell picked up through a weak row), the number of spots, the largest |q|,
-  the number of spots above 1 % of the total intensity and the intensity-weighted mean |q|.
+  the number of spots above 1 % of the total intensity and the intensity-weighted mean |q|;
+* the smallest |q| of a spot (the first ring), defined as soon as one spot besides the central
+  beam is there: the length scale of the pattern when g1 is not (a systematic row).
 
 Undefined values (fewer than three spots besides the central beam, or all of them on one line)
 are −1, a value no defined feature takes, so forests can split on it.
@@ -54,6 +56,7 @@ ZONE_FEATURE_NAMES = (
     "q_max",
     "n_strong",
     "q_mean",
+    "q_min",
 )
 """Column names of :func:`zone_lattice_features`, in order."""
 
@@ -95,6 +98,8 @@ def _one(bragg: np.ndarray) -> np.ndarray:
     r = np.hypot(q[:, 0], q[:, 1])
     keep = r > CENTRAL_TOLERANCE
     q, r, inten = q[keep], r[keep], bragg[keep, 2].astype(np.float64)
+    if len(r):
+        out[-1] = r.min()
     total = inten.sum()
     if len(r) < 3 or total <= 0:
         return out
@@ -120,7 +125,7 @@ def _one(bragg: np.ndarray) -> np.ndarray:
     mirrors = np.sort(mirrors)[::-1]
     hk = np.linalg.solve(np.array([g1, g2]).T, q.T).T
     on = np.abs(hk - np.round(hk)).max(axis=1) < _LATTICE_TOLERANCE
-    out[:] = (
+    out[:-1] = (
         a,
         b,
         b / a,
@@ -154,7 +159,8 @@ def zone_lattice_features(bragg_lists: Any) -> np.ndarray:
     Returns
     -------
     numpy.ndarray
-        (N, 19) features, columns :data:`ZONE_FEATURE_NAMES`; −1 where undefined.
+        (N, :data:`N_ZONE_FEATURES`) features, columns :data:`ZONE_FEATURE_NAMES`; −1 where
+        undefined.
     """
     patterns, _ = _as_patterns(bragg_lists)
     rows = [_one(validate_bragg(p, f"bragg_lists[{i}]")) for i, p in enumerate(patterns)]
