@@ -212,9 +212,12 @@ class FrameScorer:
         meta: dict | None = None,
         crystal: CrystalPredictor | None = None,
     ) -> None:
-        # channels_last: ~2× faster small convolutions on CPU (oneDNN), same numbers
+        # channels_last: faster small convolutions on CPU (oneDNN) with the same numbers bit
+        # for bit: the CNN ~2×, the VAE decoder 0.93 → 0.69 ms at batch 1. Not the VAE
+        # encoder: there it saves 0.06 ms but changes the latent in the 7th digit.
         self.cnn = cnn.eval().to(memory_format=torch.channels_last)
         self.vae = vae.eval()
+        self.vae.decoder.to(memory_format=torch.channels_last)
         self.line = line
         self.reference = reference_pattern(reference)
         self.recon_scale = float(recon_scale)
@@ -278,7 +281,14 @@ class FrameScorer:
         root = Path(folder)
         root.mkdir(parents=True, exist_ok=True)
         torch.save(self.cnn.state_dict(), root / cnn_name)
-        torch.save(self.vae.state_dict(), root / "vae.pt")
+        # The VAE's tensors in the standard layout, as training wrote them (its decoder runs
+        # channels_last), so that a saved scorer's vae.pt is byte for byte the trained one
+        # (clone, not contiguous(): a 1-channel weight keeps odd strides through the latter);
+        # the CNN was saved channels_last from the start.
+        vae_state = self.vae.state_dict()  # an OrderedDict with module metadata: keep it
+        for key, value in vae_state.items():
+            vae_state[key] = value.clone(memory_format=torch.contiguous_format)
+        torch.save(vae_state, root / "vae.pt")
         np.save(root / "reference.npy", self.reference.astype(np.float32))
         meta = dict(self.meta)
         meta.update(

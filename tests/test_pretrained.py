@@ -58,3 +58,20 @@ def test_both_variants_load():
     assert not torch.equal(next(exp.cnn.parameters()), next(syn.cnn.parameters()))
     with pytest.raises(ValueError, match="variant="):
         FrameScorer.pretrained("fancy")
+
+
+def test_fast_layouts_keep_the_numbers_and_the_saved_weights(scorer, tmp_path):
+    """The decoder runs channels_last for speed: same reconstruction bit for bit as the
+    standard layout, and a saved scorer's vae.pt is byte for byte the shipped file."""
+    from importlib import resources
+
+    x = torch.rand(3, 1, 64, 64)
+    plain = type(scorer.vae)(latent_dim=scorer.vae.latent_dim)
+    plain.load_state_dict(scorer.vae.state_dict())
+    plain.eval()
+    with torch.inference_mode():
+        mu, _ = plain.encode(x)
+        assert torch.equal(scorer.vae.decode(mu), plain.decode(mu))
+    shipped = resources.files("uedsteer.surrogates") / "weights" / "vae.pt"
+    saved = scorer.save(tmp_path) / "vae.pt"
+    assert saved.read_bytes() == shipped.read_bytes()
