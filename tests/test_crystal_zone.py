@@ -76,16 +76,22 @@ def test_degenerate_lists_are_undefined_and_bad_ones_name_the_pattern():
         zone_lattice_features([row, bad])
 
 
-def test_predictor_on_zone_features_trains_predicts_and_round_trips(tmp_path):
-    rng = np.random.default_rng(11)
-    lists, systems, groups, lattices = make_dataset(rng, 40)
-    model = CrystalPredictor(
+def small_zone_model(**kwargs) -> CrystalPredictor:
+    """A predictor on the zone features with 10-tree forests, fitted in one thread."""
+    return CrystalPredictor(
         system_params=SMALL,
         space_group_params=SMALL,
         lattice_params=SMALL,
         n_jobs=1,
         features="zone",
+        **kwargs,
     )
+
+
+def test_predictor_on_zone_features_trains_predicts_and_round_trips(tmp_path):
+    rng = np.random.default_rng(11)
+    lists, systems, groups, lattices = make_dataset(rng, 40)
+    model = small_zone_model()
     x, valid = model.features(lists)
     assert x.shape == (len(lists), N_ZONE_FEATURES) and valid.all()
     model.fit(x, systems, groups, lattices, progress=False)
@@ -119,14 +125,7 @@ def test_scaled_lattice_target_extrapolates_to_unseen_lattice_constants(tmp_path
     held = [kinematic_bragg(fcc(4.6), z) for z in zones]
     reads = {}
     for target in ("direct", "scaled"):
-        model = CrystalPredictor(
-            system_params=SMALL,
-            space_group_params=SMALL,
-            lattice_params=SMALL,
-            n_jobs=1,
-            features="zone",
-            lattice_target=target,
-        )
+        model = small_zone_model(lattice_target=target)
         x, valid = model.features(lists)
         assert valid.all()
         model.fit(x, ["cubic"] * len(lists), [225] * len(lists), lat, progress=False)

@@ -99,7 +99,7 @@ def _one(bragg: np.ndarray) -> np.ndarray:
     keep = r > CENTRAL_TOLERANCE
     q, r, inten = q[keep], r[keep], bragg[keep, 2].astype(np.float64)
     if len(r):
-        out[-1] = r.min()
+        out[-1] = r.min()  # q_min, the last column: defined even without a 2-D lattice
     total = inten.sum()
     if len(r) < 3 or total <= 0:
         return out
