@@ -7,6 +7,7 @@ from test_crystal_model import SMALL, make_dataset
 from uedsteer.surrogates.crystal.predictor import CrystalPredictor
 from uedsteer.surrogates.crystal.zone import (
     N_ZONE_FEATURES,
+    RING_CENTRES,
     UNDEFINED,
     ZONE_FEATURE_NAMES,
     zone_lattice_features,
@@ -67,13 +68,67 @@ def test_degenerate_lists_are_undefined_and_bad_ones_name_the_pattern():
     beam_only = np.array([[0.0, 0.0, 1.0]])
     out = zone_lattice_features([row, beam_only])
     assert out.shape == (2, N_ZONE_FEATURES) and (out[1] == UNDEFINED).all()
-    # a systematic row has no 2-D lattice, but its first ring sets the length scale
-    assert (np.delete(out[0], COL["q_min"]) == UNDEFINED).all()
+    # a systematic row has no 2-D lattice, but its first ring sets the length scale and the
+    # ring profile: 2 of 2.5 at (q/q_min)² = 1, 0.5 at 4
+    assert (out[0, : COL["q_min"]] == UNDEFINED).all()
     assert out[0, COL["q_min"]] == pytest.approx(0.3)
+    ring = out[0, COL["q_min"] + 1 :]
+    assert ring.sum() == pytest.approx(1.0)
+    assert ring[RING_CENTRES.index(1.0)] == pytest.approx(0.8)
+    assert ring[RING_CENTRES.index(4.0)] == pytest.approx(0.2)
     bad = lattice([0.3, 0], [0, 0.3])
     bad[3, 2] = np.nan
     with pytest.raises(ValueError, match=r"bragg_lists\[1\]"):
         zone_lattice_features([row, bad])
+
+
+def test_ring_profile_reads_the_allowed_rings_at_any_lattice_constant():
+    """[001] zones of primitive and face-centred cubic, kinematic spots with equal intensity.
+
+    In units of the first ring, primitive cubic (hk0) has rings at h² + k² = 1, 2, 4, 5, 8, …;
+    face-centred cubic keeps only h, k even: (200), (220), (400), … at N/4 = 1, 2, 4, 5, 8 — the
+    same sequence (the [001] ambiguity the lattice regressor must settle). Along [011] they
+    differ: FCC's (111), (200), (022) sit at N/3 = 1, 4/3, 8/3, a primitive cell's (100),
+    (011), (111) at 1, 2, 3.
+    """
+
+    def pattern(a, allowed, axis):
+        h, k, l_ = np.meshgrid(*[np.arange(-6, 7)] * 3, indexing="ij")
+        hkl = np.column_stack([h.ravel(), k.ravel(), l_.ravel()])
+        hkl = hkl[(hkl @ np.asarray(axis) == 0) & allowed(hkl)]
+        u = np.asarray(axis, float) / np.linalg.norm(axis)
+        e1 = np.cross(u, [0, 0, 1.0] if abs(u[2]) < 0.9 else [1.0, 0, 0])
+        e1 /= np.linalg.norm(e1)
+        e2 = np.cross(u, e1)
+        g = hkl / a
+        q = np.column_stack([g @ e1, g @ e2])
+        q = q[np.hypot(*q.T) < 1.6]
+        return np.column_stack([q, np.ones(len(q))])
+
+    def fcc(hkl):
+        return (hkl % 2 == hkl[:, :1] % 2).all(axis=1)
+
+    def primitive(hkl):
+        return np.ones(len(hkl), bool)
+
+    ring = slice(COL["q_min"] + 1, None)
+
+    def rings_present(f):
+        return {c for c, share in zip(RING_CENTRES, f[ring], strict=True) if share > 0}
+
+    fcc011 = zone_lattice_features([pattern(a, fcc, [0, 1, 1]) for a in (3.6, 4.08, 5.4)])
+    # the same rings at any lattice constant (shares of a total that counts more rings within
+    # the |q| cut for a larger cell, so compared relative to the first ring)
+    small, large = fcc011[0, ring][:8], fcc011[2, ring][:8]
+    np.testing.assert_allclose(small / small[0], large / large[0], atol=1e-9)
+    assert {1.0, 1.5, 2.5} <= rings_present(fcc011[1])  # N/3 = 1, 4/3, 8/3 → 1, 1.5, 2.5 bins
+    assert 2.0 not in rings_present(fcc011[1]) and 3.0 not in rings_present(fcc011[1])
+    p011 = zone_lattice_features(pattern(4.08, primitive, [0, 1, 1]))[0]
+    assert {1.0, 2.0, 3.0} <= rings_present(p011)
+    assert rings_present(p011) != rings_present(fcc011[1])
+    p001 = zone_lattice_features(pattern(2.04, primitive, [0, 0, 1]))[0]
+    f001 = zone_lattice_features(pattern(4.08, fcc, [0, 0, 1]))[0]
+    np.testing.assert_allclose(p001[ring], f001[ring], atol=1e-9)
 
 
 def small_zone_model(**kwargs) -> CrystalPredictor:

@@ -21,7 +21,13 @@ and the projected symmetry of the intensities (2-, 3-, 4-, 6-fold axes and mirro
   e.g. for a centred cell picked up through a weak row), the number of spots, the largest |q|,
   the number of spots above 1 % of the total intensity and the intensity-weighted mean |q|;
 * the smallest |q| of a spot (the first ring), defined as soon as one spot besides the central
-  beam is there: the length scale of the pattern when g1 is not (a systematic row).
+  beam is there: the length scale of the pattern when g1 is not (a systematic row);
+* the ring profile: the share of intensity at each (|q| / q_min)² = 1, 1.5, 2, …, 16.5 (bins
+  of width 0.5). In units of the pattern's own first ring the profile does not depend on the
+  lattice constant, so a structure type reads the same at any size: the sequence of allowed
+  rings (N = h² + k² + l² over the first one: 1, 2, 3, 4, 5 … for a primitive cubic row,
+  1, 4/3, 8/3, 11/3 … for face-centred cubic) and their relative intensities (rock salt against
+  zinc blende) are what set space groups apart.
 
 Undefined values (fewer than three spots besides the central beam, or all of them on one line)
 are −1, a value no defined feature takes, so forests can split on it.
@@ -60,7 +66,14 @@ ZONE_FEATURE_NAMES = (
 )
 """Column names of :func:`zone_lattice_features`, in order."""
 
+RING_WIDTH = 0.5
+"""Width of the ring-profile bins in (|q| / q_min)²."""
+RING_CENTRES = tuple(1.0 + RING_WIDTH * k for k in range(32))
+"""Bin centres of the ring profile in (|q| / q_min)², 1 … 16.5."""
+ZONE_FEATURE_NAMES = ZONE_FEATURE_NAMES + tuple(f"ring_{c:g}" for c in RING_CENTRES)
+
 N_ZONE_FEATURES = len(ZONE_FEATURE_NAMES)
+_N_CELL = ZONE_FEATURE_NAMES.index("q_min")  # cell and symmetry columns before q_min
 UNDEFINED = -1.0
 _MIN_SINE = 0.2  # g2 must make at least ~11.5° with g1 to count as a second direction
 _LATTICE_TOLERANCE = 0.1  # |hk − round(hk)| below this: the spot is on the reduced lattice
@@ -92,15 +105,25 @@ def _reduced_basis(q: np.ndarray, r: np.ndarray) -> tuple[np.ndarray, np.ndarray
     return g1, g2
 
 
+def _ring_profile(r: np.ndarray, inten: np.ndarray) -> np.ndarray:
+    """Share of intensity per bin of (r / r.min())² (see :data:`RING_CENTRES`)."""
+    k = np.floor(((r / r.min()) ** 2 - RING_CENTRES[0]) / RING_WIDTH + 0.5).astype(np.int64)
+    inside = k < len(RING_CENTRES)
+    return np.bincount(k[inside], weights=inten[inside], minlength=len(RING_CENTRES))
+
+
 def _one(bragg: np.ndarray) -> np.ndarray:
     out = np.full(N_ZONE_FEATURES, UNDEFINED)
     q = bragg[:, :2].astype(np.float64)
     r = np.hypot(q[:, 0], q[:, 1])
     keep = r > CENTRAL_TOLERANCE
     q, r, inten = q[keep], r[keep], bragg[keep, 2].astype(np.float64)
-    if len(r):
-        out[-1] = r.min()  # q_min, the last column: defined even without a 2-D lattice
     total = inten.sum()
+    if len(r):
+        # q_min and the ring profile are defined even without a 2-D lattice
+        out[_N_CELL] = r.min()
+        if total > 0:
+            out[_N_CELL + 1 :] = _ring_profile(r, inten / total)
     if len(r) < 3 or total <= 0:
         return out
     inten = inten / total
@@ -125,7 +148,7 @@ def _one(bragg: np.ndarray) -> np.ndarray:
     mirrors = np.sort(mirrors)[::-1]
     hk = np.linalg.solve(np.array([g1, g2]).T, q.T).T
     on = np.abs(hk - np.round(hk)).max(axis=1) < _LATTICE_TOLERANCE
-    out[:-1] = (
+    out[:_N_CELL] = (
         a,
         b,
         b / a,
