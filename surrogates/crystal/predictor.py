@@ -717,12 +717,15 @@ class CrystalPredictor:
         ):
             bragg_lists = [bragg_lists]
         bragg_lists = self.prepare(bragg_lists)
+        zone_only = self.feature_set == "zone"
+        # the zone model needs only the radial basis's validity (the authors' preprocessing);
+        # one bin of one harmonic gives it at a fraction of the cost
         x, valid = radial_basis(
             bragg_lists,
             preprocess=preprocess,
             dq=self.dq,
-            n_radial=self.n_radial,
-            p_max=self.p_max,
+            n_radial=1 if zone_only else self.n_radial,
+            p_max=0 if zone_only else self.p_max,
             min_spots=self.min_spots,
             on_invalid="nan",
         )
@@ -733,7 +736,7 @@ class CrystalPredictor:
         if self.zone_features != ZONE_FEATURE_NAMES:
             zone = zone[:, [ZONE_FEATURE_NAMES.index(name) for name in self.zone_features]]
         zone[~valid] = np.nan  # the same lists are usable (≥ min_spots) whatever the features
-        return (zone if self.feature_set == "zone" else np.hstack([x, zone])), valid
+        return (zone if zone_only else np.hstack([x, zone])), valid
 
     def features(self, bragg_lists: Any) -> tuple[np.ndarray, np.ndarray]:
         """The model's input for Bragg lists: cropped and oriented as the model was trained,
