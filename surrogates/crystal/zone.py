@@ -42,7 +42,7 @@ from scipy.spatial import cKDTree
 
 from .features import CENTRAL_TOLERANCE, _as_patterns, validate_bragg
 
-ZONE_FEATURE_NAMES = (
+_CELL_FEATURE_NAMES = (
     "g1",
     "g2",
     "g2_over_g1",
@@ -64,16 +64,16 @@ ZONE_FEATURE_NAMES = (
     "q_mean",
     "q_min",
 )
-"""Column names of :func:`zone_lattice_features`, in order."""
-
 RING_WIDTH = 0.5
 """Width of the ring-profile bins in (|q| / q_min)²."""
 RING_CENTRES = tuple(1.0 + RING_WIDTH * k for k in range(32))
 """Bin centres of the ring profile in (|q| / q_min)², 1 … 16.5."""
-ZONE_FEATURE_NAMES = ZONE_FEATURE_NAMES + tuple(f"ring_{c:g}" for c in RING_CENTRES)
+ZONE_FEATURE_NAMES = _CELL_FEATURE_NAMES + tuple(f"ring_{c:g}" for c in RING_CENTRES)
+"""Column names of :func:`zone_lattice_features`, in order: the cell, symmetry and size
+features, q_min, then the ring profile ``ring_1`` … ``ring_16.5``."""
 
 N_ZONE_FEATURES = len(ZONE_FEATURE_NAMES)
-_N_CELL = ZONE_FEATURE_NAMES.index("q_min")  # cell and symmetry columns before q_min
+_N_CELL = len(_CELL_FEATURE_NAMES) - 1  # columns before q_min
 UNDEFINED = -1.0
 _MIN_SINE = 0.2  # g2 must make at least ~11.5° with g1 to count as a second direction
 _LATTICE_TOLERANCE = 0.1  # |hk − round(hk)| below this: the spot is on the reduced lattice
