@@ -118,15 +118,15 @@ def _one(bragg: np.ndarray) -> np.ndarray:
     r = np.hypot(q[:, 0], q[:, 1])
     keep = r > CENTRAL_TOLERANCE
     q, r, inten = q[keep], r[keep], bragg[keep, 2].astype(np.float64)
-    total = inten.sum()
+    # q_min and the ring profile are defined even without a 2-D lattice
     if len(r):
-        # q_min and the ring profile are defined even without a 2-D lattice
         out[_N_CELL] = r.min()
-        if total > 0:
-            out[_N_CELL + 1 :] = _ring_profile(r, inten / total)
+    total = inten.sum()
+    if total > 0:
+        inten = inten / total
+        out[_N_CELL + 1 :] = _ring_profile(r, inten)
     if len(r) < 3 or total <= 0:
         return out
-    inten = inten / total
     basis = _reduced_basis(q, r)
     if basis is None:
         return out
