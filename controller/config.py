@@ -148,7 +148,7 @@ class CampaignConfig(BaseModel):
         1, ge=1, le=20, description="Shots at the safe start before the GP proposes."
     )
     heating_growth: float | None = Field(
-        1.3,
+        1.2,
         gt=1,
         description="SafeOpt-style expansion on the heating score (apparent Debye–Waller "
         "Δ⟨u²⟩): a candidate's predicted heating (upper bound) may exceed the hottest "
@@ -175,6 +175,16 @@ class CampaignConfig(BaseModel):
         "Debye–Waller Δ⟨u²⟩, Å²) of any candidate, known before the campaign: e.g. from a "
         "static heating calibration of the sample's damage temperature. None: only the "
         "limit learned from damaging shots.",
+    )
+    explore_excitation: float | None = Field(
+        0.7,
+        gt=0,
+        le=1,
+        description="While the objective is flat (nothing has transformed yet), propose only "
+        "among the safe candidates whose predicted heating (GP mean) is at least this "
+        "fraction of the hottest one's: the transformation grows with the absorbed energy, "
+        "so a cold shot at a new wavelength cannot reveal a low threshold there. None: "
+        "every safe candidate.",
     )
     refit_every: int = Field(
         5,

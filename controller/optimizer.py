@@ -22,8 +22,11 @@ Safety model (hard, not soft):
   the threshold learned at one wavelength holds at all of them.
 * The safe set is evaluated over the whole search box, not only within reach. Among its
   points only the highest fluence at each setting of the other parameters is considered
-  (``monotone_fluence``: the transformation grows with the excitation); there
-  qLogNoisyExpectedImprovement picks the target, or, where it expects less than 1 % of the
+  (``monotone_fluence``: the transformation grows with the excitation), and while the
+  objective is flat (nothing has transformed yet) only those whose predicted heating is
+  within ``explore_excitation`` of the hottest: the search looks for the wavelength with a low
+  threshold at the highest safe absorbed energy, never with cold shots that cannot show it;
+  there qLogNoisyExpectedImprovement picks the target, or, where it expects less than 1 % of the
   gap to the target, it explores at the most uncertain point that could still be the best
   (upper bound μ + 2σ above the best lower bound), as SafeOpt does. The objective's
   GP has a linear prior mean, so where nothing was measured it extrapolates the trend with
@@ -379,6 +382,7 @@ class SafeOptimizer:
             else:
                 safe &= mu - cfg.beta * sd >= bound / unit
         self.heating_limit = float("nan")
+        self.heating_model = None
         if cfg.heating_growth is not None and "heating" in scores:
             safe &= self._heating_safe(settings, scores, cand, dmg_p)
         return safe.numpy(), 1.0 / (1.0 + np.exp(-ucb.numpy()))
@@ -443,6 +447,7 @@ class SafeOptimizer:
         # the direct readings predict for them. A damage-free one extends the safe set from
         # the lower bound of that prediction (cautious growth); a damaging one sets the limit
         # at its predicted mean (a lower bound far out would forbid everything).
+        self.heating_model = model
         h_eff = np.where(direct, np.maximum(np.nan_to_num(h), HEATING_NOISE), np.nan)
         h_cap = h_eff.copy()
         inferred = known & ~direct
@@ -508,6 +513,12 @@ class SafeOptimizer:
         pool = np.flatnonzero(safe)
         if cfg.monotone_fluence and "fluence" in self.names:
             pool = pool[self.frontier(cand_phys[pool])]
+        flat = float(y.max() - y.min()) < cfg.objective_scale
+        hot = self._hottest(cand_phys[pool]) if flat else None
+        if hot is not None:
+            # Nothing has transformed yet: a cold point cannot show where the threshold is
+            # low, so only the candidates near the hottest safe excitation are worth a shot.
+            pool = pool[hot]
         choices = torch.tensor(self.to_model(cand_phys[pool]))
         with torch.no_grad():
             values = acqf(choices[:, None, :])
@@ -549,6 +560,17 @@ class SafeOptimizer:
             models={k: dict(v) for k, v in self.summaries.items()},
             target=dict(zip(self.names, (float(v) for v in target), strict=True)),
         )
+
+    def _hottest(self, points: np.ndarray) -> np.ndarray | None:
+        """Mask of ``points`` whose predicted heating (GP mean) is at least
+        ``explore_excitation`` × the hottest of them; None without a heating model."""
+        share = self.config.explore_excitation
+        if share is None or self.heating_model is None or len(points) == 0:
+            return None
+        x = torch.tensor(self._heating_features(points))
+        with torch.no_grad():
+            mean = self.heating_model.posterior(x).mean.squeeze(-1).numpy()
+        return mean >= mean.max() + np.log(share)
 
     def export_state(self) -> dict[str, dict]:
         """The fitted GP hyperparameters as plain numbers (JSON-ready), per model.

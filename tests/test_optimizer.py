@@ -220,3 +220,16 @@ def test_exported_gp_state_warm_starts_a_fresh_optimizer():
     assert (safe_a == safe_b).all()
     with pytest.raises(ValueError, match="state="):
         SafeOptimizer(CFG).load_state({"objective": 3})
+
+
+def test_before_any_transformation_the_target_is_at_the_hottest_safe_excitation():
+    """Flat progress: a cold point at a new wavelength cannot show a low threshold, so the
+    target's absorbed energy (heating) is at least that of the hottest damage-free shot."""
+    x = np.array([[0.5, 800.0], [1.0, 800.0], [1.5, 800.0], [2.0, 800.0], [0.5, 650.0]])
+    scores = truth(x)
+    rng = np.random.default_rng(0)
+    scores["progress"] = 0.02 + rng.normal(0, 0.003, len(x))
+    opt = SafeOptimizer(CampaignConfig(n_candidates=64, explore_excitation=0.7))
+    prop = opt.propose(x, scores, x[-2])
+    goal = np.array([[prop.target["fluence"], prop.target["wavelength"]]])
+    assert truth(goal)["heating"][0] >= scores["heating"].max(), prop.target
