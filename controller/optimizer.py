@@ -14,8 +14,10 @@ Safety model (hard, not soft):
   (or lower) confidence bound.
 * Heating (a damage precursor): the scorer's apparent Debye–Waller Δ⟨u²⟩ rises with the
   absorbed fluence long before damage shows. A GP on log(heating) over (log fluence, other
-  parameters) with a linear prior mean and short wavelength correlations (exciton lines)
-  predicts it; its upper bound must stay below ``heating_growth`` × the hottest damage-free
+  parameters) with a prior mean linear in log fluence only (no trend in the wavelength: an
+  absorbance spectrum is no straight line, so an unmeasured wavelength gets the average
+  absorbance and the full prior uncertainty) and short wavelength correlations (exciton
+  lines) predicts it; its upper bound must stay below ``heating_growth`` × the hottest damage-free
   frame + ``heating_floor`` (the safe set grows in small steps of absorbed energy, whatever
   the absorbance at a wavelength), and once a setting has caused damage, below
   ``heating_margin`` × the lowest heating that did: damage depends on the absorbed energy, so
@@ -55,7 +57,7 @@ from botorch.models import SingleTaskGP
 from botorch.models.transforms import Normalize, Standardize
 from botorch.sampling import SobolQMCNormalSampler
 from gpytorch.constraints import Interval
-from gpytorch.means import LinearMean
+from gpytorch.means import LinearMean, Mean
 from gpytorch.mlls import ExactMarginalLogLikelihood
 from scipy.stats.qmc import Sobol
 
@@ -231,7 +233,7 @@ class SafeOptimizer:
         y: torch.Tensor,
         standardize: bool,
         scale: float,
-        linear_mean: bool,
+        linear_mean: bool | tuple[int, ...],
         wavelength_scale: float,
     ) -> SingleTaskGP:
         """One GP on (x, y) with its constraints, warm-started from the last fit of ``key``."""
@@ -247,7 +249,7 @@ class SafeOptimizer:
                 train_Yvar=None if standardize else torch.full_like(y, DAMAGE_NOISE_VAR),
                 input_transform=Normalize(x.shape[-1], bounds=bounds),
                 outcome_transform=Standardize(1, min_stdv=scale) if standardize else None,
-                mean_module=LinearMean(x.shape[-1]) if linear_mean else None,
+                mean_module=_mean(linear_mean, x.shape[-1]),
             )
         if standardize and "wavelength" in self.names:
             # Photon-energy-selective features (exciton lines, the resonance band) are narrow:
@@ -286,7 +288,7 @@ class SafeOptimizer:
         y: torch.Tensor,
         standardize: bool,
         scale: float = 1e-8,
-        linear_mean: bool = False,
+        linear_mean: bool | tuple[int, ...] = False,
         wavelength_scale: float = 0.0,
     ):
         """Fit (warm-started) one GP; ``standardize=False`` marks the damage model.
@@ -410,12 +412,17 @@ class SafeOptimizer:
             u[:, j] = (np.log(np.maximum(settings[:, j], 1e-6)) - lo) / (hi - lo)
         return u
 
+    def _fluence_dims(self) -> tuple[int, ...]:
+        """Input columns of the fluence (empty when the fluence is not steered)."""
+        return (self.names.index("fluence"),) if "fluence" in self.names else ()
+
     def _heating_safe(self, settings, scores, cand: torch.Tensor, dmg_p: np.ndarray):
         """SafeOpt expansion on the heating precursor.
 
-        A GP models log(heating) over (log fluence, other parameters) with a linear prior
-        mean (heating is close to a power law of the fluence, scaled by the absorbance at
-        each wavelength) and short wavelength correlations (exciton lines). Only frames of
+        A GP models log(heating) over (log fluence, other parameters) with a prior mean
+        linear in log fluence only (heating is close to a power law of the fluence, scaled by
+        the absorbance at each wavelength, which is not extrapolated) and short wavelength
+        correlations (exciton lines). Only frames of
         an untransformed lattice (progress < ``HEATING_VALID_PROGRESS``) that caused no
         damage train it: there the Debye–Waller figure is lattice heating. A candidate is
         admitted if the upper bound of its heating stays below ``heating_growth`` × the
@@ -440,7 +447,11 @@ class SafeOptimizer:
             torch.tensor(np.log(np.maximum(h[use], HEATING_NOISE)))[:, None],
             True,
             HEATING_LOG_SCALE,
-            linear_mean=True,
+            # a trend in log fluence only: an absorbance spectrum is no straight line in the
+            # wavelength (the C exciton quadruples it below 600 nm), so away from readings the
+            # model must fall back to the average absorbance and its uncertainty, not to a
+            # trend extrapolated from elsewhere
+            linear_mean=self._fluence_dims(),
             wavelength_scale=ABSORBANCE_LENGTHSCALE,
         )
         # Shots on a transforming lattice have no heating reading: they count with the heating
@@ -611,6 +622,29 @@ class SafeOptimizer:
     def within_ramp(self, point: np.ndarray, last: np.ndarray) -> bool:
         """True if ``point`` is within every parameter's ramp limit of ``last``."""
         return bool(np.all(np.abs(np.asarray(point) - np.asarray(last)) <= self._steps + 1e-9))
+
+
+class _TrendMean(Mean):
+    """Prior mean ``b + Σ_k w_k x_k`` over the input columns ``dims`` only."""
+
+    def __init__(self, dims: tuple[int, ...]) -> None:
+        super().__init__()
+        self.dims = list(dims)
+        self.register_parameter("weights", torch.nn.Parameter(torch.zeros(len(dims), 1)))
+        self.register_parameter("bias", torch.nn.Parameter(torch.zeros(1)))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return (x[..., self.dims] @ self.weights).squeeze(-1) + self.bias
+
+
+def _mean(linear: bool | tuple[int, ...], d: int) -> Mean | None:
+    """The prior mean of a GP: constant (False), linear in every input (True), or linear in
+    the given input columns only."""
+    if linear is True:
+        return LinearMean(d)
+    if linear is False:
+        return None
+    return _TrendMean(linear)
 
 
 def _hyperparameters(model) -> dict[str, torch.Tensor]:
