@@ -180,7 +180,8 @@ class CampaignConfig(BaseModel):
         0.7,
         gt=0,
         le=1,
-        description="While the objective is flat (nothing has transformed yet), propose only "
+        description="While the objective is flat (its data spread less than objective_scale: "
+        "nothing has transformed yet), propose only "
         "among the safe candidates whose predicted heating (GP mean) is at least this "
         "fraction of the hottest one's: the transformation grows with the absorbed energy, "
         "so a cold shot at a new wavelength cannot reveal a low threshold there. None: "

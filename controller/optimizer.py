@@ -147,6 +147,7 @@ class SafeOptimizer:
         self.summaries: dict[str, dict[str, float]] = {}
         self.mode = "improve"
         self.travel = False
+        self.heating_model: SingleTaskGP | None = None  # set by safe_set when heating is used
 
     # ------------------------------------------------------------ coordinates
     @staticmethod

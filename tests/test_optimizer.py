@@ -4,6 +4,7 @@ import json
 
 import numpy as np
 import pytest
+import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -250,8 +251,6 @@ def test_heating_model_does_not_extrapolate_an_absorbance_trend_to_unmeasured_wa
     """Readings at 750–850 nm where the absorbance rises steeply with the wavelength say
     nothing about 550 nm (the C exciton absorbs strongly there): far from readings the model
     falls back to the average absorbance, and its upper bound covers the strongest one seen."""
-    import torch
-
     f = np.array([0.5, 1.0, 2.0, 3.0] * 3)
     lam = np.repeat([750.0, 800.0, 850.0], 4)
     x = np.column_stack([f, lam])
