@@ -169,27 +169,16 @@ def test_failed_measurements_are_skipped_not_fatal():
         SafeOptimizer(CFG).propose(x, scores, x[-1])
 
 
-def steep_onset(x):
-    """:func:`truth` with the response model's onset width (0.08 ε_T, DESIGN.md) instead of
-    0.4 mJ/cm²: the frames of a broad onset stop being heating readings long before the
-    threshold, and the heating expansion then creeps (README, known limitation)."""
-    scores = truth(x)
-    f, lam = x[:, 0], x[:, 1]
-    gauss = np.exp(-((lam - 800) ** 2) / (2 * 120**2))
-    scores["progress"] = gauss / (1 + np.exp(-(f - 3.0) / (0.08 * 3.0)))
-    return scores
-
-
 def test_climbs_towards_the_transformation_without_damage():
     opt = SafeOptimizer(CFG)
     x = np.array([[0.5, 800.0], [1.0, 800.0], [1.5, 800.0], [2.0, 800.0]])
     for _ in range(16):
         try:
-            prop = opt.propose(x, steep_onset(x), x[-1])
+            prop = opt.propose(x, truth(x), x[-1])
         except NoSafeCandidate:
             break
         x = np.vstack([x, [prop.settings["fluence"], prop.settings["wavelength"]]])
-    sc = steep_onset(x)
+    sc = truth(x)
     assert sc["progress"].max() > 0.5, f"reached {sc['progress'].max():.2f}"
     assert sc["damage_prob"].max() < 0.5, "never stepped into damage"
 
