@@ -212,7 +212,6 @@ class Campaign:
         self.resumed_from: str | None = None
         self.previous_stop = ""
         self.proposal_seconds: list[float] = []
-        self._consecutive_damage = 0
         self._consecutive_failures = 0
 
     # ------------------------------------------------------------------ views
@@ -463,16 +462,20 @@ class Campaign:
             return "continue"
         self._consecutive_failures = 0
         s = trial.scores
-        if s["damage_prob"] >= cfg.halt_damage_prob:
-            self._consecutive_damage += 1
-        else:
-            self._consecutive_damage = 0
-        if self._consecutive_damage >= cfg.halt_consecutive:
-            self._consecutive_damage = 0
+        what = ""
+        if self._damage_run(cfg.halt_damage_prob) >= cfg.halt_consecutive:
             what = (
                 f"damage on spot {trial.spot}: damage probability ≥ {cfg.halt_damage_prob} "
                 f"in {cfg.halt_consecutive} consecutive frames"
             )
+        elif cfg.hurt_spot_frames is not None and self._damage_run(DAMAGED) >= (
+            cfg.hurt_spot_frames
+        ):
+            what = (
+                f"damage on spot {trial.spot}: damage probability ≥ {DAMAGED} in "
+                f"{cfg.hurt_spot_frames} consecutive frames"
+            )
+        if what:
             self.damaged_spots.append(trial.spot)
             if cfg.on_damage == "move" and self.spot_index + 1 < len(self.spots):
                 self.spot_index += 1
@@ -489,6 +492,23 @@ class Campaign:
             self._stop(f"shot budget of {cfg.budget} used")
             return "stop"
         return "continue"
+
+    def _damage_run(self, level: float) -> int:
+        """Successful frames in a row, at the end of the record on the current shot's spot,
+        whose damage probability reaches ``level`` (failed shots are skipped)."""
+        trials = self.record.trials
+        if not trials:
+            return 0
+        run = 0
+        for t in reversed(trials):
+            if t.spot != trials[-1].spot:
+                break
+            if t.status != "ok":
+                continue
+            if not t.scores.get("damage_prob", 0.0) >= level:
+                break
+            run += 1
+        return run
 
     def _target_met(self, s: Mapping[str, float]) -> bool:
         cfg = self.config
@@ -514,17 +534,6 @@ class Campaign:
             self.spot_index = self.spots.index(last_spot)
         while self.spot in self.damaged_spots and self.spot_index + 1 < len(self.spots):
             self.spot_index += 1
-        # the halting counters continue where they were
-        self._consecutive_damage = 0
-        for t in reversed(trials):
-            if (
-                t.status == "ok"
-                and t.spot == self.spot
-                and (t.scores.get("damage_prob", 0.0) >= self.config.halt_damage_prob)
-            ):
-                self._consecutive_damage += 1
-            else:
-                break
 
     @classmethod
     def resume(cls, catalog, uid: str, **kwargs) -> Campaign:

@@ -205,6 +205,14 @@ class CampaignConfig(BaseModel):
     halt_consecutive: int = Field(
         2, ge=1, description="Damaged frames in a row that halt (or move) the campaign."
     )
+    hurt_spot_frames: int | None = Field(
+        3,
+        ge=2,
+        description="Frames in a row on one spot whose damage probability reaches 0.5 that "
+        "count as damage like halt_consecutive frames at halt_damage_prob: on a lightly hurt "
+        "spot the damage classes hover between 0.5 and 0.9, and such frames teach the "
+        "models nothing (a hurt spot hides what a setting does). None: only the halt rule.",
+    )
     on_damage: Literal["halt", "move"] = Field(
         "halt",
         description="'halt': close the shutter and stop; 'move': go to a fresh spot and mark "

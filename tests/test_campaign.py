@@ -94,6 +94,28 @@ def test_ramp_origin_is_the_last_damage_free_shot():
     assert fresh.ramp_origin() == fresh.start_settings()
 
 
+def test_a_spot_whose_frames_keep_showing_damage_counts_as_damaged():
+    """Damage probabilities hovering at 0.6-0.8 never give two frames in a row at 0.8, yet the
+    spot is hurt: three frames in a row at 0.5 or more move the campaign (or halt it)."""
+    base = Campaign(CampaignConfig(on_damage="move")).start_settings()
+    moved = Campaign(CampaignConfig(on_damage="move"), spots=[0, 1])
+    actions = [moved.ingest(Step(base, moved.spot), _row(damage=d)).action for d in (0.7, 0.6)]
+    assert actions == ["continue", "continue"]
+    assert moved.ingest(Step(base, 0), _row(damage=0.75)).action == "move"
+    assert moved.spot == 1 and moved.damaged_spots == [0]
+    # a frame below 0.5 ends the run; frames on the fresh spot start a new one
+    for d in (0.7, 0.3, 0.7, 0.7):
+        assert moved.ingest(Step(base, 1), _row(damage=d)).action == "continue"
+    halted = Campaign(CampaignConfig())
+    for d in (0.6, 0.7, 0.6):
+        halted.ingest(Step(base, 0), _row(damage=d))
+    assert halted.stopped and "≥ 0.5 in 3 consecutive frames" in halted.record.stop_reason
+    lenient = Campaign(CampaignConfig(hurt_spot_frames=None))
+    for d in (0.6, 0.7, 0.6, 0.7):
+        lenient.ingest(Step(base, 0), _row(damage=d))
+    assert not lenient.stopped
+
+
 def test_callable_objective_and_failed_shots_are_kept():
     camp = Campaign(CampaignConfig(), objective=lambda s: 1.0 - s["line_distance"])
     step = Step(camp.start_settings(), 0)
