@@ -9,7 +9,12 @@ Safety model (hard, not soft):
   where nothing was measured the model says "50 % damage", which is unsafe. A candidate is
   admitted only if the upper confidence bound μ + β·σ of the damage logit is ≤ logit(δ), so
   the safe set grows outward from measured low-damage points (SafeOpt-style expansion) and
-  shrinks around damaging ones.
+  shrinks around damaging ones. Once the heating model (below) exists, the damage GP works
+  over the *predicted heating* instead of the fluence (and the other parameters, with
+  correlations over the whole wavelength range): damage follows the absorbed energy, so
+  damage-free shots vouch for the same absorbed energy at another wavelength, while a
+  fluence far above the measured ones at a wavelength whose absorbance is unknown stays
+  fenced by the heating model's upper bound.
 * Score constraints (e.g. line distance) are modelled the same way and must hold at the upper
   (or lower) confidence bound.
 * Heating (a damage precursor): the scorer's apparent Debye–Waller Δ⟨u²⟩ rises with the
@@ -80,6 +85,11 @@ HEATING_NOISE = 0.001  # Å²: noise level of the apparent Δ⟨u²⟩ of one fr
 # away must still inform the absorbance at a band where every frame transforms (0.08: success
 # 82.5 % vs 88.3 % over 120 samples, campaigns without damage 98.3 % vs 96.7 %).
 ABSORBANCE_LENGTHSCALE = 0.12
+# The damage model works over the predicted log heating (the absorbed energy, on which damage
+# depends) scaled over this range (Å²), and the other parameters; its wavelength correlation
+# may span the whole search range (what the wavelength changes is already in the heating).
+DAMAGE_HEATING_RANGE = (HEATING_NOISE, 0.1)
+DAMAGE_WAVELENGTH_LENGTHSCALE = 1.0
 HEATING_LOG_SCALE = 0.5  # log(heating) spreading less is flat: prior spread 1 (a factor e)
 FRONTIER_BINS = 16  # cells per other parameter when picking the highest safe fluence
 EI_NEGLIGIBLE = 0.01  # expected improvement below 1 % of the gap to the target: explore
@@ -152,6 +162,7 @@ class SafeOptimizer:
         self.mode = "improve"
         self.travel = False
         self.heating_model: SingleTaskGP | None = None  # set by safe_set when heating is used
+        self.damage_model: SingleTaskGP | None = None  # set by safe_set
 
     # ------------------------------------------------------------ coordinates
     @staticmethod
@@ -273,11 +284,16 @@ class SafeOptimizer:
             model.mean_module.constant.data.fill_(0.0)
             model.mean_module.raw_constant.requires_grad_(False)
             # Short correlation lengths: evidence of safety must not reach far (≤ 25 % of the
-            # search range), so the safe set grows in small steps from measured points.
+            # search range), so the safe set grows in small steps from measured points; over
+            # predicted heating the wavelength's effect is already in that input, so the
+            # wavelength may correlate across the range.
+            upper = torch.full((x.shape[-1],), DAMAGE_MAX_LENGTHSCALE, dtype=x.dtype)
+            if self._damage_over_heating() and "wavelength" in self.names:
+                upper[self.names.index("wavelength")] = DAMAGE_WAVELENGTH_LENGTHSCALE
             model.covar_module.register_constraint(
-                "raw_lengthscale", Interval(0.02, DAMAGE_MAX_LENGTHSCALE)
+                "raw_lengthscale", Interval(torch.full_like(upper, 0.02), upper)
             )
-            model.covar_module.lengthscale = 0.5 * DAMAGE_MAX_LENGTHSCALE
+            model.covar_module.lengthscale = 0.5 * upper
         old = self._state.get(key)
         if old is not None:  # warm start from the last fit
             try:
@@ -360,10 +376,16 @@ class SafeOptimizer:
         x, y, ok = self._xy(settings, logit(dmg_p) / LOGIT_SCALE)
         if not ok.any():
             raise NoSafeCandidate("no successful measurement to learn from yet")
+        self.heating_limit = float("nan")
+        self.heating_model = None
+        use_heat = cfg.heating_growth is not None and "heating" in scores
+        # the heating model first: the damage model works over its predictions
+        heat_ok = self._heating_safe(settings, scores, cand, dmg_p) if use_heat else None
+        x = torch.tensor(self.damage_features(settings[ok]))
         dmg = self._fit("damage", x, y, False)
         self.damage_model = dmg
         with torch.no_grad():
-            post = dmg.posterior(cand)
+            post = dmg.posterior(torch.tensor(self.damage_features(candidates)))
             ucb = (post.mean + cfg.beta * post.variance.clamp_min(1e-12).sqrt()).squeeze(-1)
         ucb = ucb * LOGIT_SCALE
         safe = ucb <= float(logit(cfg.damage_bound))
@@ -388,10 +410,8 @@ class SafeOptimizer:
                 safe &= mu + cfg.beta * sd <= bound / unit
             else:
                 safe &= mu - cfg.beta * sd >= bound / unit
-        self.heating_limit = float("nan")
-        self.heating_model = None
-        if cfg.heating_growth is not None and "heating" in scores:
-            safe &= self._heating_safe(settings, scores, cand, dmg_p)
+        if heat_ok is not None:
+            safe &= heat_ok
         return safe.numpy(), 1.0 / (1.0 + np.exp(-ucb.numpy()))
 
     def heating_limit_of(self, heating: np.ndarray, damage: np.ndarray) -> float:
@@ -416,6 +436,51 @@ class SafeOptimizer:
             lo, hi = np.log(p.low), np.log(p.high)
             u[:, j] = (np.log(np.maximum(settings[:, j], 1e-6)) - lo) / (hi - lo)
         return u
+
+    def _damage_over_heating(self) -> bool:
+        """True when the damage model works over the predicted heating (a heating model
+        exists and the fluence is steered)."""
+        return self.heating_model is not None and "fluence" in self.names
+
+    def damage_features(self, settings: np.ndarray) -> np.ndarray:
+        """Inputs of the damage model for physical ``settings`` (n, d), scaled to [0, 1].
+
+        The model coordinates (:meth:`to_model`), with the fluence column replaced by the
+        heating model's predicted log heating (mean) once that model exists: damage depends
+        on the absorbed energy, so damage-free shots at a strongly absorbing wavelength vouch
+        for the same absorbed energy at a weakly absorbing one, and a high fluence where
+        little is absorbed is not unexplored. Where the heating itself is uncertain, the
+        heating expansion's upper bound still decides.
+        """
+        settings = np.array(settings, dtype=np.float64, ndmin=2)
+        u = self.to_model(settings)
+        if not self._damage_over_heating():
+            return u
+        mean, _ = self.heating_posterior(settings)
+        lo, hi = np.log(DAMAGE_HEATING_RANGE[0]), np.log(DAMAGE_HEATING_RANGE[1])
+        u[:, self.names.index("fluence")] = (mean - lo) / (hi - lo)
+        return u
+
+    def damage_posterior(self, settings: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Damage probability at the damage model's mean, and the standard deviation of its
+        logit, at physical ``settings`` (from the model of the last :meth:`safe_set`)."""
+        with torch.no_grad():
+            p = self.damage_model.posterior(torch.tensor(self.damage_features(settings)))
+            mean = p.mean.squeeze(-1).numpy() * LOGIT_SCALE
+            sd = p.variance.clamp_min(0).sqrt().squeeze(-1).numpy() * LOGIT_SCALE
+        return 1.0 / (1.0 + np.exp(-mean)), sd
+
+    def heating_posterior(self, settings: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Mean and standard deviation of log(heating) at physical ``settings`` (n, d), from
+        the heating model of the last :meth:`safe_set` (which must have built one)."""
+        if self.heating_model is None:
+            raise RuntimeError("no heating model yet: call safe_set with heating scores first")
+        settings = np.array(settings, dtype=np.float64, ndmin=2)
+        with torch.no_grad():
+            p = self.heating_model.posterior(torch.tensor(self._heating_features(settings)))
+            mean = p.mean.squeeze(-1).numpy()
+            sd = p.variance.clamp_min(0).sqrt().squeeze(-1).numpy()
+        return mean, sd
 
     def _fluence_dims(self) -> tuple[int, ...]:
         """Input columns of the fluence (empty when the fluence is not steered)."""
@@ -468,18 +533,12 @@ class SafeOptimizer:
         h_cap = h_eff.copy()
         inferred = known & ~direct
         if inferred.any():
-            with torch.no_grad():
-                post = model.posterior(torch.tensor(feats[inferred]))
-                mean = post.mean.squeeze(-1)
-                lcb = mean - cfg.beta * post.variance.clamp_min(0).sqrt().squeeze(-1)
-            h_eff[inferred] = np.exp(lcb.numpy())
-            h_cap[inferred] = np.exp(mean.numpy())
+            mean, sd = self.heating_posterior(settings[inferred])
+            h_eff[inferred] = np.exp(mean - cfg.beta * sd)
+            h_cap[inferred] = np.exp(mean)
         self.heating_limit = self.heating_limit_of(h_cap, dmg_p)
-        xc = torch.tensor(self._heating_features(self.from_model(cand.numpy())))
-        with torch.no_grad():
-            p = model.posterior(xc)
-            ucb = (p.mean + cfg.beta * p.variance.clamp_min(0).sqrt()).squeeze(-1)
-        bound = np.exp(ucb.numpy())
+        mean, sd = self.heating_posterior(self.from_model(cand.numpy()))
+        bound = np.exp(mean + cfg.beta * sd)
         clean = known & (dmg_p < 0.5) & np.isfinite(h_eff)
         frontier = cfg.heating_growth * float(h_eff[clean].max()) + cfg.heating_floor
         return torch.from_numpy((bound <= frontier) & (bound <= self.heating_limit))
@@ -583,9 +642,7 @@ class SafeOptimizer:
         share = self.config.explore_excitation
         if share is None or self.heating_model is None or len(points) == 0:
             return None
-        x = torch.tensor(self._heating_features(points))
-        with torch.no_grad():
-            mean = self.heating_model.posterior(x).mean.squeeze(-1).numpy()
+        mean, _ = self.heating_posterior(points)
         return mean >= mean.max() + np.log(share)
 
     def export_state(self) -> dict[str, dict]:

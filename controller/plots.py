@@ -7,7 +7,6 @@ from pathlib import Path
 import numpy as np
 
 from .campaign import Campaign
-from .optimizer import LOGIT_SCALE
 
 
 def _plt():
@@ -64,10 +63,7 @@ def gp_maps(campaign: Campaign, out: str | Path, n: int = 60) -> Path:
         post = obj.posterior(model_x)
         mu = post.mean.squeeze(-1).numpy().reshape(n, n)
         sd = post.variance.clamp_min(0).sqrt().squeeze(-1).numpy().reshape(n, n)
-    with torch.no_grad():
-        dp = opt.damage_model.posterior(model_x)
-        dmu = 1 / (1 + np.exp(-dp.mean.squeeze(-1).numpy() * LOGIT_SCALE))
-        dsd = dp.variance.clamp_min(0).sqrt().squeeze(-1).numpy() * LOGIT_SCALE
+    dmu, dsd = opt.damage_posterior(grid)
     panels = [
         (mu, f"{cfg.objective}: GP mean", "viridis"),
         (sd, f"{cfg.objective}: GP std", "magma"),

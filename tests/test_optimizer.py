@@ -255,3 +255,21 @@ def test_heating_model_does_not_extrapolate_an_absorbance_trend_to_unmeasured_wa
     seen = scores["heating"][f == 3.0]
     assert np.exp(mean) >= seen.min(), "no extrapolated fall of the absorbance"
     assert np.exp(mean + CFG.beta * sd) >= seen.max(), "the upper bound covers every reading"
+
+
+def test_damage_evidence_carries_over_in_predicted_heating():
+    """The damage model works over the predicted heating (the absorbed energy): damage-free
+    shots up to 4 mJ/cm² along 900 → 700 nm vouch for the same heating 50 nm beyond either end
+    (over fluence × wavelength those points are unexplored: about 50 % damage), but not for
+    three times the hottest shot's fluence at a measured wavelength."""
+    f = np.array([0.5, 1.0, 1.5, 2.0, 2.5, 3.0, 3.5, 4.0])
+    x = np.column_stack([f, np.linspace(900.0, 700.0, len(f))])
+    scores = truth(x)
+    at = np.array([[2.0, 650.0], [3.0, 950.0], [12.0, 800.0]])
+    opt = SafeOptimizer(CFG)
+    _, ucb = opt.safe_set(x, scores, at)
+    assert np.all(ucb[:2] <= CFG.damage_bound) and ucb[2] > CFG.damage_bound
+    assert np.all(opt.damage_features(at)[:2, 0] < opt.damage_features(x)[:, 0].max())
+    plain = SafeOptimizer(CFG.model_copy(update={"heating_growth": None}))
+    _, ucb = plain.safe_set(x, scores, at)
+    assert np.all(ucb[:2] > 0.5), "over fluence × wavelength both are unexplored"
