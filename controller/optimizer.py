@@ -373,19 +373,20 @@ class SafeOptimizer:
         torch.manual_seed(cfg.seed + len(settings))  # model fits restart reproducibly
         cand = torch.tensor(self.to_model(candidates))
         dmg_p = np.asarray(scores["damage_prob"], dtype=np.float64)
-        x, y, ok = self._xy(settings, logit(dmg_p) / LOGIT_SCALE)
+        _, y, ok = self._xy(settings, logit(dmg_p) / LOGIT_SCALE)
         if not ok.any():
             raise NoSafeCandidate("no successful measurement to learn from yet")
         self.heating_limit = float("nan")
         self.heating_model = None
-        use_heat = cfg.heating_growth is not None and "heating" in scores
-        # the heating model first: the damage model works over its predictions
-        heat_ok = self._heating_safe(settings, scores, cand, dmg_p) if use_heat else None
+        heat_ok = heat_mean = None
+        if cfg.heating_growth is not None and "heating" in scores:
+            # the heating model first: the damage model works over its predictions
+            heat_ok, heat_mean = self._heating_safe(settings, scores, candidates, dmg_p)
         x = torch.tensor(self.damage_features(settings[ok]))
         dmg = self._fit("damage", x, y, False)
         self.damage_model = dmg
         with torch.no_grad():
-            post = dmg.posterior(torch.tensor(self.damage_features(candidates)))
+            post = dmg.posterior(torch.tensor(self.damage_features(candidates, heat_mean)))
             ucb = (post.mean + cfg.beta * post.variance.clamp_min(1e-12).sqrt()).squeeze(-1)
         ucb = ucb * LOGIT_SCALE
         safe = ucb <= float(logit(cfg.damage_bound))
@@ -442,7 +443,9 @@ class SafeOptimizer:
         exists and the fluence is steered)."""
         return self.heating_model is not None and "fluence" in self.names
 
-    def damage_features(self, settings: np.ndarray) -> np.ndarray:
+    def damage_features(
+        self, settings: np.ndarray, heating_mean: np.ndarray | None = None
+    ) -> np.ndarray:
         """Inputs of the damage model for physical ``settings`` (n, d), scaled to [0, 1].
 
         The model coordinates (:meth:`to_model`), with the fluence column replaced by the
@@ -450,13 +453,14 @@ class SafeOptimizer:
         on the absorbed energy, so damage-free shots at a strongly absorbing wavelength vouch
         for the same absorbed energy at a weakly absorbing one, and a high fluence where
         little is absorbed is not unexplored. Where the heating itself is uncertain, the
-        heating expansion's upper bound still decides.
+        heating expansion's upper bound still decides. ``heating_mean``: the heating model's
+        mean log heating at ``settings`` when the caller has it already.
         """
         settings = np.array(settings, dtype=np.float64, ndmin=2)
         u = self.to_model(settings)
         if not self._damage_over_heating():
             return u
-        mean, _ = self.heating_posterior(settings)
+        mean = self.heating_posterior(settings)[0] if heating_mean is None else heating_mean
         lo, hi = np.log(DAMAGE_HEATING_RANGE[0]), np.log(DAMAGE_HEATING_RANGE[1])
         u[:, self.names.index("fluence")] = (mean - lo) / (hi - lo)
         return u
@@ -486,8 +490,11 @@ class SafeOptimizer:
         """Input columns of the fluence (empty when the fluence is not steered)."""
         return (self.names.index("fluence"),) if "fluence" in self.names else ()
 
-    def _heating_safe(self, settings, scores, cand: torch.Tensor, dmg_p: np.ndarray):
-        """SafeOpt expansion on the heating precursor.
+    def _heating_safe(
+        self, settings, scores, candidates: np.ndarray, dmg_p: np.ndarray
+    ) -> tuple[torch.Tensor, np.ndarray | None]:
+        """SafeOpt expansion on the heating precursor: which physical ``candidates`` pass,
+        and the heating model's mean log heating there (None without a model).
 
         A GP models log(heating) over (log fluence, other parameters) with a prior mean
         linear in log fluence only (heating is close to a power law of the fluence, scaled by
@@ -509,7 +516,7 @@ class SafeOptimizer:
         use = direct & (dmg_p < 0.5)
         if not use.any():
             self.heating_limit = self.heating_limit_of(h, dmg_p)
-            return torch.zeros(len(cand), dtype=torch.bool)
+            return torch.zeros(len(candidates), dtype=torch.bool), None
         feats = self._heating_features(settings)
         model = self._fit(
             "heating",
@@ -537,11 +544,11 @@ class SafeOptimizer:
             h_eff[inferred] = np.exp(mean - cfg.beta * sd)
             h_cap[inferred] = np.exp(mean)
         self.heating_limit = self.heating_limit_of(h_cap, dmg_p)
-        mean, sd = self.heating_posterior(self.from_model(cand.numpy()))
+        mean, sd = self.heating_posterior(candidates)
         bound = np.exp(mean + cfg.beta * sd)
         clean = known & (dmg_p < 0.5) & np.isfinite(h_eff)
         frontier = cfg.heating_growth * float(h_eff[clean].max()) + cfg.heating_floor
-        return torch.from_numpy((bound <= frontier) & (bound <= self.heating_limit))
+        return torch.from_numpy((bound <= frontier) & (bound <= self.heating_limit)), mean
 
     def propose(
         self, settings: np.ndarray, scores: dict[str, np.ndarray], last: np.ndarray
