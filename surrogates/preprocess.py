@@ -60,7 +60,8 @@ def cnn_input(frames: np.ndarray, reference: np.ndarray | torch.Tensor) -> torch
     d = f.div_(torch.where(total > 0, total, torch.inf)).sub_(ref)
     gain = F.threshold(d, tol, 0.0)  # d where d > tol, else 0
     loss = F.threshold(d.neg_(), tol, 0.0)  # −d where −d > tol, else 0
-    out = torch.empty((len(d), 2, *d.shape[1:]))
+    # float32 whatever torch's default dtype (BoTorch sessions, Xopt set float64)
+    out = torch.empty((len(d), 2, *d.shape[1:]), dtype=d.dtype)
     for k, channel in enumerate((gain, loss)):
         peak = channel.amax((1, 2), keepdim=True)
         torch.div(channel, torch.where(peak > 0, peak, torch.inf), out=out[:, k])

@@ -158,7 +158,8 @@ def _box3(f: torch.Tensor) -> torch.Tensor:
     rows = p[:, :, :-2] + p[:, :, 1:-1] + p[:, :, 2:]
     box = rows[:, :-2] + rows[:, 1:-1] + rows[:, 2:]
     h, w = f.shape[-2:]
-    count_h, count_w = torch.full((h, 1), 3.0), torch.full((1, w), 3.0)
+    count_h = torch.full((h, 1), 3.0, dtype=f.dtype)
+    count_w = torch.full((1, w), 3.0, dtype=f.dtype)
     count_h[[0, -1]] = 2.0
     count_w[:, [0, -1]] = 2.0
     return box / (count_h * count_w)

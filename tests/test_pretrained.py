@@ -52,6 +52,21 @@ def test_progress_follows_the_transformation(scorer):
     assert np.all(np.diff(s.progress) > -0.05) and s.progress[-1] - s.progress[0] > 0.6
 
 
+def test_scores_do_not_depend_on_torch_default_dtype(scorer):
+    # BoTorch users and Xopt (on import of its Bayesian generators) set float64 as torch's
+    # default dtype; the float32 networks must score the same frames the same way.
+    frames, _ = generate_frames("ref_2H", 2, seed=4244, noise_level=(0.0, 0.1))
+    before = scorer.score(frames)
+    old = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float64)
+    try:
+        after = scorer.score(frames)
+    finally:
+        torch.set_default_dtype(old)
+    for field in ("class_probs", "damage_prob", "progress", "line_distance", "frame_quality"):
+        np.testing.assert_allclose(getattr(after, field), getattr(before, field), atol=1e-6)
+
+
 def test_both_variants_load():
     exp = FrameScorer.pretrained("exp")
     syn = FrameScorer.pretrained("syn")
