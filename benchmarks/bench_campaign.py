@@ -39,6 +39,7 @@ import warnings
 
 import numpy as np
 import pandas as pd
+import torch
 
 from uedsteer.controller.config import CampaignConfig
 from uedsteer.controller.optimizer import SafeOptimizer
@@ -125,6 +126,17 @@ def run_random(rp, seed, scorer, budget):
 
 
 def run_xopt(rp, seed, scorer, budget):
+    # Xopt's Bayesian generators set torch's default dtype to float64 on import and expect
+    # it; restore the caller's afterwards so the other strategies run as they would alone.
+    previous = torch.get_default_dtype()
+    try:
+        torch.set_default_dtype(torch.float64)
+        return _run_xopt(rp, seed, scorer, budget)
+    finally:
+        torch.set_default_dtype(previous)
+
+
+def _run_xopt(rp, seed, scorer, budget):
     from xopt import VOCS, Evaluator, Xopt
     from xopt.generators.bayesian import ExpectedImprovementGenerator
 
