@@ -131,6 +131,7 @@ def run_xopt(rp, seed, scorer, budget):
     previous = torch.get_default_dtype()
     try:
         torch.set_default_dtype(torch.float64)
+        torch.manual_seed(seed)  # its acquisition restarts draw from torch's global generator
         return _run_xopt(rp, seed, scorer, budget)
     finally:
         torch.set_default_dtype(previous)
