@@ -55,8 +55,11 @@ def test_progress_follows_the_transformation(scorer):
 def test_scores_do_not_depend_on_torch_default_dtype(scorer):
     # BoTorch users and Xopt (on import of its Bayesian generators) set float64 as torch's
     # default dtype; the float32 networks must score the same frames the same way.
-    frames, _ = generate_frames("ref_2H", 2, seed=4244, noise_level=(0.0, 0.1))
+    intact, _ = generate_frames("ref_2H", 2, seed=4244, noise_level=(0.0, 0.1))
+    hurt, _ = generate_frames("vacancy_1Tp", 2, seed=4245, noise_level=(0.0, 0.1))
+    frames = np.concatenate([intact, hurt])
     before = scorer.score(frames)
+    assert np.ptp(before.damage_prob) > 0.5 and np.ptp(before.progress) > 0.5  # not all ~0
     old = torch.get_default_dtype()
     torch.set_default_dtype(torch.float64)
     try:
