@@ -132,7 +132,7 @@ def run_xopt(rp, seed, scorer, budget):
     try:
         torch.set_default_dtype(torch.float64)
         # its acquisition restarts draw from torch's global generator; its outcomes still vary
-        # a little between runs (sample 201: damage events 14-17 in four runs)
+        # a little between runs (sample 201: damage events 14-17 in five runs)
         torch.manual_seed(seed)
         return _run_xopt(rp, seed, scorer, budget)
     finally:
