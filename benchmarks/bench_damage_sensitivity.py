@@ -31,7 +31,12 @@ VACANCIES = (0.0, 0.01, 0.02, 0.03, 0.05, 0.08)
 
 
 def damage_grid(
-    frames: int, seed: int, thermal_rms: float, charge_fc: float, variant: str
+    frames: int,
+    seed: int,
+    thermal_rms: float,
+    charge_fc: float,
+    variant: str,
+    folder: str | None = None,
 ) -> np.ndarray:
     """Median damage probability, (len(VACANCIES), len(FRACTIONS)).
 
@@ -46,12 +51,14 @@ def damage_grid(
     charge_fc : float
         Bunch charge, fC.
     variant : str
-        Shipped scorer variant, ``"syn"`` or ``"exp"``.
+        Scorer variant, ``"syn"`` or ``"exp"``.
+    folder : str, optional
+        Scorer folder (``FrameScorer.load``); default: the shipped weights.
     """
     renderer = FrameRenderer()
     rng = np.random.default_rng(seed)
     rms0 = ResponseParams().thermal_rms0
-    scorer = FrameScorer.pretrained(variant)
+    scorer = FrameScorer.load(folder, variant)
     pristine = ShotState(0.0, 0.0, 0.0, False, rms0, 0.0)
     scorer.set_reference(np.stack([renderer.render(pristine, charge_fc, rng) for _ in range(3)]))
     mo_per_te = ResponseParams().mo_to_te_damage
@@ -74,10 +81,13 @@ def main() -> None:
     parser.add_argument(
         "--variant", default="exp", choices=("exp", "syn"), help="exp: the campaign's scorer"
     )
+    parser.add_argument("--folder", default=None, help="scorer folder (default: shipped)")
     args = parser.parse_args()
     if args.frames < 1:
         parser.error(f"--frames={args.frames} must be >= 1")
-    grid = damage_grid(args.frames, args.seed, args.thermal_rms, args.charge, args.variant)
+    grid = damage_grid(
+        args.frames, args.seed, args.thermal_rms, args.charge, args.variant, args.folder
+    )
     print(
         f"median damage probability of {args.frames} frames (scorer {args.variant}, "
         f"thermal rms {args.thermal_rms} Å, {args.charge} fC, seed {args.seed})"

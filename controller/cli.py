@@ -238,6 +238,15 @@ def _train(args: argparse.Namespace) -> int:
             f"VAE Spearman(progress, x) {metrics['spearman_progress_vs_x']:.4f}; line-distance"
             f" AUC {metrics['auc_line_distance_onpath_vs_damaged']:.4f}"
         )
+    elif args.model == "mixed":
+        from uedsteer.surrogates import transfer
+
+        result = transfer.run_mixed_finetune(out, seed=args.seed, n_mixed=args.mixed_frames)
+        print(json.dumps(result, indent=1))
+        command = " ".join(["uedsteer", *sys.argv[1:]])
+        tm._edit_card(out, lambda card: card["cnn_exp"]["mixed_stage"].update(command=command))
+        print(f"wrote {out}")
+        return 0
     else:
         from uedsteer.surrogates import transfer
 
@@ -435,7 +444,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_ipython)
 
     p = sub.add_parser("train", help="train the frame scorer's models (writes weights + card)")
-    p.add_argument("model", choices=["cnn", "vae", "finetune", "crystal"])
+    p.add_argument("model", choices=["cnn", "vae", "finetune", "mixed", "crystal"])
     p.add_argument(
         "--data",
         default="data",
@@ -453,6 +462,13 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="cnn: extra training stores, comma-separated (any subset of the classes, e.g. "
         "hard examples made with `uedsteer generate --labels ... --set ...`)",
+    )
+    p.add_argument(
+        "--mixed-frames",
+        type=int,
+        default=160,
+        help="mixed: partially transformed beamline frames (half on hurt spots) added to the "
+        "second fine-tuning stage of cnn_exp.pt",
     )
     p.add_argument(
         "--base",

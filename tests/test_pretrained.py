@@ -93,3 +93,36 @@ def test_fast_layouts_keep_the_numbers_and_the_saved_weights(scorer, tmp_path):
     shipped = resources.files("uedsteer.surrogates") / "weights" / "vae.pt"
     saved = scorer.save(tmp_path) / "vae.pt"
     assert saved.read_bytes() == shipped.read_bytes()
+
+
+def test_campaign_scorer_sees_vacancies_on_partially_transformed_frames():
+    # A campaign climbs through 30-50 % transformed frames at the resonant band; before the
+    # mixed fine-tuning stage a spot with vacancy 0.05 (a damage event) read intact there.
+    from uedsteer.sim_devices.beamline import FrameRenderer
+    from uedsteer.sim_devices.response import ShotState
+
+    renderer, rng = FrameRenderer(), np.random.default_rng(31)
+    scorer = FrameScorer.pretrained()  # the campaign's variant
+    pristine = ShotState(0.0, 0.0, 0.0, False, 0.06, 0.0)
+    scorer.set_reference(np.stack([renderer.render(pristine, 20.0, rng) for _ in range(3)]))
+
+    def damage(x: float, vacancy: float) -> np.ndarray:
+        te = 3 * vacancy / 2.4  # site vacancy (2 Te + Mo) / 3, Mo = 0.4 Te
+        state = ShotState(x, te, 0.4 * te, False, 0.075, 0.0)
+        frames = np.stack([renderer.render(state, 20.0, rng) for _ in range(4)])
+        return scorer.score(frames).damage_prob
+
+    for x in (0.3, 0.5):
+        assert np.all(damage(x, 0.0) < 0.2), x  # intact mixed frames are no damage
+        assert np.median(damage(x, 0.04)) > 0.8, x  # a hurt spot is, before it is an event
+
+
+def test_mixed_frames_are_labelled_by_fraction_and_hurt():
+    from uedsteer.sim_devices.classes import CLASSES
+    from uedsteer.surrogates.transfer import mixed_frames
+
+    x, y = mixed_frames(6, np.random.default_rng(3), np.ones((261, 261)) / 261**2)
+    assert x.shape == (6, 2, 87, 87)
+    names = [CLASSES[k] for k in y]
+    assert all(n.startswith("phonon_") for n in names[0::2])  # even: intact
+    assert all(n.startswith("vacancy_") for n in names[1::2])  # odd: hurt spot
