@@ -212,6 +212,12 @@ def run_mixed_finetune(out: Path, seed: int = 0, n_mixed: int = 160) -> dict:
         )
     if n_mixed < 2:
         raise ValueError(f"n_mixed={n_mixed} must be >= 2 (half intact, half hurt)")
+    card = out / "model_card.json"
+    if card.is_file() and "mixed_stage" in json.loads(card.read_text()).get("cnn_exp", {}):
+        raise ValueError(
+            f"{src} already went through the mixed stage (model card: cnn_exp.mixed_stage); "
+            "run `uedsteer train finetune` first to start from a fresh CNNExp"
+        )
     exp = load_uednet(src)
     input_sha = hashlib.sha256(src.read_bytes()).hexdigest()
     rng = np.random.default_rng([seed, 77])

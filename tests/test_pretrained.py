@@ -126,3 +126,17 @@ def test_mixed_frames_are_labelled_by_fraction_and_hurt():
     names = [CLASSES[k] for k in y]
     assert all(n.startswith("phonon_") for n in names[0::2])  # even: intact
     assert all(n.startswith("vacancy_") for n in names[1::2])  # odd: hurt spot
+
+
+def test_mixed_stage_refuses_to_stack_on_itself(tmp_path):
+    # The shipped CNNExp already went through the stage; a second run would lose its record.
+    import shutil
+    from importlib import resources
+
+    from uedsteer.surrogates.transfer import run_mixed_finetune
+
+    shutil.copytree(str(resources.files("uedsteer.surrogates") / "weights"), tmp_path / "w")
+    before = (tmp_path / "w" / "cnn_exp.pt").read_bytes()
+    with pytest.raises(ValueError, match="already went through the mixed stage"):
+        run_mixed_finetune(tmp_path / "w")
+    assert (tmp_path / "w" / "cnn_exp.pt").read_bytes() == before
