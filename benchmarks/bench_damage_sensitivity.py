@@ -21,7 +21,7 @@ import warnings
 import numpy as np
 
 from uedsteer.sim_devices.beamline import FrameRenderer
-from uedsteer.sim_devices.response import ResponseParams, ShotState
+from uedsteer.sim_devices.response import ResponseParams, ShotState, site_vacancy_state
 from uedsteer.surrogates.scorer import FrameScorer
 
 warnings.filterwarnings("ignore")
@@ -64,9 +64,8 @@ def damage_grid(
     mo_per_te = ResponseParams().mo_to_te_damage
     out = np.zeros((len(VACANCIES), len(FRACTIONS)))
     for i, v in enumerate(VACANCIES):
-        te = 3 * v / (2 + mo_per_te)  # site average (2 Te + Mo) / 3 = v
         for j, x in enumerate(FRACTIONS):
-            state = ShotState(x, te, mo_per_te * te, False, thermal_rms, 0.0)
+            state = site_vacancy_state(x, v, thermal_rms, mo_per_te)
             batch = np.stack([renderer.render(state, charge_fc, rng) for _ in range(frames)])
             out[i, j] = np.median(scorer.score(batch).damage_prob)
     return out

@@ -223,6 +223,16 @@ class ShotState:
         return (2 * self.vacancy_te + self.vacancy_mo) / 3
 
 
+def site_vacancy_state(
+    x: float, site_vacancy: float, thermal_rms: float, mo_to_te: float = 0.4
+) -> ShotState:
+    """A probe's view of a spot with 1T' fraction ``x`` and site-averaged vacancy
+    ``site_vacancy`` ((2 Te + Mo) / 3, with Mo = ``mo_to_te`` × Te as the damage model makes
+    them), thermal rms ``thermal_rms`` Å, no strain (for scorer training and benchmarks)."""
+    te = 3 * site_vacancy / (2 + mo_to_te)
+    return ShotState(x, te, mo_to_te * te, False, thermal_rms, 0.0)
+
+
 class SampleResponse:
     """The sample: a grid of spots with irreversible damage, driven by :class:`ResponseParams`.
 

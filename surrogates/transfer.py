@@ -21,7 +21,7 @@ from uedsteer.sim_devices.beamline import BEAMLINE_DETECTOR, FrameRenderer, Simu
 from uedsteer.sim_devices.classes import CLASSES
 from uedsteer.sim_devices.dataset import generate_frames
 from uedsteer.sim_devices.physics.difference import reference_pattern
-from uedsteer.sim_devices.response import ShotState
+from uedsteer.sim_devices.response import ShotState, site_vacancy_state
 
 from .cnn import load_uednet
 from .preprocess import cnn_input
@@ -170,8 +170,7 @@ def mixed_frames(n: int, rng: np.random.Generator, reference: np.ndarray):
         x = rng.uniform(*MIXED_X)
         hurt = i % 2 == 1
         vacancy = rng.uniform(*MIXED_VACANCY) if hurt else 0.0
-        te = 3 * vacancy / 2.4  # site average (2 Te + Mo) / 3 with Mo = 0.4 Te
-        state = ShotState(x, te, 0.4 * te, False, rng.uniform(0.06, 0.1), 0.0)
+        state = site_vacancy_state(x, vacancy, rng.uniform(0.06, 0.1))
         charge = float(np.exp(rng.uniform(np.log(10.0), np.log(40.0))))
         frames.append(renderer.render(state, charge, rng))
         side = "2H" if x < 0.5 else "1Tp"

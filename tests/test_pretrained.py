@@ -99,7 +99,7 @@ def test_campaign_scorer_sees_vacancies_on_partially_transformed_frames():
     # A campaign climbs through 30-50 % transformed frames at the resonant band; before the
     # mixed fine-tuning stage a spot with vacancy 0.05 (a damage event) read intact there.
     from uedsteer.sim_devices.beamline import FrameRenderer
-    from uedsteer.sim_devices.response import ShotState
+    from uedsteer.sim_devices.response import ShotState, site_vacancy_state
 
     renderer, rng = FrameRenderer(), np.random.default_rng(31)
     scorer = FrameScorer.pretrained()  # the campaign's variant
@@ -107,8 +107,7 @@ def test_campaign_scorer_sees_vacancies_on_partially_transformed_frames():
     scorer.set_reference(np.stack([renderer.render(pristine, 20.0, rng) for _ in range(3)]))
 
     def damage(x: float, vacancy: float) -> np.ndarray:
-        te = 3 * vacancy / 2.4  # site vacancy (2 Te + Mo) / 3, Mo = 0.4 Te
-        state = ShotState(x, te, 0.4 * te, False, 0.075, 0.0)
+        state = site_vacancy_state(x, vacancy, 0.075)
         frames = np.stack([renderer.render(state, 20.0, rng) for _ in range(4)])
         return scorer.score(frames).damage_prob
 
