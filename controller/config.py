@@ -187,6 +187,26 @@ class CampaignConfig(BaseModel):
         "so a cold shot at a new wavelength cannot reveal a low threshold there. None: "
         "every safe candidate.",
     )
+    approach_width: float | None = Field(
+        0.1,
+        gt=0,
+        le=0.5,
+        description="Approach step: after a damage-free, partly transformed frame (progress "
+        "between 0.15 and the target), the next shot goes to the same settings with the "
+        "fluence scaled by the ratio that a transformation x = σ((ε − ε_T)/(w·ε_T)) of this "
+        "relative width w in absorbed energy needs to reach x = (1 + target)/2 (at most 1.5×, "
+        "within the ramp limit), even beyond the heating expansion: at one wavelength the "
+        "absorbed energy is proportional to the fluence, so the step's growth is known "
+        "exactly, and the damage model, the constraints and a learned damage limit still "
+        "apply. Taken only where the model predicts that the step, after the ramp limit, "
+        "reaches the target (a threshold far above the frame's fluence marks a wavelength "
+        "off the resonance, where damage comes first), and not after a shot that was itself "
+        "such a step and fell short (the transition is slower there, or began above the "
+        "damage threshold). The width is an assumption about the sample, not a fit: a "
+        "broader transition makes the step fall short, a sharper one overshoots the aim "
+        "(the fluence ratio is the same). Needs the objective 'progress' and the fluence "
+        "among the parameters. None disables it.",
+    )
     refit_every: int = Field(
         5,
         ge=1,

@@ -42,6 +42,21 @@ Safety model (hard, not soft):
   (``travel`` is then True), so the search can leave a local optimum (a strongly absorbing
   off-resonance wavelength) without a jump. If no candidate within reach is safe,
   :class:`NoSafeCandidate` says so instead of gambling.
+* Approach step (``approach_width``): a partly transformed frame carries no heating reading,
+  so the heating expansion cannot grow past it (its lower bound is all it vouches for) and the
+  climb stalls a few percent short of the target. After a damage-free frame with progress p
+  (0.15 ≤ p < target) the next shot goes to the same settings with the fluence scaled by
+  (1 + w·logit x*)/(1 + w·logit p), the ratio that a transition
+  of relative width w in absorbed energy needs to reach x* = (1 + target)/2 (≤ 1.5×, within
+  the ramp limit): at one wavelength the absorbed energy is proportional to the fluence, so
+  the step's growth is known without the heating model. The damage model, the constraints and
+  a learned damage limit still apply to it. It is taken only where the model predicts that
+  the step, cut by the ramp limit, still reaches the target (off the resonance the threshold
+  lies far above the frame's fluence and the damage threshold comes first: in traces every
+  ramp-cut step started at 7–10 mJ/cm² off resonance and raised the spot's vacancy), and once
+  per climb: if the frame after it still falls short, the transition is slower than assumed
+  or began above the damage threshold (the flank of the band) and the heating expansion
+  decides again.
 
 Failed measurements (NaN scores) are kept in the record but cannot train a GP; each model is
 fitted on the observations where its outcome is finite.
@@ -99,6 +114,10 @@ LADDER_STEPS = 48  # rungs of that ladder across the fluence range
 FIT_MAX_POINTS = 60  # hyperparameters are fitted on at most the latest this many points
 CONSTRAINT_FLAT_SPREAD = 0.3  # constraint data spreading less than 0.1 × bound count as flat
 DAMAGE_NOISE_VAR = 0.01  # (0.1 in scaled logit)²: the scorer's damage probability is precise
+# The approach step starts from frames that read at least this progress: the shipped scorer reads
+# 0.09–0.16 at x ≈ 0.03–0.06 (see HEATING_VALID_PROGRESS), where the step would be a guess.
+APPROACH_FROM = 0.15
+APPROACH_MAX_RATIO = 1.5  # largest fluence ratio of one approach step
 
 
 class NoSafeCandidate(RuntimeError):
@@ -124,6 +143,11 @@ class Proposal:
     models: dict[str, dict[str, float]] = field(default_factory=dict)
     target: dict[str, float] = field(default_factory=dict)
     """Where the acquisition wants to go; differs from ``settings`` while travelling there."""
+    mode: str = "improve"
+    """Why this point: ``improve`` (expected improvement), ``explore`` (nothing safe is
+    expected to improve: the most uncertain candidate that could still be best) or
+    ``approach`` (the approach step after a partly transformed frame); ``+travel`` when the
+    settings are a ramp step towards a target beyond the ramp limit."""
 
 
 class SafeOptimizer:
@@ -354,7 +378,11 @@ class SafeOptimizer:
         return np.asarray(scores.get("objective", scores[self.config.objective]), dtype=float)
 
     def safe_set(
-        self, settings: np.ndarray, scores: dict[str, np.ndarray], candidates: np.ndarray
+        self,
+        settings: np.ndarray,
+        scores: dict[str, np.ndarray],
+        candidates: np.ndarray,
+        growth_exempt: np.ndarray | None = None,
     ) -> tuple[np.ndarray, np.ndarray]:
         """Which physical ``candidates`` are safe, and their damage upper bound (probability).
 
@@ -367,6 +395,9 @@ class SafeOptimizer:
             score fields (and the ``extra_bounds`` names) and, for the heating expansion,
             ``heating``. NaN entries are skipped.
         candidates : (m, d) array
+        growth_exempt : (m,) bool array, optional
+            Candidates exempt from the heating expansion (approach steps, whose growth in
+            absorbed energy is known); every other check applies to them.
         """
         cfg = self.config
         settings = np.array(settings, dtype=np.float64, ndmin=2)
@@ -381,7 +412,9 @@ class SafeOptimizer:
         heat_ok = heat_mean = None
         if cfg.heating_growth is not None and "heating" in scores:
             # the heating model first: the damage model works over its predictions
-            heat_ok, heat_mean = self._heating_safe(settings, scores, candidates, dmg_p)
+            heat_ok, heat_mean = self._heating_safe(
+                settings, scores, candidates, dmg_p, growth_exempt
+            )
         x = torch.tensor(self.damage_features(settings[ok]))
         dmg = self._fit("damage", x, y, False)
         self.damage_model = dmg
@@ -491,7 +524,12 @@ class SafeOptimizer:
         return (self.names.index("fluence"),) if "fluence" in self.names else ()
 
     def _heating_safe(
-        self, settings, scores, candidates: np.ndarray, dmg_p: np.ndarray
+        self,
+        settings,
+        scores,
+        candidates: np.ndarray,
+        dmg_p: np.ndarray,
+        growth_exempt: np.ndarray | None = None,
     ) -> tuple[torch.Tensor, np.ndarray | None]:
         """SafeOpt expansion on the heating precursor: which physical ``candidates`` pass,
         and the heating model's mean log heating there (None without a model).
@@ -548,7 +586,10 @@ class SafeOptimizer:
         bound = np.exp(mean + cfg.beta * sd)
         clean = known & (dmg_p < 0.5) & np.isfinite(h_eff)
         frontier = cfg.heating_growth * float(h_eff[clean].max()) + cfg.heating_floor
-        return torch.from_numpy((bound <= frontier) & (bound <= self.heating_limit)), mean
+        grows = bound <= frontier
+        if growth_exempt is not None:
+            grows |= np.asarray(growth_exempt, dtype=bool)
+        return torch.from_numpy(grows & (bound <= self.heating_limit)), mean
 
     def propose(
         self, settings: np.ndarray, scores: dict[str, np.ndarray], last: np.ndarray
@@ -576,10 +617,16 @@ class SafeOptimizer:
         settings = np.array(settings, dtype=np.float64, ndmin=2)
         last = np.asarray(last, dtype=np.float64)
         local = self.candidates(last)
+        approach = self.approach_point(settings, scores, last)
+        if approach is not None:
+            local = np.vstack([local, approach[None]])
         n_local = len(local)
         # the whole search box too: the next target may lie beyond the ramp limit
         cand_phys = np.vstack([local, self.global_candidates(settings)])
-        safe, dmg_ucb = self.safe_set(settings, scores, cand_phys)
+        exempt = np.zeros(len(cand_phys), dtype=bool)
+        if approach is not None:
+            exempt[n_local - 1] = True
+        safe, dmg_ucb = self.safe_set(settings, scores, cand_phys, exempt)
         if not safe[:n_local].any():
             raise NoSafeCandidate(
                 f"none of {n_local} candidates within the ramp limit is safe "
@@ -624,7 +671,14 @@ class SafeOptimizer:
             mode = "explore"
         target = cand_phys[pool][k]
         index = int(pool[k])
-        if index >= n_local and not self.within_ramp(target, last):
+        if approach is not None and safe[n_local - 1]:
+            # a partly transformed frame says how much more excitation the target needs here
+            index = n_local - 1
+            target = approach
+            with torch.no_grad():
+                value = float(acqf(torch.tensor(self.to_model(approach[None]))[:, None, :]))
+            mode = "approach"
+        elif index >= n_local and not self.within_ramp(target, last):
             # The target lies beyond the ramp limit: go the safe way towards it, one ramp
             # step at a time (the closest safe point within reach, in model coordinates).
             reach = np.flatnonzero(safe[:n_local])
@@ -641,7 +695,76 @@ class SafeOptimizer:
             heating_limit=self.heating_limit,
             models={k: dict(v) for k, v in self.summaries.items()},
             target=dict(zip(self.names, (float(v) for v in target), strict=True)),
+            mode=mode + ("+travel" if self.travel else ""),
         )
+
+    def approach_point(
+        self, settings: np.ndarray, scores: dict[str, np.ndarray], last: np.ndarray
+    ) -> np.ndarray | None:
+        """The approach step from the latest frame, or None (see ``approach_width``).
+
+        If the latest measurement sits at the ramp origin ``last``, caused no damage
+        (``damage_prob`` < δ) and reads a progress p with ``APPROACH_FROM`` ≤ p < target,
+        a transformation :math:`x = \\sigma((\\varepsilon - \\varepsilon_T)/(w\\,
+        \\varepsilon_T))` puts the threshold at :math:`\\varepsilon/(1 + w\\,
+        \\mathrm{logit}\\,p)`; the step goes to the same settings with the fluence
+        scaled to reach :math:`x = (1 + \\text{target})/2` (at most
+        ``APPROACH_MAX_RATIO``, within the ramp limit and the search box), or None where
+        those limits leave the model predicting less than the target. The scorer reads an
+        early transformation as more progress than it is (0.24 at x = 0.11), so the step
+        errs short.
+        """
+        cfg = self.config
+        w = cfg.approach_width
+        if w is None or cfg.objective != "progress" or "fluence" not in self.names:
+            return None
+        settings = np.array(settings, dtype=np.float64, ndmin=2)
+        if not len(settings) or "progress" not in scores:
+            return None
+        here = settings[-1]
+        if not np.all(np.isfinite(here)) or not np.allclose(here, last, rtol=1e-9, atol=1e-9):
+            return None
+        p = float(np.asarray(scores["progress"], dtype=np.float64)[-1])
+        d = float(np.asarray(scores["damage_prob"], dtype=np.float64)[-1])
+        if not (np.isfinite(p) and np.isfinite(d)) or d >= cfg.damage_bound:
+            return None
+        if not APPROACH_FROM <= p < cfg.target:
+            return None
+        j = self.names.index("fluence")
+        if len(settings) >= 2:
+            # no chains: if the shot before already stood at these other settings with less
+            # fluence and a partly transformed frame, this shot was that approach, and it fell
+            # short of the model: the transformation is slower here than assumed, or it
+            # started above the damage threshold (a flank of the band)
+            prev = settings[-2]
+            others = [i for i in range(len(here)) if i != j]
+            p_prev = float(np.asarray(scores["progress"], dtype=np.float64)[-2])
+            if (
+                np.allclose(prev[others], here[others], rtol=1e-6, atol=1e-6)
+                and prev[j] < here[j]
+                and np.isfinite(p_prev)
+                and p_prev >= APPROACH_FROM
+            ):
+                return None
+        # The model puts the threshold at ε/below; x = aim needs ε·above/below.
+        below = 1.0 + w * float(logit(np.array(p)))
+        above = 1.0 + w * float(logit(np.array((1.0 + cfg.target) / 2.0)))
+        f = min(
+            here[j] * above / below,
+            here[j] * APPROACH_MAX_RATIO,
+            here[j] + self._steps[j],
+            self._box_high[j],
+        )
+        # The step may bypass the heating expansion only because the model says where it
+        # lands: if the ramp limit (or the search box) cuts it short of the target, the model
+        # itself expects another partial frame, and the climb stays with the heating
+        # expansion. (A threshold that far above the frame's fluence is the mark of a
+        # wavelength off the resonance, where the damage threshold comes first.)
+        if (f / here[j] * below - 1.0) / w < float(logit(np.array(cfg.target))):
+            return None
+        point = here.copy()
+        point[j] = f
+        return point
 
     def _hottest(self, points: np.ndarray) -> np.ndarray | None:
         """Mask of ``points`` whose predicted heating (GP mean) is at least

@@ -8,7 +8,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from uedsteer.controller.config import CampaignConfig
-from uedsteer.controller.optimizer import NoSafeCandidate, SafeOptimizer
+from uedsteer.controller.optimizer import APPROACH_MAX_RATIO, NoSafeCandidate, SafeOptimizer
 
 CFG = CampaignConfig(n_candidates=64)
 
@@ -268,3 +268,76 @@ def test_damage_evidence_carries_over_in_predicted_heating():
     plain = SafeOptimizer(CFG.model_copy(update={"heating_growth": None}))
     _, ucb = plain.safe_set(x, scores, at)
     assert np.all(ucb[:2] > 0.5), "over fluence × wavelength both are unexplored"
+
+
+def _partly_transformed(progress_last: float, damage_last: float = 0.0):
+    """A climb at 800 nm whose last frame (3 mJ/cm²) reads ``progress_last``: the frames
+    before are untransformed (valid heating), the last one has no heating reading."""
+    x = np.array([[0.5, 800.0], [1.0, 800.0], [1.5, 800.0], [2.0, 800.0], [3.0, 800.0]])
+    scores = truth(x)
+    scores["progress"] = np.array([0.02, 0.02, 0.03, 0.04, progress_last])
+    scores["damage_prob"] = np.array([0.0, 0.0, 0.0, 0.0, damage_last])
+    return x, scores
+
+
+def test_a_partly_transformed_frame_sets_the_approach_step():
+    """Progress 0.3 at 3 mJ/cm² with a transition width w = 0.1: x = 0.9 needs
+    (1 + 0.1 logit 0.9)/(1 + 0.1 logit 0.3) = 1.333 × the fluence, at the same wavelength,
+    beyond the heating expansion (which stops the climb over frames without a heating
+    reading), with the damage bound still met."""
+    x, scores = _partly_transformed(0.3)
+    opt = SafeOptimizer(CFG)
+    prop = opt.propose(x, scores, x[-1])
+    ratio = (1 + 0.1 * np.log(9.0)) / (1 + 0.1 * np.log(0.3 / 0.7))
+    assert opt.mode == "approach"
+    assert prop.settings["wavelength"] == pytest.approx(800.0)
+    assert prop.settings["fluence"] == pytest.approx(3.0 * ratio, rel=1e-6)
+    assert prop.damage_ucb <= CFG.damage_bound
+    plain = SafeOptimizer(CFG.model_copy(update={"approach_width": None}))
+    p = plain.propose(x, scores, x[-1])
+    assert plain.mode != "approach" and p.settings["fluence"] < 3.0 * ratio - 0.2
+
+
+def test_the_approach_step_keeps_the_ramp_limit_and_needs_a_clean_partial_frame():
+    opt = SafeOptimizer(CFG)
+    x, scores = _partly_transformed(0.16)
+    point = opt.approach_point(x, scores, x[-1])
+    ratio = (1 + 0.1 * np.log(9.0)) / (1 + 0.1 * np.log(0.16 / 0.84))
+    assert ratio <= APPROACH_MAX_RATIO
+    assert point[0] == pytest.approx(3.0 * ratio) and point[1] == 800.0
+    x[-1, 0] = 8.0  # 1.46 × 8 = 11.7, but the ramp limit (1.5 mJ/cm²) allows only 9.5,
+    # where the model predicts x = σ((9.5/8 (1 + 0.1 logit 0.16) − 1)/0.1) = 0.48 < target:
+    # no step, the heating expansion governs the climb
+    assert opt.approach_point(x, scores, x[-1]) is None
+    scores["progress"][-1] = 0.5  # 1.22 × 8 = 9.76, cut to 9.5: x = σ(1.875) = 0.87 ≥ 0.8
+    assert opt.approach_point(x, scores, x[-1])[0] == pytest.approx(9.5)
+    x, scores = _partly_transformed(0.3)
+    assert opt.approach_point(x, scores, x[-2]) is None, "only from the ramp origin"
+    for low in (0.1, 0.85):  # untransformed (a guess) or at the target already
+        assert opt.approach_point(*_partly_transformed(low), x[-1]) is None
+    assert opt.approach_point(*_partly_transformed(0.3, damage_last=0.3), x[-1]) is None
+    x, scores = _partly_transformed(0.3)
+    scores["progress"][-2] = 0.2  # the last shot was itself an approach that fell short
+    assert opt.approach_point(x, scores, x[-1]) is None
+    scores["progress"][-2] = 0.04
+    x[-2, 1] = 790.0  # a partial frame at another wavelength is no chain
+    assert opt.approach_point(x, scores, x[-1]) is not None
+
+
+def test_a_learned_damage_limit_bounds_the_approach_step():
+    """A shot that caused damage at 1.5× the last frame's heating elsewhere: the approach step
+    (~1.33× the fluence) would exceed heating_margin × that heating, so it is not proposed."""
+    x, scores = _partly_transformed(0.3)
+    x = np.vstack([[[3.0, 780.0]], x])
+    hot = 1.5 * truth(x[-1:])["heating"][0]
+    for key, value in (("progress", 0.03), ("damage_prob", 0.95), ("heating", hot)):
+        scores[key] = np.concatenate([[value], scores[key]])
+    scores["line_distance"] = np.full(len(x), 0.3)
+    opt = SafeOptimizer(CFG)
+    try:
+        prop = opt.propose(x, scores, x[-1])
+    except NoSafeCandidate:
+        return
+    assert opt.mode != "approach"
+    new = np.array([[prop.settings["fluence"], prop.settings["wavelength"]]])
+    assert truth(new)["heating"][0] < opt.heating_limit
