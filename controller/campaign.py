@@ -70,7 +70,7 @@ class Trial:
     scores: dict[str, float] = field(default_factory=dict)
     error: str = ""
     action: str = "continue"
-    proposal: dict[str, float] = field(default_factory=dict)
+    proposal: dict[str, float | str] = field(default_factory=dict)
     truth: dict[str, Any] | None = None
 
 
@@ -119,11 +119,13 @@ class Step:
     spot: int
     proposal: Proposal | None = None
 
-    def info(self) -> dict[str, float]:
-        """The optimizer's figures as plain numbers."""
+    def info(self) -> dict[str, float | str]:
+        """The optimizer's figures as plain numbers, and why the point was chosen (``mode``:
+        see :class:`Proposal`; ``initial`` for the initial shots and ramp-down steps)."""
         p = self.proposal
         if p is None:  # initial shots and ramp-down steps: no optimizer figures
             return {
+                "mode": "initial",
                 "damage_ucb": math.nan,
                 "acquisition": math.nan,
                 "n_safe": 0,
@@ -131,6 +133,7 @@ class Step:
                 "heating_limit": math.nan,
             }
         return {
+            "mode": p.mode,
             "damage_ucb": p.damage_ucb,
             "acquisition": p.acquisition,
             "n_safe": p.n_safe,

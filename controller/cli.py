@@ -306,7 +306,7 @@ def _campaign(args: argparse.Namespace) -> int:
     )
     print(
         f"{'shot':>4} {'spot':>4} {'fluence':>8} {'λ (nm)':>7} {'class':>12} {'progress':>8} "
-        f"{'damage':>7} {'heating':>8} {'action':>8}"
+        f"{'damage':>7} {'heating':>8} {'action':>8}  why"
     )
 
     def show(t) -> None:
@@ -315,7 +315,7 @@ def _campaign(args: argparse.Namespace) -> int:
         print(
             f"{t.index:4d} {t.spot:4d} {t.settings['fluence']:8.2f} {t.settings['wavelength']:7.0f}"
             f" {cls:>12} {s['progress']:8.3f} {s['damage_prob']:7.3f} {s['heating']:8.4f}"
-            f" {t.action:>8}",
+            f" {t.action:>8}  {t.proposal.get('mode', '')}",
             flush=True,
         )
 

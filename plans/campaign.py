@@ -67,6 +67,7 @@ ProposalReadout = type(
         **_signals(("shot", "spot", "n_safe", "n_candidates"), 0),
         **_signals(SETTING_NAMES, math.nan),
         **_signals(("damage_ucb", "acquisition", "heating_limit", "seconds"), math.nan),
+        "mode": Cpt(Signal, value="", kind="normal"),
         "models": Cpt(Signal, value="{}", kind="normal"),
         "gp_state": Cpt(Signal, value="{}", kind="normal"),
         "__doc__": "Soft signals carrying one proposal into an event.",

@@ -199,6 +199,10 @@ def test_detector_faults_become_failed_trials_in_the_catalog(scorer, tmp_path):
     run = cat.values().last()
     assert np.asarray(run["failures"]["campaign_shot"].read()).tolist() == [1]
     assert np.asarray(run["primary"]["campaign_shot"].read()).tolist() == [0, 2]
+    # why each point was chosen is recorded with the proposal, and in the record
+    modes = [str(m) for m in np.asarray(run["proposals"]["proposal_mode"].read())]
+    assert modes == [t.proposal["mode"] for t in rec.trials]
+    assert modes[0] == "initial" and modes[-1].split("+")[0] in ("improve", "explore", "approach")
 
 
 KILLED = textwrap.dedent(
