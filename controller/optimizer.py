@@ -735,7 +735,8 @@ class SafeOptimizer:
             # no chains: if the shot before already stood at these other settings with less
             # fluence and a partly transformed frame, this shot was that approach, and it fell
             # short of the model: the transformation is slower here than assumed, or it
-            # started above the damage threshold (a flank of the band)
+            # started above the damage threshold (a flank of the band). A second step fitted
+            # through both frames was measured and not kept (it climbed a flank into damage).
             prev = settings[-2]
             others = [i for i in range(len(here)) if i != j]
             p_prev = float(np.asarray(scores["progress"], dtype=np.float64)[-2])
@@ -746,11 +747,12 @@ class SafeOptimizer:
                 and p_prev >= APPROACH_FROM
             ):
                 return None
-        # The model puts the threshold at ε/below; x = aim needs ε·above/below.
-        below = 1.0 + w * float(logit(np.array(p)))
-        above = 1.0 + w * float(logit(np.array((1.0 + cfg.target) / 2.0)))
+        # The onset x = σ((F − F_T)/s) at this wavelength, from this frame and the assumed
+        # relative width w: F_T = F/(1 + w logit p), s = w·F_T.
+        f_t = here[j] / (1.0 + w * float(logit(np.array(p))))
+        scale = w * f_t
         f = min(
-            here[j] * above / below,
+            f_t + scale * float(logit(np.array((1.0 + cfg.target) / 2.0))),
             here[j] * APPROACH_MAX_RATIO,
             here[j] + self._steps[j],
             self._box_high[j],
@@ -760,7 +762,7 @@ class SafeOptimizer:
         # itself expects another partial frame, and the climb stays with the heating
         # expansion. (A threshold that far above the frame's fluence is the mark of a
         # wavelength off the resonance, where the damage threshold comes first.)
-        if (f / here[j] * below - 1.0) / w < float(logit(np.array(cfg.target))):
+        if f <= here[j] or (f - f_t) / scale < float(logit(np.array(cfg.target))):
             return None
         point = here.copy()
         point[j] = f

@@ -44,3 +44,18 @@ def test_campaign_validation(tmp_path):
     path.write_text("damage_bound: 1.5\n")
     with pytest.raises(ValidationError, match="damage_bound"):
         CampaignConfig.from_yaml(path)
+
+
+def test_the_readme_configuration_example_is_valid():
+    """The YAML block of the README's campaign section is a working configuration."""
+    import re
+    from pathlib import Path
+
+    import yaml
+
+    text = (Path(__file__).parents[1] / "README.md").read_text()
+    blocks = [b for b in re.findall(r"```yaml\n(.*?)```", text, re.S) if "parameters:" in b]
+    assert blocks, "the README shows a campaign configuration"
+    cfg = CampaignConfig.model_validate(yaml.safe_load(blocks[0]))
+    assert cfg.approach_width == 0.1 and cfg.on_damage == "halt"
+    assert cfg.parameter("wavelength").high == 1100
