@@ -685,7 +685,7 @@ class SafeOptimizer:
             d = self.to_model(local[reach]) - self.to_model(target[None])
             index = int(reach[np.argmin(np.sum(d**2, axis=1))])
         self.mode = mode
-        self.travel = index != int(pool[k])
+        self.travel = mode != "approach" and index != int(pool[k])
         return Proposal(
             settings=dict(zip(self.names, (float(v) for v in cand_phys[index]), strict=True)),
             damage_ucb=float(dmg_ucb[index]),

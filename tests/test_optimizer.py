@@ -289,7 +289,8 @@ def test_a_partly_transformed_frame_sets_the_approach_step():
     opt = SafeOptimizer(CFG)
     prop = opt.propose(x, scores, x[-1])
     ratio = (1 + 0.1 * np.log(9.0)) / (1 + 0.1 * np.log(0.3 / 0.7))
-    assert opt.mode == "approach"
+    assert opt.mode == "approach" and not opt.travel
+    assert prop.mode == "approach", "the proposal says why"
     assert prop.settings["wavelength"] == pytest.approx(800.0)
     assert prop.settings["fluence"] == pytest.approx(3.0 * ratio, rel=1e-6)
     assert prop.damage_ucb <= CFG.damage_bound
