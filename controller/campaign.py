@@ -202,8 +202,13 @@ class Campaign:
                 if not callable(fn):
                     raise ValueError(f"constraints[{name!r}] must be (callable, bound)")
                 float(bound)
+        # the approach step models the onset of the transformation's progress; a Python
+        # objective is some other quantity, so it goes without the step
+        opt_cfg = self.config
+        if objective is not None and opt_cfg.approach_width is not None:
+            opt_cfg = opt_cfg.model_copy(update={"approach_width": None})
         self.optimizer = SafeOptimizer(
-            self.config, {name: bound for name, (_, bound) in self.extra_constraints.items()}
+            opt_cfg, {name: bound for name, (_, bound) in self.extra_constraints.items()}
         )
         self.record = CampaignRecord()
         self.spots = list(range(100)) if spots is None else list(spots)

@@ -205,7 +205,7 @@ class CampaignConfig(BaseModel):
         "damage threshold). The width is an assumption about the sample, not a fit: a "
         "broader transition makes the step fall short, a sharper one overshoots the aim "
         "(the fluence ratio is the same). Needs the objective 'progress' and the fluence "
-        "among the parameters. None disables it.",
+        "among the parameters (a Python objective turns it off). None disables it.",
     )
     refit_every: int = Field(
         5,

@@ -130,6 +130,9 @@ def test_callable_objective_and_failed_shots_are_kept():
     assert list(df["status"]) == ["ok", "failed", "failed"]
     camp.ingest(step, None, error="again")
     assert camp.stopped and "failed shots in a row" in camp.record.stop_reason
+    # the approach step models the onset of progress, not a Python objective
+    assert camp.optimizer.config.approach_width is None
+    assert camp.config.approach_width == 0.1 and Campaign().optimizer.config.approach_width == 0.1
 
 
 def test_short_simulated_campaign_keeps_ramp_limits_and_closes_shutter(scorer):
