@@ -177,7 +177,7 @@ class CampaignConfig(BaseModel):
         "limit learned from damaging shots.",
     )
     explore_excitation: float | None = Field(
-        0.7,
+        0.5,
         gt=0,
         le=1,
         description="While the objective is flat (its data spread less than objective_scale: "
@@ -186,6 +186,16 @@ class CampaignConfig(BaseModel):
         "fraction of the hottest one's: the transformation grows with the absorbed energy, "
         "so a cold shot at a new wavelength cannot reveal a low threshold there. None: "
         "every safe candidate.",
+    )
+    climb_heating: float | None = Field(
+        0.007,
+        gt=0,
+        description="Initial climb: until a frame's heating (apparent Debye–Waller Δ⟨u²⟩, Å²) "
+        "reaches this, or something transforms, every shot stays at the safe start's other "
+        "settings and goes to the highest safe fluence there (the same safety checks). A "
+        "wavelength step is judged against the heating measured at the start, so once that "
+        "reading stands clear of the frame noise (≈ 0.001 Å²) each step can carry a useful "
+        "excitation; before, steps at noise-level heating creep in fluence. None: no climb.",
     )
     approach_width: float | None = Field(
         0.1,

@@ -42,6 +42,14 @@ Safety model (hard, not soft):
   (``travel`` is then True), so the search can leave a local optimum (a strongly absorbing
   off-resonance wavelength) without a jump. If no candidate within reach is safe,
   :class:`NoSafeCandidate` says so instead of gambling.
+* Initial climb (``climb_heating``): the heating expansion judges a step by the hottest frame
+  so far, and a frame at the safe start reads heating at the frame noise (≈ 0.001 Å²), so
+  wavelength steps taken from there creep in fluence and cannot show a transformation. Until
+  a frame's heating reaches ``climb_heating`` (or something transforms, a frame is damaged,
+  or the campaign has moved), each shot therefore stays at the start's other settings and
+  goes to the highest fluence there that passes every check above (mode ``"climb"``); at one
+  wavelength the absorbed energy is proportional to the fluence, so this is the cheapest way
+  to a heating reading that lets the later steps carry a useful excitation.
 * Approach step (``approach_width``): a partly transformed frame carries no heating reading,
   so the heating expansion cannot grow past it (its lower bound is all it vouches for) and the
   climb stalls a few percent short of the target. After a damage-free frame with progress p
@@ -145,8 +153,9 @@ class Proposal:
     """Where the acquisition wants to go; differs from ``settings`` while travelling there."""
     mode: str = "improve"
     """Why this point: ``improve`` (expected improvement), ``explore`` (nothing safe is
-    expected to improve: the most uncertain candidate that could still be best) or
-    ``approach`` (the approach step after a partly transformed frame); ``+travel`` when the
+    expected to improve: the most uncertain candidate that could still be best), ``climb``
+    (the initial climb in fluence at the safe start's other settings) or ``approach`` (the
+    approach step after a partly transformed frame); ``+travel`` when the
     settings are a ramp step towards a target beyond the ramp limit."""
 
 
@@ -617,6 +626,12 @@ class SafeOptimizer:
         settings = np.array(settings, dtype=np.float64, ndmin=2)
         last = np.asarray(last, dtype=np.float64)
         local = self.candidates(last)
+        climbing = self.climbing(settings, scores, last)
+        n_ladder = 0
+        if climbing:
+            ladder = self.fluence_ladder(last)
+            n_ladder = len(ladder)
+            local = np.vstack([local, ladder])
         approach = self.approach_point(settings, scores, last)
         if approach is not None:
             local = np.vstack([local, approach[None]])
@@ -640,6 +655,16 @@ class SafeOptimizer:
         sampler = SobolQMCNormalSampler(torch.Size([128]), seed=cfg.seed)
         acqf = qLogNoisyExpectedImprovement(obj, X_baseline=x, prune_baseline=True, sampler=sampler)
         pool = np.flatnonzero(safe)
+        climb = None
+        if climbing:
+            # the initial climb: the highest safe fluence at the start's other settings, as
+            # long as it rises (if nothing above the last shot is safe, the search goes on)
+            start = n_local - n_ladder - (approach is not None)
+            rungs = np.arange(start, start + n_ladder)
+            j = self.names.index("fluence")
+            up = rungs[safe[rungs] & (cand_phys[rungs, j] > last[j] * (1 + 1e-3))]
+            if len(up):
+                climb = int(up[np.argmax(cand_phys[up, j])])
         if cfg.monotone_fluence and "fluence" in self.names:
             pool = pool[self.frontier(cand_phys[pool])]
         flat = float(y.max() - y.min()) < cfg.objective_scale
@@ -671,7 +696,13 @@ class SafeOptimizer:
             mode = "explore"
         target = cand_phys[pool][k]
         index = int(pool[k])
-        if approach is not None and safe[n_local - 1]:
+        if climb is not None and not (approach is not None and safe[n_local - 1]):
+            index = climb
+            target = cand_phys[climb]
+            with torch.no_grad():
+                value = float(acqf(torch.tensor(self.to_model(target[None]))[:, None, :]))
+            mode = "climb"
+        elif approach is not None and safe[n_local - 1]:
             # a partly transformed frame says how much more excitation the target needs here
             index = n_local - 1
             target = approach
@@ -685,7 +716,7 @@ class SafeOptimizer:
             d = self.to_model(local[reach]) - self.to_model(target[None])
             index = int(reach[np.argmin(np.sum(d**2, axis=1))])
         self.mode = mode
-        self.travel = mode != "approach" and index != int(pool[k])
+        self.travel = mode not in ("approach", "climb") and index != int(pool[k])
         return Proposal(
             settings=dict(zip(self.names, (float(v) for v in cand_phys[index]), strict=True)),
             damage_ucb=float(dmg_ucb[index]),
@@ -697,6 +728,46 @@ class SafeOptimizer:
             target=dict(zip(self.names, (float(v) for v in target), strict=True)),
             mode=mode + ("+travel" if self.travel else ""),
         )
+
+    def climbing(
+        self, settings: np.ndarray, scores: dict[str, np.ndarray], last: np.ndarray
+    ) -> bool:
+        """True while the initial climb (``climb_heating``) goes on.
+
+        That is while every measurement so far stood at the other settings of ``last``
+        (the campaign has not moved from its start), none caused damage (``damage_prob`` ≥
+        0.5), the objective is flat (spread below ``objective_scale``) and no frame's heating
+        has reached ``climb_heating``.
+        """
+        cfg = self.config
+        if cfg.climb_heating is None or "fluence" not in self.names or "heating" not in scores:
+            return False
+        settings = np.array(settings, dtype=np.float64, ndmin=2)
+        if not len(settings) or not np.all(np.isfinite(settings)):
+            return False
+        j = self.names.index("fluence")
+        others = [i for i in range(len(self.names)) if i != j]
+        if not np.allclose(settings[:, others], np.asarray(last)[others], rtol=1e-9, atol=1e-9):
+            return False
+        dmg = np.asarray(scores["damage_prob"], dtype=np.float64)
+        if np.any(np.nan_to_num(dmg, nan=0.0) >= 0.5):
+            return False
+        obj = self._objective_values(scores)
+        obj = obj[np.isfinite(obj)]
+        if len(obj) and float(obj.max() - obj.min()) >= cfg.objective_scale:
+            return False
+        heat = np.asarray(scores["heating"], dtype=np.float64)
+        return not np.any(np.nan_to_num(heat, nan=0.0) >= cfg.climb_heating)
+
+    def fluence_ladder(self, last: np.ndarray, rungs: int = LADDER_STEPS) -> np.ndarray:
+        """Physical points at the other settings of ``last`` with the fluence from ``last``'s
+        up to its ramp limit (and the search box)."""
+        j = self.names.index("fluence")
+        last = np.asarray(last, dtype=np.float64)
+        top = min(self._box_high[j], last[j] + self._steps[j])
+        pts = np.repeat(last[None], rungs, axis=0)
+        pts[:, j] = np.linspace(max(self._box_low[j], last[j]), top, rungs)
+        return pts
 
     def approach_point(
         self, settings: np.ndarray, scores: dict[str, np.ndarray], last: np.ndarray

@@ -342,3 +342,47 @@ def test_a_learned_damage_limit_bounds_the_approach_step():
     assert opt.mode != "approach"
     new = np.array([[prop.settings["fluence"], prop.settings["wavelength"]]])
     assert truth(new)["heating"][0] < opt.heating_limit
+
+
+def _start(fluences, heating):
+    """Shots at the safe start's wavelength (800 nm) with these fluences and heating readings."""
+    x = np.column_stack([fluences, np.full(len(fluences), 800.0)])
+    scores = truth(x)
+    scores["heating"] = np.asarray(heating, dtype=float)
+    scores["progress"] = np.full(len(x), 0.02)
+    return x, scores
+
+
+def test_the_initial_climb_stays_at_the_start_wavelength_within_the_heating_expansion():
+    """From a noise-level heating reading the climb goes to the highest safe fluence at the
+    start's wavelength: more than the first shot, never beyond the ramp limit or the heating
+    expansion's allowance (1.2 × 0.0012 + 0.002 Å² with heating ∝ fluence)."""
+    x, scores = _start([0.5], [0.0012])
+    opt = SafeOptimizer(CFG)
+    prop = opt.propose(x, scores, x[-1])
+    assert prop.mode == "climb" and not opt.travel
+    assert prop.settings["wavelength"] == pytest.approx(800.0)
+    assert 0.5 < prop.settings["fluence"] <= 0.5 + CFG.parameter("fluence").max_step
+    assert prop.damage_ucb <= CFG.damage_bound
+    allowed = CFG.heating_growth * 0.0012 + CFG.heating_floor
+    assert 0.0012 * prop.settings["fluence"] / 0.5 <= allowed + 1e-9, "heating expansion"
+
+
+def test_the_climb_ends_at_a_clear_heating_reading_a_move_damage_or_a_transformation():
+    opt = SafeOptimizer(CFG)
+    x, scores = _start([0.5, 1.0, 2.0], [0.0012, 0.0025, 0.0045])
+    assert opt.climbing(x, scores, x[-1])
+    x, scores = _start([0.5, 1.0, 2.0, 3.0], [0.0012, 0.0025, 0.0045, CFG.climb_heating])
+    assert not opt.climbing(x, scores, x[-1]), "the heating stands clear of the noise"
+    assert opt.propose(x, scores, x[-1]).mode != "climb"
+    x, scores = _start([0.5, 1.0, 2.0], [0.0012, 0.0025, 0.0045])
+    x[1, 1] = 830.0
+    assert not opt.climbing(x, scores, x[-1]), "the campaign has moved from its start"
+    x, scores = _start([0.5, 1.0, 2.0], [0.0012, 0.0025, 0.0045])
+    scores["damage_prob"][-1] = 0.9
+    assert not opt.climbing(x, scores, x[-1]), "a damaged frame"
+    x, scores = _start([0.5, 1.0, 2.0], [0.0012, 0.0025, 0.0045])
+    scores["progress"][-1] = 0.3
+    assert not opt.climbing(x, scores, x[-1]), "something transforms"
+    off = SafeOptimizer(CFG.model_copy(update={"climb_heating": None}))
+    assert not off.climbing(*_start([0.5], [0.0012]), np.array([0.5, 800.0]))
