@@ -240,10 +240,7 @@ class SafeOptimizer:
             j = self.names.index("fluence")
             recent = np.clip(np.asarray(settings, dtype=np.float64)[-LADDER_POINTS:], lows, highs)
             recent = recent[np.all(np.isfinite(recent), axis=1)]
-            ladder = np.linspace(lows[j], highs[j], LADDER_STEPS)
-            rungs = np.repeat(recent, LADDER_STEPS, axis=0)
-            rungs[:, j] = np.tile(ladder, len(recent))
-            pts.append(rungs)
+            pts.append(self.fluence_ladder(recent, lows[j], highs[j]))
         return np.vstack(pts)
 
     def frontier(self, cand: np.ndarray, bins: int = FRONTIER_BINS) -> np.ndarray:
@@ -627,10 +624,12 @@ class SafeOptimizer:
         last = np.asarray(last, dtype=np.float64)
         local = self.candidates(last)
         climbing = self.climbing(settings, scores, last)
-        n_ladder = 0
+        rungs = np.arange(0)
         if climbing:
-            ladder = self.fluence_ladder(last)
-            n_ladder = len(ladder)
+            j = self.names.index("fluence")
+            top = min(self._box_high[j], last[j] + self._steps[j])
+            ladder = self.fluence_ladder(last, max(self._box_low[j], last[j]), top)
+            rungs = np.arange(len(local), len(local) + len(ladder))
             local = np.vstack([local, ladder])
         approach = self.approach_point(settings, scores, last)
         if approach is not None:
@@ -656,11 +655,9 @@ class SafeOptimizer:
         acqf = qLogNoisyExpectedImprovement(obj, X_baseline=x, prune_baseline=True, sampler=sampler)
         pool = np.flatnonzero(safe)
         climb = None
-        if climbing:
+        if len(rungs):
             # the initial climb: the highest safe fluence at the start's other settings, as
             # long as it rises (if nothing above the last shot is safe, the search goes on)
-            start = n_local - n_ladder - (approach is not None)
-            rungs = np.arange(start, start + n_ladder)
             j = self.names.index("fluence")
             up = rungs[safe[rungs] & (cand_phys[rungs, j] > last[j] * (1 + 1e-3))]
             if len(up):
@@ -696,19 +693,14 @@ class SafeOptimizer:
             mode = "explore"
         target = cand_phys[pool][k]
         index = int(pool[k])
-        if climb is not None and not (approach is not None and safe[n_local - 1]):
-            index = climb
-            target = cand_phys[climb]
+        approaching = approach is not None and safe[n_local - 1]
+        if climb is not None or approaching:
+            # a partly transformed frame says how much more excitation the target needs here;
+            # before anything stands clear of the noise, the climb goes first
+            index, mode = (n_local - 1, "approach") if approaching else (climb, "climb")
+            target = cand_phys[index]
             with torch.no_grad():
                 value = float(acqf(torch.tensor(self.to_model(target[None]))[:, None, :]))
-            mode = "climb"
-        elif approach is not None and safe[n_local - 1]:
-            # a partly transformed frame says how much more excitation the target needs here
-            index = n_local - 1
-            target = approach
-            with torch.no_grad():
-                value = float(acqf(torch.tensor(self.to_model(approach[None]))[:, None, :]))
-            mode = "approach"
         elif index >= n_local and not self.within_ramp(target, last):
             # The target lies beyond the ramp limit: go the safe way towards it, one ramp
             # step at a time (the closest safe point within reach, in model coordinates).
@@ -759,15 +751,16 @@ class SafeOptimizer:
         heat = np.asarray(scores["heating"], dtype=np.float64)
         return not np.any(np.nan_to_num(heat, nan=0.0) >= cfg.climb_heating)
 
-    def fluence_ladder(self, last: np.ndarray, rungs: int = LADDER_STEPS) -> np.ndarray:
-        """Physical points at the other settings of ``last`` with the fluence from ``last``'s
-        up to its ramp limit (and the search box)."""
+    def fluence_ladder(
+        self, points: np.ndarray, low: float, high: float, rungs: int = LADDER_STEPS
+    ) -> np.ndarray:
+        """Physical points at the other settings of each of ``points`` with ``rungs``
+        fluences from ``low`` to ``high`` (point by point)."""
         j = self.names.index("fluence")
-        last = np.asarray(last, dtype=np.float64)
-        top = min(self._box_high[j], last[j] + self._steps[j])
-        pts = np.repeat(last[None], rungs, axis=0)
-        pts[:, j] = np.linspace(max(self._box_low[j], last[j]), top, rungs)
-        return pts
+        points = np.array(points, dtype=np.float64, ndmin=2)
+        out = np.repeat(points, rungs, axis=0)
+        out[:, j] = np.tile(np.linspace(low, high, rungs), len(points))
+        return out
 
     def approach_point(
         self, settings: np.ndarray, scores: dict[str, np.ndarray], last: np.ndarray
