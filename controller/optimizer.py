@@ -45,8 +45,10 @@ Safety model (hard, not soft):
 * Initial climb (``climb_heating``): the heating expansion judges a step by the hottest frame
   so far, and a frame at the safe start reads heating at the frame noise (≈ 0.001 Å²), so
   wavelength steps taken from there creep in fluence and cannot show a transformation. Until
-  a frame's heating reaches ``climb_heating`` (or something transforms, a frame is damaged,
-  or the campaign has moved), each shot therefore stays at the start's other settings and
+  a frame of an untransformed lattice reads a heating of ``climb_heating`` (a transformation's
+  onset lifts the Debye–Waller figure too, and is a reason to climb on), something
+  transforms clearly (objective spread ``objective_scale``), a frame is damaged or the
+  campaign has moved, each shot therefore stays at the start's other settings and
   goes to the highest fluence there that passes every check above (mode ``"climb"``); at one
   wavelength the absorbed energy is proportional to the fluence, so this is the cheapest way
   to a heating reading that lets the later steps carry a useful excitation.
@@ -130,6 +132,30 @@ APPROACH_MAX_RATIO = 1.5  # largest fluence ratio of one approach step
 
 class NoSafeCandidate(RuntimeError):
     """No candidate inside the safe set (or none expected to improve): stop, do not gamble."""
+
+
+def heating_readings(scores: dict[str, np.ndarray]) -> np.ndarray:
+    """The ``heating`` scores that read lattice heating, NaN elsewhere.
+
+    A frame with progress at or above ``HEATING_VALID_PROGRESS`` (or without a progress
+    reading where the scores have progress) shows a transforming lattice, whose Debye–Waller
+    figure is not heating.
+
+    Parameters
+    ----------
+    scores : dict of (n,) arrays
+        Score fields per measurement; must hold ``heating``.
+
+    Returns
+    -------
+    (n,) array
+        Heating readings, NaN where the frame is no heating reading.
+    """
+    h = np.array(scores["heating"], dtype=np.float64)
+    if "progress" in scores:
+        prog = np.asarray(scores["progress"], dtype=np.float64)
+        h[~(np.nan_to_num(prog, nan=1.0) < HEATING_VALID_PROGRESS)] = np.nan
+    return h
 
 
 def logit(p: np.ndarray) -> np.ndarray:
@@ -553,10 +579,7 @@ class SafeOptimizer:
         cfg = self.config
         h = np.asarray(scores["heating"], dtype=np.float64)
         known = np.all(np.isfinite(settings), axis=1) & np.isfinite(dmg_p)
-        direct = known & np.isfinite(h)
-        if "progress" in scores:
-            prog = np.asarray(scores["progress"], dtype=np.float64)
-            direct &= np.nan_to_num(prog, nan=1.0) < HEATING_VALID_PROGRESS
+        direct = known & np.isfinite(heating_readings(scores))
         use = direct & (dmg_p < 0.5)
         if not use.any():
             self.heating_limit = self.heating_limit_of(h, dmg_p)
@@ -728,8 +751,9 @@ class SafeOptimizer:
 
         That is while every measurement so far stood at the other settings of ``last``
         (the campaign has not moved from its start), none caused damage (``damage_prob`` ≥
-        0.5), the objective is flat (spread below ``objective_scale``) and no frame's heating
-        has reached ``climb_heating``.
+        0.5), the objective is flat (spread below ``objective_scale``) and no heating
+        reading (:func:`heating_readings`: frames of an untransformed lattice) has reached
+        ``climb_heating``.
         """
         cfg = self.config
         if cfg.climb_heating is None or "fluence" not in self.names or "heating" not in scores:
@@ -748,7 +772,9 @@ class SafeOptimizer:
         obj = obj[np.isfinite(obj)]
         if len(obj) and float(obj.max() - obj.min()) >= cfg.objective_scale:
             return False
-        heat = np.asarray(scores["heating"], dtype=np.float64)
+        # a partly transformed frame's Debye–Waller figure is no heating reading: an onset
+        # that lifts it past climb_heating is a reason to climb on, not to leave
+        heat = heating_readings(scores)
         return not np.any(np.nan_to_num(heat, nan=0.0) >= cfg.climb_heating)
 
     def fluence_ladder(

@@ -8,7 +8,12 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from uedsteer.controller.config import CampaignConfig
-from uedsteer.controller.optimizer import APPROACH_MAX_RATIO, NoSafeCandidate, SafeOptimizer
+from uedsteer.controller.optimizer import (
+    APPROACH_MAX_RATIO,
+    NoSafeCandidate,
+    SafeOptimizer,
+    heating_readings,
+)
 
 CFG = CampaignConfig(n_candidates=64)
 
@@ -386,3 +391,24 @@ def test_the_climb_ends_at_a_clear_heating_reading_a_move_damage_or_a_transforma
     assert not opt.climbing(x, scores, x[-1]), "something transforms"
     off = SafeOptimizer(CFG.model_copy(update={"climb_heating": None}))
     assert not off.climbing(*_start([0.5], [0.0012]), np.array([0.5, 800.0]))
+
+
+def test_an_onset_frame_is_no_heating_reading_and_the_climb_goes_on():
+    """Sample 159's climb: at 2.96 mJ/cm² the onset of the transformation (x = 0.03) read
+    progress 0.09 and lifted the Debye–Waller figure to 0.0098 Å², past ``climb_heating``.
+    That figure is no lattice heating, so the climb goes on at the start's wavelength, to
+    more fluence, still within the heating expansion of the untransformed frames."""
+    x, scores = _start([0.5, 0.79, 2.29, 2.96], [0.0019, 0.0019, 0.0041, 0.0098])
+    scores["progress"][-1] = 0.09
+    assert np.isnan(heating_readings(scores)[-1])
+    assert heating_readings(scores)[:-1] == pytest.approx([0.0019, 0.0019, 0.0041])
+    opt = SafeOptimizer(CFG)
+    assert opt.climbing(x, scores, x[-1])
+    prop = opt.propose(x, scores, x[-1])
+    assert prop.mode == "climb" and not opt.travel
+    assert prop.settings["wavelength"] == pytest.approx(800.0)
+    assert 2.96 < prop.settings["fluence"] <= 2.96 + CFG.parameter("fluence").max_step
+    assert prop.damage_ucb <= CFG.damage_bound
+    # the same reading on an untransformed frame ends the climb
+    scores["progress"][-1] = 0.02
+    assert not opt.climbing(x, scores, x[-1])
