@@ -10,6 +10,9 @@ Strategies:
 * ``uedsteer``: ``simulate_campaign`` with ``CampaignConfig(budget=B, on_damage="move")``
   (like the baselines it goes on on a fresh spot after damage; ``--on-damage halt`` for the
   default policy), stopping at the target.
+* ``informed``: ``uedsteer`` with its safe start at the sample's band (the resonance
+  wavelength, clipped to the search box): told where the band is but not the thresholds, it
+  shows what the safe climb alone costs; the rest of uedsteer's shots go to finding the band.
 * ``grid``: what a person does by hand: 6 wavelengths × 7 fluences (0.5 … 12 mJ/cm²),
   ascending fluence per wavelength on a fresh spot per wavelength, cut at the budget.
 * ``random``: uniform settings in the search box on one spot; moves to a fresh spot when the
@@ -41,7 +44,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from uedsteer.controller.config import CampaignConfig
+from uedsteer.controller.config import CampaignConfig, ParameterSpec
 from uedsteer.controller.optimizer import SafeOptimizer
 from uedsteer.plans.simulate import simulate_campaign
 from uedsteer.sim_devices.beamline import SimulatedBeamline
@@ -204,15 +207,33 @@ def ramp_oracle(rp: ResponseParams, cfg: CampaignConfig | None = None) -> int | 
 ON_DAMAGE = "move"
 
 
-def run_uedsteer(rp, seed, scorer, budget):
+def run_uedsteer(rp, seed, scorer, budget, start_wavelength: float | None = None):
     from uedsteer.controller.campaign import Campaign
 
-    camp = Campaign(CampaignConfig(budget=budget, on_damage=ON_DAMAGE))
+    cfg = CampaignConfig(budget=budget, on_damage=ON_DAMAGE)
+    if start_wavelength is not None:
+        params = tuple(
+            ParameterSpec(**{**q.model_dump(), "safe_start": start_wavelength})
+            if q.name == "wavelength"
+            else q
+            for q in cfg.parameters
+        )
+        cfg = CampaignConfig(budget=budget, on_damage=ON_DAMAGE, parameters=params)
+    camp = Campaign(cfg)
     rec = simulate_campaign(scorer=scorer, controller=camp, response=rp, seed=seed)
     truth = [t.truth for t in rec.trials if t.truth is not None]
     out = outcome(truth)
     out["stop"] = rec.stop_reason
     return out, camp.proposal_seconds
+
+
+def run_informed(rp, seed, scorer, budget):
+    """uedsteer with its safe start at the band's own wavelength (the resonance, clipped to
+    the search box): it knows where the band is, not the thresholds. Its shots show what the
+    safe climb costs; uedsteer's shots beyond them are the cost of finding the band."""
+    wl = CampaignConfig().parameter("wavelength")
+    band = float(np.clip(round(1239.84 / rp.resonance_ev), wl.low, wl.high))
+    return run_uedsteer(rp, seed, scorer, budget, start_wavelength=band)
 
 
 def _timed_proposal(opt: SafeOptimizer, x: np.ndarray, scores: dict, n: int) -> float:
@@ -274,7 +295,13 @@ def main() -> None:
     global ON_DAMAGE
     ON_DAMAGE = args.on_damage
     scorer = FrameScorer.pretrained()
-    runners = {"uedsteer": run_uedsteer, "grid": run_grid, "random": run_random, "xopt": run_xopt}
+    runners = {
+        "uedsteer": run_uedsteer,
+        "informed": run_informed,
+        "grid": run_grid,
+        "random": run_random,
+        "xopt": run_xopt,
+    }
     names = args.strategies.split(",")
     results: dict[str, list[dict]] = {n: [] for n in names}
     latency: dict[str, list[float]] = {n: [] for n in names}
@@ -313,6 +340,11 @@ def main() -> None:
         )
     if "uedsteer" in med and "grid" in med:
         print(f"grid / uedsteer median shots to success: {med['grid'] / med['uedsteer']:.2f}×")
+    if "uedsteer" in med and "informed" in med:
+        print(
+            f"finding the band costs uedsteer {med['uedsteer'] - med['informed']:.1f} shots "
+            f"(median) over a start at the band's wavelength ({med['informed']:.1f})"
+        )
     oracle = [ramp_oracle(ResponseParams.random(args.first_seed + k)) for k in range(args.samples)]
     reached = [n for n in oracle if n is not None]
     print(
