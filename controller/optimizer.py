@@ -600,15 +600,22 @@ class SafeOptimizer:
         )
         # Shots on a transforming lattice have no heating reading: they count with the heating
         # the direct readings predict for them. A damage-free one extends the safe set from
-        # the lower bound of that prediction (cautious growth); a damaging one sets the limit
-        # at its predicted mean (a lower bound far out would forbid everything).
+        # the lower bound of that prediction (cautious growth), or, where a reading at its
+        # other settings and a lower fluence exists, from that reading scaled by the fluence
+        # ratio (at one wavelength the absorbed energy is proportional to the fluence; never
+        # above the predicted mean): without it a climb through an onset stalls, each partly
+        # transformed frame vouching for less than the untransformed one below it. A damaging
+        # one sets the limit at its predicted mean (a lower bound far out would forbid all).
         self.heating_model = model
         h_eff = np.where(direct, np.maximum(np.nan_to_num(h), HEATING_NOISE), np.nan)
         h_cap = h_eff.copy()
         inferred = known & ~direct
         if inferred.any():
             mean, sd = self.heating_posterior(settings[inferred])
-            h_eff[inferred] = np.exp(mean - cfg.beta * sd)
+            below = self._scaled_from_below(settings, h_eff, use, np.flatnonzero(inferred))
+            h_eff[inferred] = np.maximum(
+                np.exp(mean - cfg.beta * sd), np.minimum(np.exp(mean), below)
+            )
             h_cap[inferred] = np.exp(mean)
         self.heating_limit = self.heating_limit_of(h_cap, dmg_p)
         mean, sd = self.heating_posterior(candidates)
@@ -619,6 +626,27 @@ class SafeOptimizer:
         if growth_exempt is not None:
             grows |= np.asarray(growth_exempt, dtype=bool)
         return torch.from_numpy(grows & (bound <= self.heating_limit)), mean
+
+    def _scaled_from_below(
+        self, settings: np.ndarray, heating: np.ndarray, readings: np.ndarray, rows: np.ndarray
+    ) -> np.ndarray:
+        """For each index in ``rows``: the ``heating`` of the reading (mask ``readings``) at
+        the same other settings with the highest fluence not above the row's, times the
+        fluence ratio; 0 where no such reading exists."""
+        out = np.zeros(len(rows))
+        if "fluence" not in self.names:
+            return out
+        j = self.names.index("fluence")
+        others = [i for i in range(len(self.names)) if i != j]
+        for k, i in enumerate(rows):
+            same = readings & np.all(
+                np.isclose(settings[:, others], settings[i, others], rtol=1e-9, atol=1e-9), axis=1
+            )
+            same &= settings[:, j] <= settings[i, j]
+            if same.any():
+                nearest = np.flatnonzero(same)[np.argmax(settings[same, j])]
+                out[k] = heating[nearest] * settings[i, j] / settings[nearest, j]
+        return out
 
     def propose(
         self, settings: np.ndarray, scores: dict[str, np.ndarray], last: np.ndarray

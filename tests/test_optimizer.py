@@ -412,3 +412,25 @@ def test_an_onset_frame_is_no_heating_reading_and_the_climb_goes_on():
     # the same reading on an untransformed frame ends the climb
     scores["progress"][-1] = 0.02
     assert not opt.climbing(x, scores, x[-1])
+
+
+def test_partly_transformed_frames_vouch_for_the_clean_reading_below_scaled_by_fluence():
+    """Sample 159's climb past the onset: frames at 2.96 and 3.3 mJ/cm² are partly
+    transformed (no heating reading). Each vouches for the clean reading at 2.29 mJ/cm²
+    scaled by the fluence ratio (at one wavelength the absorbed energy is proportional to
+    the fluence), never above the model's mean, so the climb goes on past what the model's
+    lower bound alone would allow, and still within the heating expansion of that credit."""
+    x, scores = _start([0.5, 0.79, 2.29, 2.96, 3.3], [0.0019, 0.0019, 0.0041, 0.0098, 0.011])
+    scores["progress"][-2:] = [0.09, 0.12]
+    opt = SafeOptimizer(CFG)
+    prop = opt.propose(x, scores, x[-1])
+    assert prop.mode == "climb" and prop.settings["wavelength"] == pytest.approx(800.0)
+    mean, sd = opt.heating_posterior(x[-2:])
+    lower, scaled = np.exp(mean - CFG.beta * sd), 0.0041 * x[-2:, 0] / 2.29
+    credit = np.maximum(lower, np.minimum(np.exp(mean), scaled))
+    assert credit.max() > lower.max()  # the scaled reading is what vouches here
+    grown = [CFG.heating_growth * max(0.0041, c.max()) + CFG.heating_floor for c in (lower, credit)]
+    m, s = opt.heating_posterior(np.array([[prop.settings["fluence"], 800.0]]))
+    bound = float(np.exp(m + CFG.beta * s)[0])
+    assert grown[0] < bound <= grown[1]
+    assert prop.damage_ucb <= CFG.damage_bound
