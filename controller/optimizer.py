@@ -52,21 +52,21 @@ Safety model (hard, not soft):
   goes to the highest fluence there that passes every check above (mode ``"climb"``); at one
   wavelength the absorbed energy is proportional to the fluence, so this is the cheapest way
   to a heating reading that lets the later steps carry a useful excitation.
-* Approach step (``approach_width``): a partly transformed frame carries no heating reading,
-  so the heating expansion cannot grow past it (its lower bound is all it vouches for) and the
-  climb stalls a few percent short of the target. After a damage-free frame with progress p
-  (0.15 ≤ p < target) the next shot goes to the same settings with the fluence scaled by
-  (1 + w·logit x*)/(1 + w·logit p), the ratio that a transition
-  of relative width w in absorbed energy needs to reach x* = (1 + target)/2 (≤ 1.5×, within
-  the ramp limit): at one wavelength the absorbed energy is proportional to the fluence, so
-  the step's growth is known without the heating model. The damage model, the constraints and
-  a learned damage limit still apply to it. It is taken only where the model predicts that
-  the step, cut by the ramp limit, still reaches the target (off the resonance the threshold
-  lies far above the frame's fluence and the damage threshold comes first: in traces every
-  ramp-cut step started at 7–10 mJ/cm² off resonance and raised the spot's vacancy), and once
-  per climb: if the frame after it still falls short, the transition is slower than assumed
-  or began above the damage threshold (the flank of the band) and the heating expansion
-  decides again.
+* Approach step (``approach_width``): a partly transformed frame carries no heating reading, so
+  the heating expansion grows past it only by what it vouches for (the model's lower bound, or
+  the clean reading below it at the same other settings scaled by the fluence ratio, never above
+  the model's mean) and the climb stalls a few percent short of the target. After a damage-free
+  frame with progress p (0.15 ≤ p < target) the next shot goes to the same settings with the
+  fluence scaled by (1 + w·logit x*)/(1 + w·logit p), the ratio that a transition of relative
+  width w in absorbed energy needs to reach x* = (1 + target)/2 (≤ 1.5×, within the ramp limit):
+  at one wavelength the absorbed energy is proportional to the fluence, so the step's growth is
+  known without the heating model. The damage model, the constraints and a learned damage limit
+  still apply to it. It is taken only where the model predicts that the step, cut by the ramp
+  limit, still reaches the target (off the resonance the threshold lies far above the frame's
+  fluence and the damage threshold comes first: in traces every ramp-cut step started at 7–10
+  mJ/cm² off resonance and raised the spot's vacancy), and once per climb: if the frame after it
+  still falls short, the transition is slower than assumed or began above the damage threshold
+  (the flank of the band) and the heating expansion decides again.
 
 Failed measurements (NaN scores) are kept in the record but cannot train a GP; each model is
 fitted on the observations where its outcome is finite.
