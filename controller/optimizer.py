@@ -269,6 +269,18 @@ class SafeOptimizer:
             pts.append(self.fluence_ladder(recent, lows[j], highs[j]))
         return np.vstack(pts)
 
+    def at_other_settings(
+        self, settings: np.ndarray, point: np.ndarray, tol: float = 1e-9
+    ) -> np.ndarray:
+        """Mask of the rows of ``settings`` (n, d) that stand at the settings of ``point``
+        (d,) in every parameter but the fluence (relative and absolute tolerance ``tol``)."""
+        j = self.names.index("fluence")
+        others = [i for i in range(len(self.names)) if i != j]
+        close = np.isclose(
+            np.array(settings, ndmin=2)[:, others], np.asarray(point)[others], rtol=tol, atol=tol
+        )
+        return np.all(close, axis=1)
+
     def frontier(self, cand: np.ndarray, bins: int = FRONTIER_BINS) -> np.ndarray:
         """Indices of the highest-fluence candidates per cell of the other parameters.
 
@@ -637,11 +649,8 @@ class SafeOptimizer:
         if "fluence" not in self.names:
             return out
         j = self.names.index("fluence")
-        others = [i for i in range(len(self.names)) if i != j]
         for k, i in enumerate(rows):
-            same = readings & np.all(
-                np.isclose(settings[:, others], settings[i, others], rtol=1e-9, atol=1e-9), axis=1
-            )
+            same = readings & self.at_other_settings(settings, settings[i])
             same &= settings[:, j] <= settings[i, j]
             if same.any():
                 nearest = np.flatnonzero(same)[np.argmax(settings[same, j])]
@@ -789,9 +798,7 @@ class SafeOptimizer:
         settings = np.array(settings, dtype=np.float64, ndmin=2)
         if not len(settings) or not np.all(np.isfinite(settings)):
             return False
-        j = self.names.index("fluence")
-        others = [i for i in range(len(self.names)) if i != j]
-        if not np.allclose(settings[:, others], np.asarray(last)[others], rtol=1e-9, atol=1e-9):
+        if not self.at_other_settings(settings, last).all():
             return False
         dmg = np.asarray(scores["damage_prob"], dtype=np.float64)
         if np.any(np.nan_to_num(dmg, nan=0.0) >= 0.5):
@@ -856,10 +863,9 @@ class SafeOptimizer:
             # started above the damage threshold (a flank of the band). A second step fitted
             # through both frames was measured and not kept (it climbed a flank into damage).
             prev = settings[-2]
-            others = [i for i in range(len(here)) if i != j]
             p_prev = float(np.asarray(scores["progress"], dtype=np.float64)[-2])
             if (
-                np.allclose(prev[others], here[others], rtol=1e-6, atol=1e-6)
+                self.at_other_settings(prev, here, tol=1e-6)[0]
                 and prev[j] < here[j]
                 and np.isfinite(p_prev)
                 and p_prev >= APPROACH_FROM
