@@ -48,7 +48,7 @@ from uedsteer.controller.config import CampaignConfig, ParameterSpec
 from uedsteer.controller.optimizer import SafeOptimizer
 from uedsteer.plans.simulate import simulate_campaign
 from uedsteer.sim_devices.beamline import SimulatedBeamline
-from uedsteer.sim_devices.response import ResponseParams
+from uedsteer.sim_devices.response import HC_EV_NM, ResponseParams
 from uedsteer.surrogates.scorer import FrameScorer
 
 warnings.filterwarnings("ignore")
@@ -232,7 +232,7 @@ def run_informed(rp, seed, scorer, budget):
     the search box): it knows where the band is, not the thresholds. Its shots show what the
     safe climb costs; uedsteer's shots beyond them are the cost of finding the band."""
     wl = CampaignConfig().parameter("wavelength")
-    band = float(np.clip(round(1239.84 / rp.resonance_ev), wl.low, wl.high))
+    band = float(np.clip(round(HC_EV_NM / rp.resonance_ev), wl.low, wl.high))
     return run_uedsteer(rp, seed, scorer, budget, start_wavelength=band)
 
 
@@ -308,7 +308,7 @@ def main() -> None:
     for k in range(args.samples):
         seed = args.first_seed + k
         rp = ResponseParams.random(seed)
-        line = [f"sample {seed}: resonance {1239.84 / rp.resonance_ev:4.0f} nm"]
+        line = [f"sample {seed}: resonance {HC_EV_NM / rp.resonance_ev:4.0f} nm"]
         for n in names:
             t0 = time.perf_counter()
             out, lat = runners[n](rp, seed, scorer, args.budget)
