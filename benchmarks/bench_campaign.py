@@ -224,6 +224,10 @@ def run_uedsteer(rp, seed, scorer, budget, start_wavelength: float | None = None
     truth = [t.truth for t in rec.trials if t.truth is not None]
     out = outcome(truth)
     out["stop"] = rec.stop_reason
+    # why each shot up to the first success was taken (initial, climb, improve, explore,
+    # approach; travel steps counted apart)
+    shots = rec.trials[: out["shots_to_success"] or len(rec.trials)]
+    out["modes"] = [str(t.proposal.get("mode", "")) or "initial" for t in shots]
     return out, camp.proposal_seconds
 
 
@@ -351,11 +355,32 @@ def main() -> None:
         f"ramp-limited oracle (knows the hidden response; lower bound under the ramp limits): "
         f"success {len(reached) / len(oracle):.0%}, median shots {np.median(reached):.1f}"
     )
+    for n in ("uedsteer", "informed"):
+        if n in results:
+            print(f"{n} shots up to success, mean per successful campaign, by why they were taken:")
+            print("  " + shot_anatomy(results[n]))
     if "uedsteer" in results:
         stops = pd.Series([o.get("stop", "") for o in results["uedsteer"]])
         print("uedsteer stop reasons:")
         print(stops.str.split(":").str[0].value_counts().to_string())
     print_latency()
+
+
+def shot_anatomy(results: list[dict]) -> str:
+    """Mean number of shots per mode (``initial``, ``climb``, ``improve``, ``explore``,
+    ``approach``, ``travel`` for ramp steps towards a target) up to the first success, over
+    the successful campaigns of ``results``."""
+    ok = [o for o in results if o["success"] and "modes" in o]
+    if not ok:
+        return "no successful campaign"
+    counts: dict[str, int] = {}
+    for o in ok:
+        for m in o["modes"]:
+            key = "travel" if m.endswith("+travel") else m
+            counts[key] = counts.get(key, 0) + 1
+    order = ("initial", "climb", "improve", "explore", "travel", "approach")
+    keys = [k for k in order if k in counts] + sorted(set(counts) - set(order))
+    return ", ".join(f"{k} {counts[k] / len(ok):.2f}" for k in keys) + f" ({len(ok)} campaigns)"
 
 
 def print_latency() -> None:
