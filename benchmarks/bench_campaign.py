@@ -221,13 +221,15 @@ def run_uedsteer(rp, seed, scorer, budget, start_wavelength: float | None = None
         cfg = CampaignConfig(budget=budget, on_damage=ON_DAMAGE, parameters=params)
     camp = Campaign(cfg)
     rec = simulate_campaign(scorer=scorer, controller=camp, response=rp, seed=seed)
-    truth = [t.truth for t in rec.trials if t.truth is not None]
-    out = outcome(truth)
+    shot = [t for t in rec.trials if t.truth is not None]
+    out = outcome([t.truth for t in shot])
     out["stop"] = rec.stop_reason
     # why each shot up to the first success was taken (initial, climb, improve, explore,
-    # approach; travel steps counted apart)
-    shots = rec.trials[: out["shots_to_success"] or len(rec.trials)]
-    out["modes"] = [str(t.proposal.get("mode", "")) or "initial" for t in shots]
+    # approach; travel steps counted apart), counted over the same shots as the outcome
+    out["modes"] = [
+        str(t.proposal.get("mode", "")) or "initial"
+        for t in shot[: out["shots_to_success"] or len(shot)]
+    ]
     return out, camp.proposal_seconds
 
 
