@@ -304,17 +304,23 @@ def _campaign(args: argparse.Namespace) -> int:
         f"simulated sample: {'defaults' if args.sample is None else f'random({args.sample})'}"
         f"; budget {cfg.budget} shots; catalog {args.catalog}"
     )
+    # steered charge or delay get a column of their own
+    extra = [p.name for p in cfg.parameters if p.name in ("charge", "delay")]
+    heads = {"charge": "Q (fC)", "delay": "t (ps)"}
     print(
-        f"{'shot':>4} {'spot':>4} {'fluence':>8} {'λ (nm)':>7} {'class':>12} {'progress':>8} "
-        f"{'damage':>7} {'heating':>8} {'action':>8}  why"
+        f"{'shot':>4} {'spot':>4} {'fluence':>8} {'λ (nm)':>7} "
+        + "".join(f"{heads[k]:>8} " for k in extra)
+        + f"{'class':>12} {'progress':>8} {'damage':>7} {'heating':>8} {'action':>8}  why"
     )
 
     def show(t) -> None:
         s = t.scores
         cls = "invalid" if t.status != "ok" else _class_name(s)
         print(
-            f"{t.index:4d} {t.spot:4d} {t.settings['fluence']:8.2f} {t.settings['wavelength']:7.0f}"
-            f" {cls:>12} {s['progress']:8.3f} {s['damage_prob']:7.3f} {s['heating']:8.4f}"
+            f"{t.index:4d} {t.spot:4d} {t.settings['fluence']:8.2f} "
+            f"{t.settings['wavelength']:7.0f} "
+            + "".join(f"{t.settings[k]:8.1f} " for k in extra)
+            + f"{cls:>12} {s['progress']:8.3f} {s['damage_prob']:7.3f} {s['heating']:8.4f}"
             f" {t.action:>8}  {t.proposal.get('mode', '')}",
             flush=True,
         )

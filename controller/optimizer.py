@@ -421,6 +421,31 @@ class SafeOptimizer:
     def _objective_values(self, scores: dict[str, np.ndarray]) -> np.ndarray:
         return np.asarray(scores.get("objective", scores[self.config.objective]), dtype=float)
 
+    def objective_model(self, settings: np.ndarray, scores: dict[str, np.ndarray]) -> SingleTaskGP:
+        """The objective's GP as :meth:`propose` uses it (linear prior mean, warm-started).
+
+        Parameters
+        ----------
+        settings : (n, d) array
+            Measured settings (physical units), in parameter order.
+        scores : dict of (n,) arrays
+            Score fields per measurement: an ``objective`` column or the config's objective
+            field. Measurements whose objective is not finite are left out.
+
+        Raises
+        ------
+        ValueError
+            If no measurement has a finite objective.
+        """
+        settings = np.array(settings, dtype=np.float64, ndmin=2)
+        x, y, ok = self._xy(settings, self._objective_values(scores))
+        if not ok.any():
+            raise ValueError(
+                f"scores: none of the {len(settings)} measurements has a finite objective "
+                f"({self.config.objective!r})"
+            )
+        return self._fit("objective", x, y, True, self.config.objective_scale, linear_mean=True)
+
     def safe_set(
         self,
         settings: np.ndarray,
@@ -710,7 +735,7 @@ class SafeOptimizer:
         x, y, ok = self._xy(settings, self._objective_values(scores))
         if not ok.any():
             raise NoSafeCandidate("no successful measurement of the objective yet")
-        obj = self._fit("objective", x, y, True, cfg.objective_scale, linear_mean=True)
+        obj = self.objective_model(settings, scores)
         sampler = SobolQMCNormalSampler(torch.Size([128]), seed=cfg.seed)
         acqf = qLogNoisyExpectedImprovement(obj, X_baseline=x, prune_baseline=True, sampler=sampler)
         pool = np.flatnonzero(safe)

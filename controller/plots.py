@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 from pathlib import Path
 
 import numpy as np
@@ -39,7 +40,9 @@ def gp_maps(campaign: Campaign, out: str | Path, n: int = 60) -> Path:
     names = campaign.optimizer.names
     if not {"fluence", "wavelength"} <= set(names):
         raise ValueError("gp_maps needs fluence and wavelength among the steered parameters")
-    opt = campaign.optimizer
+    # a copy: fitting the maps' models must not change the live optimizer's warm-started
+    # state (drawn mid-campaign, it used to change every later proposal)
+    opt = copy.deepcopy(campaign.optimizer)
     x, cols = campaign.observations()
     pf, pw = cfg.parameter("fluence"), cfg.parameter("wavelength")
     fl = np.linspace(pf.low, pf.high, n)
@@ -51,14 +54,7 @@ def gp_maps(campaign: Campaign, out: str | Path, n: int = 60) -> Path:
     grid[:, names.index("wavelength")] = gw.ravel()
     safe, dmg_ucb = opt.safe_set(x, cols, grid)
     model_x = torch.tensor(opt.to_model(grid))
-    ok = np.isfinite(cols["objective"])
-    obj = opt._fit(
-        "objective",
-        torch.tensor(opt.to_model(x[ok])),
-        torch.tensor(cols["objective"][ok])[:, None],
-        True,
-        cfg.objective_scale,
-    )
+    obj = opt.objective_model(x, cols)  # the model the controller proposes with
     with torch.no_grad():
         post = obj.posterior(model_x)
         mu = post.mean.squeeze(-1).numpy().reshape(n, n)
@@ -97,7 +93,16 @@ def gp_maps(campaign: Campaign, out: str | Path, n: int = 60) -> Path:
         ax.set_ylabel("wavelength (nm)")
         ax.set_title(title)
     axes[0, 0].legend(loc="upper right", fontsize=7)
-    fig.suptitle("GP posteriors; white contour: safe-set boundary (current evidence)")
+    units = {"charge": "fC", "delay": "ps"}
+    held = ", ".join(
+        f"{k} {last[k]:.4g} {units.get(k, '')}".rstrip()
+        for k in names
+        if k not in ("fluence", "wavelength")
+    )
+    fig.suptitle(
+        "GP posteriors; white contour: safe-set boundary (current evidence)"
+        + (f"; slice at {held}" if held else "")
+    )
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(out, dpi=110)

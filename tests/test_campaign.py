@@ -14,10 +14,12 @@ import numpy as np
 import pytest
 
 from uedsteer.controller.campaign import Campaign, Step
-from uedsteer.controller.config import CampaignConfig
+from uedsteer.controller.config import CampaignConfig, ParameterSpec
+from uedsteer.controller.plots import gp_maps
 from uedsteer.plans.catalog import local_catalog
 from uedsteer.plans.simulate import simulate_campaign
 from uedsteer.sim_devices.beamline import SimulatedBeamline
+from uedsteer.sim_devices.response import ResponseParams
 from uedsteer.surrogates.scorer import FrameScorer
 
 pytestmark = pytest.mark.filterwarnings("ignore")
@@ -346,3 +348,29 @@ def test_cli_campaign_writes_plots_and_resumes(tmp_path, capsys):
     import pandas as pd
 
     assert pd.read_csv(out / "campaign.csv")["shot"].tolist() == [0, 1, 2]
+
+
+def test_a_steered_charge_keeps_its_ramp_limit_and_the_gun_follows(scorer, tmp_path):
+    base = CampaignConfig()
+    charge = ParameterSpec(name="charge", low=5.0, high=100.0, max_step=20.0, safe_start=20.0)
+    cfg = CampaignConfig(parameters=(*base.parameters, charge), fixed={"delay": 10.0}, budget=7)
+    # sample 205's band lies away from 800 nm: after the climb the search moves every setting
+    bl = SimulatedBeamline(ResponseParams.random(205), seed=0)
+    camp = Campaign(cfg)
+    df = simulate_campaign(scorer=scorer, controller=camp, beamline=bl).to_dataframe()
+    assert df["charge"].iloc[0] == 20.0 and df["charge"].nunique() > 1
+    steps = np.abs(np.diff(df[["fluence", "wavelength", "charge"]].to_numpy(), axis=0))
+    assert np.all(steps <= np.array([1.5, 150.0, 20.0]) + 1e-9), "ramp limits between shots"
+    assert df["charge"].between(5.0, 100.0).all() and (df["delay"] == 10.0).all()
+    assert bl.gun.charge.get() == pytest.approx(df["charge"].iloc[-1])
+    # the maps are a fluence × wavelength slice at the last charge
+    assert gp_maps(camp, tmp_path / "maps.png").stat().st_size > 10_000
+
+
+def test_drawing_the_gp_maps_leaves_the_controller_unchanged(scorer, tmp_path):
+    camp = Campaign(CampaignConfig(budget=4))
+    simulate_campaign(scorer=scorer, controller=camp, seed=2)
+    before = json.dumps(camp.optimizer.export_state(), sort_keys=True)
+    gp_maps(camp, tmp_path / "maps.png")
+    # the warm-started GP state the next proposal starts from is untouched
+    assert json.dumps(camp.optimizer.export_state(), sort_keys=True) == before
