@@ -28,7 +28,8 @@ any controller that starts at the safe start and obeys the ramp limits.
 Also prints the proposal latency of the safe optimizer with 200 observations: cold (every GP
 fitted from scratch), warm (the next shot), resumed (a fresh optimizer given the GP state that
 the catalog records with each proposal, as ``Campaign.resume`` does) and refit (a shot where
-the every-``refit_every`` hyperparameter refit falls); ``--latency-only`` prints only these.
+the every-``refit_every`` hyperparameter refit falls), over fluence × wavelength and again with
+the bunch charge as a third steered parameter; ``--latency-only`` prints only these.
 
 Run: ``python benchmarks/bench_campaign.py --samples 20 --budget 40``.
 """
@@ -249,19 +250,27 @@ def _timed_proposal(opt: SafeOptimizer, x: np.ndarray, scores: dict, n: int) -> 
     return time.perf_counter() - t0
 
 
-def latency_200(seed: int = 0) -> dict[str, float]:
+CHARGE = ParameterSpec(name="charge", low=5.0, high=100.0, max_step=20.0, safe_start=20.0)
+
+
+def latency_200(seed: int = 0, steer_charge: bool = False) -> dict[str, float]:
     """Proposal times of the safe optimizer with 200 observations.
 
     ``cold``: all GPs fitted from scratch (no recorded state); ``warm``: the next shot, no
     refit due; ``resumed``: a fresh optimizer given the GP state recorded in the catalog
     (what ``Campaign.resume`` does); ``refit``: a shot where the hyperparameter refit is due.
+    ``steer_charge``: the bunch charge (5–100 fC) is a third steered parameter.
     """
     rng = np.random.default_rng(seed)
     cfg = CampaignConfig()
+    if steer_charge:
+        cfg = CampaignConfig(parameters=(*cfg.parameters, CHARGE), fixed={"delay": 10.0})
     # 200 shots spread over the default search box, below the damage onset (F = 8) and before
     # any transformation (progress < 0.07: every frame is a heating reading), so that all four
     # GPs are fitted on 200 points and a safe setting lies within the ramp limit
     x = np.column_stack([rng.uniform(0.2, 6, 206), rng.uniform(500, 1100, 206)])
+    if steer_charge:
+        x = np.column_stack([x, rng.uniform(CHARGE.low, CHARGE.high, 206)])
     scores = {
         "progress": 0.06 / (1 + np.exp(-(x[:, 0] - 4) / 0.5)) + rng.normal(0, 0.003, 206),
         "damage_prob": 1 / (1 + np.exp(-(x[:, 0] - 8) / 0.3)),
@@ -387,11 +396,12 @@ def shot_anatomy(results: list[dict]) -> str:
 
 def print_latency() -> None:
     """Print :func:`latency_200`'s figures."""
-    lat = latency_200()
-    print(
-        "safe optimizer with 200 observations: "
-        + ", ".join(f"{k} {v:.2f} s" for k, v in lat.items())
-    )
+    for steer_charge, what in ((False, "fluence × wavelength"), (True, "with charge steered")):
+        lat = latency_200(steer_charge=steer_charge)
+        print(
+            f"safe optimizer with 200 observations ({what}): "
+            + ", ".join(f"{k} {v:.2f} s" for k, v in lat.items())
+        )
 
 
 if __name__ == "__main__":
