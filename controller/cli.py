@@ -276,7 +276,7 @@ def _campaign(args: argparse.Namespace) -> int:
 
     from uedsteer.controller.campaign import Campaign
     from uedsteer.controller.config import CampaignConfig
-    from uedsteer.controller.plots import gp_maps, latent_path, objective_trace
+    from uedsteer.controller.plots import campaign_plots
     from uedsteer.plans.catalog import local_catalog
     from uedsteer.plans.simulate import simulate_campaign
     from uedsteer.sim_devices.response import ResponseParams
@@ -365,11 +365,7 @@ def _campaign(args: argparse.Namespace) -> int:
             f"{int(dmg.sum())}"
         )
     df.to_csv(out / "campaign.csv", index=False)
-    for path in (
-        gp_maps(camp, out / "campaign_gp_maps.png"),
-        objective_trace(camp, out / "campaign_objective.png"),
-        latent_path(camp, scorer.line, out / "campaign_latent.png"),
-    ):
+    for path in campaign_plots(camp, scorer.line, out):
         print(f"wrote {path}")
     print(f"wrote {out / 'campaign.csv'}")
     return 0
@@ -432,7 +428,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("campaign", help="closed-loop simulated campaign on the local catalog")
     p.add_argument("--config", help="campaign YAML (fields of CampaignConfig)")
     p.add_argument("--budget", type=int, help="shot budget (overrides the config)")
-    p.add_argument("--sample", type=int, help="ResponseParams.random(SEED) instead of defaults")
+    p.add_argument("--sample", type=int, help="ResponseParams.random(SAMPLE) instead of defaults")
     p.add_argument("--seed", type=int, default=0, help="seed of the simulated beamline")
     p.add_argument("--catalog", default="uedsteer_catalog", help="local catalog folder")
     p.add_argument("--out", default="campaign_output", help="folder for plots and the table")

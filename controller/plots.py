@@ -172,3 +172,35 @@ def latent_path(campaign: Campaign, line, out: str | Path) -> Path:
     fig.savefig(out, dpi=110)
     plt.close(fig)
     return out
+
+
+def campaign_plots(campaign: Campaign, line, out: str | Path = "campaign_output") -> list[Path]:
+    """Write the campaign's three plots into the folder ``out`` (created if missing).
+
+    ``campaign_gp_maps.png`` (:func:`gp_maps`), ``campaign_objective.png``
+    (:func:`objective_trace`) and ``campaign_latent.png`` (:func:`latent_path`). Safe to call
+    mid-campaign: nothing the controller proposes next changes.
+
+    Parameters
+    ----------
+    campaign : Campaign
+        The campaign so far (at least one shot).
+    line : LatentLine
+        The scorer's 2H–1T' line (``scorer.line``).
+    out : path
+        Folder for the PNG files.
+
+    Returns
+    -------
+    list of Path
+        The files written.
+    """
+    out = Path(out)
+    if not len(campaign.record):
+        raise ValueError("campaign: no shot recorded yet, nothing to plot")
+    out.mkdir(parents=True, exist_ok=True)
+    return [
+        gp_maps(campaign, out / "campaign_gp_maps.png"),
+        objective_trace(campaign, out / "campaign_objective.png"),
+        latent_path(campaign, line, out / "campaign_latent.png"),
+    ]

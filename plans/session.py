@@ -39,8 +39,8 @@ def make_session(
     dict
         ``RE``, ``bl`` (the beamline), ``db`` (the catalog), ``bec``, the plans
         (``acquire_frames``, ``delay_scan``, ``fluence_scan``, ``grid_scan``, ``campaign``),
-        ``Campaign``, ``CampaignConfig``, the shipped ``scorer``, ``read_frames``,
-        ``event_columns`` and ``np``.
+        ``Campaign``, ``CampaignConfig``, ``campaign_plots``, the shipped ``scorer``,
+        ``read_frames``, ``event_columns`` and ``np``.
     """
     from bluesky import RunEngine
     from bluesky.callbacks.best_effort import BestEffortCallback
@@ -71,6 +71,7 @@ def make_session(
         ns[name] = getattr(_scans, name)
     from uedsteer.controller.campaign import Campaign
     from uedsteer.controller.config import CampaignConfig
+    from uedsteer.controller.plots import campaign_plots
     from uedsteer.surrogates.scorer import FrameScorer
 
     from .campaign import campaign
@@ -79,6 +80,7 @@ def make_session(
         campaign=campaign,
         Campaign=Campaign,
         CampaignConfig=CampaignConfig,
+        campaign_plots=campaign_plots,
         scorer=FrameScorer.pretrained(),
     )
     return ns
@@ -91,6 +93,7 @@ BANNER = """uedsteer session: simulated MoTe2 UED beamline
   db[-1]  ->  the newest run;  read_frames(db[-1])  ->  its frames
   c = Campaign(CampaignConfig(budget=20));  RE(campaign(bl, scorer, c))
   c.record.to_dataframe();  Campaign.resume(db, db[-1].start["uid"])
+  campaign_plots(c, scorer.line, "campaign_output")   # GP maps, objective, latent path
 """
 
 

@@ -283,6 +283,16 @@ def test_campaign_runs_in_the_ipython_session_namespace(tmp_path):
     assert run.metadata["stop"]["reason"] == "shot budget of 2 used"
     assert np.asarray(run["primary"]["campaign_shot"].read()).tolist() == [0, 1]
     assert ns["bl"].pump.shutter.get() == "closed"
+    # the plots of the campaign so far, from the session
+    paths = ns["campaign_plots"](camp, ns["scorer"].line, tmp_path / "plots")
+    assert sorted(p.name for p in paths) == [
+        "campaign_gp_maps.png",
+        "campaign_latent.png",
+        "campaign_objective.png",
+    ]
+    assert all(p.stat().st_size > 10_000 for p in paths)
+    with pytest.raises(ValueError, match="no shot"):
+        ns["campaign_plots"](ns["Campaign"](), ns["scorer"].line, tmp_path / "none")
 
 
 def test_nan_frames_become_failed_trials_and_train_nothing(scorer):
