@@ -133,8 +133,15 @@ def subscribe(RE: Any, client: Any, batch_size: int | None = None) -> int:
     return RE.subscribe(TiledWriter(client, **kwargs))
 
 
-def read_frames(run: Any, key: str = "det_image", stream: str = "primary") -> np.ndarray:
-    """All frames of a run's stream as one numpy array (N, n, n)."""
+def read_frames(run: Any, key: str | None = None, stream: str = "primary") -> np.ndarray:
+    """All frames of a run's stream as one numpy array (N, n, n).
+
+    ``key`` defaults to the image of the run's first detector (``<name>_image``, from the
+    start document's ``detectors``; ``det_image`` for the simulated beamline).
+    """
+    if key is None:
+        det = (run.metadata["start"].get("detectors") or ["det"])[0]
+        key = f"{det}_image"
     return np.asarray(run[stream][key].read())
 
 

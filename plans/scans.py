@@ -31,16 +31,23 @@ __all__ = [
 
 
 def settings_of(beamline) -> dict[str, float | int | str]:
-    """Current settings of a beamline as plain values (for metadata)."""
-    return {
+    """Current settings of a beamline as plain values (for metadata).
+
+    ``frames_per_point`` only where the detector has that component (the contract needs
+    ``image`` alone).
+    """
+    out: dict[str, float | int | str] = {
         "fluence": float(beamline.pump.fluence.get()),
         "wavelength": float(beamline.pump.wavelength.get()),
         "shutter": beamline.pump.shutter.get(),
         "charge": float(beamline.gun.charge.get()),
         "delay": float(beamline.delay.delay.get()),
         "spot": int(beamline.stage.spot.get()),
-        "frames_per_point": int(beamline.detector.frames_per_point.get()),
     }
+    frames = getattr(beamline.detector, "frames_per_point", None)
+    if frames is not None:
+        out["frames_per_point"] = int(frames.get())
+    return out
 
 
 def close_shutter(beamline) -> MsgGenerator:
