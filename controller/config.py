@@ -248,7 +248,14 @@ class CampaignConfig(BaseModel):
         description="'halt': close the shutter and stop; 'move': go to a fresh spot and mark "
         "the region unsafe.",
     )
-    frames_per_point: int = Field(1, ge=1, le=100, description="Frames averaged per shot.")
+    frames_per_point: int = Field(
+        1,
+        ge=1,
+        le=100,
+        description="Detector frames averaged per shot (and per reference frame); each frame "
+        "is its own pump pulse, so the spot takes that many pulses per shot. Above 1 the "
+        "detector needs a frames_per_point component; the campaign restores it at the end.",
+    )
     n_candidates: int = Field(
         512, ge=16, le=100000, description="Candidate points scored per proposal."
     )

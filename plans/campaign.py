@@ -192,6 +192,12 @@ def campaign(
         Simulation harness only: returns the hidden truth after each shot for the record.
     on_shot : callable, optional
         ``on_shot(trial)`` after every shot (progress display).
+
+    Raises
+    ------
+    ValueError
+        Before the run opens: ``n_reference`` below 3, a start setting outside a device's
+        hard limit, or ``frames_per_point`` > 1 on a detector that cannot average.
     """
     if n_reference < 3:
         raise ValueError(f"n_reference={n_reference} must be >= 3 (difference images need it)")
@@ -199,6 +205,15 @@ def campaign(
     signals = setting_signals(beamline)
     for k, v in controller.start_settings().items():  # check the start before the run opens
         signals[k].check_value(v)
+    averaging = getattr(beamline.detector, "frames_per_point", None)
+    if averaging is None and cfg.frames_per_point > 1:
+        raise ValueError(
+            f"frames_per_point={cfg.frames_per_point}: detector {beamline.detector.name!r} has "
+            "no frames_per_point component to average with; use 1 or average in the detector"
+        )
+    if averaging is not None:
+        averaging.check_value(cfg.frames_per_point)
+        frames_before = averaging.get()
     run_md = {
         "plan_name": "campaign",
         "purpose": "closed-loop safe Bayesian optimization",
@@ -218,6 +233,8 @@ def campaign(
 
     def body() -> MsgGenerator:
         yield from bps.open_run(run_md)
+        if averaging is not None:
+            yield from bps.mv(averaging, cfg.frames_per_point)  # reference frames too
         if controller.reference is None:
             yield from _acquire_reference(beamline, scorer, controller, n_reference)
         else:
@@ -258,4 +275,9 @@ def campaign(
         yield from close_shutter(beamline)
         yield from bps.close_run(exit_status="success", reason=controller.record.stop_reason or "")
 
-    return (yield from bpp.finalize_wrapper(body(), close_shutter(beamline)))
+    def cleanup() -> MsgGenerator:
+        yield from close_shutter(beamline)
+        if averaging is not None:
+            yield from bps.mv(averaging, frames_before)  # the detector as the campaign found it
+
+    return (yield from bpp.finalize_wrapper(body(), cleanup()))

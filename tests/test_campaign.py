@@ -384,3 +384,11 @@ def test_drawing_the_gp_maps_leaves_the_controller_unchanged(scorer, tmp_path):
     gp_maps(camp, tmp_path / "maps.png")
     # the warm-started GP state the next proposal starts from is untouched
     assert json.dumps(camp.optimizer.export_state(), sort_keys=True) == before
+
+
+def test_frames_per_point_averages_every_frame_and_is_restored(scorer):
+    bl = SimulatedBeamline(seed=6)
+    simulate_campaign(CampaignConfig(budget=2, frames_per_point=3), scorer=scorer, beamline=bl)
+    # 3 reference frames and 2 shots, each an average of 3 detector frames (3 pump pulses)
+    assert [h["shutter"] for h in bl.history] == ["closed"] * 9 + ["open"] * 6
+    assert bl.detector.frames_per_point.get() == 1

@@ -110,3 +110,12 @@ def test_a_beamline_of_plain_ophyd_devices_runs_a_campaign_into_the_catalog(tmp_
     assert [t.index for t in again.record.trials] == [0, 1, 2, 3, 4]
     assert [s for _, s in bl.shots] == ["closed"] * 3 + ["open"] * 5
     assert read_frames(db.values().last()).shape == (2, 261, 261)
+
+
+def test_averaging_needs_a_detector_that_can_average():
+    from bluesky import RunEngine
+
+    bl = plain_beamline()
+    with pytest.raises(ValueError, match="frames_per_point=2.*'cam'"):
+        RunEngine({})(campaign(bl, None, Campaign(CampaignConfig(frames_per_point=2))))
+    assert bl.shots == []  # refused before anything moved or fired
