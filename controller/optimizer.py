@@ -128,6 +128,12 @@ DAMAGE_NOISE_VAR = 0.01  # (0.1 in scaled logit)²: the scorer's damage probabil
 # 0.09–0.16 at x ≈ 0.03–0.06 (see HEATING_VALID_PROGRESS), where the step would be a guess.
 APPROACH_FROM = 0.15
 APPROACH_MAX_RATIO = 1.5  # largest fluence ratio of one approach step
+# Settings that act on the probe, not on the sample: the electron bunch charge changes a
+# frame's counts, noise and space-charge blur, while the energy a monolayer takes from the
+# MeV electrons is negligible next to the pump's. The heating and damage models (what the
+# pump does to the sample) therefore ignore them; the objective and constraint models, which
+# read the frames, keep them.
+PROBE_SETTINGS = ("charge",)
 
 
 class NoSafeCandidate(RuntimeError):
@@ -532,12 +538,20 @@ class SafeOptimizer:
     def _heating_features(self, settings: np.ndarray) -> np.ndarray:
         """Inputs of the heating model: log fluence (heating is a power law in it) and the
         other parameters, all scaled to [0, 1]."""
-        u = self.to_model(settings)
+        u = self._sample_side(self.to_model(settings))
         if "fluence" in self.names:
             j = self.names.index("fluence")
             p = self.config.parameter("fluence")
             lo, hi = np.log(p.low), np.log(p.high)
             u[:, j] = (np.log(np.maximum(settings[:, j], 1e-6)) - lo) / (hi - lo)
+        return u
+
+    def _sample_side(self, u: np.ndarray) -> np.ndarray:
+        """Model coordinates ``u`` with the probe settings (``PROBE_SETTINGS``) held at 0:
+        what the pump does to the sample does not depend on them."""
+        for name in PROBE_SETTINGS:
+            if name in self.names:
+                u[:, self.names.index(name)] = 0.0
         return u
 
     def _damage_over_heating(self) -> bool:
@@ -559,7 +573,7 @@ class SafeOptimizer:
         mean log heating at ``settings`` when the caller has it already.
         """
         settings = np.array(settings, dtype=np.float64, ndmin=2)
-        u = self.to_model(settings)
+        u = self._sample_side(self.to_model(settings))
         if not self._damage_over_heating():
             return u
         mean = self.heating_posterior(settings)[0] if heating_mean is None else heating_mean

@@ -111,6 +111,27 @@ def test_safe_set_excludes_known_damage_and_unexplored_space():
     assert ucb[0] > 0.5
 
 
+def test_the_bunch_charge_does_not_move_the_damage_or_heating_fences():
+    """The charge acts on the probe: shots at 20 fC vouch for the same pump settings at any
+    charge, and a damaging shot forbids its pump settings at every charge."""
+    from uedsteer.controller.config import ParameterSpec
+
+    charge = ParameterSpec(name="charge", low=5.0, high=100.0, max_step=20.0, safe_start=20.0)
+    cfg = CampaignConfig(
+        n_candidates=64, parameters=(*CFG.parameters, charge), fixed={"delay": 10.0}
+    )
+    pump = np.array([[0.5, 800], [1.0, 800], [1.5, 800], [2.0, 800], [3.5, 800], [7.0, 800]])
+    x = np.column_stack([pump, np.full(len(pump), 20.0)])
+    scores = truth(pump)
+    probe = np.array([[2.3, 800, q] for q in (20.0, 60.0, 100.0)] + [[7.0, 800, 100.0]])
+    opt = SafeOptimizer(cfg)
+    safe, ucb = opt.safe_set(x, scores, probe)
+    assert safe[:3].all() and not safe[3]
+    assert ucb[:3] == pytest.approx(ucb[0]) and ucb[3] > 0.5
+    heat = opt.heating_posterior(probe[:3])[0]
+    assert heat == pytest.approx(heat[0])
+
+
 def _with_constraint(bound: float) -> CampaignConfig:
     return CampaignConfig(
         n_candidates=64,
