@@ -132,6 +132,33 @@ def test_the_bunch_charge_does_not_move_the_damage_or_heating_fences():
     assert heat == pytest.approx(heat[0])
 
 
+def test_cold_frames_before_time_zero_do_not_open_the_safe_set():
+    """Before time zero (and early after it) the probe sees a lattice that has not heated
+    yet, whatever the pump deposited: such frames must not vouch for high fluences."""
+    from uedsteer.controller.config import ParameterSpec
+
+    delay = ParameterSpec(name="delay", low=-5.0, high=50.0, max_step=10.0, safe_start=10.0)
+    cfg = CampaignConfig(
+        n_candidates=64, parameters=(*CFG.parameters, delay), fixed={"charge": 20.0}
+    )
+    at_10 = np.array([[0.5, 800], [1.0, 800], [2.0, 800], [3.5, 800]])
+    early = np.array([[3.5, 800], [5.0, 800], [6.5, 800], [8.0, 800]])
+    x = np.vstack(
+        [np.column_stack([at_10, np.full(4, 10.0)]), np.column_stack([early, np.full(4, -2.0)])]
+    )
+    scores = {k: np.concatenate([truth(at_10)[k], truth(early)[k]]) for k in truth(at_10)}
+    scores["progress"][:] = 0.02  # nothing has transformed: every frame could read heating
+    scores["heating"][4:] = 0.001  # no heating seen before time zero
+    scores["damage_prob"][4:] = 0.0  # damage shows only in later frames
+    opt = SafeOptimizer(cfg)
+    probe = np.array([[9.5, 800, -2.0], [12.0, 800, -2.0], [9.5, 800, 10.0], [4.0, 800, 10.0]])
+    safe, _ = opt.safe_set(x, scores, probe)
+    assert not safe[:3].any(), "9.5 mJ/cm² and more lie far beyond the heating read at 10 ps"
+    assert safe[3], "one step beyond the hottest reading stays open"
+    # the cold frames are no heating readings: the model was fitted on the 10 ps frames only
+    assert opt.summaries["heating"]["n"] == 4
+
+
 def _with_constraint(bound: float) -> CampaignConfig:
     return CampaignConfig(
         n_candidates=64,
