@@ -68,6 +68,12 @@ Safety model (hard, not soft):
   still falls short, the transition is slower than assumed or began above the damage threshold
   (the flank of the band) and the heating expansion decides again.
 
+* Settings that do not change what the pump does (``PROBE_SETTINGS``: the bunch charge) are
+  no inputs of the heating and damage models, so evidence at one charge holds at every
+  charge. With the pump-probe delay steered, frames before the safe start's delay are no
+  heating readings: before time zero and while the lattice heats, the Debye–Waller figure
+  shows less than the pump deposited.
+
 Failed measurements (NaN scores) are kept in the record but cannot train a GP; each model is
 fitted on the observations where its outcome is finite.
 """
