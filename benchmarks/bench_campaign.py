@@ -31,6 +31,9 @@ the catalog records with each proposal, as ``Campaign.resume`` does) and refit (
 the every-``refit_every`` hyperparameter refit falls), over fluence × wavelength and again with
 the bunch charge as a third steered parameter; ``--latency-only`` prints only these.
 
+``--steer charge`` (or ``delay``) makes uedsteer steer the bunch charge (or the pump-probe
+delay) too, to measure what a third parameter costs.
+
 Run: ``python benchmarks/bench_campaign.py --samples 20 --budget 40``.
 """
 
@@ -206,21 +209,33 @@ def ramp_oracle(rp: ResponseParams, cfg: CampaignConfig | None = None) -> int | 
 
 
 ON_DAMAGE = "move"
+CHARGE = ParameterSpec(name="charge", low=5.0, high=100.0, max_step=20.0, safe_start=20.0)
+DELAY = ParameterSpec(name="delay", low=-5.0, high=50.0, max_step=10.0, safe_start=10.0)
+STEER: tuple[ParameterSpec, ...] = ()  # extra steered settings of uedsteer (--steer)
+
+
+def campaign_config(budget: int, start_wavelength: float | None = None) -> CampaignConfig:
+    """uedsteer's config in the benchmark: the defaults with ``budget``, ``ON_DAMAGE``, the
+    ``STEER`` settings steered too (the others fixed at 20 fC and 10 ps) and, for
+    ``informed``, the wavelength's safe start moved."""
+    cfg = CampaignConfig()
+    params = (
+        tuple(
+            ParameterSpec(**{**q.model_dump(), "safe_start": start_wavelength})
+            if q.name == "wavelength" and start_wavelength is not None
+            else q
+            for q in cfg.parameters
+        )
+        + STEER
+    )
+    fixed = {k: v for k, v in cfg.fixed.items() if k not in {q.name for q in STEER}}
+    return CampaignConfig(budget=budget, on_damage=ON_DAMAGE, parameters=params, fixed=fixed)
 
 
 def run_uedsteer(rp, seed, scorer, budget, start_wavelength: float | None = None):
     from uedsteer.controller.campaign import Campaign
 
-    cfg = CampaignConfig(budget=budget, on_damage=ON_DAMAGE)
-    if start_wavelength is not None:
-        params = tuple(
-            ParameterSpec(**{**q.model_dump(), "safe_start": start_wavelength})
-            if q.name == "wavelength"
-            else q
-            for q in cfg.parameters
-        )
-        cfg = CampaignConfig(budget=budget, on_damage=ON_DAMAGE, parameters=params)
-    camp = Campaign(cfg)
+    camp = Campaign(campaign_config(budget, start_wavelength))
     rec = simulate_campaign(scorer=scorer, controller=camp, response=rp, seed=seed)
     shot = [t for t in rec.trials if t.truth is not None]
     out = outcome([t.truth for t in shot])
@@ -248,9 +263,6 @@ def _timed_proposal(opt: SafeOptimizer, x: np.ndarray, scores: dict, n: int) -> 
     t0 = time.perf_counter()
     opt.propose(x[:n], {k: v[:n] for k, v in scores.items()}, x[n - 1])
     return time.perf_counter() - t0
-
-
-CHARGE = ParameterSpec(name="charge", low=5.0, high=100.0, max_step=20.0, safe_start=20.0)
 
 
 def latency_200(seed: int = 0, steer_charge: bool = False) -> dict[str, float]:
@@ -303,12 +315,23 @@ def main() -> None:
     ap.add_argument(
         "--latency-only", action="store_true", help="only the proposal times at 200 observations"
     )
+    ap.add_argument(
+        "--steer",
+        choices=("charge", "delay"),
+        action="append",
+        default=[],
+        help="steer this setting too in uedsteer and informed (charge 5-100 fC, ramp 20, "
+        "start 20; delay -5-50 ps, ramp 10, start 10); repeatable",
+    )
     args = ap.parse_args()
     if args.latency_only:
         print_latency()
         return
-    global ON_DAMAGE
+    global ON_DAMAGE, STEER
     ON_DAMAGE = args.on_damage
+    STEER = tuple({"charge": CHARGE, "delay": DELAY}[k] for k in dict.fromkeys(args.steer))
+    if STEER:
+        print("uedsteer also steers: " + ", ".join(q.name for q in STEER))
     scorer = FrameScorer.pretrained()
     runners = {
         "uedsteer": run_uedsteer,
