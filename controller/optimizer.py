@@ -463,6 +463,9 @@ class SafeOptimizer:
                 f"scores: none of the {len(settings)} measurements has a finite objective "
                 f"({self.config.objective!r})"
             )
+        return self._fit_objective(x, y)
+
+    def _fit_objective(self, x: torch.Tensor, y: torch.Tensor) -> SingleTaskGP:
         return self._fit("objective", x, y, True, self.config.objective_scale, linear_mean=True)
 
     def safe_set(
@@ -772,7 +775,7 @@ class SafeOptimizer:
         x, y, ok = self._xy(settings, self._objective_values(scores))
         if not ok.any():
             raise NoSafeCandidate("no successful measurement of the objective yet")
-        obj = self.objective_model(settings, scores)
+        obj = self._fit_objective(x, y)
         sampler = SobolQMCNormalSampler(torch.Size([128]), seed=cfg.seed)
         acqf = qLogNoisyExpectedImprovement(obj, X_baseline=x, prune_baseline=True, sampler=sampler)
         pool = np.flatnonzero(safe)
