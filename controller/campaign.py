@@ -31,6 +31,15 @@ from .config import SCORE_NAMES, CampaignConfig
 from .optimizer import NoSafeCandidate, Proposal, SafeOptimizer
 
 SETTING_NAMES = ("fluence", "wavelength", "charge", "delay")
+SETTING_UNITS = {"fluence": "mJ/cm²", "wavelength": "nm", "charge": "fC", "delay": "ps"}
+
+
+def frame_key(start: Mapping[str, Any]) -> str:
+    """The event key of a run's frames: ``<detector>_image`` of the first detector its start
+    document names (``det_image`` for the simulated beamline)."""
+    return f"{(start.get('detectors') or ['det'])[0]}_image"
+
+
 DAMAGED = 0.5
 """A frame whose damage probability reaches this shows a hurt spot (for attribution)."""
 

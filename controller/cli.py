@@ -274,7 +274,7 @@ def _campaign(args: argparse.Namespace) -> int:
     from bluesky import RunEngine
     from bluesky.utils import RunEngineInterrupted
 
-    from uedsteer.controller.campaign import Campaign
+    from uedsteer.controller.campaign import SETTING_UNITS, Campaign
     from uedsteer.controller.config import CampaignConfig
     from uedsteer.controller.plots import campaign_plots
     from uedsteer.plans.catalog import local_catalog
@@ -306,7 +306,8 @@ def _campaign(args: argparse.Namespace) -> int:
     )
     # steered charge or delay get a column of their own
     extra = [p.name for p in cfg.parameters if p.name in ("charge", "delay")]
-    heads = {"charge": "Q (fC)", "delay": "t (ps)"}
+    symbol = {"charge": "Q", "delay": "t"}
+    heads = {k: f"{symbol[k]} ({SETTING_UNITS[k]})" for k in extra}
     print(
         f"{'shot':>4} {'spot':>4} {'fluence':>8} {'λ (nm)':>7} "
         + "".join(f"{heads[k]:>8} " for k in extra)

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .campaign import Campaign
+from .campaign import SETTING_UNITS, Campaign
 
 
 def _plt():
@@ -93,11 +93,8 @@ def gp_maps(campaign: Campaign, out: str | Path, n: int = 60) -> Path:
         ax.set_ylabel("wavelength (nm)")
         ax.set_title(title)
     axes[0, 0].legend(loc="upper right", fontsize=7)
-    units = {"charge": "fC", "delay": "ps"}
     held = ", ".join(
-        f"{k} {last[k]:.4g} {units.get(k, '')}".rstrip()
-        for k in names
-        if k not in ("fluence", "wavelength")
+        f"{k} {last[k]:.4g} {SETTING_UNITS[k]}" for k in names if k not in ("fluence", "wavelength")
     )
     fig.suptitle(
         "GP posteriors; white contour: safe-set boundary (current evidence)"

@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from .campaign import SETTING_NAMES, Trial
+from .campaign import SETTING_NAMES, Trial, frame_key
 from .config import CampaignConfig
 
 PREFIX = "campaign_"
@@ -128,8 +128,7 @@ def load_campaign(cls, catalog: Any, uid: str, config: CampaignConfig | None = N
         warnings.warn(f"campaign {uid!r}: recorded GP state not used ({err})", stacklevel=2)
     for run in runs:
         try:
-            det = run.metadata["start"].get("detectors", ["det"])[0]
-            ref = np.asarray(run["reference"][f"{det}_image"].read())
+            ref = np.asarray(run["reference"][frame_key(run.metadata["start"])].read())
         except KeyError:
             continue
         if len(ref):

@@ -26,6 +26,8 @@ from typing import Any
 
 import numpy as np
 
+from uedsteer.controller.campaign import frame_key
+
 BLUESKY_RUNS_SPEC = {"name": "CatalogOfBlueskyRuns", "version": "3.0"}
 
 __all__ = ["connect_catalog", "event_columns", "local_catalog", "read_frames", "subscribe"]
@@ -140,8 +142,7 @@ def read_frames(run: Any, key: str | None = None, stream: str = "primary") -> np
     start document's ``detectors``; ``det_image`` for the simulated beamline).
     """
     if key is None:
-        det = (run.metadata["start"].get("detectors") or ["det"])[0]
-        key = f"{det}_image"
+        key = frame_key(run.metadata["start"])
     return np.asarray(run[stream][key].read())
 
 
