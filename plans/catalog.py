@@ -1,16 +1,20 @@
 """Logging to databroker (Tiled): an embedded local catalog by default, a server for a facility.
 
-``local_catalog(path)`` needs no server: a SQLite catalog database (``catalog.db``), zarr files
-for arrays (``data/``) and a SQLite table store for event columns (``storage.sqlite``), served
-in-process. The same folder can later be served over HTTP by a Tiled server.
-``subscribe(RE, client)`` attaches :class:`bluesky_tiled_plugins.TiledWriter`; every array
-(even a short score vector) goes to zarr (``max_array_size=0``), which the SQLite table store
-needs.
+``open_catalog(target)`` takes either a folder or an ``http(s)://`` address of a Tiled server:
 
-Durability: TiledWriter buffers events until the run's stop document (or ``batch_size``
-events). A process killed mid-run therefore loses the buffered events of that run; use
-``batch_size=1`` where every event must survive a hard kill (≈ 75 ms per event instead of
-≈ 4 ms on a 2-core machine).
+* a folder needs no server: a SQLite catalog database (``catalog.db``), zarr files for arrays
+  (``data/``) and a SQLite table store for event columns (``storage.sqlite``), served
+  in-process. The folder can be moved or copied; the same folder can be served over HTTP by
+  ``tiled serve catalog``.
+* a server is checked before anything fires: an address that does not answer, or an API key
+  that is missing or refused, is a one-line ``ValueError`` naming the address and the fix.
+
+``subscribe(RE, client)`` makes every document durable: it is appended to a local journal
+(under a millisecond for a frame) before the RunEngine moves on, and written into the catalog
+by a background thread (:mod:`uedsteer.plans.delivery`). A killed process, or a server that goes
+away mid-run, loses nothing: the journal is delivered when the catalog is next opened, or when
+the server answers again. Every array (even a short score vector) goes to zarr
+(``max_array_size=0``), which the SQLite table store needs.
 
 Reading back: ``client[-1]`` is the newest run (a ``BlueskyRun``), ``run.start``/``run.stop``
 its documents, ``run["primary"]["det_image"].read()`` the frames as a (N, 261, 261) float32
@@ -20,9 +24,11 @@ array, ``run["primary"]["pump_fluence"].read()`` a setting per event.
 from __future__ import annotations
 
 import os
+import sqlite3
 import warnings
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import numpy as np
 
@@ -30,7 +36,20 @@ from uedsteer.controller.campaign import frame_key
 
 BLUESKY_RUNS_SPEC = {"name": "CatalogOfBlueskyRuns", "version": "3.0"}
 
-__all__ = ["connect_catalog", "event_columns", "local_catalog", "read_frames", "subscribe"]
+__all__ = [
+    "connect_catalog",
+    "event_columns",
+    "journal_folder",
+    "local_catalog",
+    "open_catalog",
+    "read_frames",
+    "scan_id_source",
+    "subscribe",
+]
+
+JOURNAL_ENV = "UEDSTEER_JOURNAL"
+"""Environment variable: the journal folder for served catalogs (default: the user's data
+folder, ``~/.local/share/uedsteer/journal/<host>_<port>``)."""
 
 
 def _quiet() -> None:
@@ -38,8 +57,76 @@ def _quiet() -> None:
     warnings.filterwarnings("ignore", message=".*Duplicate dimension names.*")
 
 
+def is_url(target: str | os.PathLike) -> bool:
+    """Whether a ``--catalog`` value names a Tiled server rather than a folder."""
+    return str(target).startswith(("http://", "https://"))
+
+
+def open_catalog(target: str | os.PathLike, api_key: str | None = None, create: bool = True) -> Any:
+    """Open a catalog folder or connect to a Tiled server, whichever ``target`` names.
+
+    Parameters
+    ----------
+    target : str or PathLike
+        A folder (embedded catalog) or an ``http(s)://…/api/v1`` address.
+    api_key : str, optional
+        For a server; default: the ``TILED_API_KEY`` environment variable.
+    create : bool
+        Create a missing folder (False when only reading, e.g. to resume a campaign).
+
+    Returns
+    -------
+    tiled client container of bluesky runs
+
+    Raises
+    ------
+    ValueError
+        One line naming the folder or address and the fix.
+    """
+    if is_url(target):
+        return connect_catalog(str(target), api_key=api_key)
+    folder = Path(target).expanduser()
+    if not create and not (folder / "catalog.db").exists():
+        raise ValueError(
+            f"catalog {str(target)!r} holds no catalog (no catalog.db there); give the folder "
+            "or server address the campaign was written to with --catalog"
+        )
+    return local_catalog(folder)
+
+
+def _relocate(folder: Path, db: Path) -> None:
+    """Point the catalog's stored data addresses at ``folder`` after the folder was moved.
+
+    Tiled records absolute addresses of the zarr and table files; a copied or moved catalog
+    folder would otherwise refuse to serve its own data.
+    """
+    con = sqlite3.connect(db)
+    try:
+        rows = con.execute(
+            "SELECT data_uri FROM assets WHERE data_uri LIKE '%/storage.sqlite' LIMIT 1"
+        ).fetchall()
+        if not rows:
+            return
+        old = urlsplit(rows[0][0]).path.rsplit("/storage.sqlite", 1)[0]
+        old = "/" + old.lstrip("/")
+        new = str(folder)
+        if old == new:
+            return
+        with con:
+            for prefix in ("file://localhost", "sqlite://localhost/"):
+                con.execute(
+                    "UPDATE assets SET data_uri = ? || substr(data_uri, ?) "
+                    "WHERE substr(data_uri, 1, ?) = ?",
+                    (prefix + new, len(prefix + old) + 1, len(prefix + old), prefix + old),
+                )
+    finally:
+        con.close()
+
+
 def local_catalog(path: str | os.PathLike) -> Any:
     """Open (creating if needed) an embedded, writable Tiled catalog in folder ``path``.
+
+    Runs journalled by a process that died before the catalog had them are delivered first.
 
     Parameters
     ----------
@@ -61,7 +148,11 @@ def local_catalog(path: str | os.PathLike) -> Any:
     from tiled.client import Context, from_context
     from tiled.server.app import build_app
 
+    if is_url(path):
+        raise ValueError(f"catalog path={str(path)!r} is a server address: use open_catalog")
     folder = Path(path).expanduser().resolve()
+    if folder.exists() and not folder.is_dir():
+        raise ValueError(f"catalog path={str(path)!r} is a file; give a folder")
     try:
         (folder / "data").mkdir(parents=True, exist_ok=True)
     except OSError as err:
@@ -71,13 +162,18 @@ def local_catalog(path: str | os.PathLike) -> Any:
     db = folder / "catalog.db"
     if db.exists() and not os.access(db, os.W_OK):
         raise ValueError(f"catalog path={str(path)!r}: {db.name} is read-only")
+    if db.exists():
+        _relocate(folder, db)
     catalog = from_uri(
         f"sqlite:///{db}",
         writable_storage=[f"file://{folder / 'data'}", f"sqlite:///{folder / 'storage.sqlite'}"],
         init_if_not_exists=not db.exists(),
         specs=[BLUESKY_RUNS_SPEC],
     )
-    return from_context(Context.from_app(build_app(catalog)))
+    client = from_context(Context.from_app(build_app(catalog)))
+    client.uedsteer_journal = folder / "journal"
+    _deliver_pending(client)
+    return client
 
 
 def connect_catalog(uri: str, api_key: str | None = None) -> Any:
@@ -86,7 +182,7 @@ def connect_catalog(uri: str, api_key: str | None = None) -> Any:
     Parameters
     ----------
     uri : str
-        Server address, e.g. ``"http://tiled.example:8000/api/v1"`` (a path inside it selects
+        Server address, e.g. ``"http://127.0.0.1:8000/api/v1"`` (a path inside it selects
         a sub-catalog).
     api_key : str, optional
         API key; default: the ``TILED_API_KEY`` environment variable.
@@ -95,44 +191,132 @@ def connect_catalog(uri: str, api_key: str | None = None) -> Any:
     -------
     tiled.client container
         Indexable by ``[-1]``, uid or scan id, like :func:`local_catalog`.
+
+    Raises
+    ------
+    ValueError
+        The server does not answer, or refuses the key (one line with the fix).
     """
     _quiet()
+    import httpx
     from bluesky_tiled_plugins.clients.catalog_of_bluesky_runs import CatalogOfBlueskyRuns
     from tiled.client import from_uri
 
-    client = from_uri(uri, api_key=api_key)
-    if isinstance(client, CatalogOfBlueskyRuns):
-        return client
-    return CatalogOfBlueskyRuns(
-        client.context, item=client.item, structure_clients=client.structure_clients
-    )
+    api_key = api_key or os.environ.get("TILED_API_KEY") or None
+    try:
+        client = from_uri(uri, api_key=api_key)
+    except httpx.TransportError as err:
+        raise ValueError(
+            f"catalog {uri}: the Tiled server does not answer ({type(err).__name__}); start it "
+            "(tiled serve catalog …) or check the address"
+        ) from None
+    except httpx.HTTPStatusError as err:
+        code = err.response.status_code
+        if code in (401, 403):
+            fix = "pass --api-key KEY or set TILED_API_KEY" if not api_key else "check the key"
+            raise ValueError(
+                f"catalog {uri}: the server refused access (HTTP {code}); {fix}"
+            ) from None
+        raise ValueError(f"catalog {uri}: the server answered HTTP {code}") from None
+    if not api_key and not _may_write(client):
+        raise ValueError(
+            f"catalog {uri}: no API key, and the server allows no anonymous writing; pass "
+            "--api-key KEY or set TILED_API_KEY"
+        )
+    if not isinstance(client, CatalogOfBlueskyRuns):
+        client = CatalogOfBlueskyRuns(
+            client.context, item=client.item, structure_clients=client.structure_clients
+        )
+    split = urlsplit(uri)
+    default = Path.home() / ".local/share/uedsteer/journal"
+    root = Path(os.environ.get(JOURNAL_ENV) or default)
+    client.uedsteer_journal = root / f"{split.hostname}_{split.port or 80}".replace(":", "_")
+    _deliver_pending(client)
+    return client
 
 
-def subscribe(RE: Any, client: Any, batch_size: int | None = None) -> int:
-    """Write every document the RunEngine emits into ``client`` with TiledWriter.
+def _may_write(client: Any) -> bool:
+    """Whether the server lets this (anonymous) client write."""
+    try:
+        whoami = client.context.whoami()
+    except Exception:  # noqa: BLE001 - a server without authentication
+        return True
+    return whoami is not None
+
+
+def journal_folder(client: Any) -> Path:
+    """The local journal folder of a catalog opened with :func:`open_catalog`."""
+    folder = getattr(client, "uedsteer_journal", None)
+    if folder is None:
+        raise ValueError("the catalog was not opened with uedsteer's open_catalog")
+    return Path(folder)
+
+
+def _deliver_pending(client: Any) -> None:
+    from .delivery import deliver_pending
+
+    deliver_pending(client, journal_folder(client))
+
+
+def subscribe(RE: Any, client: Any, batch_size: int = 1) -> int:
+    """Write every document the RunEngine emits into ``client``, durably (module docstring).
+
+    Subscribing the same RunEngine to the same catalog again returns the existing
+    subscription (two writers would write every run twice).
 
     Parameters
     ----------
     RE : bluesky.RunEngine
     client : tiled client container
-        From :func:`local_catalog` or :func:`connect_catalog`.
-    batch_size : int, optional
-        Events buffered per stream before a write (TiledWriter's default if None; 1 makes
-        every event survive a hard kill, at ≈ 75 ms per event).
+        From :func:`open_catalog` (or :func:`local_catalog` / :func:`connect_catalog`).
+    batch_size : int
+        Events per catalog write (1: readers see each event as it comes). Durability does
+        not depend on it: the journal holds every document first.
 
     Returns
     -------
     int
         The subscription token (``RE.unsubscribe(token)``).
-    """
-    from bluesky_tiled_plugins import TiledWriter
 
-    kwargs: dict[str, Any] = {"max_array_size": 0}
-    if batch_size is not None:
-        if batch_size < 1:
-            raise ValueError(f"batch_size={batch_size} must be >= 1")
-        kwargs["batch_size"] = int(batch_size)
-    return RE.subscribe(TiledWriter(client, **kwargs))
+    Raises
+    ------
+    ValueError
+        ``batch_size`` below 1, or ``RE`` already writes into another catalog.
+    """
+    from .delivery import CatalogDelivery
+
+    if isinstance(batch_size, bool) or int(batch_size) < 1:
+        raise ValueError(f"batch_size={batch_size!r} must be an integer >= 1")
+    current = getattr(RE, "uedsteer_delivery", None)
+    if current is not None and current[1] in RE.dispatcher._token_mapping:
+        delivery, token = current
+        if delivery.client is client:
+            return token
+        raise ValueError(
+            "this RunEngine already writes into another catalog; RE.unsubscribe(token) first"
+        )
+    delivery = CatalogDelivery(client, journal_folder(client), batch_size=int(batch_size))
+    token = RE.subscribe(delivery)
+    RE.uedsteer_delivery = (delivery, token)
+    return token
+
+
+def scan_id_source(client: Any):
+    """A RunEngine ``scan_id_source`` that counts on from the catalog's newest run.
+
+    Every process starts its RunEngine at scan id 1; with this, ``db[scan_id]`` names one run
+    even across processes and sessions.
+    """
+
+    def next_scan_id(md: dict) -> int:
+        newest = 0
+        try:
+            newest = int(client.values().last().metadata["start"].get("scan_id") or 0)
+        except Exception:  # noqa: BLE001 - an empty catalog, or a server that just went away
+            pass
+        return max(newest, int(md.get("scan_id") or 0)) + 1
+
+    return next_scan_id
 
 
 def read_frames(run: Any, key: str | None = None, stream: str = "primary") -> np.ndarray:

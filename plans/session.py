@@ -20,7 +20,10 @@ from . import scans as _scans
 
 
 def make_session(
-    catalog: str | Path = "uedsteer_catalog", seed: int = 0, live_table: bool = True
+    catalog: str | Path = "uedsteer_catalog",
+    seed: int = 0,
+    live_table: bool = True,
+    api_key: str | None = None,
 ) -> dict[str, Any]:
     """Build the session namespace.
 
@@ -28,11 +31,13 @@ def make_session(
     ----------
     catalog : str or Path
         Folder of the local Tiled catalog, or an ``http(s)://`` URI of a Tiled server
-        (API key from ``TILED_API_KEY``).
+        (API key from ``api_key`` or ``TILED_API_KEY``).
     seed : int
         Seed of the simulated beamline.
     live_table : bool
         Print bluesky's BestEffortCallback tables while plans run (plots off: no display).
+    api_key : str, optional
+        For a Tiled server.
 
     Returns
     -------
@@ -40,20 +45,17 @@ def make_session(
         ``RE``, ``bl`` (the beamline), ``db`` (the catalog), ``bec``, the plans
         (``acquire_frames``, ``delay_scan``, ``fluence_scan``, ``grid_scan``, ``campaign``),
         ``Campaign``, ``CampaignConfig``, ``campaign_plots``, the shipped ``scorer``,
-        ``read_frames``, ``event_columns`` and ``np``.
+        ``read_frames``, ``event_columns``, ``subscribe`` (already done for ``RE`` and
+        ``db``; calling it again changes nothing) and ``np``.
     """
     from bluesky import RunEngine
     from bluesky.callbacks.best_effort import BestEffortCallback
 
     from uedsteer.sim_devices.beamline import SimulatedBeamline
 
-    text = str(catalog)
-    if text.startswith(("http://", "https://")):
-        db = _catalog.connect_catalog(text)
-    else:
-        db = _catalog.local_catalog(text)
-    RE = RunEngine({})
-    _catalog.subscribe(RE, db)
+    db = _catalog.open_catalog(catalog, api_key=api_key)
+    RE = RunEngine({}, scan_id_source=_catalog.scan_id_source(db))
+    _catalog.subscribe(RE, db)  # durable: every document journalled before the plan goes on
     bec = BestEffortCallback()
     bec.disable_plots()
     if live_table:
@@ -65,6 +67,7 @@ def make_session(
         "bec": bec,
         "np": np,
         "read_frames": _catalog.read_frames,
+        "subscribe": _catalog.subscribe,
         "event_columns": _catalog.event_columns,
     }
     for name in ("acquire_frames", "delay_scan", "fluence_scan", "grid_scan"):
@@ -98,13 +101,16 @@ BANNER = """uedsteer session: simulated MoTe2 UED beamline
 
 
 def start_ipython(
-    catalog: str | Path = "uedsteer_catalog", seed: int = 0, ipython_args: list[str] | None = None
+    catalog: str | Path = "uedsteer_catalog",
+    seed: int = 0,
+    ipython_args: list[str] | None = None,
+    api_key: str | None = None,
 ) -> None:
     """Open IPython with :func:`make_session`'s namespace (``ipython_args`` go to IPython)."""
     import IPython
     from traitlets.config import Config
 
-    ns = make_session(catalog, seed)
+    ns = make_session(catalog, seed, api_key=api_key)
     cfg = Config()
     cfg.TerminalInteractiveShell.banner2 = BANNER
     print(f"catalog: {catalog}")

@@ -1,0 +1,277 @@
+"""Delivering journalled documents to a Tiled catalog without ever holding up the RunEngine.
+
+:class:`CatalogDelivery` is the RunEngine callback behind :func:`uedsteer.plans.subscribe`.
+Each document is first appended to the run's local journal (:mod:`uedsteer.plans.journal`,
+well under a millisecond for a frame), then handed to a background thread that writes it into
+the catalog with bluesky-tiled-plugins' ``TiledWriter``. The plan never waits for the catalog,
+so a slow or vanished Tiled server cannot keep the pump shutter open.
+
+When a write fails (server stopped, network gone) the run goes *offline*: the user is told once,
+documents keep going to the journal, and the thread probes the server every few seconds. When
+it answers, the partial copy of the run is deleted and the whole run is written again from the
+journal, then the run continues live. A run's journal is deleted once the catalog holds every
+one of its documents; what is left over after a crash is delivered by :func:`deliver_pending`
+the next time the catalog is opened.
+"""
+
+from __future__ import annotations
+
+import queue
+import sys
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .journal import DocumentJournal, iter_journal, pending, try_lock
+
+PROBE_SECONDS = 2.0
+"""How often an offline run checks whether the catalog answers again."""
+
+STALL_SECONDS = 10.0
+"""A stop document waits for its run's delivery while the delivery makes progress; after this
+long without progress it returns (the documents stay journalled and are delivered later)."""
+
+
+def _writer(client: Any, batch_size: int) -> Callable[[str, dict], None]:
+    from bluesky_tiled_plugins import TiledWriter
+
+    return TiledWriter(client, batch_size=batch_size, max_array_size=0)
+
+
+def _say(message: str) -> None:
+    print(f"uedsteer: {message}", file=sys.stderr, flush=True)
+
+
+@dataclass
+class _Run:
+    writer: Callable[[str, dict], None]
+    delivered: int = -1  # index of the last document the catalog has
+    offline: bool = False
+    last_probe: float = 0.0
+    stopped: bool = False
+    done: threading.Event = field(default_factory=threading.Event)
+
+
+def _counts(docs: list[tuple[str, dict]]) -> tuple[bool, Counter]:
+    """(has a stop document, events per stream name) of a journalled run."""
+    names = {d["uid"]: d.get("name", "primary") for n, d in docs if n == "descriptor"}
+    events: Counter = Counter()
+    for n, d in docs:
+        if n == "event":
+            events[names[d["descriptor"]]] += 1
+        elif n == "event_page":
+            events[names[d["descriptor"]]] += len(d["seq_num"])
+    return any(n == "stop" for n, _ in docs), events
+
+
+def run_complete(client: Any, docs: list[tuple[str, dict]]) -> bool:
+    """Whether the catalog holds the journalled run ``docs`` whole (stop and every event)."""
+    uid = docs[0][1]["uid"]
+    try:
+        run = client[uid]
+        has_stop, events = _counts(docs)
+        if has_stop and not run.metadata.get("stop"):
+            return False
+        for stream, n in events.items():
+            if len(run[stream]["seq_num"].read()) != n:
+                return False
+    except KeyError:
+        return False
+    return True
+
+
+def _rewrite(client: Any, docs: list[tuple[str, dict]], batch_size: int) -> Callable:
+    """Delete the catalog's partial copy of the run and write ``docs`` again; returns the
+    writer, ready for the run's next documents."""
+    uid = docs[0][1]["uid"]
+    try:
+        client[uid].delete(recursive=True, external_only=False)
+    except KeyError:
+        pass
+    writer = _writer(client, batch_size)
+    for name, doc in docs:
+        writer(name, doc)
+    return writer
+
+
+def deliver_pending(client: Any, folder: str | Path, batch_size: int = 1) -> list[str]:
+    """Deliver what earlier processes journalled but the catalog never confirmed.
+
+    Journals held by a live writer (another process still running its run) are left alone.
+
+    Parameters
+    ----------
+    client : tiled client of bluesky runs
+    folder : str or Path
+        The journal folder of this catalog.
+    batch_size : int
+        Events per write.
+
+    Returns
+    -------
+    list of str
+        The uids of the runs that were delivered (or found complete) and whose journals were
+        removed.
+    """
+    done = []
+    for path in pending(folder):
+        lock = try_lock(path)
+        if lock is None:
+            continue
+        try:
+            docs = list(iter_journal(path))
+            if not docs or docs[0][0] != "start":
+                continue
+            if not run_complete(client, docs):
+                _rewrite(client, docs, batch_size)
+            if run_complete(client, docs):
+                path.unlink()
+                done.append(docs[0][1]["uid"])
+        finally:
+            lock.close()
+    if done:
+        _say(f"delivered {len(done)} journalled run(s) to the catalog: {', '.join(done)}")
+    return done
+
+
+class CatalogDelivery:
+    """RunEngine callback: journal every document, write it to the catalog in the background.
+
+    Parameters
+    ----------
+    client : tiled client of bluesky runs
+    journal : str or Path
+        The journal folder.
+    batch_size : int
+        Events per catalog write (1: a second session sees every shot as it comes).
+    notify : callable, optional
+        ``notify(message)`` for what the user must know (default: one line on stderr).
+    """
+
+    def __init__(
+        self,
+        client: Any,
+        journal: str | Path,
+        batch_size: int = 1,
+        notify: Callable[[str], None] | None = None,
+    ) -> None:
+        self.client = client
+        self.journal = DocumentJournal(journal)
+        self.batch_size = batch_size
+        self.notify = notify or _say
+        self._queue: queue.Queue = queue.Queue()
+        self._runs: dict[str, _Run] = {}
+        self._lock = threading.Lock()
+        self._thread = threading.Thread(target=self._work, name="uedsteer-delivery", daemon=True)
+        self._thread.start()
+
+    # ------------------------------------------------------------------ RunEngine side
+    def __call__(self, name: str, doc: dict) -> None:
+        uid, index = self.journal(name, doc)
+        if name == "start":
+            with self._lock:
+                self._runs[uid] = _Run(writer=_writer(self.client, self.batch_size))
+        self._queue.put((uid, index, name, doc))
+        if name == "stop":
+            self.wait(uid)
+
+    def wait(self, uid: str) -> bool:
+        """Wait until run ``uid`` is in the catalog; False if it went offline or stalled."""
+        run = self._runs.get(uid)
+        if run is None:
+            return True
+        last, since = run.delivered, time.monotonic()
+        while not run.done.wait(0.05):
+            if run.offline:
+                return False
+            if run.delivered != last:
+                last, since = run.delivered, time.monotonic()
+            elif time.monotonic() - since > STALL_SECONDS:
+                return False
+        return True
+
+    def backlog(self) -> int:
+        """Documents journalled but not yet in the catalog."""
+        return self._queue.qsize() + sum(1 for r in self._runs.values() if r.offline)
+
+    def flush(self, timeout: float = 60.0) -> bool:
+        """Wait (at most ``timeout`` s) until every run so far is in the catalog."""
+        end = time.monotonic() + timeout
+        while time.monotonic() < end:
+            with self._lock:
+                busy = [r for r in self._runs.values() if not r.done.is_set()]
+            if self._queue.empty() and not [r for r in busy if r.stopped]:
+                return True
+            time.sleep(0.05)
+        return False
+
+    # ------------------------------------------------------------------ background side
+    def _work(self) -> None:
+        while True:
+            try:
+                item = self._queue.get(timeout=PROBE_SECONDS / 4)
+            except queue.Empty:
+                self._probe_offline()
+                continue
+            uid, index, name, doc = item
+            run = self._runs[uid]
+            if name == "stop":
+                run.stopped = True
+            if run.offline:
+                self._probe(uid, run)
+            elif index > run.delivered:
+                try:
+                    run.writer(name, doc)
+                    run.delivered = index
+                except Exception as err:  # noqa: BLE001 - any failure: keep it journalled
+                    self._go_offline(uid, run, err)
+            if run.stopped and not run.offline and run.delivered == index:
+                self._finish(uid, run)
+
+    def _go_offline(self, uid: str, run: _Run, err: Exception) -> None:
+        run.offline = True
+        run.last_probe = time.monotonic()
+        reason = str(err).splitlines()[0] if str(err) else type(err).__name__
+        self.notify(
+            f"the catalog stopped accepting run {uid[:8]} ({type(err).__name__}: {reason}); "
+            f"its documents are kept in {self.journal.folder} and will be delivered when "
+            "the catalog answers again"
+        )
+
+    def _probe_offline(self) -> None:
+        for uid, run in list(self._runs.items()):
+            if run.offline:
+                self._probe(uid, run)
+
+    def _probe(self, uid: str, run: _Run) -> None:
+        if time.monotonic() - run.last_probe < PROBE_SECONDS:
+            return
+        run.last_probe = time.monotonic()
+        journal = self.journal.runs.get(uid)
+        path = journal.path if journal else self.journal.folder / f"{uid}.journal"
+        try:
+            docs = list(iter_journal(path))
+            run.writer = _rewrite(self.client, docs, self.batch_size)
+        except Exception:  # noqa: BLE001 - still unreachable; try again later
+            return
+        run.delivered = len(docs) - 1
+        run.offline = False
+        run.stopped = any(n == "stop" for n, _ in docs)
+        self.notify(f"the catalog answers again: run {uid[:8]} delivered ({len(docs)} documents)")
+        if run.stopped:
+            self._finish(uid, run)
+
+    def _finish(self, uid: str, run: _Run) -> None:
+        """The catalog has the whole run: drop its journal."""
+        journal = self.journal.runs.pop(uid, None)
+        path = journal.path if journal else self.journal.folder / f"{uid}.journal"
+        if journal is not None:
+            journal.close(sync=False)
+        path.unlink(missing_ok=True)
+        run.done.set()
+        with self._lock:
+            self._runs.pop(uid, None)
