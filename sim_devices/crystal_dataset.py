@@ -642,20 +642,48 @@ def _write_chunk(
     return len(pmat)
 
 
+def _mismatch_message(out: Path, stored: dict, asked: dict) -> str:
+    """One line: each setting that differs from the store's, stored and asked, and the fix."""
+    from .dataset import config_differences
+
+    diff = config_differences(stored, asked)
+    shown = ", ".join(
+        f"{key} {json.dumps(old)} (asked: {json.dumps(new)})" for key, (old, new) in diff.items()
+    )
+    keep = " ".join(
+        f"--set {key.removeprefix('settings.')}={json.dumps(old, separators=(',', ':'))}"
+        if key.startswith("settings.")
+        else f"--{key.replace('_', '-')} {old}"
+        for key, (old, _) in diff.items()
+    )
+    more = (
+        "; a crystal store keeps its number of materials: for more, write a second store "
+        "(new --out, another --seed) and train on both with `uedsteer train crystal --data A,B`"
+        if "n_materials" in diff
+        else ""
+    )
+    return (
+        f"out={out} exists with a different configuration: {shown}{more}; to resume it, give "
+        f"its own {'setting' if len(diff) == 1 else 'settings'} ({keep}), or choose a new out "
+        "(existing chunks are kept as they are)"
+    )
+
+
 def _open_store(out: Path, spec: CrystalDatasetSpec) -> None:
     config = json.loads(spec.model_dump_json())
     meta = out / "spec.json"
-    if out.exists():
+    if out.exists() and not (out.is_dir() and not any(out.iterdir())):
+        if not out.is_dir():
+            raise ValueError(f"out={out} is a file; give a new folder for the crystal store")
         if not meta.exists():
-            raise ValueError(f"out={out} exists and is not a uedsteer crystal data set")
+            raise ValueError(
+                f"out={out} exists and is not a uedsteer crystal data set; give a new folder"
+            )
         old = json.loads(meta.read_text())
         if old.get("config") != config:
-            raise ValueError(
-                f"out={out} exists with a different configuration; choose another path or "
-                "delete it (existing chunks are kept as they are)"
-            )
+            raise ValueError(_mismatch_message(out, old.get("config") or {}, config))
         return
-    (out / "chunks").mkdir(parents=True)
+    (out / "chunks").mkdir(parents=True, exist_ok=True)
     meta.write_text(json.dumps({"uedsteer_crystals": FORMAT_VERSION, "config": config}, indent=1))
 
 
@@ -672,7 +700,8 @@ def write_crystal_dataset(
     ----------
     out : str or Path
         Store folder. If it exists with the same spec, finished chunks are skipped; with a
-        different spec a ``ValueError`` is raised and nothing is touched.
+        different spec (``n_materials`` included: a crystal store does not grow) a
+        ``ValueError`` naming each differing setting is raised and nothing is touched.
     spec : CrystalDatasetSpec
         Number of materials, seed, chunk size and simulation settings.
     scheduler : str, optional
@@ -777,6 +806,49 @@ _PATTERN_COLUMNS = tuple(
 """The per-pattern array fields of :class:`CrystalDataset` (one row per Bragg list)."""
 
 
+def check_crystal_store(path: str | Path, allow_incomplete: bool = False) -> dict:
+    """The metadata of a crystal store (``spec.json``), after checking it; reads nothing else.
+
+    Parameters
+    ----------
+    path : str or Path
+        Store folder written by :func:`write_crystal_dataset`.
+    allow_incomplete : bool
+        Accept a store whose generation has not finished.
+
+    Returns
+    -------
+    dict
+        ``config`` (the spec), ``complete`` and ``finished_at``.
+
+    Raises
+    ------
+    FileNotFoundError
+        If the folder is not a crystal store (says how to make one).
+    ValueError
+        If the store is incomplete and ``allow_incomplete`` is False.
+    """
+    path = Path(path)
+    meta_path = path / "spec.json"
+    meta = None
+    if meta_path.is_file():
+        try:
+            meta = json.loads(meta_path.read_text())
+        except (OSError, ValueError):
+            meta = None
+    if not isinstance(meta, dict) or "uedsteer_crystals" not in meta:
+        what = "does not exist" if not path.exists() else "is not a crystal data set"
+        raise FileNotFoundError(
+            f"path={path} {what}; make one with `uedsteer generate crystals --out {path}`"
+        )
+    if not meta.get("complete") and not allow_incomplete:
+        raise ValueError(
+            f"path={path} is incomplete; resume it with the same `uedsteer generate crystals` "
+            "command, or pass allow_incomplete=True"
+        )
+    return meta
+
+
 def load_crystal_dataset(path: str | Path, allow_incomplete: bool = False) -> CrystalDataset:
     """Read every finished chunk of a crystal store.
 
@@ -795,18 +867,7 @@ def load_crystal_dataset(path: str | Path, allow_incomplete: bool = False) -> Cr
         If the store is incomplete and ``allow_incomplete`` is False.
     """
     path = Path(path)
-    meta_path = path / "spec.json"
-    if not meta_path.exists():
-        raise FileNotFoundError(
-            f"path={path} is not a crystal data set; make one with "
-            f"`uedsteer generate crystals --out {path}`"
-        )
-    meta = json.loads(meta_path.read_text())
-    if not meta.get("complete") and not allow_incomplete:
-        raise ValueError(
-            f"path={path} is incomplete; resume it with the same `uedsteer generate crystals` "
-            "command, or pass allow_incomplete=True"
-        )
+    meta = check_crystal_store(path, allow_incomplete)
     bragg: list[np.ndarray] = []
     cols: dict[str, list[np.ndarray]] = {
         k: []

@@ -17,6 +17,13 @@ that determines the frames) and ``complete``; one group per label with ``frames`
 (n, 261, 261) float32, ``params`` (n, F) float64 whose columns are listed in the attribute
 ``columns`` (text fields are codes into ``LABELS``, ``PHASES`` and ``mode_ids``), and ``done``
 (one flag per chunk, set only after that chunk's frames and parameters are written).
+
+A store grows: asked for more frames per label than it holds (``n_per_label``) with every other
+setting the same, :func:`write_dataset` enlarges its arrays and generates only the new frames.
+Frame i depends only on (seed, label, i), so the frames already stored stay as they are, bit for
+bit, and the new ones are the frames a store made at the larger size from the start would hold.
+A store never shrinks, and any other difference (seed, chunk, labels, a generator setting, the
+phonon-mode table) is refused with the settings that differ.
 """
 
 from __future__ import annotations
@@ -419,23 +426,114 @@ class DatasetSpec(BaseModel):
         return value
 
 
+def _config_of(spec: DatasetSpec) -> dict:
+    """The configuration recorded in a store: the spec as JSON plus the phonon-mode table."""
+    config = json.loads(spec.model_dump_json())
+    config["modes"] = mode_ids()
+    return config
+
+
+def _cli_option(key: str, value: Any) -> str:
+    """How a configuration entry is given to ``uedsteer generate``."""
+    if key.startswith("settings."):
+        return f"--set {key.removeprefix('settings.')}={json.dumps(value, separators=(',', ':'))}"
+    if key == "labels":
+        return f"--labels {','.join(value)}"
+    return f"--{key.replace('_', '-')} {value}"
+
+
+def config_differences(stored: dict, asked: dict) -> dict[str, tuple[Any, Any]]:
+    """The entries where two store configurations differ, ``key: (stored, asked)``.
+
+    Generator settings are compared field by field, under the keys ``settings.<field>``.
+    """
+    diff: dict[str, tuple[Any, Any]] = {}
+    for key in sorted(set(stored) | set(asked)):
+        old, new = stored.get(key), asked.get(key)
+        if key == "settings" and isinstance(old, dict) and isinstance(new, dict):
+            for name in sorted(set(old) | set(new)):
+                if old.get(name) != new.get(name):
+                    diff[f"settings.{name}"] = (old.get(name), new.get(name))
+        elif old != new:
+            diff[key] = (old, new)
+    return diff
+
+
+def _mismatch_message(path: Path, diff: dict[str, tuple[Any, Any]]) -> str:
+    """One line: each differing setting with its stored and asked values, and the way out."""
+    n_old, n_new = diff.get("n_per_label", (0, 0))
+    if n_new > n_old:  # a store may grow: not what blocks it
+        diff = {k: v for k, v in diff.items() if k != "n_per_label"}
+    shown = ", ".join(
+        f"{key} {json.dumps(old)} (asked: {json.dumps(new)})"
+        for key, (old, new) in diff.items()
+        if key != "modes"
+    )
+    if "modes" in diff:
+        shown += (", " if shown else "") + "the phonon-mode table (made by another uedsteer)"
+        return f"out={path} exists with a different configuration: {shown}; choose a new out"
+    # the stored value of each difference, except a larger n_per_label (the store can grow)
+    keep = [_cli_option(k, old) for k, (old, _) in diff.items() if k != "n_per_label"]
+    if n_new < n_old:
+        shown += "; a store never shrinks"
+        keep.append(_cli_option("n_per_label", n_old) + " or more")
+    return (
+        f"out={path} exists with a different configuration: {shown}; to resume or extend it, "
+        f"give its own {'setting' if len(keep) == 1 else 'settings'} ({' '.join(keep)}), "
+        "or choose a new out (existing frames are kept as they are)"
+    )
+
+
+def _grow(root: Any, spec: DatasetSpec, config: dict) -> None:
+    """Enlarge every label of a store to ``spec.n_per_label`` frames; then record the config.
+
+    The arrays grow first and the configuration is written last, so an interrupted growth is
+    redone by the next run. A finished short last chunk is marked unfinished, with the group
+    attribute ``kept_until`` (the old ``n_per_label``): its stored frames stay and only its
+    new rows are generated.
+    """
+    n, chunk = spec.n_per_label, spec.chunk
+    n_chunks = -(-n // chunk)
+    old_n = root.attrs["config"]["n_per_label"]
+    g = spec.settings.grid
+    for label in spec.labels:
+        grp = root[label]
+        if grp["frames"].shape[0] < n:
+            grp["frames"].resize((n, g.n, g.n))
+            grp["params"].resize((n, len(COLUMNS)))
+        if grp["done"].shape[0] < n_chunks:
+            grp["done"].resize((n_chunks,))
+        done = grp["done"][:]
+        if old_n % chunk and done[old_n // chunk]:
+            grp.attrs["kept_until"] = old_n
+            done[old_n // chunk] = False
+            grp["done"][:] = done
+    root.attrs.update({"config": config, "complete": False, "finished_at": None})
+
+
 def _open_store(path: Path, spec: DatasetSpec):
     import zarr
 
-    config = json.loads(spec.model_dump_json())
-    config["modes"] = mode_ids()
-    if path.exists():
+    config = _config_of(spec)
+    if path.exists() and not (path.is_dir() and not any(path.iterdir())):
+        if not path.is_dir():
+            raise ValueError(f"out={path} is a file; give a new folder for the store (.zarr)")
         try:
             root = zarr.open_group(str(path), mode="r+")
             old = root.attrs.get("config")
         except Exception as err:  # not a zarr group at all
-            raise ValueError(f"out={path} exists and is not a uedsteer data set") from err
-        if old != config:
             raise ValueError(
-                f"out={path} exists with a different configuration; choose another path or "
-                "delete it (existing frames are kept as they are)"
-            )
-        return root
+                f"out={path} exists and is not a uedsteer data set; give a new folder"
+            ) from err
+        if root.attrs.get("uedsteer_dataset") != FORMAT_VERSION or not isinstance(old, dict):
+            raise ValueError(f"out={path} exists and is not a uedsteer data set; give a new folder")
+        if old == config:
+            return root
+        diff = config_differences(old, config)
+        if set(diff) == {"n_per_label"} and config["n_per_label"] > old["n_per_label"]:
+            _grow(root, spec, config)
+            return root
+        raise ValueError(_mismatch_message(path, diff))
     root = zarr.open_group(str(path), mode="w")
     root.attrs.update({"uedsteer_dataset": FORMAT_VERSION, "config": config, "complete": False})
     g = spec.settings.grid
@@ -481,8 +579,10 @@ def write_dataset(
     Parameters
     ----------
     out : str or Path
-        Store path (``.zarr``). If it exists with the same spec, finished chunks are skipped;
-        with a different spec a ``ValueError`` is raised and nothing is touched.
+        Store path (``.zarr``). If it exists with the same spec, finished chunks are skipped.
+        If only ``n_per_label`` is larger, the store grows: its frames stay as they are and
+        only the new ones are generated. With any other difference a ``ValueError`` naming
+        each differing setting is raised and nothing is touched.
     spec : DatasetSpec
     scheduler : str, optional
         Address of an existing Dask scheduler (``tcp://host:8786``); default: a
@@ -502,13 +602,14 @@ def write_dataset(
 
     out = Path(out)
     root = _open_store(out, spec)
+    n_chunks = -(-spec.n_per_label // spec.chunk)
     todo = []
     for label in spec.labels:
-        done = root[label]["done"][:]
-        for k, flag in enumerate(done):
-            if not flag:
-                lo = k * spec.chunk
-                todo.append((label, lo, min(lo + spec.chunk, spec.n_per_label)))
+        grp = root[label]
+        kept = grp.attrs.get("kept_until", 0)  # rows a grown store held in its short chunk
+        for k in np.flatnonzero(~grp["done"][:n_chunks]):
+            lo, hi = int(k) * spec.chunk, min((int(k) + 1) * spec.chunk, spec.n_per_label)
+            todo.append((label, kept if lo < kept < hi else lo, hi))
     total = len(spec.labels) * spec.n_per_label
     remaining = sum(hi - lo for _, lo, hi in todo)
     bar = tqdm(total=total, initial=total - remaining, unit="frame", disable=not progress)
@@ -530,10 +631,75 @@ def write_dataset(
                 bar.update(len(frames))
                 fut.release()
     bar.close()
-    complete = all(bool(root[label]["done"][:].all()) for label in spec.labels)
+    complete = all(bool(root[label]["done"][:n_chunks].all()) for label in spec.labels)
     root.attrs["complete"] = complete
     root.attrs["finished_at"] = time.strftime("%Y-%m-%dT%H:%M:%S") if complete else None
     return out
+
+
+def check_store(
+    path: str | Path, labels: Sequence[str] = (), allow_incomplete: bool = False
+) -> dict:
+    """The configuration of a store written by :func:`write_dataset`, after checking it.
+
+    Cheap (reads the store's attributes only): lets a command refuse a wrong store before any
+    heavy work.
+
+    Parameters
+    ----------
+    path : str or Path
+    labels : sequence of str
+        Labels the store must hold.
+    allow_incomplete : bool
+        Accept a store whose generation was interrupted.
+
+    Returns
+    -------
+    dict
+        The recorded configuration (labels, n_per_label, seed, chunk, settings, modes).
+
+    Raises
+    ------
+    FileNotFoundError
+        If ``path`` does not exist.
+    ValueError
+        If it is not a store, is incomplete or lacks one of ``labels``; the message says what
+        to run.
+    """
+    import zarr
+
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(
+            f"path={path} does not exist; make it with `uedsteer generate --out {path}`"
+        )
+    try:
+        attrs = zarr.open_group(str(path), mode="r").attrs
+        fmt, config, complete = (
+            attrs.get("uedsteer_dataset"),
+            attrs.get("config"),
+            attrs.get("complete"),
+        )
+    except Exception:  # a file, or a folder that is no zarr group
+        fmt, config, complete = None, None, None
+    if fmt != FORMAT_VERSION or not isinstance(config, dict):
+        raise ValueError(
+            f"path={path} is not a uedsteer data set (format {FORMAT_VERSION}); make one with "
+            "`uedsteer generate`"
+        )
+    if not complete and not allow_incomplete:
+        raise ValueError(
+            f"path={path} is incomplete (generation was interrupted); re-run "
+            "`uedsteer generate` with the same arguments to finish it, or pass "
+            "allow_incomplete=True"
+        )
+    missing = [label for label in labels if label not in config["labels"]]
+    if missing:
+        raise ValueError(
+            f"path={path} lacks the labels {', '.join(missing)}: it has "
+            f"{', '.join(config['labels'])}"
+        )
+    return config
 
 
 def load_dataset(
@@ -557,22 +723,12 @@ def load_dataset(
     """
     import zarr
 
+    config = check_store(path, labels or (), allow_incomplete)
     root = zarr.open_group(str(path), mode="r")
-    if root.attrs.get("uedsteer_dataset") != FORMAT_VERSION:
-        raise ValueError(f"path={path} is not a uedsteer data set (format {FORMAT_VERSION})")
-    if not root.attrs.get("complete") and not allow_incomplete:
-        raise ValueError(
-            f"path={path} is incomplete (generation was interrupted); re-run "
-            "`uedsteer generate` with the same arguments to finish it, or pass "
-            "allow_incomplete=True"
-        )
-    config = root.attrs["config"]
     modes = config["modes"]
     chunk = config["chunk"]
     frames, params = [], []
     for label in labels or config["labels"]:
-        if label not in config["labels"]:
-            raise ValueError(f"label={label!r} is not in this store; it has {config['labels']}")
         grp = root[label]
         for k, flag in enumerate(grp["done"][:]):
             if flag:

@@ -1,4 +1,4 @@
-"""``uedsteer report models``: pictures of the shipped models a person looks at."""
+"""``uedsteer report models``: pictures of the frame scorer's models a person looks at."""
 
 from __future__ import annotations
 
@@ -8,34 +8,50 @@ import numpy as np
 import torch
 
 from uedsteer.sim_devices.classes import CLASSES, INTERPOLATED
-from uedsteer.sim_devices.dataset import load_dataset
+from uedsteer.sim_devices.dataset import check_store, load_dataset
 
 from .preprocess import vae_input
 from .scorer import FrameScorer
 from .train_models import class_metrics, confusion, plot_confusion
 
+REPORT_LABELS = (*CLASSES, INTERPOLATED)
+"""Labels the test store of :func:`report_models` must hold."""
 
-def report_models(data: Path, out: Path, per_class: int = 150) -> list[Path]:
+
+def report_models(
+    data: Path, out: Path, per_class: int = 150, weights: Path | None = None
+) -> list[Path]:
     """Confusion matrix, latent map with the 2H–1T' line, reconstructions next to inputs.
 
     Parameters
     ----------
     data : Path
-        Folder with ``test.zarr`` (from ``uedsteer generate``).
+        Folder with ``test.zarr`` (from ``uedsteer generate``) holding every label.
     out : Path
         Folder for the PNGs.
     per_class : int
         Test frames per label used for the plots.
+    weights : Path, optional
+        Folder of the scorer to report (``uedsteer train ... --out``); default: the shipped
+        weights. The synthetic-only CNN (``cnn_syn.pt``) is the one shown.
+
+    Raises
+    ------
+    FileNotFoundError
+        If ``data/test.zarr`` does not exist.
+    ValueError
+        If it is not a finished store holding every label (checked before any work).
     """
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    check_store(data / "test.zarr", REPORT_LABELS)
+    scorer = FrameScorer.load(weights, "syn")
     out.mkdir(parents=True, exist_ok=True)
-    scorer = FrameScorer.pretrained("syn")
     frames, labels = [], []
-    for label in (*CLASSES, INTERPOLATED):
+    for label in REPORT_LABELS:
         f, _ = load_dataset(data / "test.zarr", [label])
         frames.append(f[:per_class])
         labels += [label] * len(f[:per_class])
@@ -58,7 +74,7 @@ def report_models(data: Path, out: Path, per_class: int = 150) -> list[Path]:
     proj = (z - mean) @ vt[:2].T
     ends = (np.stack([scorer.line.z_2h, scorer.line.z_1tp]) - mean) @ vt[:2].T
     fig, ax = plt.subplots(figsize=(7, 6))
-    for label in (*CLASSES, INTERPOLATED):
+    for label in REPORT_LABELS:
         sel = labels == label
         ax.scatter(*proj[sel].T, s=6, label=label, alpha=0.6)
     ax.plot(*ends.T, "k-", lw=2)

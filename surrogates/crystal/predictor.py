@@ -1011,9 +1011,12 @@ class CrystalPredictor:
         model_path, meta_path = source / MODEL_FILE, source / METADATA_FILE
         missing = [p.name for p in (model_path, meta_path) if not p.is_file()]
         if missing:
+            out = "" if folder is None else f" --out {source}"
             raise FileNotFoundError(
-                f"no trained crystal model in {source} (missing {', '.join(missing)}); "
-                f"{TRAIN_HINT}, or pass the folder that holds them"
+                f"no trained crystal model in {source} (missing {', '.join(missing)}); make "
+                "one first: `uedsteer generate crystals --out data/crystals`, then "
+                f"`uedsteer train crystal --data data/crystals{out}`; or pass the folder that "
+                "holds one"
             )
         meta = json.loads(meta_path.read_text())
         if meta.get("format_version") != FORMAT_VERSION:
