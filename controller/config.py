@@ -7,11 +7,13 @@ exceeds a bound. Every field carries a description; unknown fields are rejected.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
+import numpy as np
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
 
 SCORE_NAMES = (
     "progress",
@@ -23,6 +25,35 @@ SCORE_NAMES = (
 )
 """Score fields usable by name as objective or constraint."""
 
+SETTINGS = ("fluence", "wavelength", "charge", "delay")
+"""Every setting a campaign moves; each is either steered (``parameters``) or held."""
+
+DEFAULT_FIXED: Mapping[str, float] = {"charge": 20.0, "delay": 10.0}
+"""Values the campaign holds the probe-side settings at when a configuration neither steers nor
+fixes them (bunch charge in fC, pump–probe delay in ps). The pump's fluence and wavelength have
+no such default: a configuration must steer or fix them."""
+
+
+def _only_numbers(value: object) -> object:
+    """Refuse booleans and strings where a number is expected.
+
+    Pydantic's lax mode would read ``true`` as 1 and ``"3"`` as 3; a YAML ``budget: true`` is a
+    typo, not a budget of one shot. Integers (YAML, the CLI) and numpy numbers pass on to the
+    field's own validation.
+    """
+    if isinstance(value, bool | np.bool_):
+        raise ValueError(f"expected a number, got the boolean {value}")
+    if isinstance(value, str | bytes):
+        raise ValueError(f"expected a number, got the string {value!r}")
+    return value
+
+
+Number = Annotated[float, BeforeValidator(_only_numbers), Field(allow_inf_nan=False)]
+"""A finite real number: integers count as floats; booleans, strings, inf and NaN are refused."""
+
+Count = Annotated[int, BeforeValidator(_only_numbers)]
+"""A whole number: booleans, strings and floats with a fractional part are refused."""
+
 
 class ParameterSpec(BaseModel):
     """One steered setting."""
@@ -33,19 +64,19 @@ class ParameterSpec(BaseModel):
         description="Which setting: pump fluence (mJ/cm²), wavelength (nm), bunch charge (fC) "
         "or pump–probe delay (ps)."
     )
-    low: float = Field(description="Lower bound of the search space.")
-    high: float = Field(description="Upper bound of the search space.")
-    hard_low: float | None = Field(
+    low: Number = Field(description="Lower bound of the search space.")
+    high: Number = Field(description="Upper bound of the search space.")
+    hard_low: Number | None = Field(
         None, description="Hard lower limit never to be crossed (default: low)."
     )
-    hard_high: float | None = Field(
+    hard_high: Number | None = Field(
         None, description="Hard upper limit never to be crossed (default: high)."
     )
     log_scale: bool = Field(False, description="Model this parameter on a log scale.")
-    max_step: float = Field(
+    max_step: Number = Field(
         gt=0, description="Ramp limit: largest change per iteration, in the parameter's units."
     )
-    safe_start: float = Field(description="Known-safe starting value.")
+    safe_start: Number = Field(description="Known-safe starting value.")
 
     @model_validator(mode="after")
     def _check(self) -> ParameterSpec:
@@ -74,9 +105,21 @@ class ConstraintSpec(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     score: Literal[SCORE_NAMES] = Field(description="Score field name.")
-    bound: float = Field(description="Threshold.")
+    bound: Number = Field(description="Threshold.")
     sense: Literal["max", "min"] = Field(
         "max", description="'max': score must stay at or below bound; 'min': at or above."
+    )
+
+
+def _unset_message(name: str) -> str:
+    """Why a configuration that neither steers nor fixes ``name`` is refused, and the two ways
+    to fix it (with the default campaign's figures as an example)."""
+    spec = next(p for p in _default_parameters() if p.name == name)
+    return (
+        f"{name} is neither steered nor fixed: add it to parameters, e.g. "
+        f"{{name: {name}, low: {spec.low:g}, high: {spec.high:g}, max_step: "
+        f"{spec.max_step:g}, safe_start: {spec.safe_start:g}}}, or hold it under fixed, e.g. "
+        f"fixed: {{{name}: {spec.safe_start:g}}}"
     )
 
 
@@ -105,9 +148,11 @@ class CampaignConfig(BaseModel):
     parameters: tuple[ParameterSpec, ...] = Field(
         default_factory=_default_parameters, description="Steered settings."
     )
-    fixed: dict[str, float] = Field(
-        default_factory=lambda: {"charge": 20.0, "delay": 10.0},
-        description="Settings held constant (context), e.g. charge and delay.",
+    fixed: dict[str, Number] = Field(
+        default_factory=lambda: dict(DEFAULT_FIXED),
+        description="Settings held constant (context), e.g. charge and delay. Every setting is "
+        "either steered or fixed; charge and delay not named anywhere are held at 20 fC and "
+        "10 ps, fluence and wavelength have no default.",
     )
     objective: Literal[SCORE_NAMES] = Field(
         "progress", description="Score field to maximize (default: VAE progress 2H → 1T')."
@@ -116,10 +161,10 @@ class CampaignConfig(BaseModel):
         default_factory=lambda: (ConstraintSpec(score="line_distance", bound=3.0),),
         description="Extra score constraints (default: stay near the 2H–1T' line).",
     )
-    damage_bound: float = Field(
+    damage_bound: Number = Field(
         0.2, gt=0, lt=1, description="δ: largest allowed predicted damage probability."
     )
-    beta: float = Field(
+    beta: Number = Field(
         2.0, gt=0, description="Confidence multiplier of the safety bound (mean + β·σ ≤ δ)."
     )
     monotone_fluence: bool = Field(
@@ -127,40 +172,40 @@ class CampaignConfig(BaseModel):
         description="The objective grows with the excitation: propose only the highest safe "
         "fluence at each setting of the other parameters (needs fluence among the parameters).",
     )
-    objective_scale: float = Field(
+    objective_scale: Number = Field(
         0.1,
         gt=0,
         description="Objective data spreading less than this count as flat: the GP then "
         "keeps a prior standard deviation of 1 in the objective's units (progress runs 0 … 1) "
         "instead of collapsing to the noise (BoTorch Standardize's min_stdv).",
     )
-    target: float = Field(
+    target: Number = Field(
         0.8, description="Stop when the objective of a safe, on-line frame reaches this."
     )
-    patience: int = Field(
+    patience: Count = Field(
         25,
         ge=1,
         description="Stop (no safe candidate expected to improve) after this many shots "
         "without a better objective while the optimizer only explores.",
     )
-    budget: int = Field(40, ge=1, le=10000, description="Shot budget (frames).")
-    n_initial: int = Field(
+    budget: Count = Field(40, ge=1, le=10000, description="Shot budget (frames).")
+    n_initial: Count = Field(
         1, ge=1, le=20, description="Shots at the safe start before the GP proposes."
     )
-    heating_growth: float | None = Field(
+    heating_growth: Number | None = Field(
         1.2,
         gt=1,
         description="SafeOpt-style expansion on the heating score (apparent Debye–Waller "
         "Δ⟨u²⟩): a candidate's predicted heating (upper bound) may exceed the hottest "
         "damage-free frame by at most this factor plus heating_floor. None disables it.",
     )
-    heating_floor: float = Field(
+    heating_floor: Number = Field(
         0.002,
         ge=0,
         description="Absolute heating allowance (Å² of apparent Δ⟨u²⟩) added to "
         "the expansion, so that the search can leave a cold start.",
     )
-    heating_margin: float = Field(
+    heating_margin: Number = Field(
         0.8,
         gt=0,
         le=1,
@@ -168,7 +213,7 @@ class CampaignConfig(BaseModel):
         "fraction of the lowest heating that caused damage (damage depends on the absorbed "
         "energy, so the learned limit holds at every wavelength).",
     )
-    heating_max: float | None = Field(
+    heating_max: Number | None = Field(
         None,
         gt=0,
         description="Hard cap on the predicted heating (upper bound of the scorer's apparent "
@@ -176,7 +221,7 @@ class CampaignConfig(BaseModel):
         "static heating calibration of the sample's damage temperature. None: only the "
         "limit learned from damaging shots.",
     )
-    explore_excitation: float | None = Field(
+    explore_excitation: Number | None = Field(
         0.5,
         gt=0,
         le=1,
@@ -187,7 +232,7 @@ class CampaignConfig(BaseModel):
         "so a cold shot at a new wavelength cannot reveal a low threshold there. None: "
         "every safe candidate.",
     )
-    climb_heating: float | None = Field(
+    climb_heating: Number | None = Field(
         0.007,
         gt=0,
         description="Initial climb: until a frame's heating (apparent Debye–Waller Δ⟨u²⟩, Å²) "
@@ -197,7 +242,7 @@ class CampaignConfig(BaseModel):
         "reading stands clear of the frame noise (≈ 0.001 Å²) each step can carry a useful "
         "excitation; before, steps at noise-level heating creep in fluence. None: no climb.",
     )
-    approach_width: float | None = Field(
+    approach_width: Number | None = Field(
         0.1,
         gt=0,
         le=0.5,
@@ -217,25 +262,25 @@ class CampaignConfig(BaseModel):
         "(the fluence ratio is the same). Needs the objective 'progress' and the fluence "
         "among the parameters (a Python objective turns it off). None disables it.",
     )
-    refit_every: int = Field(
+    refit_every: Count = Field(
         5,
         ge=1,
         description="Beyond 20 observations, refit GP hyperparameters every this "
         "many shots (in between: warm hyperparameters, data updated).",
     )
-    max_failures: int = Field(
+    max_failures: Count = Field(
         3,
         ge=1,
         description="Consecutive failed shots (device fault, invalid frame) that stop "
         "the campaign.",
     )
-    halt_damage_prob: float = Field(
+    halt_damage_prob: Number = Field(
         0.8, gt=0, le=1, description="Damage probability that counts as a damaged frame."
     )
-    halt_consecutive: int = Field(
+    halt_consecutive: Count = Field(
         2, ge=1, description="Damaged frames in a row that halt (or move) the campaign."
     )
-    hurt_spot_frames: int | None = Field(
+    hurt_spot_frames: Count | None = Field(
         3,
         ge=2,
         description="Frames in a row on one spot whose damage probability reaches 0.5 that "
@@ -248,7 +293,7 @@ class CampaignConfig(BaseModel):
         description="'halt': close the shutter and stop; 'move': go to a fresh spot and mark "
         "the region unsafe.",
     )
-    frames_per_point: int = Field(
+    frames_per_point: Count = Field(
         1,
         ge=1,
         le=100,
@@ -256,10 +301,10 @@ class CampaignConfig(BaseModel):
         "is its own pump pulse, so the spot takes that many pulses per shot. Above 1 the "
         "detector needs a frames_per_point component; the campaign restores it at the end.",
     )
-    n_candidates: int = Field(
+    n_candidates: Count = Field(
         512, ge=16, le=100000, description="Candidate points scored per proposal."
     )
-    seed: int = Field(0, ge=0, description="Seed of the optimizer's random numbers.")
+    seed: Count = Field(0, ge=0, description="Seed of the optimizer's random numbers.")
 
     @model_validator(mode="after")
     def _check(self) -> CampaignConfig:
@@ -271,16 +316,37 @@ class CampaignConfig(BaseModel):
         both = set(names) & set(self.fixed)
         if both:
             raise ValueError(f"fixed: {sorted(both)} are also steered parameters")
-        unknown = set(self.fixed) - {"fluence", "wavelength", "charge", "delay"}
+        unknown = set(self.fixed) - set(SETTINGS)
         if unknown:
             raise ValueError(f"fixed: unknown settings {sorted(unknown)}")
+        # The devices move every setting, so each needs a value: a steered range or a fixed
+        # value (charge and delay fall back to DEFAULT_FIXED, the pump's settings do not).
+        held = set(names) | set(self.fixed) | set(DEFAULT_FIXED)
+        missing = [n for n in SETTINGS if n not in held]
+        if missing:
+            raise ValueError("; ".join(_unset_message(n) for n in missing))
         return self
 
     @classmethod
     def from_yaml(cls, path: str | Path) -> CampaignConfig:
-        """Load from a YAML file (fields as above; errors name the field)."""
+        """Load from a YAML file (fields as above; errors name the field).
+
+        Raises
+        ------
+        pydantic.ValidationError
+            If a field is missing, unknown or invalid; :func:`format_validation_error` turns
+            it into one line.
+        """
         data = yaml.safe_load(Path(path).read_text()) or {}
         return cls.model_validate(data)
+
+    def fixed_values(self) -> dict[str, float]:
+        """The settings held constant: ``fixed``, completed with :data:`DEFAULT_FIXED` for the
+        probe-side settings that are neither steered nor fixed."""
+        steered = {p.name for p in self.parameters}
+        out = {k: v for k, v in DEFAULT_FIXED.items() if k not in steered}
+        out.update(self.fixed)
+        return out
 
     def parameter(self, name: str) -> ParameterSpec:
         """The spec of a steered parameter by name."""
@@ -288,3 +354,41 @@ class CampaignConfig(BaseModel):
             if p.name == name:
                 return p
         raise KeyError(name)
+
+
+def format_validation_error(err: ValidationError) -> str:
+    """One readable line for a configuration's validation errors.
+
+    Parameters
+    ----------
+    err : pydantic.ValidationError
+        E.g. from :meth:`CampaignConfig.from_yaml` or ``CampaignConfig(**fields)``.
+
+    Returns
+    -------
+    str
+        ``"field.path: message; field.path: message"``: the location of each error in the
+        configuration (list entries by index, e.g. ``parameters.1.high``), pydantic's message
+        without its ``Value error,`` prefix and, for type errors, the value given. Line breaks
+        inside messages are folded into spaces.
+
+    Examples
+    --------
+    >>> try:
+    ...     CampaignConfig(budget=True)
+    ... except ValidationError as err:
+    ...     print(format_validation_error(err))
+    budget: expected a number, got the boolean True
+    """
+    parts = []
+    for e in err.errors(include_url=False):
+        loc = ".".join(str(x) for x in e["loc"])
+        msg = str(e["msg"])
+        if e["type"] == "value_error":
+            msg = msg.removeprefix("Value error, ")
+        elif not isinstance(e.get("input"), dict | list | tuple) and "input" in e:
+            given = repr(e["input"])
+            msg += f" (got {given if len(given) <= 40 else given[:37] + '...'})"
+        text = f"{loc}: {msg}" if loc else msg
+        parts.append(" ".join(text.split()))
+    return "; ".join(parts)

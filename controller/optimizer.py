@@ -150,7 +150,56 @@ PROBE_SETTINGS = ("charge",)
 
 
 class NoSafeCandidate(RuntimeError):
-    """No candidate inside the safe set (or none expected to improve): stop, do not gamble."""
+    """No candidate inside the safe set (or none expected to improve): stop, do not gamble.
+
+    Parameters
+    ----------
+    message : str
+        Why; where the safe set came out empty, it names the rules that excluded the
+        candidates within reach.
+    rules : mapping of str to int, optional
+        Per rule of the safe set (:class:`SafetyRule` ``name``), how many candidates within
+        reach it excluded; empty where the refusal has another cause.
+    """
+
+    def __init__(self, message: str, rules: Mapping[str, int] | None = None) -> None:
+        super().__init__(message)
+        self.rules: dict[str, int] = dict(rules or {})
+
+
+@dataclass(frozen=True, eq=False)
+class SafetyRule:
+    """One rule of the safe set and what it made of each candidate (see
+    :attr:`SafeOptimizer.rules`).
+
+    ``excluded`` marks the candidates the rule refused; ``predicted`` (the model's mean) and
+    ``bound`` (the confidence bound compared with the rule's limit), where given, are in the
+    rule's units (``unit``) per candidate; ``best`` says which end of them is closest to
+    passing.
+    """
+
+    name: str
+    excluded: np.ndarray
+    predicted: np.ndarray | None = None
+    bound: np.ndarray | None = None
+    best: str = "lowest"
+    unit: str = ""
+
+    def describe(self, rows: np.ndarray | slice) -> str:
+        """``"<name> excludes every candidate (lowest predicted …, lowest upper bound …)"``
+        (or ``<k> of <n> candidates``) over the candidates ``rows``."""
+        excluded = self.excluded[rows]
+        n, k = len(excluded), int(excluded.sum())
+        text = f"{self.name} excludes {'every candidate' if k == n else f'{k} of {n}'}"
+        if self.predicted is None or n == 0:
+            return text
+        pick = np.nanmin if self.best == "lowest" else np.nanmax
+        unit = f" {self.unit}" if self.unit else ""
+        figures = [f"{self.best} predicted {pick(self.predicted[rows]):.3g}{unit}"]
+        if self.bound is not None:
+            kind = "upper" if self.best == "lowest" else "lower"
+            figures.append(f"{self.best} {kind} bound {pick(self.bound[rows]):.3g}{unit}")
+        return f"{text} ({', '.join(figures)})"
 
 
 def heating_readings(scores: dict[str, np.ndarray]) -> np.ndarray:
@@ -241,6 +290,9 @@ class SafeOptimizer:
         self.travel = False
         self.heating_model: SingleTaskGP | None = None  # set by safe_set when heating is used
         self.damage_model: SingleTaskGP | None = None  # set by safe_set
+        # what each rule of the last safe_set excluded (reported when nothing is safe)
+        self.rules: list[SafetyRule] = []
+        self._heating_rules: list[SafetyRule] = []
 
     # ------------------------------------------------------------ coordinates
     @staticmethod
@@ -514,6 +566,14 @@ class SafeOptimizer:
             ucb = (post.mean + cfg.beta * post.variance.clamp_min(1e-12).sqrt()).squeeze(-1)
         ucb = ucb * LOGIT_SCALE
         safe = ucb <= float(logit(cfg.damage_bound))
+        rules = [
+            SafetyRule(
+                f"damage bound δ = {cfg.damage_bound:g} (damage probability, β = {cfg.beta:g})",
+                ~safe.numpy(),
+                1.0 / (1.0 + np.exp(-post.mean.squeeze(-1).numpy() * LOGIT_SCALE)),
+                1.0 / (1.0 + np.exp(-ucb.numpy())),
+            )
+        ]
         for key, gp_key, bound, sense in self.constraints:
             # In units of a third of the bound: BoTorch's Standardize leaves outcomes whose
             # spread is below min_stdv unscaled (standard deviation taken as 1), so a GP on raw
@@ -532,11 +592,24 @@ class SafeOptimizer:
                 sd = p.variance.clamp_min(1e-12).sqrt().squeeze(-1)
                 mu = p.mean.squeeze(-1)
             if sense == "max":
-                safe &= mu + cfg.beta * sd <= bound / unit
+                passes = mu + cfg.beta * sd <= bound / unit
             else:
-                safe &= mu - cfg.beta * sd >= bound / unit
+                passes = mu - cfg.beta * sd >= bound / unit
+            safe &= passes
+            sign = 1.0 if sense == "max" else -1.0
+            rules.append(
+                SafetyRule(
+                    f"constraint {key} {'≤' if sense == 'max' else '≥'} {bound:g}",
+                    ~passes.numpy(),
+                    mu.numpy() * unit,
+                    (mu + sign * cfg.beta * sd).numpy() * unit,
+                    "lowest" if sense == "max" else "highest",
+                )
+            )
         if heat_ok is not None:
             safe &= heat_ok
+            rules += self._heating_rules
+        self.rules = rules
         return safe.numpy(), 1.0 / (1.0 + np.exp(-ucb.numpy()))
 
     def heating_limit_of(self, heating: np.ndarray, damage: np.ndarray) -> float:
@@ -660,6 +733,12 @@ class SafeOptimizer:
         use = direct & (dmg_p < 0.5)
         if not use.any():
             self.heating_limit = self.heating_limit_of(h, dmg_p)
+            self._heating_rules = [
+                SafetyRule(
+                    "heating expansion (no damage-free heating reading yet)",
+                    np.ones(len(candidates), dtype=bool),
+                )
+            ]
             return torch.zeros(len(candidates), dtype=torch.bool), None
         feats = self._heating_features(settings)
         model = self._fit(
@@ -702,6 +781,28 @@ class SafeOptimizer:
         grows = bound <= frontier
         if growth_exempt is not None:
             grows |= np.asarray(growth_exempt, dtype=bool)
+        self._heating_rules = [
+            SafetyRule(
+                f"heating expansion (upper bound ≤ {cfg.heating_growth:g} × "
+                f"{float(h_eff[clean].max()):.3g} + {cfg.heating_floor:g} = {frontier:.3g} Å²)",
+                ~grows,
+                np.exp(mean),
+                bound,
+                unit="Å²",
+            )
+        ]
+        if np.isfinite(self.heating_limit):
+            cap = cfg.heating_max is not None and self.heating_limit >= cfg.heating_max
+            source = "heating_max" if cap else "heating_margin × lowest damaging heating"
+            self._heating_rules.append(
+                SafetyRule(
+                    f"heating limit {self.heating_limit:.3g} Å² ({source})",
+                    ~(bound <= self.heating_limit),
+                    np.exp(mean),
+                    bound,
+                    unit="Å²",
+                )
+            )
         return torch.from_numpy(grows & (bound <= self.heating_limit)), mean
 
     def _scaled_from_below(
@@ -768,9 +869,8 @@ class SafeOptimizer:
         safe, dmg_ucb = self.safe_set(settings, scores, cand_phys, exempt)
         if not safe[:n_local].any():
             raise NoSafeCandidate(
-                f"none of {n_local} candidates within the ramp limit is safe "
-                f"(damage bound δ = {cfg.damage_bound}, β = {cfg.beta}, heating limit "
-                f"{self.heating_limit:.4g})"
+                self._nothing_safe(safe, n_local, last),
+                {r.name: int(r.excluded[:n_local].sum()) for r in self.rules},
             )
         x, y, ok = self._xy(settings, self._objective_values(scores))
         if not ok.any():
@@ -845,6 +945,36 @@ class SafeOptimizer:
             target=dict(zip(self.names, (float(v) for v in target), strict=True)),
             mode=mode + ("+travel" if self.travel else ""),
         )
+
+    def _nothing_safe(self, safe: np.ndarray, n_local: int, last: np.ndarray) -> str:
+        """Why none of the first ``n_local`` candidates (those within the ramp limit of
+        ``last``) of the last :meth:`safe_set` is safe: the rules that exclude every one of
+        them, or, where none does alone, what each excludes; and whether safe candidates lie
+        beyond the ramp limit."""
+        reach = slice(0, n_local)
+        active = [r for r in self.rules if r.excluded[reach].any()]
+        binding = [r for r in active if r.excluded[reach].all()]
+        text = f"none of {n_local} candidates within the ramp limit is safe: "
+        if binding:
+            text += "; ".join(r.describe(reach) for r in binding)
+            others = [r for r in active if r not in binding]
+            if others:
+                text += "; besides, " + "; ".join(r.describe(reach) for r in others)
+        elif active:
+            text += "no rule alone excludes them all: " + "; ".join(
+                r.describe(reach) for r in active
+            )
+        else:
+            text += "no rule was recorded"
+        beyond = int(safe[n_local:].sum())
+        if beyond:
+            steps = ", ".join(f"{n} {s:g}" for n, s in zip(self.names, self._steps, strict=True))
+            origin = ", ".join(f"{n} {v:.4g}" for n, v in zip(self.names, last, strict=True))
+            text += (
+                f"; {beyond} candidates elsewhere in the search box are safe but lie beyond "
+                f"the ramp limit (max_step {steps}) of {origin}"
+            )
+        return text
 
     def climbing(
         self, settings: np.ndarray, scores: dict[str, np.ndarray], last: np.ndarray
