@@ -27,7 +27,7 @@ from typing import Any
 import bluesky.plan_stubs as bps
 import bluesky.preprocessors as bpp
 import numpy as np
-from bluesky.utils import FailedStatus
+from bluesky.utils import FailedStatus, Msg
 from ophyd import Component as Cpt
 from ophyd import Device, Signal
 
@@ -41,16 +41,22 @@ N_REFERENCE = 3
 _SCORE_KEYS = tuple(failed_scores().keys()) + ("objective",)
 
 
-def _signals(names, value) -> dict[str, Cpt]:
-    return {n: Cpt(Signal, value=value, kind="hinted") for n in names}
+def _signals(names, value, hinted: tuple[str, ...] = ()) -> dict[str, Cpt]:
+    return {
+        n: Cpt(Signal, value=value, kind="hinted" if n in hinted else "normal") for n in names
+    }
+
+
+_TABLE = ("shot", "progress", "damage_prob", "objective")
+"""The shot fields a live table (bluesky's BestEffortCallback) shows besides the settings."""
 
 
 ShotReadout = type(
     "ShotReadout",
     (Device,),
     {
-        **_signals(("shot", "spot"), 0),
-        **_signals(_SCORE_KEYS, math.nan),
+        **_signals(("shot", "spot"), 0, _TABLE),
+        **_signals(_SCORE_KEYS, math.nan, _TABLE),
         "status": Cpt(Signal, value="", kind="normal"),
         "error": Cpt(Signal, value="", kind="normal"),
         "action": Cpt(Signal, value="", kind="normal"),
@@ -73,6 +79,27 @@ ProposalReadout = type(
         "__doc__": "Soft signals carrying one proposal into an event.",
     },
 )
+
+
+class ShutterGuard:
+    """Closes the pump shutter whenever the RunEngine pauses (Ctrl-C, a suspender, a pause
+    request from the queueserver).
+
+    bluesky calls ``pause()`` on every object a plan has used; the campaign plan touches this
+    guard once, so a paused campaign never waits with the pump on the sample. The plan opens
+    the shutter again right before the next shot, so a resumed campaign carries on as before.
+    """
+
+    def __init__(self, shutter) -> None:
+        self.shutter = shutter
+        self.name = f"{shutter.name}_guard"
+
+    def pause(self) -> None:
+        """Close the shutter (called by the RunEngine as it pauses)."""
+        self.shutter.set("closed").wait(10)
+
+    def resume(self) -> None:
+        """Nothing: the plan reopens the shutter before the next shot."""
 
 
 def _put(device: Device, values: dict[str, Any]) -> None:
@@ -203,8 +230,9 @@ def campaign(
         raise ValueError(f"n_reference={n_reference} must be >= 3 (difference images need it)")
     cfg = controller.config
     signals = setting_signals(beamline)
-    for k, v in controller.start_settings().items():  # check the start before the run opens
-        signals[k].check_value(v)
+    from .preflight import check_config  # search boxes, start, fixed values vs the devices
+
+    check_config(cfg, signals)  # before the run opens and before anything moves
     averaging = getattr(beamline.detector, "frames_per_point", None)
     if averaging is None and cfg.frames_per_point > 1:
         raise ValueError(
@@ -230,6 +258,7 @@ def campaign(
     run_md.update(md or {})
     shot = ShotReadout(name="campaign")
     prop = ProposalReadout(name="proposal")
+    guard = ShutterGuard(beamline.pump.shutter)
 
     def body() -> MsgGenerator:
         yield from bps.open_run(run_md)
@@ -239,9 +268,9 @@ def campaign(
             yield from _acquire_reference(beamline, scorer, controller, n_reference)
         else:
             scorer.reference = controller.reference
+        yield Msg("null", guard)  # the RunEngine now closes the shutter when it pauses
         yield from bps.mv(beamline.stage.spot, controller.spot)
         yield from ramp_to(beamline, controller.last_settings(), controller)
-        yield from bps.mv(beamline.pump.shutter, "open")
         while True:
             yield from bps.checkpoint()  # a Ctrl-C (deferred pause) lands between shots
             step = controller.next()
@@ -263,13 +292,13 @@ def campaign(
             )
             yield from _emit(prop, "proposals")
             yield from ramp_to(beamline, step.settings, controller)
+            yield from bps.mv(beamline.pump.shutter, "open")  # closed by a pause or a move
             trial = yield from _shot(beamline, scorer, controller, step, shot, truth_fn)
             if on_shot is not None:
                 on_shot(trial)
             if trial.action == "move":
                 yield from close_shutter(beamline)
                 yield from bps.mv(beamline.stage.spot, controller.spot)
-                yield from bps.mv(beamline.pump.shutter, "open")
             elif trial.action == "stop":
                 break
         yield from close_shutter(beamline)

@@ -349,7 +349,7 @@ def test_cli_campaign_writes_plots_and_resumes(tmp_path, capsys):
     assert "stop: shot budget of 2 used" in text and "hidden truth" in text
     for name in ("campaign_gp_maps.png", "campaign_objective.png", "campaign_latent.png"):
         assert (out / name).stat().st_size > 10_000
-    uid = text.split("run uid: ")[1].split()[0]
+    uid = text.split("--resume ")[1].split()[0]  # printed when the run opens
     assert (
         main(["campaign", "--budget", "3", "--catalog", cat, "--out", str(out), "--resume", uid])
         == 0

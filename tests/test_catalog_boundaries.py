@@ -1,0 +1,264 @@
+"""Where logging meets the outside world: a real ``tiled serve`` process, kills, signals, pauses.
+
+Every server here is a real ``tiled serve catalog`` subprocess on 127.0.0.1 with an API key,
+stopped by PID; every campaign that is killed is a real process.
+"""
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+
+import numpy as np
+import pytest
+from bluesky import RunEngine
+from bluesky.utils import RunEngineInterrupted
+
+from uedsteer.controller.campaign import Campaign
+from uedsteer.controller.config import CampaignConfig
+from uedsteer.plans import acquire_frames, read_frames, subscribe
+from uedsteer.plans.campaign import campaign
+from uedsteer.plans.catalog import local_catalog, open_catalog, scan_id_source
+from uedsteer.plans.journal import pending
+from uedsteer.plans.simulate import simulate_campaign
+from uedsteer.plans.tiled_server import TiledServer
+from uedsteer.sim_devices.beamline import FrameRenderer, SimulatedBeamline
+from uedsteer.surrogates.scorer import FrameScorer
+
+UEDSTEER = [sys.executable, "-m", "uedsteer.controller.cli"]
+
+
+@pytest.fixture(scope="module")
+def scorer():
+    return FrameScorer.pretrained()
+
+
+@pytest.fixture
+def journal(tmp_path, monkeypatch):
+    folder = tmp_path / "journal"
+    monkeypatch.setenv("UEDSTEER_JOURNAL", str(folder))
+    return folder
+
+
+def _small_beamline(seed=0):
+    return SimulatedBeamline(seed=seed, n_spots=4, renderer=FrameRenderer(supercell=(20, 12)))
+
+
+def test_a_moved_catalog_folder_serves_its_frames(tmp_path):
+    client = local_catalog(tmp_path / "cat")
+    RE = RunEngine({})
+    subscribe(RE, client)
+    (uid,) = RE(acquire_frames(_small_beamline(), n=2))
+    frames = read_frames(client[uid])
+    shutil.copytree(tmp_path / "cat", tmp_path / "copy")
+    shutil.move(tmp_path / "cat", tmp_path / "moved")
+    for folder in ("copy", "moved"):
+        again = read_frames(local_catalog(tmp_path / folder)[uid])
+        assert np.array_equal(again, frames), folder
+
+
+def test_scan_ids_count_on_across_run_engines(tmp_path):
+    client = local_catalog(tmp_path / "cat")
+    ids = []
+    for _ in range(2):  # two sessions, one after the other
+        RE = RunEngine({}, scan_id_source=scan_id_source(client))
+        subscribe(RE, client)
+        for _ in range(2):
+            (uid,) = RE(acquire_frames(_small_beamline(), n=1))
+            ids.append(client[uid].metadata["start"]["scan_id"])
+    assert ids == [1, 2, 3, 4]
+    assert client[3].metadata["start"]["scan_id"] == 3
+
+
+def test_subscribing_twice_writes_each_run_once(tmp_path):
+    client = local_catalog(tmp_path / "cat")
+    RE = RunEngine({})
+    assert subscribe(RE, client) == subscribe(RE, client)
+    RE(acquire_frames(_small_beamline(), n=2))
+    RE(acquire_frames(_small_beamline(), n=1))
+    assert len(client) == 2
+    with pytest.raises(ValueError, match="another catalog"):
+        subscribe(RE, local_catalog(tmp_path / "other"))
+
+
+def test_a_paused_campaign_waits_with_the_shutter_closed(scorer, tmp_path):
+    """Ctrl-C in IPython pauses the RunEngine: the shutter must not stay open meanwhile."""
+    client = local_catalog(tmp_path / "cat")
+    RE = RunEngine({})  # with bluesky's Ctrl-C handler, as in IPython
+    subscribe(RE, client)
+    bl = SimulatedBeamline(seed=4)
+    camp = Campaign(CampaignConfig(budget=5, target=2.0))
+    shutter_at_shot = []
+
+    def on_shot(trial):
+        shutter_at_shot.append(bl.pump.shutter.get())
+        if trial.index == 1:
+            os.kill(os.getpid(), signal.SIGINT)  # Ctrl-C: pause at the next checkpoint
+            time.sleep(0.5)
+
+    with pytest.raises(RunEngineInterrupted):
+        RE(campaign(bl, scorer, camp, on_shot=on_shot))
+    assert RE.state == "paused"
+    assert bl.pump.shutter.get() == "closed", "paused with the pump on the sample"
+    RE.resume()
+    assert len(camp.record) == 5
+    assert shutter_at_shot == ["open"] * 5, "every shot after the pause is pumped again"
+    assert bl.pump.shutter.get() == "closed"
+    run = client.values().last()
+    assert np.asarray(run["primary"]["campaign_shot"].read()).tolist() == [0, 1, 2, 3, 4]
+
+
+def test_kill_minus_nine_loses_no_document(tmp_path):
+    script = textwrap.dedent(
+        """
+        import sys
+        from bluesky import RunEngine
+        from uedsteer.plans import acquire_frames, local_catalog, subscribe
+        from uedsteer.sim_devices.beamline import FrameRenderer, SimulatedBeamline
+        RE = RunEngine({})
+        subscribe(RE, local_catalog(sys.argv[1]))
+        RE.subscribe(lambda n, d: print("event", d["seq_num"], flush=True), "event")
+        bl = SimulatedBeamline(seed=0, n_spots=4, renderer=FrameRenderer(supercell=(20, 12)))
+        RE(acquire_frames(bl, n=200))
+        """
+    )
+    path = tmp_path / "cat"
+    proc = subprocess.Popen(
+        [sys.executable, "-c", script, str(path)], stdout=subprocess.PIPE, text=True
+    )
+    seen = 0
+    while seen < 6:
+        line = proc.stdout.readline()
+        assert line, "the writer died before its sixth event"
+        seen = int(line.split()[1])
+    proc.kill()
+    proc.wait(10)
+    assert pending(path / "journal"), "the killed run left its journal"
+    client = local_catalog(path)  # opening delivers what the journal holds
+    frames = read_frames(client.values().last())
+    assert len(frames) >= seen, "every event the RunEngine had emitted is in the catalog"
+    assert not pending(path / "journal")
+
+
+def _run_cli(args, env=None, timeout=300):
+    return subprocess.run(
+        [*UEDSTEER, *args], capture_output=True, text=True, timeout=timeout, env=env
+    )
+
+
+def test_served_catalog_refuses_before_anything_fires(tmp_path, journal):
+    with TiledServer(tmp_path / "served") as server:
+        env = {k: v for k, v in os.environ.items() if k != "TILED_API_KEY"}
+        env["UEDSTEER_JOURNAL"] = str(journal)
+        out = tmp_path / "out"
+        res = _run_cli(["campaign", "--catalog", server.url, "--out", str(out)], env=env)
+        assert res.returncode == 2 and "Traceback" not in res.stderr
+        assert "API key" in res.stderr and server.url in res.stderr
+        assert "--api-key" in res.stderr
+        res = _run_cli(
+            ["campaign", "--catalog", server.url, "--api-key", "0" * 32, "--out", str(out)],
+            env=env,
+        )
+        assert res.returncode == 2 and "refused" in res.stderr
+        assert not (out / "campaign.csv").exists()
+        # with the key: the run goes to the server, not to a local folder named after the URL
+        env["TILED_API_KEY"] = server.api_key
+        res = _run_cli(
+            ["campaign", "--catalog", server.url, "--budget", "2", "--out", str(out)],
+            env={**env, "PWD": str(tmp_path)},
+        )
+        assert res.returncode == 0, res.stderr
+        client = open_catalog(server.url, api_key=server.api_key)
+        run = client.values().last()
+        assert np.asarray(run["primary"]["campaign_shot"].read()).tolist() == [0, 1]
+        assert run.metadata["stop"]["exit_status"] == "success"
+    assert not list(tmp_path.glob("http*")) and not os.path.exists("http:")
+    res = _run_cli(["campaign", "--catalog", server.url, "--api-key", server.api_key])
+    assert res.returncode == 2 and "does not answer" in res.stderr
+    assert "Traceback" not in res.stderr
+
+
+def test_a_served_catalog_that_goes_away_loses_nothing(scorer, tmp_path, journal, capfd):
+    server = TiledServer(tmp_path / "served").start()
+    try:
+        client = open_catalog(server.url, api_key=server.api_key)
+        bl = SimulatedBeamline(seed=2)
+        shutter, restart = [], []
+
+        def on_shot(trial):
+            shutter.append(bl.pump.shutter.get())
+            if trial.index == 1:
+                server.kill()
+            if trial.index == 4:
+                restart.append(threading.Thread(target=server.start))
+                restart[0].start()
+            if trial.index >= 4:
+                time.sleep(1.0)  # the campaign keeps going while the server comes back
+
+        rec = simulate_campaign(
+            CampaignConfig(budget=8, target=2.0),
+            scorer=scorer,
+            catalog=client,
+            beamline=bl,
+            on_shot=on_shot,
+        )
+        restart[0].join()
+        assert len(rec) == 8 and bl.pump.shutter.get() == "closed"
+        assert shutter == ["open"] * 8
+        uid = bl.history and client  # noqa: F841 - the client reconnects by itself
+        deadline = time.monotonic() + 120
+        folder = next(journal.iterdir())
+        while pending(folder) and time.monotonic() < deadline:
+            time.sleep(1)
+        assert not pending(folder), "the journal was delivered once the server was back"
+        run = client.values().last()
+        shots = np.asarray(run["primary"]["campaign_shot"].read()).tolist()
+        assert shots == list(range(8)), "every shot once"
+        assert run.metadata["stop"]["reason"] == rec.stop_reason
+        err = capfd.readouterr().err
+        assert err.count("has not answered") + err.count("stopped accepting") == 1, err
+    finally:
+        server.stop()
+
+
+def test_sigterm_ends_a_cli_campaign_like_ctrl_c(tmp_path):
+    cat, out = tmp_path / "cat", tmp_path / "out"
+    proc = subprocess.Popen(
+        [
+            *UEDSTEER,
+            "campaign",
+            "--budget",
+            "30",
+            "--sample",
+            "213",
+            "--catalog",
+            str(cat),
+            "--out",
+            str(out),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    lines = []
+    while True:
+        line = proc.stdout.readline()
+        assert line, "the campaign ended before its third shot"
+        lines.append(line)
+        if line.split()[:1] == ["2"]:
+            break
+    proc.send_signal(signal.SIGTERM)
+    rest, err = proc.communicate(timeout=180)
+    assert proc.returncode == 128 + signal.SIGTERM
+    assert "Traceback" not in err and "Traceback" not in rest
+    assert "stop: signal SIGTERM" in rest and "--resume" in rest
+    assert (out / "campaign.csv").exists() and (out / "campaign_gp_maps.png").exists()
+    run = local_catalog(cat).values().last()
+    assert run.metadata["stop"]["reason"] == "signal SIGTERM"
+    assert run.metadata["stop"]["exit_status"] == "abort"
+    uid = run.metadata["start"]["uid"]
+    assert any(uid in line for line in lines[:3]), "the uid is printed when the run opens"
