@@ -204,11 +204,19 @@ def connect_catalog(uri: str, api_key: str | None = None) -> Any:
 
     api_key = api_key or os.environ.get("TILED_API_KEY") or None
     try:
+        httpx.get(uri, timeout=10)  # fail fast: the client itself retries for a minute
         client = from_uri(uri, api_key=api_key)
     except httpx.TransportError as err:
         raise ValueError(
             f"catalog {uri}: the Tiled server does not answer ({type(err).__name__}); start it "
             "(tiled serve catalog …) or check the address"
+        ) from None
+    except RuntimeError as err:  # tiled: "This server requires API key authentication."
+        if "API key" not in str(err):
+            raise
+        raise ValueError(
+            f"catalog {uri}: the server requires an API key; pass --api-key KEY or set "
+            "TILED_API_KEY"
         ) from None
     except httpx.HTTPStatusError as err:
         code = err.response.status_code

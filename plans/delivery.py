@@ -31,6 +31,9 @@ from .journal import DocumentJournal, iter_journal, pending, try_lock
 PROBE_SECONDS = 2.0
 """How often an offline run checks whether the catalog answers again."""
 
+LAG_SECONDS = 5.0
+"""A catalog write taking longer than this is reported to the user (once, until it recovers)."""
+
 STALL_SECONDS = 10.0
 """A stop document waits for its run's delivery while the delivery makes progress; after this
 long without progress it returns (the documents stay journalled and are delivered later)."""
@@ -166,6 +169,8 @@ class CatalogDelivery:
         self._queue: queue.Queue = queue.Queue()
         self._runs: dict[str, _Run] = {}
         self._lock = threading.Lock()
+        self._busy_since: float | None = None  # when the current catalog write began
+        self._lagging = False
         self._thread = threading.Thread(target=self._work, name="uedsteer-delivery", daemon=True)
         self._thread.start()
 
@@ -176,6 +181,14 @@ class CatalogDelivery:
             with self._lock:
                 self._runs[uid] = _Run(writer=_writer(self.client, self.batch_size))
         self._queue.put((uid, index, name, doc))
+        busy = self._busy_since
+        if busy is not None and time.monotonic() - busy > LAG_SECONDS and not self._lagging:
+            self._lagging = True
+            self.notify(
+                f"the catalog has not answered for {time.monotonic() - busy:.0f} s; the run "
+                f"goes on and its documents are kept in {self.journal.folder} until the "
+                "catalog has them"
+            )
         if name == "stop":
             self.wait(uid)
 
@@ -224,11 +237,17 @@ class CatalogDelivery:
             if run.offline:
                 self._probe(uid, run)
             elif index > run.delivered:
+                self._busy_since = time.monotonic()
                 try:
                     run.writer(name, doc)
                     run.delivered = index
                 except Exception as err:  # noqa: BLE001 - any failure: keep it journalled
                     self._go_offline(uid, run, err)
+                finally:
+                    self._busy_since = None
+                if self._lagging and self._queue.empty() and not run.offline:
+                    self._lagging = False
+                    self.notify("the catalog answers again and has every document so far")
             if run.stopped and not run.offline and run.delivered == index:
                 self._finish(uid, run)
 
@@ -266,9 +285,21 @@ class CatalogDelivery:
             self._finish(uid, run)
 
     def _finish(self, uid: str, run: _Run) -> None:
-        """The catalog has the whole run: drop its journal."""
-        journal = self.journal.runs.pop(uid, None)
+        """Check that the catalog has the whole run exactly once, then drop its journal.
+
+        A write retried after a lost response can leave a row twice; such a run (or one
+        short of a row) is written again from the journal.
+        """
+        journal = self.journal.runs.get(uid)
         path = journal.path if journal else self.journal.folder / f"{uid}.journal"
+        try:
+            docs = list(iter_journal(path))
+            if not run_complete(self.client, docs):
+                run.writer = _rewrite(self.client, docs, self.batch_size)
+        except Exception as err:  # noqa: BLE001 - catalog gone again: deliver later
+            self._go_offline(uid, run, err)
+            return
+        self.journal.runs.pop(uid, None)
         if journal is not None:
             journal.close(sync=False)
         path.unlink(missing_ok=True)
