@@ -227,7 +227,10 @@ class Campaign:
         self.damaged_spots: list[int] = []
         self.reference: np.ndarray | None = None
         self.resumed_from: str | None = None
+        self.resumed_runs: list[Any] = []
+        self.resume_changes: dict[str, dict[str, Any]] = {}
         self.previous_stop = ""
+        self._shots_at_resume = 0
         self.proposal_seconds: list[float] = []
         self._consecutive_failures = 0
 
@@ -241,6 +244,23 @@ class Campaign:
     def stopped(self) -> bool:
         """True once a stop condition was met."""
         return self.record.stop_reason is not None
+
+    @property
+    def finished_reason(self) -> str | None:
+        """Why :meth:`next` will fire no further shot, or None while it asks for one.
+
+        Known before a run opens: a stop already met, the shot budget used, or a resumed
+        campaign whose run had finished and whose changes do not reopen it (the text says what
+        to raise). None does not promise a shot: the optimizer may still find no safe one.
+        """
+        if self.record.stop_reason is not None:
+            return self.record.stop_reason
+        finished = self._finished_on_resume()
+        if finished:
+            return finished
+        if len(self.record) >= self.config.budget:
+            return f"shot budget of {self.config.budget} used"
+        return None
 
     def fixed_settings(self) -> dict[str, float]:
         """Settings held constant, completed with the device defaults."""
@@ -329,6 +349,9 @@ class Campaign:
         cfg = self.config
         if self.stopped:
             return Stop(self.record.stop_reason or "")
+        finished = self._finished_on_resume()
+        if finished:
+            return self._stop(finished)
         if len(self.record) >= cfg.budget:
             return self._stop(f"shot budget of {cfg.budget} used")
         ok_trials = [t for t in self.record.trials if t.status == "ok"]
@@ -478,20 +501,7 @@ class Campaign:
                 return "stop"
             return "continue"
         self._consecutive_failures = 0
-        s = trial.scores
-        what = ""
-        if self._damage_run(cfg.halt_damage_prob) >= cfg.halt_consecutive:
-            what = (
-                f"damage on spot {trial.spot}: damage probability ≥ {cfg.halt_damage_prob} "
-                f"in {cfg.halt_consecutive} consecutive frames"
-            )
-        elif cfg.hurt_spot_frames is not None and self._damage_run(DAMAGED) >= (
-            cfg.hurt_spot_frames
-        ):
-            what = (
-                f"damage on spot {trial.spot}: damage probability ≥ {DAMAGED} in "
-                f"{cfg.hurt_spot_frames} consecutive frames"
-            )
+        what = self._damage_reason(trial, cfg)
         if what:
             self.damaged_spots.append(trial.spot)
             if cfg.on_damage == "move" and self.spot_index + 1 < len(self.spots):
@@ -499,16 +509,34 @@ class Campaign:
                 return "move"
             self._stop(what + ("" if cfg.on_damage == "halt" else "; no fresh spot left"))
             return "stop"
-        if self._target_met(s):
-            self._stop(
-                f"target reached: {cfg.objective if self.objective_fn is None else 'objective'}"
-                f" = {s['objective']:.3f} ≥ {cfg.target} on shot {trial.index}"
-            )
+        if self._target_met(trial.scores):
+            self._stop(self._target_reason(trial, cfg))
             return "stop"
         if len(self.record) >= cfg.budget:
             self._stop(f"shot budget of {cfg.budget} used")
             return "stop"
         return "continue"
+
+    def _damage_reason(self, trial: Trial, cfg: CampaignConfig) -> str:
+        """Why the frames up to ``trial`` (the latest) show a damaged spot ("" if they don't)."""
+        if self._damage_run(cfg.halt_damage_prob) >= cfg.halt_consecutive:
+            return (
+                f"damage on spot {trial.spot}: damage probability ≥ {cfg.halt_damage_prob} "
+                f"in {cfg.halt_consecutive} consecutive frames"
+            )
+        if cfg.hurt_spot_frames is not None and self._damage_run(DAMAGED) >= cfg.hurt_spot_frames:
+            return (
+                f"damage on spot {trial.spot}: damage probability ≥ {DAMAGED} in "
+                f"{cfg.hurt_spot_frames} consecutive frames"
+            )
+        return ""
+
+    def _target_reason(self, trial: Trial, cfg: CampaignConfig) -> str:
+        name = cfg.objective if self.objective_fn is None else "objective"
+        return (
+            f"target reached: {name} = {trial.scores['objective']:.3f} ≥ {cfg.target} on shot "
+            f"{trial.index}"
+        )
 
     def _damage_run(self, level: float) -> int:
         """Successful frames in a row, at the end of the record on the current shot's spot,
@@ -527,8 +555,8 @@ class Campaign:
             run += 1
         return run
 
-    def _target_met(self, s: Mapping[str, float]) -> bool:
-        cfg = self.config
+    def _target_met(self, s: Mapping[str, float], cfg: CampaignConfig | None = None) -> bool:
+        cfg = cfg or self.config
         if not (s["objective"] >= cfg.target and s["damage_prob"] <= cfg.damage_bound):
             return False
         for c in cfg.constraints:
@@ -543,23 +571,97 @@ class Campaign:
 
     # ------------------------------------------------------------------ persistence
     def restore_trials(self, trials: list[Trial], damaged_spots: list[int]) -> None:
-        """Rebuild the state from recorded shots (used by :meth:`resume`)."""
+        """Rebuild the state from recorded shots (used by :meth:`resume`).
+
+        The spot in use is the last shot's, or the next undamaged one after it.
+        """
         self.record.trials = list(trials)
         self.damaged_spots = list(damaged_spots)
+        self.spot_index = 0
         last_spot = trials[-1].spot if trials else self.spots[0]
         if last_spot in self.spots:
             self.spot_index = self.spots.index(last_spot)
         while self.spot in self.damaged_spots and self.spot_index + 1 < len(self.spots):
             self.spot_index += 1
+        self._shots_at_resume = len(self.record)
+
+    def recorded_stop(self, config: CampaignConfig) -> str:
+        """Why the halting rules of ``config`` stopped after the record's last shot.
+
+        The record itself says whether the campaign finished, also for a run that ended before
+        its stop document or crashed after its stopping shot. "" when the last shot did not
+        stop it, or when a failed shot did (a campaign stopped by failures may continue).
+        """
+        trials = self.record.trials
+        if not trials or trials[-1].action != "stop" or trials[-1].status != "ok":
+            return ""
+        last = trials[-1]
+        what = self._damage_reason(last, config)
+        if what:
+            return what + ("" if config.on_damage == "halt" else "; no fresh spot left")
+        if self._target_met(last.scores, config):
+            return self._target_reason(last, config)
+        if len(trials) >= config.budget:
+            return f"shot budget of {config.budget} used"
+        return ""
+
+    def _raised(self, name: str) -> bool:
+        change = self.resume_changes.get(name)
+        return change is not None and change["resumed"] > change["recorded"]
+
+    def _finished_on_resume(self) -> str | None:
+        """Why a resumed campaign whose run had finished fires nothing (None: it continues).
+
+        Only before its first new shot. A run that stopped on the target continues when the
+        target was raised; on the budget, when the budget now exceeds the shots recorded; on
+        "no safe candidate", when the budget or the target was raised; on damage, only with
+        ``on_damage="move"`` and a fresh spot. A run stopped by the user, a signal, repeated
+        failures or a crash continues.
+        """
+        if self.resumed_from is None or len(self.record) != self._shots_at_resume:
+            return None
+        cfg, reason, n = self.config, self.previous_stop, len(self.record)
+        if reason.startswith("target reached") and not self._raised("target"):
+            return f"{reason} (resumed: raise the target above {cfg.target} to continue)"
+        if reason.startswith("damage"):
+            if cfg.on_damage != "move":
+                return f"{reason} (resumed: a campaign halted by damage does not continue)"
+            if all(s in self.damaged_spots for s in self.spots):
+                return (
+                    f"{reason} (resumed: every spot given is damaged; give fresh spots with "
+                    "spots=[...] to continue on one)"
+                )
+        if reason.startswith("no safe candidate") and not (
+            self._raised("budget") or self._raised("target")
+        ):
+            return f"{reason} (resumed: raise the budget or the target to try again)"
+        if n >= cfg.budget:
+            return (
+                f"shot budget of {cfg.budget} used (resumed with {n} shots recorded: raise the "
+                f"budget above {n} to continue)"
+            )
+        return None
 
     @classmethod
-    def resume(cls, catalog, uid: str, **kwargs) -> Campaign:
+    def resume(
+        cls,
+        catalog: Any,
+        uid: str,
+        changes: Mapping[str, Any] | None = None,
+        follow: str = "refuse",
+        config: CampaignConfig | None = None,
+        **kwargs: Any,
+    ) -> Campaign:
         """Rebuild a campaign from its run in the catalog and continue where it stopped.
 
-        Every recorded shot (successful and failed) comes back in order, with its scores;
-        the reference frames come back too, so the scorer scores exactly as before. The
-        resumed campaign proposes from the full record, so no shot is repeated; its budget
-        counts the recorded shots.
+        The campaign continues with its recorded configuration; only ``changes`` that never
+        loosen its safety are applied (:mod:`uedsteer.controller.resume_changes`) and kept in
+        :attr:`resume_changes` for the new run's start document. Every recorded shot
+        (successful and failed) comes back in order, with its scores and the optimizer's
+        figures (``Trial.proposal``); the reference frames come back too, so the scorer scores
+        exactly as before. The resumed campaign proposes from the full record, so no shot is
+        repeated; its budget counts the recorded shots. A run that had finished fires nothing
+        unless the changes reopen it: see :attr:`finished_reason`.
 
         Parameters
         ----------
@@ -567,9 +669,25 @@ class Campaign:
         uid : str
             The campaign run's uid (or a prefix the catalog accepts); runs that themselves
             resumed another are followed back to their origin.
+        changes : mapping, optional
+            ``{field: value}`` of the configuration to change, e.g. ``{"budget": 60}``.
+        follow : {"refuse", "newest"}
+            When the run was already resumed by another: refuse (``ValueError`` naming that
+            run), or continue from the newest run that descends from it.
+        config : CampaignConfig, optional
+            A full configuration (e.g. from YAML): its differences from the recorded one must
+            be allowed changes (``changes`` apply on top).
         **kwargs
             Passed to the constructor (``objective``, ``constraints``, ``spots``).
+
+        Raises
+        ------
+        ValueError
+            One line: no such run in the catalog, not a campaign run, a run already resumed
+            (with ``follow="refuse"``), a broken chain, or a change that is not allowed.
         """
         from .resume import load_campaign
 
-        return load_campaign(cls, catalog, uid, **kwargs)
+        return load_campaign(
+            cls, catalog, uid, changes=changes, follow=follow, config=config, **kwargs
+        )

@@ -70,7 +70,12 @@ def add_campaign_parser(sub: Any) -> None:
         type=nonnegative_int,
         help="simulated sample ResponseParams.random(SAMPLE) instead of the defaults",
     )
-    p.add_argument("--seed", type=nonnegative_int, default=0, help="seed of the simulated beamline")
+    p.add_argument(
+        "--seed",
+        type=nonnegative_int,
+        default=None,
+        help="seed of the simulated beamline (default 0; on resume: the recorded one)",
+    )
     add_catalog_arguments(p)
     p.add_argument("--out", default="campaign_output", help="folder for plots and the table")
     p.add_argument(
@@ -165,27 +170,27 @@ def _resume(args: argparse.Namespace, catalog: Any):
     """The resumed campaign, its simulated sample and beamline seed."""
     from uedsteer.controller.campaign import Campaign
     from uedsteer.controller.config import CampaignConfig
-
-    changes: dict[str, Any] = {}
-    if args.config:
-        new = _load_config(args)
-        changes = {"config": new}
-    elif args.budget is not None:
-        changes = {"budget": args.budget}
-    camp = Campaign.resume(
-        catalog,
-        args.resume,
-        changes=changes or None,
-        follow="newest" if args.newest else "refuse",
-    )
+    from uedsteer.controller.resume import AlreadyResumed
     from uedsteer.plans.simulate import resume_simulation
 
-    response, seed, sample = resume_simulation(catalog, camp.resumed_from)
-    if args.sample is not None and args.sample != sample:
-        raise ValueError(
-            f"--sample {args.sample}: the campaign ran on sample {sample}; leave --sample out "
-            "on resume (the recorded sample is used)"
+    new = _load_config(args) if args.config else None
+    changes = {"budget": args.budget} if args.budget is not None and new is None else None
+    try:
+        camp = Campaign.resume(
+            catalog,
+            args.resume,
+            changes=changes,
+            config=new,
+            follow="newest" if args.newest else "refuse",
         )
+    except AlreadyResumed as err:
+        raise ValueError(
+            f"--resume {args.resume}: that run was already continued by {err.newest}; resume "
+            f"that one, or add --newest to continue the newest run of the campaign"
+        ) from None
+    response, seed, sample = resume_simulation(
+        catalog, camp.resumed_from, sample=args.sample, seed=args.seed
+    )
     assert isinstance(camp.config, CampaignConfig)
     return camp, response, seed, sample
 
@@ -206,13 +211,15 @@ def run_campaign_command(args: argparse.Namespace) -> int:
     if args.resume:
         camp, response, seed, sample = _resume(args, catalog)
         print(f"resuming {camp.resumed_from}: {len(camp.record)} shots recorded")
+        for field, change in camp.resume_changes.items():
+            print(f"  {field}: {change['recorded']} -> {change['resumed']}")
         if camp.finished_reason:
-            print(f"nothing to do: {camp.finished_reason}")
+            print(f"nothing to do, no run opened: {camp.finished_reason}")
             return 0
     else:
         cfg = _load_config(args)
         camp = Campaign(cfg)
-        sample, seed = args.sample, args.seed
+        sample, seed = args.sample, args.seed or 0
         response = ResponseParams() if sample is None else ResponseParams.random(sample)
     cfg = camp.config
     scorer = FrameScorer.pretrained()
@@ -283,7 +290,7 @@ def _run(RE, camp, response, seed, scorer, catalog, show, sample, received) -> N
             on_shot=show,
             RE=RE,
             controller=camp,
-            md={"simulation_sample": sample},
+            sample=sample,
         )
     except (RunEngineInterrupted, _Signalled):
         why = f"signal {received[-1]}" if received else "user interrupt"

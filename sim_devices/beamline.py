@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
+from typing import Any
+
 import numpy as np
 
 from .devices import DelayStage, ElectronGun, PumpLaser, SampleStage, UEDDetector
@@ -144,6 +147,42 @@ class SimulatedBeamline:
         )
         self.history.append({**settings, **truth_record(spot, self.sample.spots[spot], state)})
         return self.renderer.render(state, settings["charge"], self.rng)
+
+    def replay(self, pulses: Iterable[Mapping[str, Any]]) -> list[dict]:
+        """Put the sample's spots in the state recorded shots left them in, without frames.
+
+        The sample's damage is a deterministic function of the settings of each pulse (no
+        random numbers), so replaying the recorded pulses in order reproduces every spot's
+        vacancies, dose, melting and shot count exactly. Nothing is rendered, the devices do
+        not move, :attr:`history` and the beamline's random numbers are left alone.
+
+        Parameters
+        ----------
+        pulses : iterable of mapping
+            One per detector trigger, in order: ``spot``, ``fluence`` (mJ/cm²),
+            ``wavelength`` (nm), ``delay`` (ps), ``shutter`` (``"open"`` pumps the spot) and
+            ``frames`` (pulses averaged into the trigger's frame, default 1).
+
+        Returns
+        -------
+        list of dict
+            Per trigger, the hidden truth after it (:func:`truth_record` of its spot and its
+            last pulse), as :meth:`truth` would have returned then.
+        """
+        out = []
+        for p in pulses:
+            spot = int(p["spot"])
+            state = None
+            for _ in range(int(p.get("frames", 1))):
+                state = self.sample.shoot(
+                    spot,
+                    float(p["fluence"]),
+                    float(p["wavelength"]),
+                    float(p["delay"]),
+                    pumped=p["shutter"] == "open",
+                )
+            out.append(truth_record(spot, self.sample.spots[spot], state))
+        return out
 
     def truth(self, spot: int | None = None) -> dict:
         """Hidden truth of a spot (default: the current one) and of its last shot.
