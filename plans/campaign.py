@@ -249,6 +249,7 @@ def campaign(
         "settings": settings_of(beamline),
         "campaign_config": cfg.model_dump(mode="json"),
         "resumed_from": getattr(controller, "resumed_from", None),
+        "resume_changes": getattr(controller, "resume_changes", {}),
         "shots_before": len(controller.record),
         "scorer": {k: v for k, v in scorer.meta.items() if isinstance(v, (str, int, float))},
         "classes": list(CLASSES),

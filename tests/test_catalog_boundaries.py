@@ -262,3 +262,72 @@ def test_sigterm_ends_a_cli_campaign_like_ctrl_c(tmp_path):
     assert run.metadata["stop"]["exit_status"] == "abort"
     uid = run.metadata["start"]["uid"]
     assert any(uid in line for line in lines[:3]), "the uid is printed when the run opens"
+
+
+def test_cli_resume_after_kill_continues_the_recorded_campaign(tmp_path):
+    """kill -9 mid-campaign, then the README's resume command: same box, every shot once."""
+    cfg = tmp_path / "campaign.yaml"
+    cfg.write_text(
+        "parameters:\n"
+        "  - {name: fluence, low: 0.2, high: 12, hard_high: 20, max_step: 1.5, safe_start: 0.5}\n"
+        "  - {name: wavelength, low: 600, high: 1000, hard_low: 400, hard_high: 1600,\n"
+        "     max_step: 150, safe_start: 800}\n"
+        "budget: 12\ntarget: 2.0\n"
+    )
+    cat, out = tmp_path / "cat", tmp_path / "out"
+    proc = subprocess.Popen(
+        [
+            *UEDSTEER,
+            "campaign",
+            "--config",
+            str(cfg),
+            "--sample",
+            "213",
+            "--catalog",
+            str(cat),
+            "--out",
+            str(out),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    uid = None
+    while True:
+        line = proc.stdout.readline()
+        assert line, "the campaign ended before its third shot"
+        if line.startswith("run "):
+            uid = line.split()[1]
+        if line.split()[:1] == ["2"]:
+            proc.kill()
+            break
+    proc.wait(10)
+    res = _run_cli(
+        ["campaign", "--resume", uid, "--budget", "5", "--catalog", str(cat), "--out", str(out)]
+    )
+    assert res.returncode == 0, res.stderr
+    assert "budget: 12 -> 5" in res.stdout
+    client = local_catalog(cat)
+    child = client.values().last()
+    start = child.metadata["start"]
+    assert start["resumed_from"] == uid
+    assert (
+        start["campaign_config"]["parameters"]
+        == client[uid].metadata["start"]["campaign_config"]["parameters"]
+    ), "the recorded search box, not the defaults"
+    assert start["resume_changes"] == {"budget": {"recorded": 12, "resumed": 5}}
+    before = np.asarray(client[uid]["primary"]["campaign_shot"].read()).tolist()
+    after = np.asarray(child["primary"]["campaign_shot"].read()).tolist()
+    assert before + after == list(range(5)), "every shot once"
+    assert np.all(np.asarray(child["primary"]["pump_wavelength"].read()) >= 600)
+    # the same run again: refused, naming the run that continued it
+    res = _run_cli(["campaign", "--resume", uid, "--budget", "7", "--catalog", str(cat)])
+    assert res.returncode == 2 and start["uid"] in res.stderr and "--newest" in res.stderr
+    # the finished campaign fires nothing without a larger budget
+    n_runs = len(client)
+    res = _run_cli(["campaign", "--resume", start["uid"], "--catalog", str(cat), "--out", str(out)])
+    assert res.returncode == 0 and "nothing to do" in res.stdout
+    assert len(local_catalog(cat)) == n_runs
+    # a wrong uid or a missing catalog folder: one line, and no folder is created
+    res = _run_cli(["campaign", "--resume", "nosuchuid", "--catalog", str(tmp_path / "none")])
+    assert res.returncode == 2 and "Traceback" not in res.stderr
+    assert not (tmp_path / "none").exists()
