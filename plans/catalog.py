@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import os
 import sqlite3
+import time
 import warnings
 from pathlib import Path
 from typing import Any
@@ -123,6 +124,20 @@ def _relocate(folder: Path, db: Path) -> None:
         con.close()
 
 
+def _write_ahead_log(path: Path) -> None:
+    """Put an SQLite file in write-ahead-log mode (creating it if needed).
+
+    In SQLite's default mode a reader is refused ("database is locked") while a writer holds
+    the file; with a write-ahead log a second session reads a running campaign while its
+    shots are written. The mode is stored in the file, so it holds for every process.
+    """
+    con = sqlite3.connect(path)
+    try:
+        con.execute("PRAGMA journal_mode=WAL")
+    finally:
+        con.close()
+
+
 def local_catalog(path: str | os.PathLike) -> Any:
     """Open (creating if needed) an embedded, writable Tiled catalog in folder ``path``.
 
@@ -164,6 +179,7 @@ def local_catalog(path: str | os.PathLike) -> Any:
         raise ValueError(f"catalog path={str(path)!r}: {db.name} is read-only")
     if db.exists():
         _relocate(folder, db)
+    _write_ahead_log(folder / "storage.sqlite")
     catalog = from_uri(
         f"sqlite:///{db}",
         writable_storage=[f"file://{folder / 'data'}", f"sqlite:///{folder / 'storage.sqlite'}"],
@@ -327,18 +343,45 @@ def scan_id_source(client: Any):
     return next_scan_id
 
 
+READ_TRIES = 5
+"""Reads of a run that is still being written are retried this often (see :func:`_read`)."""
+
+
+def _read(run: Any, stream: str, key: str) -> np.ndarray:
+    """One column of a stream, read consistently while the run may still be growing.
+
+    Tiled reads an array in two requests (its shape, then its data with that shape); a shot
+    written in between makes the server refuse the second one. Asking again, shape first,
+    gives a consistent read.
+    """
+    import httpx
+
+    for attempt in range(READ_TRIES):
+        try:
+            return np.asarray(run[stream][key].read())
+        except httpx.HTTPStatusError as err:
+            if attempt == READ_TRIES - 1 or "expected_shape" not in str(err.request.url):
+                raise
+            time.sleep(0.05 * (attempt + 1))
+    raise AssertionError("unreachable")
+
+
 def read_frames(run: Any, key: str | None = None, stream: str = "primary") -> np.ndarray:
     """All frames of a run's stream as one numpy array (N, n, n).
 
     ``key`` defaults to the image of the run's first detector (``<name>_image``, from the
-    start document's ``detectors``; ``det_image`` for the simulated beamline).
+    start document's ``detectors``; ``det_image`` for the simulated beamline). A run that is
+    still being written (a campaign running in another session) reads consistently.
     """
     if key is None:
         key = frame_key(run.metadata["start"])
-    return np.asarray(run[stream][key].read())
+    return _read(run, stream, key)
 
 
 def event_columns(run: Any, keys: list[str], stream: str = "primary") -> dict[str, np.ndarray]:
-    """Selected per-event columns of a stream (settings, flags, scores) as numpy arrays."""
-    node = run[stream]
-    return {k: np.asarray(node[k].read()) for k in keys}
+    """Selected per-event columns of a stream (settings, flags, scores) as numpy arrays.
+
+    Columns of a run still being written may differ in length by the shots written between
+    two reads.
+    """
+    return {k: _read(run, stream, k) for k in keys}

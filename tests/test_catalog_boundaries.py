@@ -20,7 +20,7 @@ from bluesky.utils import RunEngineInterrupted
 
 from uedsteer.controller.campaign import Campaign
 from uedsteer.controller.config import CampaignConfig
-from uedsteer.plans import acquire_frames, read_frames, subscribe
+from uedsteer.plans import acquire_frames, event_columns, read_frames, subscribe
 from uedsteer.plans.campaign import campaign
 from uedsteer.plans.catalog import local_catalog, open_catalog, scan_id_source
 from uedsteer.plans.journal import pending
@@ -331,3 +331,39 @@ def test_cli_resume_after_kill_continues_the_recorded_campaign(tmp_path):
     res = _run_cli(["campaign", "--resume", "nosuchuid", "--catalog", str(tmp_path / "none")])
     assert res.returncode == 2 and "Traceback" not in res.stderr
     assert not (tmp_path / "none").exists()
+
+
+def test_a_second_session_reads_a_running_campaign(scorer, tmp_path):
+    """A second client on the same catalog folder polls the run while shots are written."""
+    path = tmp_path / "cat"
+    writer = local_catalog(path)
+    reader = local_catalog(path)  # what a second IPython session opens
+    counts, errors, done = [], [], threading.Event()
+
+    def poll():
+        while not done.is_set():
+            try:
+                run = reader.values().last()
+                shots = event_columns(run, ["campaign_shot"])["campaign_shot"]
+                frames = read_frames(run)
+                counts.append((len(shots), len(frames)))
+            except (KeyError, IndexError):
+                pass  # the run or its primary stream is not there yet
+            except Exception as err:  # noqa: BLE001 - any other failure is the finding
+                errors.append(repr(err))
+            time.sleep(0.2)
+
+    thread = threading.Thread(target=poll)
+    thread.start()
+    try:
+        simulate_campaign(
+            CampaignConfig(budget=6, target=2.0), scorer=scorer, catalog=writer, seed=3
+        )
+    finally:
+        done.set()
+        thread.join(30)
+    assert not errors, errors[:3]
+    shots = [c[0] for c in counts]
+    assert shots == sorted(shots) and len(set(shots)) > 1, "the reader saw the run grow"
+    final = event_columns(reader.values().last(), ["campaign_shot"])["campaign_shot"]
+    assert final.tolist() == list(range(6))
