@@ -11,12 +11,29 @@ Optional crystal output: with a crystal-structure predictor attached
 and the predictor's crystal system and confidence go into :attr:`Scores.crystal_system` and
 :attr:`Scores.crystal_confidence`. Without one those fields are ``""`` / NaN and scoring costs
 nothing more.
+
+Input of :meth:`FrameScorer.score`: one (261, 261) frame, a (B, 261, 261) batch or a list of
+frames, of numbers; an empty batch gives empty :class:`Scores` (len 0), so a batch API needs no
+special case. A frame that cannot be scored is flagged, never classified: ``nan``, ``inf``,
+``zero`` (all pixels 0), ``negative`` (total intensity ≤ 0, or the most negative pixel
+:data:`NEGATIVE_RATIO` times further from zero than the brightest: a negated frame),
+``saturated`` (> 1 % of pixels at the saturation value), ``complex`` (complex dtype: detector
+frames are real intensities) and, in a list of frames of mixed sizes, ``shape``. Input that is
+not frames at all (text, booleans, the wrong number of dimensions, a whole batch of another
+frame size) raises a one-line ``ValueError``.
+
+Threads: at batch 1 the scorer's parallel regions are too short to share well with other
+busy processes (a parallel region waits for its slowest thread, and on a busy core that
+thread waits a whole scheduling slice), so by default batches of up to :data:`SMALL_BATCH`
+frames are scored on one torch thread (see ``threads`` of :class:`FrameScorer`).
 """
 
 from __future__ import annotations
 
 import json
 import warnings
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -31,7 +48,7 @@ from uedsteer.sim_devices.physics.difference import MIN_REFERENCES, reference_pa
 
 from .cnn import load_uednet
 from .heating import HeatingEstimator
-from .preprocess import check_frames, cnn_input, reference_tensor, vae_input
+from .preprocess import cnn_input, reference_tensor, vae_input
 from .vae import ConvVAE, LatentLine
 
 WEIGHTS = "weights"
@@ -48,6 +65,26 @@ SCORE_FIELDS = (
 )
 CRYSTAL_FIELDS = ("crystal_system", "crystal_confidence")
 """Optional :class:`Scores` fields filled only when a crystal predictor is attached."""
+FRAME_SIZE = 261
+"""Side of the square frames the networks and the reference are made for."""
+SMALL_BATCH = 8
+"""Batches of up to this many frames are scored with ``FrameScorer.threads`` torch threads."""
+SATURATED_SHARE = 0.01
+"""A frame with more than this share of pixels at the saturation value is flagged."""
+NEGATIVE_RATIO = 2.0
+"""A frame whose most negative pixel lies this many times further below zero than its
+brightest pixel lies above it is flagged ``negative`` (a negated frame on a pedestal).
+Detector noise alone keeps the two within a few tens of percent of each other."""
+FLAG_REASONS = {
+    "nan": "NaN pixels",
+    "inf": "infinite pixels",
+    "zero": "all pixels zero",
+    "negative": "total intensity <= 0, or negative pixels far stronger than positive ones",
+    "saturated": "more than 1 % of the pixels saturated",
+    "complex": "complex values",
+    "shape": "not a (261, 261) frame",
+}
+"""What each :attr:`Scores.flags` entry means."""
 
 
 class CrystalPredictor(Protocol):
@@ -81,8 +118,8 @@ class Scores:
     frame_quality : (B,) signal-to-noise figure in [0, 1] (1 = noise-free).
     heating : (B,) apparent Debye–Waller Δ⟨u²⟩ (Å²) against the reference: a lattice-heating
         proxy that rises with the absorbed fluence (see :mod:`uedsteer.surrogates.heating`).
-    valid : (B,) bool; ``flags`` says why a frame is invalid (``nan``, ``inf``, ``zero``,
-        ``saturated``).
+    valid : (B,) bool; ``flags`` says why a frame is invalid (see :data:`FLAG_REASONS`:
+        ``nan``, ``inf``, ``zero``, ``negative``, ``saturated``, ``complex``, ``shape``).
     crystal_system : (B,) str, the crystal system the attached crystal predictor reads from
         the frame's Bragg peaks; ``""`` when not computed (no predictor attached, invalid
         frame, too few peaks, or the predictor failed).
@@ -129,9 +166,10 @@ class Scores:
 
     def row(self, i: int) -> dict[str, float | int | str | list[float]]:
         """Scores of frame ``i`` as plain values (for an event document or a table)."""
+        k = int(self.predicted_class[i])
         return {
-            "predicted_class": int(self.predicted_class[i]),
-            "class_name": self.class_names()[i],
+            "predicted_class": k,
+            "class_name": CLASSES[k] if k >= 0 else "invalid",
             "damage_prob": float(self.damage_prob[i]),
             "line_distance": float(self.line_distance[i]),
             "progress": float(self.progress[i]),
@@ -179,6 +217,102 @@ def frame_quality(frames: np.ndarray) -> np.ndarray:
     return (1.0 / (1.0 + ratio)).double().numpy()
 
 
+_ALLOWED_FRAMES = (
+    f"allowed: one ({FRAME_SIZE}, {FRAME_SIZE}) frame or a (B, {FRAME_SIZE}, {FRAME_SIZE}) "
+    "batch of real numbers"
+)
+
+
+def _numeric_array(value: Any, name: str, allowed: str = _ALLOWED_FRAMES) -> np.ndarray:
+    """``value`` as an integer, float or complex array; ``ValueError`` naming ``name`` for
+    anything else (text, booleans, objects, ragged nesting)."""
+    if isinstance(value, torch.Tensor):
+        value = value.detach().cpu().numpy()
+    what = "" if isinstance(value, np.ndarray) else f"a {type(value).__name__}, "
+    try:
+        arr = np.asarray(value)
+    except (TypeError, ValueError) as err:  # ragged nesting
+        raise ValueError(f"{name} is {what}not an array ({err}); {allowed}") from None
+    if arr.dtype.kind not in "iufc":
+        raise ValueError(
+            f"{name} is {what}an array of shape {arr.shape} and dtype {arr.dtype}; {allowed}"
+        )
+    return arr
+
+
+def _frame_batch(frames: Any, name: str = "frames") -> tuple[np.ndarray, list[str]]:
+    """Frames as a float32 (B, 261, 261) batch, and the flags known before any pixel is read.
+
+    A complex batch or frame is flagged ``complex``; in a list of frames of mixed sizes the
+    frames that are not (261, 261) are flagged ``shape``; the pixels of a flagged frame are
+    replaced by zeros in the batch (they are never scored).
+
+    Raises
+    ------
+    ValueError
+        For input that is not numbers, not one frame or a batch, or a whole batch of frames of
+        another size.
+    """
+    n = FRAME_SIZE
+    if isinstance(frames, Sequence) and not isinstance(frames, str | bytes):
+        items = [_numeric_array(f, f"{name}[{i}]") for i, f in enumerate(frames)]
+        if not items:
+            return np.zeros((0, n, n), np.float32), []
+        if len({(f.shape, f.dtype.kind == "c") for f in items}) > 1:
+            return _mixed_frames(items, name)
+        arr = np.stack(items)
+    else:
+        arr = _numeric_array(frames, name)
+    if arr.shape == (0,):  # np.array([]): an empty batch
+        return np.zeros((0, n, n), np.float32), []
+    if arr.ndim not in (2, 3) or arr.shape[-2:] != (n, n):
+        raise ValueError(f"{name} has shape {arr.shape} (dtype {arr.dtype}); {_ALLOWED_FRAMES}")
+    if arr.ndim == 2:
+        arr = arr[None]
+    if arr.dtype.kind == "c":
+        return np.zeros(arr.shape, np.float32), ["complex"] * len(arr)
+    return arr.astype(np.float32, copy=False), [""] * len(arr)
+
+
+def _mixed_frames(items: list[np.ndarray], name: str) -> tuple[np.ndarray, list[str]]:
+    """A list of frames of mixed sizes or dtypes: the (261, 261) real ones are kept."""
+    n = FRAME_SIZE
+    batch = np.zeros((len(items), n, n), np.float32)
+    flags = []
+    for i, f in enumerate(items):
+        if f.ndim != 2:
+            raise ValueError(
+                f"{name}[{i}] has shape {f.shape} (dtype {f.dtype}); allowed in a list: "
+                f"({n}, {n}) frames of real numbers"
+            )
+        if f.shape != (n, n):
+            flags.append("shape")
+        elif f.dtype.kind == "c":
+            flags.append("complex")
+        else:
+            batch[i] = f
+            flags.append("")
+    return batch, flags
+
+
+@contextmanager
+def torch_threads(n: int | None) -> Iterator[None]:
+    """Run the block with ``n`` torch intra-op threads, then restore the previous number.
+
+    ``None`` (or the current number) changes nothing. torch's setting is process-wide: code
+    in other threads that starts a parallel region inside the block may see ``n`` too.
+    """
+    previous = torch.get_num_threads()
+    if n is None or n == previous:
+        yield
+        return
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
+
+
 class FrameScorer:
     """CNN classifier + VAE latent line + reference frames, scoring raw detector frames.
 
@@ -190,7 +324,8 @@ class FrameScorer:
     line : LatentLine
     reference : numpy.ndarray
         (261, 261) mean of pristine 2H frames (normalized), the subtrahend of the
-        difference images.
+        difference images; it must pass the frame checks of :meth:`score` (finite, not all
+        zero, not negative).
     recon_scale : float
         Median reconstruction error of the VAE's training frames.
     saturation : float
@@ -200,6 +335,13 @@ class FrameScorer:
     crystal : CrystalPredictor, optional
         Crystal-structure predictor for the optional crystal output (see
         :meth:`attach_crystal_predictor`); default none.
+    threads : int or None
+        torch intra-op threads while scoring a batch of up to :data:`SMALL_BATCH` frames, set
+        for the duration of :meth:`score` only (torch's setting is restored afterwards).
+        Default 1: a frame's convolutions are too small to split well, and split across cores
+        that other processes keep busy, every parallel region waits for its slowest thread.
+        ``None`` uses torch's process-wide setting (``torch.set_num_threads``). Larger batches
+        always use the process-wide setting.
     """
 
     def __init__(
@@ -212,6 +354,7 @@ class FrameScorer:
         saturation: float = 65535.0,
         meta: dict | None = None,
         crystal: CrystalPredictor | None = None,
+        threads: int | None = 1,
     ) -> None:
         # channels_last: faster small convolutions on CPU (oneDNN) with the same numbers bit
         # for bit: the CNN ~2×, the VAE decoder 0.93 → 0.69 ms at batch 1. Not the VAE
@@ -220,9 +363,10 @@ class FrameScorer:
         self.vae = vae.eval()
         self.vae.decoder.to(memory_format=torch.channels_last)
         self.line = line
-        self.reference = reference_pattern(reference)
-        self.recon_scale = float(recon_scale)
         self.saturation = float(saturation)
+        self.threads = threads
+        self.reference = reference_pattern(self._checked_reference(reference, "reference"))
+        self.recon_scale = float(recon_scale)
         self.meta = meta or {}
         self.crystal: CrystalPredictor | None = None
         self.crystal_peak_options: dict[str, Any] = {}
@@ -299,22 +443,85 @@ class FrameScorer:
         return root
 
     @property
+    def threads(self) -> int | None:
+        """torch threads for batches of up to :data:`SMALL_BATCH` frames (None: torch's
+        process-wide setting); see the class description."""
+        return self._threads
+
+    @threads.setter
+    def threads(self, value: int | None) -> None:
+        if value is not None and (
+            isinstance(value, bool) or not isinstance(value, int | np.integer) or value < 1
+        ):
+            raise ValueError(f"threads={value!r} is not allowed; give an int >= 1 or None")
+        self._threads = None if value is None else int(value)
+
+    @property
     def reference(self) -> np.ndarray:
-        """(261, 261) normalized mean of the pristine reference frames."""
+        """(261, 261) normalized mean of the pristine reference frames.
+
+        Setting it (a (261, 261) pattern or a (k, 261, 261) stack of k ≥ 3 frames) checks the
+        value as :meth:`set_reference` does; a rejected value raises ``ValueError`` and leaves
+        the previous reference in force.
+        """
         return self._reference
 
     @reference.setter
     def reference(self, value: np.ndarray) -> None:
-        self._reference = reference_pattern(value)
-        self._ref_t = reference_tensor(self._reference)
-        self._heating = HeatingEstimator(self._reference)
+        # everything is derived and checked before anything is replaced: a rejected
+        # reference leaves the previous one in force
+        reference = reference_pattern(self._checked_reference(value, "reference"))
+        try:
+            heating = HeatingEstimator(reference)
+        except ValueError as err:
+            raise ValueError(
+                f"reference is rejected ({err}); allowed: a pattern with Bragg intensity "
+                "outside the beam stop"
+            ) from None
+        self._ref_t = reference_tensor(reference)
+        self._heating = heating
+        self._reference = reference
 
     def set_reference(self, frames: np.ndarray) -> None:
-        """Use ≥ 3 pristine 2H frames of *this* sample and beamline as the reference."""
-        frames = check_frames(frames)
-        if len(frames) < MIN_REFERENCES:
-            raise ValueError(f"set_reference needs >= {MIN_REFERENCES} frames, got {len(frames)}")
-        self.reference = reference_pattern(frames)
+        """Use ≥ 3 pristine 2H frames of *this* sample and beamline as the reference.
+
+        Raises
+        ------
+        ValueError
+            If ``frames`` is not a (k, 261, 261) stack of k ≥ 3 frames that :meth:`score`
+            would call valid (finite, not all zero, not negative, at most 1 % saturated). The
+            previous reference then stays in force.
+        """
+        frames = self._checked_reference(frames, "frames", stack=True)
+        self.reference = reference_pattern(frames.astype(np.float32, copy=False))
+
+    def _checked_reference(self, value: Any, name: str, stack: bool = False) -> np.ndarray:
+        """``value`` as an array after the frame checks of :meth:`score`; ``ValueError``
+        naming ``name`` otherwise.
+
+        ``stack``: ``value`` must be a (k, 261, 261) stack of k ≥ 3 frames; otherwise one
+        (261, 261) pattern or such a stack.
+        """
+        n = FRAME_SIZE
+        allowed = f"allowed: a (k, {n}, {n}) stack of k >= {MIN_REFERENCES} pristine 2H frames"
+        if not stack:
+            allowed += f" or their ({n}, {n}) mean"
+        arr = _numeric_array(value, name, allowed + " of real numbers")
+        if arr.ndim not in ((3,) if stack else (2, 3)) or arr.shape[-2:] != (n, n):
+            raise ValueError(f"{name} has shape {arr.shape}; {allowed}")
+        if arr.ndim == 3 and len(arr) < MIN_REFERENCES:
+            raise ValueError(f"{name} holds {len(arr)} frames; {allowed}")
+        if arr.dtype.kind == "c":
+            raise ValueError(f"{name} has dtype {arr.dtype}; {allowed} of real numbers")
+        batch = arr if arr.ndim == 3 else arr[None]
+        for i, flag in enumerate(self._flags(batch)):
+            if flag:
+                where = f"{name}[{i}]" if arr.ndim == 3 else name
+                raise ValueError(
+                    f"{where} is flagged {flag!r} ({FLAG_REASONS[flag]}); {allowed}, each finite, "
+                    "not all zero, not negative and at most 1 % saturated"
+                )
+        return arr
 
     # ---------------------------------------------------------------- crystal output
     def attach_crystal_predictor(
@@ -385,14 +592,20 @@ class FrameScorer:
         return systems, confidence
 
     # ---------------------------------------------------------------- scoring
-    def _flags(self, frames: np.ndarray) -> list[str]:
-        # Three cheap reductions clear the usual frame (finite sum, not all zero, nothing
-        # saturated); only a frame that fails one is looked at pixel by pixel.
+    def _flags(self, frames: np.ndarray, known: list[str] | None = None) -> list[str]:
+        """Why each frame of a (B, n, n) batch cannot be scored (``""``: it can); see
+        :data:`FLAG_REASONS`. ``known``: flags found before (kept where not empty)."""
+        # Three cheap reductions clear the usual frame (finite positive sum, strongest pixel
+        # positive, nothing saturated); only a frame that fails one is looked at pixel by
+        # pixel.
         total = frames.sum((1, 2), dtype=np.float64)
         low, high = frames.min((1, 2)), frames.max((1, 2))
+        known = known or [""] * len(frames)
         flags = []
-        for f, t, lo, hi in zip(frames, total, low, high, strict=True):
-            if np.isfinite(t) and hi < self.saturation and (lo != 0 or hi != 0):
+        for f, t, lo, hi, flag in zip(frames, total, low, high, known, strict=True):
+            if flag:
+                flags.append(flag)
+            elif np.isfinite(t) and t > 0 and hi > -lo and hi < self.saturation:
                 flags.append("")
             elif np.isnan(f).any():
                 flags.append("nan")
@@ -400,55 +613,65 @@ class FrameScorer:
                 flags.append("inf")
             elif not np.any(f):
                 flags.append("zero")
-            elif np.mean(f >= self.saturation) > 0.01:
+            elif t <= 0 or -lo >= NEGATIVE_RATIO * hi:
+                # a negated frame (with or without a pedestal), or one whose pedestal
+                # subtraction took out the signal
+                flags.append("negative")
+            elif np.mean(f >= self.saturation) > SATURATED_SHARE:
                 flags.append("saturated")
             else:
                 flags.append("")
         return flags
 
     @torch.inference_mode()
-    def score(self, frames: np.ndarray) -> Scores:
+    def score(self, frames: np.ndarray | Sequence[np.ndarray]) -> Scores:
         """Score raw frames.
 
         Parameters
         ----------
-        frames : numpy.ndarray
-            (B, 261, 261) or (261, 261) raw detector frames.
+        frames : numpy.ndarray or sequence of numpy.ndarray
+            (B, 261, 261) or (261, 261) raw detector frames (any real dtype), or a list of
+            (261, 261) frames. B = 0 (an empty batch or list) gives empty :class:`Scores`.
 
         Returns
         -------
         Scores
-            Invalid frames (NaN/inf pixels, all zero, > 1 % saturated) are flagged and get NaN
-            scores and class −1; they are never given a class. ``crystal_system`` /
-            ``crystal_confidence`` are filled for valid frames only when a crystal predictor is
-            attached (:meth:`attach_crystal_predictor`).
+            Frames that cannot be scored are flagged (see :data:`FLAG_REASONS`: NaN or
+            infinite pixels, all zero, negative, > 1 % saturated, complex values, or in a list
+            a frame of another size) and get NaN scores and class −1; they are never given a
+            class. ``crystal_system`` / ``crystal_confidence`` are filled for valid frames only
+            when a crystal predictor is attached (:meth:`attach_crystal_predictor`).
 
         Raises
         ------
         ValueError
-            For frames of the wrong shape.
+            For input that is not real or complex numbers (text, booleans, objects), has
+            neither 2 nor 3 dimensions, or is a whole batch of frames of another size than
+            (261, 261).
         """
-        frames = check_frames(frames)
+        frames, known = _frame_batch(frames)
         b = len(frames)
-        flags = self._flags(frames)
-        valid = np.array([f == "" for f in flags])
+        flags = self._flags(frames, known)
+        valid = np.array([f == "" for f in flags], dtype=bool)
         n_lat = self.vae.latent_dim
         probs = np.full((b, len(CLASSES)), np.nan)
         latent = np.full((b, n_lat), np.nan)
         recon = np.full(b, np.nan)
         quality = np.zeros(b)
         heating = np.full(b, np.nan)
-        good = frames[valid]
+        good = frames if valid.all() else frames[valid]
         if len(good):
-            x_cnn = cnn_input(good, self._ref_t).to(memory_format=torch.channels_last)
-            logits = self.cnn(x_cnn)
-            probs[valid] = torch.softmax(logits, 1).double().numpy()
-            x = vae_input(good)
-            mu, _ = self.vae.encode(x)
-            rec = self.vae.decode(mu)
-            latent[valid] = mu.double().numpy()
-            recon[valid] = ((rec - x) ** 2).flatten(1).mean(1).double().numpy() / self.recon_scale
-            quality[valid] = frame_quality(good)
+            with torch_threads(self.threads if len(good) <= SMALL_BATCH else None):
+                x_cnn = cnn_input(good, self._ref_t).to(memory_format=torch.channels_last)
+                logits = self.cnn(x_cnn)
+                probs[valid] = torch.softmax(logits, 1).double().numpy()
+                x = vae_input(good)
+                mu, _ = self.vae.encode(x)
+                rec = self.vae.decode(mu)
+                latent[valid] = mu.double().numpy()
+                error = ((rec - x) ** 2).flatten(1).mean(1).double().numpy()
+                recon[valid] = error / self.recon_scale
+                quality[valid] = frame_quality(good)
             heating[valid] = self._heating.estimate(good)
         progress, distance = np.full(b, np.nan), np.full(b, np.nan)
         if len(good):
