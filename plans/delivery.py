@@ -31,6 +31,14 @@ from .journal import DocumentJournal, iter_journal, pending, try_lock
 PROBE_SECONDS = 2.0
 """How often an offline run checks whether the catalog answers again."""
 
+QUIET_SECONDS = 0.02
+"""The catalog is written while the RunEngine has emitted nothing for this long (or while it
+waits for the delivery): a burst of frames is not slowed by the writes competing with it."""
+
+MAX_BACKLOG = 400
+"""Documents held back at most (≈ 100 MB of 261 × 261 frames); beyond it the writes go on
+during the burst."""
+
 LAG_SECONDS = 5.0
 """A catalog write taking longer than this is reported to the user (once, until it recovers)."""
 
@@ -170,12 +178,15 @@ class CatalogDelivery:
         self._runs: dict[str, _Run] = {}
         self._lock = threading.Lock()
         self._busy_since: float | None = None  # when the current catalog write began
+        self._last_doc = 0.0  # when the RunEngine last emitted a document
+        self._draining = 0  # callers waiting for the delivery
         self._lagging = False
         self._thread = threading.Thread(target=self._work, name="uedsteer-delivery", daemon=True)
         self._thread.start()
 
     # ------------------------------------------------------------------ RunEngine side
     def __call__(self, name: str, doc: dict) -> None:
+        self._last_doc = time.monotonic()
         uid, index = self.journal(name, doc)
         if name == "start":
             with self._lock:
@@ -197,15 +208,19 @@ class CatalogDelivery:
         run = self._runs.get(uid)
         if run is None:
             return True
-        last, since = run.delivered, time.monotonic()
-        while not run.done.wait(0.05):
-            if run.offline:
-                return False
-            if run.delivered != last:
-                last, since = run.delivered, time.monotonic()
-            elif time.monotonic() - since > STALL_SECONDS:
-                return False
-        return True
+        self._draining += 1
+        try:
+            last, since = run.delivered, time.monotonic()
+            while not run.done.wait(0.05):
+                if run.offline:
+                    return False
+                if run.delivered != last:
+                    last, since = run.delivered, time.monotonic()
+                elif time.monotonic() - since > STALL_SECONDS:
+                    return False
+            return True
+        finally:
+            self._draining -= 1
 
     def backlog(self) -> int:
         """Documents journalled but not yet in the catalog."""
@@ -214,6 +229,13 @@ class CatalogDelivery:
     def flush(self, timeout: float = 60.0) -> bool:
         """Wait (at most ``timeout`` s) until every run so far is in the catalog."""
         end = time.monotonic() + timeout
+        self._draining += 1
+        try:
+            return self._flush_until(end)
+        finally:
+            self._draining -= 1
+
+    def _flush_until(self, end: float) -> bool:
         while time.monotonic() < end:
             with self._lock:
                 busy = [r for r in self._runs.values() if not r.done.is_set()]
@@ -231,6 +253,7 @@ class CatalogDelivery:
                 self._probe_offline()
                 continue
             uid, index, name, doc = item
+            self._yield_to_run_engine()
             run = self._runs[uid]
             if name == "stop":
                 run.stopped = True
@@ -251,9 +274,21 @@ class CatalogDelivery:
             if run.stopped and not run.offline and run.delivered == index:
                 self._finish(uid, run)
 
+    def _yield_to_run_engine(self) -> None:
+        """Hold the writes back while the RunEngine is emitting (see ``QUIET_SECONDS``)."""
+        while (
+            not self._draining
+            and self._queue.qsize() < MAX_BACKLOG
+            and time.monotonic() - self._last_doc < QUIET_SECONDS
+        ):
+            time.sleep(QUIET_SECONDS / 2)
+
     def _go_offline(self, uid: str, run: _Run, err: Exception) -> None:
         run.offline = True
         run.last_probe = time.monotonic()
+        if self._lagging:
+            return  # the user was told already, once per outage
+        self._lagging = True
         reason = str(err).splitlines()[0] if str(err) else type(err).__name__
         self.notify(
             f"the catalog stopped accepting run {uid[:8]} ({type(err).__name__}: {reason}); "
@@ -279,6 +314,7 @@ class CatalogDelivery:
             return
         run.delivered = len(docs) - 1
         run.offline = False
+        self._lagging = False
         run.stopped = any(n == "stop" for n, _ in docs)
         self.notify(f"the catalog answers again: run {uid[:8]} delivered ({len(docs)} documents)")
         if run.stopped:

@@ -97,7 +97,73 @@ BANNER = """uedsteer session: simulated MoTe2 UED beamline
   c = Campaign(CampaignConfig(budget=20));  RE(campaign(bl, scorer, c))
   c.record.to_dataframe();  Campaign.resume(db, db[-1].start["uid"])
   campaign_plots(c, scorer.line, "campaign_output")   # GP maps, objective, latent path
+  Ctrl-C pauses with the shutter closed: RE.resume() or RE.abort()
 """
+
+
+STOP_SIGNALS = ("SIGTERM", "SIGHUP")
+
+
+def _die(signum: int, RE: Any) -> None:
+    """Let the delivery catch up briefly, then end the process by the signal it got."""
+    import os
+    import signal
+
+    delivery = getattr(RE, "uedsteer_delivery", None)
+    if delivery is not None:
+        delivery[0].flush(timeout=10)  # what is left is journalled and delivered later
+    signal.signal(signum, signal.SIG_DFL)
+    os.kill(os.getpid(), signum)
+
+
+def stop_on_signals(RE: Any, shell: Any | None = None) -> list[str]:
+    """Make SIGTERM and SIGHUP end an interactive session the way ``RE.abort()`` does.
+
+    A running plan is paused at once (its shutter guard closes the pump shutter), then
+    aborted with the signal as the stop document's reason, and the process ends; a paused
+    plan is aborted; an idle session just ends. Without this a scheduler's stop or a closed
+    terminal killed the session with the run open.
+
+    Parameters
+    ----------
+    RE : bluesky.RunEngine
+    shell : IPython shell, optional
+        Where a running plan returns to after the pause (a ``post_run_cell`` hook aborts it).
+
+    Returns
+    -------
+    list of str
+        The names of the signals received (for the caller's own checks).
+    """
+    import logging
+    import signal
+
+    received: list[str] = []
+
+    def handler(signum, _frame) -> None:
+        name = signal.Signals(signum).name
+        received.append(name)
+        if RE.state == "running" and shell is not None:
+            RE.request_pause(defer=False)  # the cell returns; post_run_cell aborts
+            return
+        logging.getLogger("bluesky").setLevel(logging.CRITICAL)
+        if RE.state != "idle":
+            RE.abort(f"signal {name}")
+        _die(signum, RE)
+
+    def after_cell(_result=None) -> None:
+        if received:  # the reason is in the stop document; no traceback on the way out
+            logging.getLogger("bluesky").setLevel(logging.CRITICAL)
+        if received and RE.state != "idle":
+            RE.abort(f"signal {received[-1]}")
+        if received:
+            _die(getattr(signal, received[-1]), RE)
+
+    for name in STOP_SIGNALS:
+        signal.signal(getattr(signal, name), handler)
+    if shell is not None:
+        shell.events.register("post_run_cell", after_cell)
+    return received
 
 
 def start_ipython(
@@ -115,4 +181,6 @@ def start_ipython(
     cfg.TerminalInteractiveShell.banner2 = BANNER
     print(f"catalog: {catalog}")
     argv = [a for a in (ipython_args or []) if a != "--"]
+    cfg.InteractiveShellApp.exec_lines = ["__uedsteer_stop_on_signals__(RE, get_ipython())"]
+    ns["__uedsteer_stop_on_signals__"] = stop_on_signals
     IPython.start_ipython(argv=argv, user_ns=ns, config=cfg)

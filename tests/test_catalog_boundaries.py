@@ -144,10 +144,29 @@ def test_kill_minus_nine_loses_no_document(tmp_path):
     assert not pending(path / "journal")
 
 
-def _run_cli(args, env=None, timeout=300):
-    return subprocess.run(
-        [*UEDSTEER, *args], capture_output=True, text=True, timeout=timeout, env=env
-    )
+def _run_cli(args, env=None):
+    """The ``uedsteer`` command's ``main`` in this process (a subprocess costs ~10 s of imports;
+    the signal and kill tests use real processes), with ``env`` as the environment."""
+    import contextlib
+    import io
+
+    from uedsteer.controller.cli import main
+
+    out, err = io.StringIO(), io.StringIO()
+    saved = dict(os.environ)
+    if env is not None:
+        os.environ.clear()
+        os.environ.update(env)
+    try:
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            try:
+                code = main(list(args))
+            except SystemExit as exit_:
+                code = exit_.code if isinstance(exit_.code, int) else 2
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+    return subprocess.CompletedProcess(args, code, out.getvalue(), err.getvalue())
 
 
 def test_served_catalog_refuses_before_anything_fires(tmp_path, journal):
@@ -169,7 +188,7 @@ def test_served_catalog_refuses_before_anything_fires(tmp_path, journal):
         env["TILED_API_KEY"] = server.api_key
         res = _run_cli(
             ["campaign", "--catalog", server.url, "--budget", "2", "--out", str(out)],
-            env={**env, "PWD": str(tmp_path)},
+            env=env,
         )
         assert res.returncode == 0, res.stderr
         client = open_catalog(server.url, api_key=server.api_key)
@@ -177,6 +196,7 @@ def test_served_catalog_refuses_before_anything_fires(tmp_path, journal):
         assert np.asarray(run["primary"]["campaign_shot"].read()).tolist() == [0, 1]
         assert run.metadata["stop"]["exit_status"] == "success"
     assert not list(tmp_path.glob("http*")) and not os.path.exists("http:")
+    assert not os.path.exists(os.path.join(os.getcwd(), "http:"))
     res = _run_cli(["campaign", "--catalog", server.url, "--api-key", server.api_key])
     assert res.returncode == 2 and "does not answer" in res.stderr
     assert "Traceback" not in res.stderr
@@ -357,7 +377,7 @@ def test_a_second_session_reads_a_running_campaign(scorer, tmp_path):
     thread.start()
     try:
         simulate_campaign(
-            CampaignConfig(budget=6, target=2.0), scorer=scorer, catalog=writer, seed=3
+            CampaignConfig(budget=4, target=2.0), scorer=scorer, catalog=writer, seed=3
         )
     finally:
         done.set()
@@ -366,4 +386,31 @@ def test_a_second_session_reads_a_running_campaign(scorer, tmp_path):
     shots = [c[0] for c in counts]
     assert shots == sorted(shots) and len(set(shots)) > 1, "the reader saw the run grow"
     final = event_columns(reader.values().last(), ["campaign_shot"])["campaign_shot"]
-    assert final.tolist() == list(range(6))
+    assert final.tolist() == list(range(4))
+
+
+def test_sigterm_ends_an_ipython_session_like_an_abort(tmp_path):
+    cat = tmp_path / "cat"
+    proc = subprocess.Popen(
+        [*UEDSTEER, "ipython", "--catalog", str(cat), "--", "--simple-prompt", "--no-banner"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    proc.stdin.write(
+        "RE(campaign(bl, scorer, Campaign(CampaignConfig(budget=30, target=2.0)), "
+        "on_shot=lambda t: print('SHOT', t.index, flush=True)))\n"
+    )
+    proc.stdin.flush()
+    while True:
+        line = proc.stdout.readline()
+        assert line, "the session ended before its second shot"
+        if "SHOT 1" in line:
+            break
+    proc.send_signal(signal.SIGTERM)
+    out, _ = proc.communicate(timeout=120)
+    assert proc.returncode == -signal.SIGTERM
+    assert "RequestAbort" not in out
+    stop = local_catalog(cat).values().last().metadata["stop"]
+    assert stop["exit_status"] == "abort" and stop["reason"] == "signal SIGTERM"

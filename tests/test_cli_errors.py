@@ -14,18 +14,44 @@ import numpy as np
 import pytest
 
 
-def uedsteer(*args: str, data_dir: Path | None = None, timeout: float = 120):
-    """Run the real ``uedsteer`` command; ``data_dir`` becomes ``$UEDSTEER_DATA``."""
+def uedsteer(*args: str, data_dir: Path | None = None, timeout: float = 120, real=False):
+    """Run the ``uedsteer`` command's ``main`` (``real``: the installed command in a
+    subprocess); ``data_dir`` becomes ``$UEDSTEER_DATA``.
+
+    In-process runs keep the suite fast; an exception escaping ``main`` (what a user would see
+    as a traceback) fails the test just the same.
+    """
     env = dict(os.environ)
     if data_dir is not None:
         env["UEDSTEER_DATA"] = str(data_dir)
-    return subprocess.run(
-        [sys.executable, "-m", "uedsteer.controller.cli", *args],
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        env=env,
-    )
+    if real:
+        return subprocess.run(
+            [sys.executable, "-m", "uedsteer.controller.cli", *args],
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            env=env,
+        )
+    import contextlib
+    import io
+
+    from uedsteer.controller.cli import main
+
+    out, err = io.StringIO(), io.StringIO()
+    saved = dict(os.environ)
+    os.environ.update(env)
+    try:
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            try:
+                code = main(list(args))
+            except SystemExit as exit_:
+                code = exit_.code if isinstance(exit_.code, int) else 2
+                if not isinstance(exit_.code, int) and exit_.code is not None:
+                    print(exit_.code, file=sys.stderr)
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+    return subprocess.CompletedProcess(list(args), code, out.getvalue(), err.getvalue())
 
 
 def error_line(proc: subprocess.CompletedProcess, *parts: str) -> str:
@@ -158,7 +184,7 @@ def test_training_writes_to_a_user_folder_by_default(tmp_path, monkeypatch):
 
 
 def test_stem_without_a_model_says_which_commands_come_first(tmp_path):
-    line = error_line(uedsteer("stem", "--nx", "4", "--ny", "4", data_dir=tmp_path))
+    line = error_line(uedsteer("stem", "--nx", "4", "--ny", "4", data_dir=tmp_path, real=True))
     assert f"no trained crystal model in {tmp_path / 'crystal'}" in line
     assert "`uedsteer generate crystals --out data/crystals`, then " in line
     assert "`uedsteer train crystal --data data/crystals`" in line
@@ -197,7 +223,7 @@ def test_frame_store_grows_and_keeps_its_frames_bit_for_bit(tmp_path):
     from uedsteer.sim_devices.dataset import generate_frames, load_dataset
 
     store = tmp_path / "train.zarr"
-    proc = uedsteer("generate", "--out", str(store), "--n-per-label", "3", *SMALL)
+    proc = uedsteer("generate", "--out", str(store), "--n-per-label", "3", *SMALL, real=True)
     assert proc.returncode == 0, proc.stderr
     before, _ = load_dataset(store)
     stored = {
@@ -219,7 +245,7 @@ def test_frame_store_grows_and_keeps_its_frames_bit_for_bit(tmp_path):
     assert "--seed 3 --set noise_level=[0.0,0.5]" in line and "new out" in line
     assert "n_per_label" not in line, "a larger n_per_label is not a difference that blocks"
 
-    proc = uedsteer("generate", "--out", str(store), "--n-per-label", "5", *SMALL)
+    proc = uedsteer("generate", "--out", str(store), "--n-per-label", "5", *SMALL, real=True)
     assert proc.returncode == 0, proc.stderr
     root = zarr.open_group(str(store), mode="r")
     assert root.attrs["complete"] is True and root.attrs["config"]["n_per_label"] == 5
