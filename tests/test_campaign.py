@@ -12,6 +12,7 @@ import time
 
 import numpy as np
 import pytest
+from helpers import DamagingScorer
 
 from uedsteer.controller.campaign import Campaign, Step
 from uedsteer.controller.config import CampaignConfig, ParameterSpec
@@ -28,33 +29,6 @@ pytestmark = pytest.mark.filterwarnings("ignore")
 @pytest.fixture(scope="module")
 def scorer():
     return FrameScorer.pretrained()
-
-
-class DamagingScorer:
-    """The real scorer, but from shot ``start`` on every frame reads as damaged, and no frame
-    reads progress above 0.05 (the campaign cannot reach its target before the damage; below
-    0.07 a frame still counts as a heating reading)."""
-
-    def __init__(self, scorer, start: int) -> None:
-        self.inner, self.start, self.n = scorer, start, 0
-        self.meta = scorer.meta
-
-    def __getattr__(self, name):
-        return getattr(self.inner, name)
-
-    def set_reference(self, frames):
-        self.inner.set_reference(frames)
-
-    def score(self, frames):
-        s = self.inner.score(frames)
-        s.progress[:] = np.minimum(s.progress, 0.05)
-        if self.n >= self.start:
-            s.class_probs[:] = 0.0
-            s.class_probs[:, 7] = 0.95
-            s.class_probs[:, 0] = 0.05
-            s.damage_prob[:] = 0.95
-        self.n += 1
-        return s
 
 
 def _row(progress=0.1, damage=0.0, heating=0.002):

@@ -17,6 +17,7 @@ import numpy as np
 import pytest
 from bluesky import RunEngine
 from bluesky.utils import RunEngineInterrupted
+from helpers import run_main
 
 from uedsteer.controller.campaign import Campaign
 from uedsteer.controller.config import CampaignConfig
@@ -144,29 +145,7 @@ def test_kill_minus_nine_loses_no_document(tmp_path):
     assert not pending(path / "journal")
 
 
-def _run_cli(args, env=None):
-    """The ``uedsteer`` command's ``main`` in this process (a subprocess costs ~10 s of imports;
-    the signal and kill tests use real processes), with ``env`` as the environment."""
-    import contextlib
-    import io
-
-    from uedsteer.controller.cli import main
-
-    out, err = io.StringIO(), io.StringIO()
-    saved = dict(os.environ)
-    if env is not None:
-        os.environ.clear()
-        os.environ.update(env)
-    try:
-        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-            try:
-                code = main(list(args))
-            except SystemExit as exit_:
-                code = exit_.code if isinstance(exit_.code, int) else 2
-    finally:
-        os.environ.clear()
-        os.environ.update(saved)
-    return subprocess.CompletedProcess(args, code, out.getvalue(), err.getvalue())
+_run_cli = run_main
 
 
 def test_served_catalog_refuses_before_anything_fires(tmp_path, journal):

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from helpers import run_main
 
 
 def uedsteer(*args: str, data_dir: Path | None = None, timeout: float = 120, real=False):
@@ -32,26 +33,7 @@ def uedsteer(*args: str, data_dir: Path | None = None, timeout: float = 120, rea
             timeout=timeout,
             env=env,
         )
-    import contextlib
-    import io
-
-    from uedsteer.controller.cli import main
-
-    out, err = io.StringIO(), io.StringIO()
-    saved = dict(os.environ)
-    os.environ.update(env)
-    try:
-        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-            try:
-                code = main(list(args))
-            except SystemExit as exit_:
-                code = exit_.code if isinstance(exit_.code, int) else 2
-                if not isinstance(exit_.code, int) and exit_.code is not None:
-                    print(exit_.code, file=sys.stderr)
-    finally:
-        os.environ.clear()
-        os.environ.update(saved)
-    return subprocess.CompletedProcess(list(args), code, out.getvalue(), err.getvalue())
+    return run_main(args, env)
 
 
 def error_line(proc: subprocess.CompletedProcess, *parts: str) -> str:

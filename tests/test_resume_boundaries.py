@@ -8,6 +8,7 @@ from types import SimpleNamespace
 import numpy as np
 import pandas as pd
 import pytest
+from helpers import DamagingScorer
 
 from uedsteer.controller.campaign import Campaign, Step, Stop
 from uedsteer.controller.config import CampaignConfig, ParameterSpec
@@ -50,32 +51,6 @@ def chain(scorer, tmp_path_factory):
     simulate_campaign(scorer=scorer, catalog=cat, controller=camp)
     b = cat.values().last().metadata["start"]["uid"]
     return SimpleNamespace(cat=cat, path=path, a=a, b=b, camp=camp)
-
-
-class DamagingScorer:
-    """The real scorer, but from shot ``start`` on every frame reads as damaged, and no frame
-    reads progress above 0.05 (the target stays out of reach)."""
-
-    def __init__(self, scorer, start: int = 0) -> None:
-        self.inner, self.start, self.n = scorer, start, 0
-        self.meta = scorer.meta
-
-    def __getattr__(self, name):
-        return getattr(self.inner, name)
-
-    def set_reference(self, frames):
-        self.inner.set_reference(frames)
-
-    def score(self, frames):
-        s = self.inner.score(frames)
-        s.progress[:] = np.minimum(s.progress, 0.05)
-        if self.n >= self.start:
-            s.class_probs[:] = 0.0
-            s.class_probs[:, 7] = 0.95
-            s.class_probs[:, 0] = 0.05
-            s.damage_prob[:] = 0.95
-        self.n += 1
-        return s
 
 
 def _one_line(err: pytest.ExceptionInfo) -> str:
