@@ -33,7 +33,7 @@ demo: $(STAMP)
 
 test: $(DEV_STAMP)
 	$(BIN)/ruff check .
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n 2  # two workers: the suite is CPU-bound, one core each
 
 lint: $(DEV_STAMP)
 	$(BIN)/ruff check .
