@@ -224,7 +224,8 @@ def test_a_served_catalog_that_goes_away_loses_nothing(scorer, tmp_path, journal
         server.stop()
 
 
-def test_sigterm_ends_a_cli_campaign_like_ctrl_c(tmp_path):
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGHUP], ids=["SIGTERM", "SIGHUP"])
+def test_a_stop_signal_ends_a_cli_campaign_like_ctrl_c(tmp_path, sig):
     cat, out = tmp_path / "cat", tmp_path / "out"
     proc = subprocess.Popen(
         [
@@ -250,14 +251,14 @@ def test_sigterm_ends_a_cli_campaign_like_ctrl_c(tmp_path):
         lines.append(line)
         if line.split()[:1] == ["2"]:
             break
-    proc.send_signal(signal.SIGTERM)
+    proc.send_signal(sig)
     rest, err = proc.communicate(timeout=180)
-    assert proc.returncode == 128 + signal.SIGTERM
+    assert proc.returncode == 128 + sig
     assert "Traceback" not in err and "Traceback" not in rest
-    assert "stop: signal SIGTERM" in rest and "--resume" in rest
+    assert f"stop: signal {sig.name}" in rest and "--resume" in rest
     assert (out / "campaign.csv").exists() and (out / "campaign_gp_maps.png").exists()
     run = local_catalog(cat).values().last()
-    assert run.metadata["stop"]["reason"] == "signal SIGTERM"
+    assert run.metadata["stop"]["reason"] == f"signal {sig.name}"
     assert run.metadata["stop"]["exit_status"] == "abort"
     uid = run.metadata["start"]["uid"]
     assert any(uid in line for line in lines[:3]), "the uid is printed when the run opens"
