@@ -39,6 +39,7 @@ import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 README = ROOT / "README.md"
+GUIDE = ROOT / "docs" / "guide.md"  # the reference moved out of the README: checked the same way
 MAKEFILE = ROOT / "Makefile"
 
 FENCE = re.compile(r"^(\s*)(`{3,}|~{3,})\s*([\w+-]*)")
@@ -67,9 +68,10 @@ EXPECTED_ERROR = re.compile(r"#\s*([A-Z]\w*(?:Error|Exception))\b")
 
 @dataclass
 class Block:
-    line: int  # README line of the opening fence
+    line: int  # line of the opening fence in its file
     lang: str
-    section: str
+    section: str  # "<file>#<heading>": blocks of one section share a namespace
+    path: Path = README
     lines: list[str] = field(default_factory=list)
 
     @property
@@ -82,9 +84,9 @@ class Block:
         return self.line + 1
 
 
-def extract_blocks(text: str) -> list[Block]:
+def extract_blocks(text: str, path: Path = README) -> list[Block]:
     blocks: list[Block] = []
-    section = ""
+    section = f"{path.name}#"
     current: Block | None = None
     indent = fence = ""
     for number, line in enumerate(text.splitlines(), start=1):
@@ -92,9 +94,9 @@ def extract_blocks(text: str) -> list[Block]:
             m = FENCE.match(line)
             if m:
                 indent, fence = m.group(1), m.group(2)
-                current = Block(number, m.group(3).lower(), section)
+                current = Block(number, m.group(3).lower(), section, path=path)
             elif h := HEADING.match(line):
-                section = h.group(1).strip()
+                section = f"{path.name}#{h.group(1).strip()}"
             continue
         if line.strip().startswith(fence) and not line.strip().strip(fence[0]):
             blocks.append(current)
@@ -106,7 +108,7 @@ def extract_blocks(text: str) -> list[Block]:
     return blocks
 
 
-BLOCKS = extract_blocks(README.read_text(encoding="utf-8"))
+BLOCKS = [b for p in (README, GUIDE) for b in extract_blocks(p.read_text(encoding="utf-8"), p)]
 
 
 # ----------------------------------------------------------------------------- bash
@@ -228,11 +230,11 @@ def placeholders() -> dict[str, Any]:
 
 def run_statements(block: Block, ns: dict[str, Any]) -> None:
     """Execute the block one statement at a time; tracebacks point at README lines."""
-    tree = ast.parse(block.text, filename=str(README))
+    tree = ast.parse(block.text, filename=str(block.path))
     ast.increment_lineno(tree, block.line)
     for stmt in tree.body:
         last = block.lines[stmt.end_lineno - block.first]
-        code = compile(ast.Module([stmt], type_ignores=[]), str(README), "exec")
+        code = compile(ast.Module([stmt], type_ignores=[]), str(block.path), "exec")
         expected = EXPECTED_ERROR.search(last)
         if expected is None:
             exec(code, ns)
@@ -256,7 +258,7 @@ class Namespaces:
     def __init__(self, tmp_factory: pytest.TempPathFactory) -> None:
         self.tmp_factory = tmp_factory
         self.ns: dict[str, dict[str, Any]] = {}
-        self.done: set[int] = set()
+        self.done: set[tuple[str, int]] = set()
 
     def get(self, block: Block) -> dict[str, Any]:
         section = [b for b in BLOCKS if b.section == block.section and b.lang == "python"]
@@ -272,8 +274,8 @@ class Namespaces:
         for earlier in section:
             if earlier.line >= block.line:
                 break
-            if earlier.line not in self.done and kind(earlier) == "run":
-                self.done.add(earlier.line)
+            if (earlier.section, earlier.line) not in self.done and kind(earlier) == "run":
+                self.done.add((earlier.section, earlier.line))
                 run_statements(earlier, ns)
         missing = free_names(block.text) & {"pristine_frames", "frames"} - set(ns)
         if missing:
@@ -324,7 +326,7 @@ def test_readme_has_blocks() -> None:
     assert BLOCKS, "README.md has no code blocks"
 
 
-@pytest.mark.parametrize("block", BLOCKS, ids=[f"README:{b.line}" for b in BLOCKS])
+@pytest.mark.parametrize("block", BLOCKS, ids=[f"{b.path.name}:{b.line}" for b in BLOCKS])
 def test_readme_block(
     block: Block,
     namespaces: Namespaces,
