@@ -224,33 +224,28 @@ def test_a_served_catalog_that_goes_away_loses_nothing(scorer, tmp_path, journal
         server.stop()
 
 
-@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGHUP], ids=["SIGTERM", "SIGHUP"])
-def test_a_stop_signal_ends_a_cli_campaign_like_ctrl_c(tmp_path, sig):
-    cat, out = tmp_path / "cat", tmp_path / "out"
+def _campaign_until_shot_2(args, stderr=None):
+    """Start ``uedsteer campaign ARGS`` as a real process and read its output up to the line
+    of shot 2; returns (process, run uid, lines read)."""
     proc = subprocess.Popen(
-        [
-            *UEDSTEER,
-            "campaign",
-            "--budget",
-            "30",
-            "--sample",
-            "213",
-            "--catalog",
-            str(cat),
-            "--out",
-            str(out),
-        ],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
+        [*UEDSTEER, "campaign", *args], stdout=subprocess.PIPE, stderr=stderr, text=True
     )
-    lines = []
+    uid, lines = None, []
     while True:
         line = proc.stdout.readline()
         assert line, "the campaign ended before its third shot"
         lines.append(line)
+        if line.startswith("run "):
+            uid = line.split()[1]
         if line.split()[:1] == ["2"]:
-            break
+            return proc, uid, lines
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGHUP], ids=["SIGTERM", "SIGHUP"])
+def test_a_stop_signal_ends_a_cli_campaign_like_ctrl_c(tmp_path, sig):
+    cat, out = tmp_path / "cat", tmp_path / "out"
+    args = ["--budget", "30", "--sample", "213", "--catalog", str(cat), "--out", str(out)]
+    proc, uid, lines = _campaign_until_shot_2(args, stderr=subprocess.PIPE)
     proc.send_signal(sig)
     rest, err = proc.communicate(timeout=180)
     assert proc.returncode == 128 + sig
@@ -260,8 +255,8 @@ def test_a_stop_signal_ends_a_cli_campaign_like_ctrl_c(tmp_path, sig):
     run = local_catalog(cat).values().last()
     assert run.metadata["stop"]["reason"] == f"signal {sig.name}"
     assert run.metadata["stop"]["exit_status"] == "abort"
-    uid = run.metadata["start"]["uid"]
-    assert any(uid in line for line in lines[:3]), "the uid is printed when the run opens"
+    assert run.metadata["start"]["uid"] == uid, "the uid is printed when the run opens"
+    assert any(uid in line for line in lines[:3])
 
 
 def test_cli_resume_after_kill_continues_the_recorded_campaign(tmp_path):
@@ -275,31 +270,9 @@ def test_cli_resume_after_kill_continues_the_recorded_campaign(tmp_path):
         "budget: 12\ntarget: 2.0\n"
     )
     cat, out = tmp_path / "cat", tmp_path / "out"
-    proc = subprocess.Popen(
-        [
-            *UEDSTEER,
-            "campaign",
-            "--config",
-            str(cfg),
-            "--sample",
-            "213",
-            "--catalog",
-            str(cat),
-            "--out",
-            str(out),
-        ],
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    uid = None
-    while True:
-        line = proc.stdout.readline()
-        assert line, "the campaign ended before its third shot"
-        if line.startswith("run "):
-            uid = line.split()[1]
-        if line.split()[:1] == ["2"]:
-            proc.kill()
-            break
+    args = ["--config", str(cfg), "--sample", "213", "--catalog", str(cat), "--out", str(out)]
+    proc, uid, _ = _campaign_until_shot_2(args)
+    proc.kill()
     proc.wait(10)
     res = _run_cli(
         ["campaign", "--resume", uid, "--budget", "5", "--catalog", str(cat), "--out", str(out)]
