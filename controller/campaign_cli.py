@@ -158,12 +158,13 @@ def _load_config(args: argparse.Namespace):
 
 
 def _one_line(err: Exception) -> str:
-    try:
-        from uedsteer.controller.config import format_validation_error
+    from pydantic import ValidationError
 
+    from uedsteer.controller.config import format_validation_error
+
+    if isinstance(err, ValidationError):
         return format_validation_error(err)
-    except (ImportError, TypeError, AttributeError):
-        return " ".join(str(err).split())
+    return " ".join(str(err).split())  # e.g. a YAML syntax error
 
 
 def _resume(args: argparse.Namespace, catalog: Any):
@@ -232,10 +233,11 @@ def run_campaign_command(args: argparse.Namespace) -> int:
     RE = RunEngine({}, call_returns_result=True, scan_id_source=scan_id_source(catalog))
     subscribe(RE, catalog)
     where = f" --catalog {args.catalog}" if args.catalog != "uedsteer_catalog" else ""
+    opened: list[str] = []  # uids of the runs this command opened
 
     def announce(name: str, doc: dict) -> None:
         if name == "start":
-            RE.uedsteer_last_uid = doc["uid"]
+            opened.append(doc["uid"])
             print(
                 f"run {doc['uid']} (scan {doc.get('scan_id')}); to continue it later: "
                 f"uedsteer campaign --resume {doc['uid']}{where}"
@@ -249,12 +251,10 @@ def run_campaign_command(args: argparse.Namespace) -> int:
         received.append(signal.Signals(signum).name)
         if RE.state == "running":
             RE.request_pause(defer=False)  # RE(...) returns; the plan is aborted below
-        elif RE.state == "idle" and not started:
+        elif RE.state == "idle" and not opened:
             raise _Signalled()  # before the run: nothing to close, nothing to write
         # after the run: the CSV and plots are being written; the exit status tells
 
-    started: list[bool] = []
-    RE.subscribe(lambda name, doc: started.append(True), "start")
     previous = {s: signal.signal(s, on_signal) for s in STOP_SIGNALS}
     try:
         _run(RE, camp, response, seed, scorer, catalog, show, sample, received)
@@ -269,7 +269,7 @@ def run_campaign_command(args: argparse.Namespace) -> int:
         for s, handler in previous.items():
             signal.signal(s, handler)
     if camp.record.stop_reason and camp.record.stop_reason.startswith(("signal", "user")):
-        print(f"to continue: uedsteer campaign --resume {_last_uid(RE, camp)}{where}")
+        print(f"to continue: uedsteer campaign --resume {(opened or ['UID'])[-1]}{where}")
     if received:
         return 128 + int(getattr(signal, received[-1]))
     return 130 if (camp.record.stop_reason or "").startswith("user") else 0
@@ -297,11 +297,6 @@ def _run(RE, camp, response, seed, scorer, catalog, show, sample, received) -> N
         if RE.state != "idle":
             RE.abort(why)  # the plan's finalizer closes the shutter; the stop doc says why
         camp.stop(f"{why} (shutter closed)")
-
-
-def _last_uid(RE: Any, camp: Any) -> str:
-    uid = getattr(RE, "uedsteer_last_uid", None)
-    return uid or camp.resumed_from or "UID"
 
 
 def _summary(camp: Any, out: Path, scorer: Any) -> None:

@@ -222,10 +222,6 @@ class CatalogDelivery:
         finally:
             self._draining -= 1
 
-    def backlog(self) -> int:
-        """Documents journalled but not yet in the catalog."""
-        return self._queue.qsize() + sum(1 for r in self._runs.values() if r.offline)
-
     def flush(self, timeout: float = 60.0) -> bool:
         """Wait (at most ``timeout`` s) until every run so far is in the catalog."""
         end = time.monotonic() + timeout

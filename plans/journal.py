@@ -54,16 +54,11 @@ def pack(name: str, doc: dict) -> bytes:
     return msgpack.packb((name, doc), default=_encode, use_bin_type=True)
 
 
-def read_journal(path: str | os.PathLike) -> list[tuple[str, dict]]:
-    """Every complete ``(name, doc)`` record of a journal file, in order.
+def iter_journal(path: str | os.PathLike) -> Iterator[tuple[str, dict]]:
+    """Iterate over the complete ``(name, doc)`` records of a journal file, in order.
 
     A record cut short by a kill during its write is dropped (it was never acknowledged).
     """
-    return list(iter_journal(path))
-
-
-def iter_journal(path: str | os.PathLike) -> Iterator[tuple[str, dict]]:
-    """Iterate over the complete records of a journal file (see :func:`read_journal`)."""
     unpacker = msgpack.Unpacker(ext_hook=_decode, raw=False, strict_map_key=False)
     with open(path, "rb") as fh:
         while chunk := fh.read(1 << 20):
@@ -151,12 +146,6 @@ class DocumentJournal:
         if len(self.runs) == 1:  # resources and datums of the one open run
             return next(iter(self.runs))
         raise ValueError(f"cannot tell which run a {name!r} document belongs to")
-
-    def close(self) -> None:
-        """Release every open run's journal (what a process does when it ends)."""
-        for journal in self.runs.values():
-            journal.close()
-        self.runs.clear()
 
 
 def try_lock(path: Path) -> Any | None:
