@@ -25,15 +25,19 @@ frame size) raises a one-line ``ValueError``.
 Threads: at batch 1 the scorer's parallel regions are too short to share well with other
 busy processes (a parallel region waits for its slowest thread, and on a busy core that
 thread waits a whole scheduling slice), so by default batches of up to :data:`SMALL_BATCH`
-frames are scored on one torch thread (see ``threads`` of :class:`FrameScorer`).
+frames are scored on the scorer's own two worker threads of one torch thread each, the CNN
+on one and the VAE branch on the other (see ``threads`` and ``concurrent`` of
+:class:`FrameScorer`). The calling thread's torch setting is never changed.
 """
 
 from __future__ import annotations
 
 import json
+import os
+import threading
 import warnings
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -295,24 +299,6 @@ def _mixed_frames(items: list[np.ndarray], name: str) -> tuple[np.ndarray, list[
     return batch, flags
 
 
-@contextmanager
-def torch_threads(n: int | None) -> Iterator[None]:
-    """Run the block with ``n`` torch intra-op threads, then restore the previous number.
-
-    ``None`` (or the current number) changes nothing. torch's setting is process-wide: code
-    in other threads that starts a parallel region inside the block may see ``n`` too.
-    """
-    previous = torch.get_num_threads()
-    if n is None or n == previous:
-        yield
-        return
-    torch.set_num_threads(n)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(previous)
-
-
 class FrameScorer:
     """CNN classifier + VAE latent line + reference frames, scoring raw detector frames.
 
@@ -336,12 +322,19 @@ class FrameScorer:
         Crystal-structure predictor for the optional crystal output (see
         :meth:`attach_crystal_predictor`); default none.
     threads : int or None
-        torch intra-op threads while scoring a batch of up to :data:`SMALL_BATCH` frames, set
-        for the duration of :meth:`score` only (torch's setting is restored afterwards).
-        Default 1: a frame's convolutions are too small to split well, and split across cores
-        that other processes keep busy, every parallel region waits for its slowest thread.
-        ``None`` uses torch's process-wide setting (``torch.set_num_threads``). Larger batches
-        always use the process-wide setting.
+        torch intra-op threads of each of the scorer's two worker threads, which score
+        batches of up to :data:`SMALL_BATCH` frames. Default 1: a frame's convolutions are too
+        small to split well, and split across cores that other processes keep busy, every
+        parallel region waits for its slowest thread. ``None``: score every batch on the
+        calling thread with torch's process-wide setting (``torch.set_num_threads``). Larger
+        batches always do.
+    concurrent : bool
+        Score a batch of up to :data:`SMALL_BATCH` frames as two branches at once, the CNN on
+        one worker thread and the VAE, frame quality and heating on the other (default), or
+        one after the other on one worker. The numbers are the same bit for bit (each branch
+        runs on ``threads`` torch threads); the latency is that of the longer branch, and
+        where other processes keep the cores busy, two threads get twice the CPU share of
+        one.
     """
 
     def __init__(
@@ -355,6 +348,7 @@ class FrameScorer:
         meta: dict | None = None,
         crystal: CrystalPredictor | None = None,
         threads: int | None = 1,
+        concurrent: bool = True,
     ) -> None:
         # channels_last: faster small convolutions on CPU (oneDNN) with the same numbers bit
         # for bit: the CNN ~2×, the VAE decoder 0.93 → 0.69 ms at batch 1. Not the VAE
@@ -364,7 +358,10 @@ class FrameScorer:
         self.vae.decoder.to(memory_format=torch.channels_last)
         self.line = line
         self.saturation = float(saturation)
+        self._pool: ThreadPoolExecutor | None = None
+        self._pool_pid = 0
         self.threads = threads
+        self.concurrent = bool(concurrent)
         self.reference = reference_pattern(self._checked_reference(reference, "reference"))
         self.recon_scale = float(recon_scale)
         self.meta = meta or {}
@@ -455,6 +452,9 @@ class FrameScorer:
         ):
             raise ValueError(f"threads={value!r} is not allowed; give an int >= 1 or None")
         self._threads = None if value is None else int(value)
+        pool, self._pool = getattr(self, "_pool", None), None
+        if pool is not None:
+            pool.shutdown(wait=False)
 
     @property
     def reference(self) -> np.ndarray:
@@ -623,6 +623,65 @@ class FrameScorer:
                 flags.append("")
         return flags
 
+    def _cnn_branch(self, frames: np.ndarray) -> np.ndarray:
+        """Class probabilities (B, n_classes) of valid frames."""
+        with torch.inference_mode():
+            x = cnn_input(frames, self._ref_t).to(memory_format=torch.channels_last)
+            return torch.softmax(self.cnn(x), 1).double().numpy()
+
+    def _vae_branch(
+        self, frames: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """Latent codes, scaled reconstruction errors, frame quality and heating of valid
+        frames."""
+        with torch.inference_mode():
+            x = vae_input(frames)
+            mu, _ = self.vae.encode(x)
+            rec = self.vae.decode(mu)
+            error = ((rec - x) ** 2).flatten(1).mean(1).double().numpy()
+            quality = frame_quality(frames)
+        heating = self._heating.estimate(frames)
+        return mu.double().numpy(), error / self.recon_scale, quality, heating
+
+    def _both_branches(self, frames: np.ndarray) -> tuple[np.ndarray, tuple]:
+        """Both branches one after the other (one worker thread)."""
+        return self._cnn_branch(frames), self._vae_branch(frames)
+
+    def _workers(self) -> ThreadPoolExecutor:
+        """The scorer's two worker threads, each set to :attr:`threads` torch threads.
+
+        Both are started here and set once: ``torch.set_num_threads`` also empties oneDNN's
+        cache of compiled convolutions, so switching per call would cost more than a frame's
+        convolutions. The process-wide default that threads started later inherit is put
+        back afterwards; the calling thread's own setting is never touched.
+        """
+        if self._pool is not None and self._pool_pid != os.getpid():
+            self._pool = None  # a forked child has none of its parent's threads
+        if self._pool is None:
+            process_default = torch.get_num_threads()
+            ready = threading.Barrier(3)
+
+            def start(n: int) -> None:
+                # torch reads the process-wide default into a thread on its first parallel
+                # call: let that happen first, or it would later override n
+                torch.get_num_threads()
+                torch.set_num_threads(n)
+                ready.wait()
+
+            pool = ThreadPoolExecutor(2, thread_name_prefix="uedsteer-scorer")
+            for _ in range(2):
+                pool.submit(start, self.threads)
+            ready.wait()
+            torch.set_num_threads(process_default)
+            self._pool, self._pool_pid = pool, os.getpid()
+        return self._pool
+
+    def __getstate__(self) -> dict[str, Any]:
+        # a thread pool is neither copied nor pickled; a copy starts its own
+        state = dict(self.__dict__)
+        state["_pool"] = None
+        return state
+
     @torch.inference_mode()
     def score(self, frames: np.ndarray | Sequence[np.ndarray]) -> Scores:
         """Score raw frames.
@@ -661,18 +720,18 @@ class FrameScorer:
         heating = np.full(b, np.nan)
         good = frames if valid.all() else frames[valid]
         if len(good):
-            with torch_threads(self.threads if len(good) <= SMALL_BATCH else None):
-                x_cnn = cnn_input(good, self._ref_t).to(memory_format=torch.channels_last)
-                logits = self.cnn(x_cnn)
-                probs[valid] = torch.softmax(logits, 1).double().numpy()
-                x = vae_input(good)
-                mu, _ = self.vae.encode(x)
-                rec = self.vae.decode(mu)
-                latent[valid] = mu.double().numpy()
-                error = ((rec - x) ** 2).flatten(1).mean(1).double().numpy()
-                recon[valid] = error / self.recon_scale
-                quality[valid] = frame_quality(good)
-            heating[valid] = self._heating.estimate(good)
+            if len(good) > SMALL_BATCH or self.threads is None:
+                probs[valid] = self._cnn_branch(good)
+                vae_scores = self._vae_branch(good)
+            elif self.concurrent:
+                pool = self._workers()
+                cnn = pool.submit(self._cnn_branch, good)
+                vae_scores = pool.submit(self._vae_branch, good).result()
+                probs[valid] = cnn.result()
+            else:
+                cnn, vae = self._workers().submit(self._both_branches, good).result()
+                probs[valid], vae_scores = cnn, vae
+            latent[valid], recon[valid], quality[valid], heating[valid] = vae_scores
         progress, distance = np.full(b, np.nan), np.full(b, np.nan)
         if len(good):
             progress[valid], distance[valid] = self.line.project(latent[valid])

@@ -1,14 +1,18 @@
 """FrameScorer at its boundaries: rejected references change nothing, frames that cannot be
-scored are flagged, input that is not frames is refused in one line, threads are scoped."""
+scored are flagged, input that is not frames is refused in one line, small batches run on
+the scorer's own threads."""
 
 from __future__ import annotations
+
+import copy
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pytest
 import torch
 
 from uedsteer.sim_devices.dataset import generate_frames
-from uedsteer.surrogates.scorer import SMALL_BATCH, FrameScorer, Scores, torch_threads
+from uedsteer.surrogates.scorer import SMALL_BATCH, FrameScorer, Scores
 
 N = 261
 FIELDS = ("class_probs", "latent", "recon_error", "frame_quality", "heating", "progress")
@@ -269,10 +273,26 @@ def test_threads_must_be_a_positive_int_or_none(scorer, threads):
     assert_one_line(err, f"threads={threads!r}", "int >= 1 or None")
 
 
-def test_torch_threads_restores_after_an_error():
-    old = torch.get_num_threads()
-    target = 1 if old != 1 else 2
-    with pytest.raises(RuntimeError), torch_threads(target):
-        assert torch.get_num_threads() == target
-        raise RuntimeError("inside")
-    assert torch.get_num_threads() == old
+def test_concurrent_branches_give_the_sequential_scores_bit_for_bit(scorer, frames):
+    sequential = copy.deepcopy(scorer)
+    sequential.concurrent = False
+    for batch in (frames[3], frames[:SMALL_BATCH]):
+        one, other = scorer.score(batch), sequential.score(batch)
+        for name in FIELDS:
+            np.testing.assert_array_equal(getattr(one, name), getattr(other, name))
+
+
+def test_scoring_from_several_threads_at_once(scorer, frames):
+    expected = [scorer.score(f).class_probs for f in frames]
+    with ThreadPoolExecutor(3) as pool:
+        got = list(pool.map(lambda f: scorer.score(f).class_probs, list(frames) * 3))
+    for i, probs in enumerate(got):
+        np.testing.assert_array_equal(probs, expected[i % len(frames)])
+
+
+def test_a_scorer_that_has_scored_can_be_copied(scorer, frames):
+    scorer.score(frames[0])
+    clone = copy.deepcopy(scorer)
+    np.testing.assert_array_equal(
+        clone.score(frames[0]).class_probs, scorer.score(frames[0]).class_probs
+    )
