@@ -12,7 +12,7 @@ from typing import Any, NoReturn
 
 import numpy as np
 
-from .campaign_cli import add_campaign_parser, add_catalog_arguments
+from .campaign import add_campaign_parser, add_catalog_arguments
 
 
 def _demo(args: argparse.Namespace) -> int:
