@@ -17,32 +17,20 @@ from __future__ import annotations
 import argparse
 import logging
 import signal
-import sys
 import warnings
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from .arguments import add_catalog_arguments
+
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGHUP)
 
 
-def add_catalog_arguments(p: argparse.ArgumentParser, default: str = "uedsteer_catalog") -> None:
-    """``--catalog`` (folder or Tiled URL) and ``--api-key``, the same in every command."""
-    p.add_argument(
-        "--catalog",
-        default=default,
-        help="catalog folder, or a Tiled server address http(s)://HOST:PORT/api/v1",
-    )
-    p.add_argument(
-        "--api-key",
-        default=None,
-        help="API key of a Tiled server (default: the TILED_API_KEY environment variable)",
-    )
-
-
 def nonnegative_int(text: str) -> int:
-    """argparse type: an integer >= 0."""
+    """argparse type: an integer >= 0 (the campaign's own wording: 'x' is not an integer, -1 is
+    negative)."""
     try:
         value = int(text)
     except ValueError:
@@ -60,7 +48,7 @@ def positive_int(text: str) -> int:
     return value
 
 
-def add_campaign_parser(sub: Any) -> None:
+def add_parser(sub: Any) -> None:
     """The ``campaign`` sub-command's arguments."""
     p = sub.add_parser("campaign", help="closed-loop simulated campaign, logged to a catalog")
     p.add_argument("--config", help="campaign YAML (fields of CampaignConfig)")
@@ -90,7 +78,7 @@ def add_campaign_parser(sub: Any) -> None:
         help="with --resume: continue from the newest run of that campaign, however often it "
         "was resumed already",
     )
-    p.set_defaults(func=run_campaign_command)
+    p.set_defaults(func=run)
 
 
 class _Signalled(Exception):
@@ -196,7 +184,7 @@ def _resume(args: argparse.Namespace, catalog: Any):
     return camp, response, seed, sample
 
 
-def run_campaign_command(args: argparse.Namespace) -> int:
+def run(args: argparse.Namespace) -> int:
     """Run ``uedsteer campaign`` (module docstring); returns the exit status."""
     from bluesky import RunEngine
 
@@ -257,7 +245,7 @@ def run_campaign_command(args: argparse.Namespace) -> int:
 
     previous = {s: signal.signal(s, on_signal) for s in STOP_SIGNALS}
     try:
-        _run(RE, camp, response, seed, scorer, catalog, show, sample, received)
+        _run_plan(RE, camp, response, seed, scorer, catalog, show, sample, received)
         _summary(camp, out, scorer)
         delivery = getattr(RE, "uedsteer_delivery", None)
         if delivery is not None and not delivery[0].flush(timeout=30):
@@ -275,7 +263,7 @@ def run_campaign_command(args: argparse.Namespace) -> int:
     return 130 if (camp.record.stop_reason or "").startswith("user") else 0
 
 
-def _run(RE, camp, response, seed, scorer, catalog, show, sample, received) -> None:
+def _run_plan(RE, camp, response, seed, scorer, catalog, show, sample, received) -> None:
     """The campaign in the RunEngine; an interrupt or a signal aborts it (shutter closed)."""
     from bluesky.utils import RunEngineInterrupted
 
@@ -331,15 +319,3 @@ def _summary(camp: Any, out: Path, scorer: Any) -> None:
     for path in campaign_plots(camp, scorer.line, out):
         print(f"wrote {path}")
     print(f"wrote {out / 'campaign.csv'}")
-
-
-def main(argv: list[str] | None = None) -> int:  # pragma: no cover - uedsteer's main runs it
-    """Run only this sub-command (for debugging)."""
-    parser = argparse.ArgumentParser(prog="uedsteer")
-    add_campaign_parser(parser.add_subparsers(dest="command", required=True))
-    args = parser.parse_args(argv)
-    return args.func(args)
-
-
-if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())
