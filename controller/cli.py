@@ -16,8 +16,7 @@ from .campaign_cli import add_campaign_parser, add_catalog_arguments
 
 
 def _demo(args: argparse.Namespace) -> int:
-    from uedsteer.sim_devices import LABELS
-    from uedsteer.sim_devices.dataset import generate_frames
+    from uedsteer.sim_devices.dataset import LABELS, generate_frames
     from uedsteer.sim_devices.plots import frame_montage
 
     quiet = {"noise_level": (0.1, 0.1), "charge_fc": (50.0, 50.0), "base_size": (40, 24)}
@@ -188,8 +187,7 @@ def _generate_crystals(args: argparse.Namespace) -> int:
 
 
 def _generate(args: argparse.Namespace) -> int:
-    from uedsteer.sim_devices import LABELS
-    from uedsteer.sim_devices.dataset import DatasetSpec, GeneratorSettings, write_dataset
+    from uedsteer.sim_devices.dataset import LABELS, DatasetSpec, GeneratorSettings, write_dataset
 
     if args.what == "crystals":
         return _generate_crystals(args)

@@ -208,6 +208,13 @@ class Material:
                 return c
         raise ValueError(f"label={label!r} is not a class of {self.name}: {self.class_names}")
 
+    def classes_of(self, kind: str, phase: str | None = None) -> tuple[str, ...]:
+        """Names of the classes of one kind (and phase, if given), in class order."""
+        if kind not in KINDS:
+            raise ValueError(f"kind={kind!r} is not one of {KINDS}")
+        phase = None if phase is None else self.canonical_phase(phase)
+        return tuple(c.name for c in self.classes if c.kind == kind and phase in (None, c.phase))
+
     def canonical_phase(self, phase: str) -> str:
         """The phase name for a phase name or alias (``"1Tp"`` → ``"1T'"``).
 
