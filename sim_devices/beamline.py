@@ -93,7 +93,7 @@ class SimulatedBeamline:
     Parameters
     ----------
     response : ResponseParams, optional
-        The hidden sample (default: :class:`ResponseParams` defaults).
+        The hidden sample (default: the renderer's material's response defaults).
     seed : int
         Seed of every random number (same seed and same actions → same frames).
     n_spots : int
@@ -121,14 +121,20 @@ class SimulatedBeamline:
     ) -> None:
         self.rng = np.random.default_rng(seed)
         self.seed = seed
-        self.sample = SampleResponse(response or ResponseParams(), n_spots=n_spots)
         self.renderer = renderer or FrameRenderer()
+        response = response or ResponseParams.for_material(self.renderer.material)
+        self.sample = SampleResponse(response, n_spots=n_spots)
         self.pump = PumpLaser(name=f"{prefix}pump")
         self.gun = ElectronGun(name=f"{prefix}gun")
         self.delay = DelayStage(name=f"{prefix}delay")
         self.stage = SampleStage(name=f"{prefix}stage", n_spots=n_spots)
         self.detector = UEDDetector(name=f"{prefix}det", source=self._shot)
         self.history: list[dict] = []
+
+    @property
+    def sample_name(self) -> str:
+        """The sample's material, for run metadata (``"MoTe2 monolayer"``)."""
+        return self.renderer.material.description
 
     @property
     def devices(self) -> list:

@@ -83,18 +83,30 @@ class ResponseParams(BaseModel):
         _DEFAULTS["exciton_widths_ev"], description="Gaussian widths (σ) of A, B, C, eV."
     )
     edge_ev: float = Field(_DEFAULTS["edge_ev"], gt=0, description="Band-edge step energy, eV.")
-    edge_width_ev: float = Field(_DEFAULTS["edge_width_ev"], gt=0, description="Band-edge step width, eV.")
-    continuum: float = Field(_DEFAULTS["continuum"], ge=0, le=1, description="Absorbance above the edge.")
+    edge_width_ev: float = Field(
+        _DEFAULTS["edge_width_ev"], gt=0, description="Band-edge step width, eV."
+    )
+    continuum: float = Field(
+        _DEFAULTS["continuum"], ge=0, le=1, description="Absorbance above the edge."
+    )
     # resonance and thresholds (absorbed fluence, mJ/cm²)
     resonance_ev: float = Field(
-        _DEFAULTS["resonance_ev"], gt=0, description="Centre of the resonance band (photon energy), eV."
+        _DEFAULTS["resonance_ev"],
+        gt=0,
+        description="Centre of the resonance band (photon energy), eV.",
     )
-    resonance_width_ev: float = Field(_DEFAULTS["resonance_width_ev"], gt=0, description="σ of the resonance band, eV.")
+    resonance_width_ev: float = Field(
+        _DEFAULTS["resonance_width_ev"], gt=0, description="σ of the resonance band, eV."
+    )
     resonance_gain: float = Field(
-        _DEFAULTS["resonance_gain"], ge=0, description="Threshold lowering at resonance: ε_T = ε_T0 / (1 + g R)."
+        _DEFAULTS["resonance_gain"],
+        ge=0,
+        description="Threshold lowering at resonance: ε_T = ε_T0 / (1 + g R).",
     )
     transform_threshold: float = Field(
-        _DEFAULTS["transform_threshold"], gt=0, description="Off-resonance transformation threshold ε_T0, absorbed mJ/cm²."
+        _DEFAULTS["transform_threshold"],
+        gt=0,
+        description="Off-resonance transformation threshold ε_T0, absorbed mJ/cm².",
     )
     transform_steepness: float = Field(
         0.08, gt=0, description="Sigmoid width of x(ε) relative to ε_T."
@@ -109,7 +121,9 @@ class ResponseParams(BaseModel):
     damage_fast_rate: float = Field(
         0.08, ge=0, description="r_f: vacancy fraction per shot per unit of (ε/ε_D − 1)."
     )
-    mo_to_te_damage: float = Field(_DEFAULTS["mo_to_te_damage"], ge=0, description="m: Mo vacancy rate over Te rate.")
+    mo_to_te_damage: float = Field(
+        _DEFAULTS["mo_to_te_damage"], ge=0, description="m: Mo vacancy rate over Te rate."
+    )
     melt_factor: float = Field(2.5, gt=1, description="Melting at ε ≥ f_melt · ε_D.")
     # dynamics
     tau_transform_ps: float = Field(2.0, gt=0, description="Rise time of x after time zero, ps.")
@@ -131,8 +145,12 @@ class ResponseParams(BaseModel):
     phonon_k_per_mj: float = Field(
         0.05, ge=0, description="s_K: K-mode amplitude per absorbed mJ/cm², Å."
     )
-    phonon_m_mode: str = Field(_DEFAULTS["phonon_m_mode"], description="2H mode id driven at resonance.")
-    phonon_k_mode: str = Field(_DEFAULTS["phonon_k_mode"], description="2H mode id driven off resonance.")
+    phonon_m_mode: str = Field(
+        _DEFAULTS["phonon_m_mode"], description="2H mode id driven at resonance."
+    )
+    phonon_k_mode: str = Field(
+        _DEFAULTS["phonon_k_mode"], description="2H mode id driven off resonance."
+    )
 
     @model_validator(mode="after")
     def _check_window(self) -> ResponseParams:
