@@ -18,10 +18,10 @@ import numpy as np
 from scipy.stats import spearmanr
 from sklearn.metrics import roc_auc_score
 
-from uedsteer.sim_devices.classes import CLASSES, INTERPOLATED, LABELS
-from uedsteer.sim_devices.dataset import DatasetSpec, load_dataset, write_dataset
+from uedsteer.sim_devices.dataset import LABELS, DatasetSpec, load_dataset, write_dataset
+from uedsteer.sim_devices.materials import INTERPOLATED
 from uedsteer.surrogates.scorer import FrameScorer
-from uedsteer.surrogates.train_models import class_metrics, confusion
+from uedsteer.surrogates.train_models import class_metrics, confusion, on_path, vae_labels
 
 
 def main() -> None:
@@ -35,6 +35,7 @@ def main() -> None:
         spec = DatasetSpec(n_per_label=args.per_class, seed=args.seed, chunk=50)
         store = write_dataset(f"{tmp}/test.zarr", spec, progress=False)
         scorer = FrameScorer.pretrained(args.variant)
+        CLASSES = scorer.classes
         y_true, y_pred = [], []
         prog, xfrac, dist, onpath = [], [], [], []
         for label in LABELS:
@@ -47,13 +48,13 @@ def main() -> None:
                 if label == INTERPOLATED:
                     prog += s.progress.tolist()
                     xfrac += [p["x"] for p in params[i : i + 100]]
-                if label in ("ref_2H", INTERPOLATED, "vacancy_2H", "vacancy_1Tp", "degraded"):
+                if label in vae_labels():
                     dist += s.line_distance.tolist()
-                    onpath += [label in ("ref_2H", INTERPOLATED)] * len(s)
+                    onpath += [label in on_path()] * len(s)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-    matrix = confusion(np.array(y_true), np.array(y_pred))
-    m = class_metrics(matrix)
+    matrix = confusion(np.array(y_true), np.array(y_pred), len(CLASSES))
+    m = class_metrics(matrix, CLASSES)
     print(
         f"test set: seed {args.seed}, {args.per_class} frames per label, noise up to 50 %, "
         f"classifier CNN{args.variant.capitalize()}"

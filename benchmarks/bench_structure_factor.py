@@ -23,13 +23,12 @@ import time
 
 import numpy as np
 
-from uedsteer.sim_devices import LABELS
-from uedsteer.sim_devices.dataset import DatasetSpec, generate_frames, write_dataset
+from uedsteer.sim_devices.dataset import LABELS, DatasetSpec, generate_frames, write_dataset
+from uedsteer.sim_devices.materials import get_material
 from uedsteer.sim_devices.physics import (
     ReciprocalGrid,
     add_thermal_displacements,
     kinematic_intensity,
-    mote2_supercell,
 )
 
 
@@ -41,7 +40,7 @@ def main() -> None:
 
     grid = ReciprocalGrid()
     atoms = add_thermal_displacements(
-        mote2_supercell("2H", (51, 30)), 0.1, np.random.default_rng(0)
+        get_material("MoTe2").supercell("2H", (51, 30)), 0.1, np.random.default_rng(0)
     )
     print(f"machine: {os.cpu_count()} cores; structure: {len(atoms)} atoms; grid {grid.n}²")
 

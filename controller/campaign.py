@@ -19,13 +19,11 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-
-from uedsteer.sim_devices.classes import CLASSES
 
 from .config import SCORE_NAMES, CampaignConfig
 from .optimizer import NoSafeCandidate, Proposal, SafeOptimizer
@@ -159,23 +157,36 @@ def _damage_free(damage: np.ndarray) -> np.ndarray:
     return ok[::-1]
 
 
-def score_row(scores: Mapping[str, Any]) -> dict[str, float]:
+def default_classes() -> tuple[str, ...]:
+    """Class names of the shipped scorer's model card: what a failed shot's row names before
+    any scored shot has named the scorer's classes."""
+    from uedsteer.surrogates.scorer import card_classes
+
+    return card_classes({})[0]
+
+
+def score_row(scores: Mapping[str, Any], classes: Sequence[str] | None = None) -> dict[str, float]:
     """Flatten a scorer row (``Scores.row``) into numbers: class probabilities as
-    ``p_<class>``, latent as ``z<i>``."""
+    ``p_<class>``, latent as ``z<i>``.
+
+    The class names are the row's own ``classes`` (the scorer's model card); ``classes``
+    names them for a row without (default :func:`default_classes`).
+    """
     out: dict[str, float] = {}
     for k in SCORE_NAMES:
         out[k] = float(scores.get(k, math.nan))
     out["predicted_class"] = float(scores.get("predicted_class", -1))
-    probs = scores.get("class_probs") or [math.nan] * len(CLASSES)
-    out.update({f"p_{c}": float(v) for c, v in zip(CLASSES, probs, strict=True)})
+    names = scores.get("classes") or (default_classes() if classes is None else classes)
+    probs = scores.get("class_probs") or [math.nan] * len(names)
+    out.update({f"p_{c}": float(v) for c, v in zip(names, probs, strict=True)})
     for i, v in enumerate(scores.get("latent") or []):
         out[f"z{i}"] = float(v)
     return out
 
 
-def failed_scores(n_latent: int = 4) -> dict[str, float]:
-    """The score row of a failed shot: every field NaN."""
-    row = score_row({})
+def failed_scores(n_latent: int = 4, classes: Sequence[str] | None = None) -> dict[str, float]:
+    """The score row of a failed shot: every field NaN (``classes``: see :func:`score_row`)."""
+    row = score_row({}, classes)
     row.update({f"z{i}": math.nan for i in range(n_latent)})
     return row
 
@@ -195,6 +206,10 @@ class Campaign:
         Sample spots this campaign may use, in order (default 0 … 99): the first is used
         first, the next ones only after damage with ``on_damage="move"``.
     """
+
+    classes: tuple[str, ...] | None = None
+    """Class names of the scorer's rows (``p_<class>`` of a failed shot's row), learned from
+    the scored shots; None until one names them (then :func:`default_classes`)."""
 
     def __init__(
         self,
@@ -464,7 +479,9 @@ class Campaign:
             With ``action`` set: ``continue``, ``move`` (go to :attr:`spot`, which has
             already advanced) or ``stop`` (see ``record.stop_reason``).
         """
-        row = failed_scores() if scores is None else score_row(scores)
+        if scores is not None and scores.get("classes"):
+            self.classes = tuple(scores["classes"])
+        row = failed_scores(classes=self.classes) if scores is None else score_row(scores)
         valid = scores is not None and bool(scores.get("valid", True))
         if scores is not None and not valid:
             error = f"invalid frame ({scores.get('flag') or 'flagged'})"

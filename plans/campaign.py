@@ -32,7 +32,6 @@ from ophyd import Component as Cpt
 from ophyd import Device, Signal
 
 from uedsteer.controller.campaign import SETTING_NAMES, Campaign, Step, Stop, failed_scores
-from uedsteer.sim_devices.classes import CLASSES
 
 from .scans import MsgGenerator, close_shutter, settings_of
 
@@ -252,7 +251,7 @@ def campaign(
         "resume_changes": getattr(controller, "resume_changes", {}),
         "shots_before": len(controller.record),
         "scorer": {k: v for k, v in scorer.meta.items() if isinstance(v, (str, int, float))},
-        "classes": list(CLASSES),
+        "classes": list(scorer.classes),
         "detectors": [beamline.detector.name],
         "motors": [d.name for d in beamline.devices[1:]],
     }

@@ -1,5 +1,5 @@
-"""Simulated UED beamline: physics backend, synthetic data sets (and, later, ophyd devices)."""
+"""Simulated UED beamline: materials, physics backend, synthetic data sets, ophyd devices.
 
-from .classes import CLASSES, DAMAGE_CLASSES, INTERPOLATED, LABELS
-
-__all__ = ["CLASSES", "DAMAGE_CLASSES", "INTERPOLATED", "LABELS"]
+A material's class names, phases and cells live in :mod:`uedsteer.sim_devices.materials`
+(``get_material("MoTe2")``).
+"""

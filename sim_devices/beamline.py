@@ -8,16 +8,15 @@ from typing import Any
 import numpy as np
 
 from .devices import DelayStage, ElectronGun, PumpLaser, SampleStage, UEDDetector
+from .materials import Material, get_material
 from .physics import (
     DetectorModel,
     ReciprocalGrid,
-    add_phonon_displacement,
     add_thermal_displacements,
     add_vacancies,
     apply_strain,
     degrade,
     kinematic_intensity,
-    mote2_supercell,
 )
 from .response import ResponseParams, SampleResponse, ShotState, truth_record
 
@@ -44,6 +43,9 @@ class FrameRenderer:
         Cells along a and b (seed size 51 × 30).
     noise_level : float
         Seed-style structured noise level of this detector.
+    material : str or Material, optional
+        The sample's material (default MoTe2); the state's ``x`` is its path fraction and
+        ``vacancy_mo``/``vacancy_te`` the vacant fractions of its two ``vacancy_sites``.
     """
 
     def __init__(
@@ -52,25 +54,29 @@ class FrameRenderer:
         grid: ReciprocalGrid | None = None,
         supercell: tuple[int, int] = (51, 30),
         noise_level: float = 0.1,
+        material: str | Material | None = None,
     ) -> None:
         self.detector = detector
         self.grid = grid or ReciprocalGrid()
         self.supercell = supercell
         self.noise_level = noise_level
+        self.material = get_material(material)
 
     def structure(self, state: ShotState, rng: np.random.Generator):
-        """The perturbed supercell for a shot state (phonons only on untransformed 2H)."""
-        atoms = mote2_supercell("2H", self.supercell, x=min(1.0, max(0.0, state.x)))
+        """The perturbed supercell for a shot state (phonons only on the untransformed phase)."""
+        m = self.material
+        atoms = m.supercell(m.phases[0], self.supercell, x=min(1.0, max(0.0, state.x)))
         if state.molten:
             return degrade(atoms, 0.95, 1.0, rng)
         if state.x < 0.02 and state.phonon_amplitudes:
-            atoms = mote2_supercell("2H", self.supercell)
+            atoms = m.supercell(m.phases[0], self.supercell)
             for mode, amp in state.phonon_amplitudes.items():
-                atoms = add_phonon_displacement(atoms, mode, amp, rng)
+                atoms = m.add_phonon(atoms, mode, amp, rng)
         if state.strain:
             atoms = apply_strain(atoms, [[state.strain, 0.0], [0.0, state.strain]])
         if state.vacancy_mo or state.vacancy_te:
-            atoms = add_vacancies(atoms, state.vacancy_mo, state.vacancy_te, rng)
+            sites = dict(zip(m.vacancy_sites, (state.vacancy_mo, state.vacancy_te), strict=True))
+            atoms = add_vacancies(atoms, sites, rng)
         return add_thermal_displacements(atoms, state.thermal_rms, rng)
 
     def render(self, state: ShotState, charge_fc: float, rng: np.random.Generator) -> np.ndarray:
@@ -87,7 +93,7 @@ class SimulatedBeamline:
     Parameters
     ----------
     response : ResponseParams, optional
-        The hidden sample (default: :class:`ResponseParams` defaults).
+        The hidden sample (default: the renderer's material's response defaults).
     seed : int
         Seed of every random number (same seed and same actions → same frames).
     n_spots : int
@@ -115,14 +121,20 @@ class SimulatedBeamline:
     ) -> None:
         self.rng = np.random.default_rng(seed)
         self.seed = seed
-        self.sample = SampleResponse(response or ResponseParams(), n_spots=n_spots)
         self.renderer = renderer or FrameRenderer()
+        response = response or ResponseParams.for_material(self.renderer.material)
+        self.sample = SampleResponse(response, n_spots=n_spots)
         self.pump = PumpLaser(name=f"{prefix}pump")
         self.gun = ElectronGun(name=f"{prefix}gun")
         self.delay = DelayStage(name=f"{prefix}delay")
         self.stage = SampleStage(name=f"{prefix}stage", n_spots=n_spots)
         self.detector = UEDDetector(name=f"{prefix}det", source=self._shot)
         self.history: list[dict] = []
+
+    @property
+    def sample_name(self) -> str:
+        """The sample's material, for run metadata (``"MoTe2 monolayer"``)."""
+        return self.renderer.material.description
 
     @property
     def devices(self) -> list:

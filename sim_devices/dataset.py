@@ -38,23 +38,24 @@ from typing import Any
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from .classes import INTERPOLATED, LABELS
 from .cluster import dask_client
+from .materials import INTERPOLATED, Material, get_material
 from .physics import (
-    PHASES,
     DetectorModel,
     ReciprocalGrid,
-    add_phonon_displacement,
     add_thermal_displacements,
     add_vacancies,
     apply_strain,
     degrade,
     kinematic_intensity,
-    load_modes,
-    mote2_supercell,
     random_strain,
     rotate_in_plane,
 )
+
+MATERIAL = get_material()
+"""The material of the stores (in-memory frames take any material)."""
+LABELS = MATERIAL.labels
+PHASES = MATERIAL.phases
 
 FORMAT_VERSION = 1
 
@@ -184,29 +185,36 @@ COLUMNS: tuple[str, ...] = (
 """Columns of a frame's parameter row (see :func:`params_to_rows`)."""
 
 
-def mode_ids() -> list[str]:
+def mode_ids(material: Material = MATERIAL) -> list[str]:
     """Every phonon mode id used by the generator, ``"<phase>/<q>:<band>"``."""
-    return [f"{p}/{m}" for p in PHASES for m in load_modes(p).mode_ids()]
+    return material.mode_ids()
 
 
 @lru_cache(maxsize=8)
-def visible_modes(phase: str, min_inplane: float) -> tuple[str, ...]:
+def visible_modes(phase: str, min_inplane: float, material: Material = MATERIAL) -> tuple[str, ...]:
     """Mode ids of ``phase`` whose eigenvector is at least ``min_inplane`` in-plane."""
-    table = load_modes(phase)
+    table = material.modes(phase)
     return tuple(m for m in table.mode_ids() if table.inplane_fraction(m) >= min_inplane)
 
 
-def _check_label(label: str) -> int:
-    if label not in LABELS:
-        raise ValueError(f"label={label!r} is not known; allowed: {', '.join(LABELS)}")
-    return LABELS.index(label)
+def _check_label(label: str, material: Material = MATERIAL) -> int:
+    labels = material.labels
+    if label not in labels:
+        raise ValueError(f"label={label!r} is not known; allowed: {', '.join(labels)}")
+    return labels.index(label)
 
 
 def _frame_params(
-    label: str, rng: np.random.Generator, s: GeneratorSettings, x: float | None
+    label: str,
+    rng: np.random.Generator,
+    s: GeneratorSettings,
+    x: float | None,
+    material: Material = MATERIAL,
 ) -> dict:
     """Draw the structural and detector parameters of one frame."""
-    phase = "1T'" if label.endswith("_1Tp") else "2H"
+    start, end = material.phases
+    kind = "interpolated" if label == INTERPOLATED else material.frame_class(label).kind
+    phase = start if label == INTERPOLATED else material.frame_class(label).phase
     scale_size = float(np.clip(rng.normal(1.0, s.size_sigma), 0.5, 1.5))
     p: dict[str, Any] = {
         "label": label,
@@ -225,56 +233,58 @@ def _frame_params(
         "size_b": max(2, int(round(s.base_size[1] * scale_size))),
         "thermal_rms": rng.uniform(*s.thermal_rms),
     }
-    if label.startswith("vacancy"):
+    if kind == "vacancy":
         p["mo_vacancy"], p["te_vacancy"] = rng.uniform(*s.vacancy_fraction, size=2)
-    elif label.startswith("deform"):
+    elif kind == "deform":
         while True:
             eps = random_strain(rng, s.strain_max_normal, s.strain_max_shear)
             if np.abs(eps).max() >= s.strain_min:
                 break
         p["strain_xx"], p["strain_yy"], p["strain_xy"] = eps[0, 0], eps[1, 1], eps[0, 1]
-    elif label.startswith("phonon"):
-        table = load_modes(phase)
-        ids = visible_modes(phase, s.phonon_min_inplane)
+    elif kind == "phonon":
+        table = material.modes(phase)
+        ids = visible_modes(phase, s.phonon_min_inplane, material)
         mode = ids[rng.integers(len(ids))]
         p["mode"] = f"{phase}/{mode}"
         p["mode_frequency_cm1"] = table.frequency(mode)
         p["phonon_amplitude"] = rng.uniform(*s.phonon_amplitude)
-    elif label == "degraded":
+    elif kind == "degraded":
         vac = rng.uniform(*s.degraded_vacancy)
         p["mo_vacancy"] = p["te_vacancy"] = vac
         p["disorder_rms"] = rng.uniform(*s.degraded_disorder)
-    elif label == INTERPOLATED:
+    elif kind == "interpolated":
         p["x"] = float(rng.uniform(0.0, 1.0)) if x is None else float(x)
     p["rotation_deg"] = rng.uniform(*s.rotation_deg)
     p["noise_level"] = rng.uniform(*s.noise_level)
     lo, hi = np.log(s.charge_fc[0]), np.log(s.charge_fc[1])
     p["charge_fc"] = float(np.exp(rng.uniform(lo, hi)))
     p["scale"] = float(max(rng.gamma(2.0, 1.0), 0.1))
-    if phase == "1T'":
+    if phase == end:
         p["x"] = 1.0
     return p
 
 
-def render_structure(p: dict, rng: np.random.Generator):
+def render_structure(p: dict, rng: np.random.Generator, material: Material = MATERIAL):
     """Build the perturbed supercell described by a parameter dict (see :func:`_frame_params`).
+
+    ``mo_vacancy`` and ``te_vacancy`` are the vacant fractions of the material's two
+    ``vacancy_sites`` (Mo and Te for MoTe2).
 
     Returns
     -------
     ase.Atoms
     """
-    atoms = mote2_supercell("2H", (p["size_a"], p["size_b"]), x=p["x"])
+    atoms = material.supercell(material.phases[0], (p["size_a"], p["size_b"]), x=p["x"])
     if p["mode"]:
-        atoms = add_phonon_displacement(
-            atoms, p["mode"].split("/", 1)[1], p["phonon_amplitude"], rng
-        )
+        atoms = material.add_phonon(atoms, p["mode"].split("/", 1)[1], p["phonon_amplitude"], rng)
     if p["strain_xx"] or p["strain_yy"] or p["strain_xy"]:
         eps = [[p["strain_xx"], p["strain_xy"]], [p["strain_xy"], p["strain_yy"]]]
         atoms = apply_strain(atoms, eps)
-    if p["label"] == "degraded":
+    if p["label"] != INTERPOLATED and material.frame_class(p["label"]).kind == "degraded":
         atoms = degrade(atoms, p["mo_vacancy"], p["disorder_rms"], rng)
     elif p["mo_vacancy"] or p["te_vacancy"]:
-        atoms = add_vacancies(atoms, p["mo_vacancy"], p["te_vacancy"], rng)
+        sites = dict(zip(material.vacancy_sites, (p["mo_vacancy"], p["te_vacancy"]), strict=True))
+        atoms = add_vacancies(atoms, sites, rng)
     atoms = add_thermal_displacements(atoms, p["thermal_rms"], rng)
     if p["rotation_deg"]:
         atoms = rotate_in_plane(atoms, p["rotation_deg"])
@@ -282,11 +292,16 @@ def render_structure(p: dict, rng: np.random.Generator):
 
 
 def _one_frame(
-    label: str, index: int, seed: int, s: GeneratorSettings, x: float | None
+    label: str,
+    index: int,
+    seed: int,
+    s: GeneratorSettings,
+    x: float | None,
+    material: Material = MATERIAL,
 ) -> tuple[np.ndarray, dict]:
-    rng = np.random.default_rng([seed, LABELS.index(label), index])
-    p = _frame_params(label, rng, s, x)
-    atoms = render_structure(p, rng)
+    rng = np.random.default_rng([seed, material.labels.index(label), index])
+    p = _frame_params(label, rng, s, x, material)
+    atoms = render_structure(p, rng, material)
     intensity = kinematic_intensity(atoms, s.grid, nthreads=1)
     frame = s.detector.render(
         intensity,
@@ -319,10 +334,11 @@ def _generate(
     seed: int,
     settings: GeneratorSettings,
     xs: list[float | None],
+    material: Material = MATERIAL,
 ) -> tuple[np.ndarray, list[dict]]:
     frames, params = [], []
     for i, x in zip(indices, xs, strict=True):
-        f, p = _one_frame(label, i, seed, settings, x)
+        f, p = _one_frame(label, i, seed, settings, x, material)
         frames.append(f)
         params.append(p)
     return np.stack(frames), params
@@ -335,6 +351,7 @@ def generate_frames(
     *,
     x: float | Sequence[float] | None = None,
     start: int = 0,
+    material: str | Material | None = None,
     **overrides: Any,
 ) -> tuple[np.ndarray, list[dict]]:
     """Generate raw detector frames of one label, in this process.
@@ -342,7 +359,8 @@ def generate_frames(
     Parameters
     ----------
     label : str
-        One of :data:`~uedsteer.sim_devices.CLASSES` or ``"interpolated"`` (2H → 1T' path).
+        One of the material's labels: a class name or ``"interpolated"`` (frames along its
+        transformation path, e.g. 2H → 1T').
     n : int
         Number of frames (≥ 1).
     seed : int
@@ -351,6 +369,8 @@ def generate_frames(
         1T' fractions for ``"interpolated"`` frames (one value or n values); random otherwise.
     start : int
         Index of the first frame (lets a caller continue a sequence).
+    material : str or Material, optional
+        The material (default: MoTe2, see :mod:`uedsteer.sim_devices.materials`).
     **overrides
         Fields of :class:`GeneratorSettings`, e.g. ``noise_level=(0, 0)``,
         ``rotation_deg=(-60, 60)``, ``base_size=(20, 12)``.
@@ -362,12 +382,13 @@ def generate_frames(
     params : list of dict
         Every structural and detector parameter of each frame (keys: :data:`COLUMNS`).
     """
-    _check_label(label)
+    material = get_material(material)
+    _check_label(label, material)
     if isinstance(n, bool) or int(n) != n or n < 1:
         raise ValueError(f"n={n!r} must be a positive integer")
     settings = GeneratorSettings(**overrides)
     xs = _xs_for(label, int(n), x)
-    return _generate(label, range(start, start + int(n)), int(seed), settings, xs)
+    return _generate(label, range(start, start + int(n)), int(seed), settings, xs, material)
 
 
 # --------------------------------------------------------------------------- store

@@ -1,19 +1,23 @@
-"""Compute the MoTe2 phonon-mode table with phonopy and CHGNet (``uedsteer phonons``).
+"""Compute a material's phonon-mode table with phonopy and CHGNet (``uedsteer phonons``).
 
-Both polytypes use the matched 6-atom orthorhombic cell of
-:mod:`uedsteer.sim_devices.physics.structures`. Atomic positions are relaxed at fixed cell
+Both phases use the material's matched orthorhombic cells (for MoTe2 the 6-atom cells of
+:mod:`uedsteer.sim_devices.materials.mote2`). Atomic positions are relaxed at fixed cell
 with CHGNet (BFGS), force constants come from finite displacements in a supercell (default
 6 × 6 × 1, so that both M = (½, ½) and K = (⅔, 0) are commensurate), and eigenvectors are
-evaluated at Γ, M and K. The result is package data read by
-:mod:`uedsteer.sim_devices.physics.phonons`; CHGNet (extra ``phonons``) is needed only here.
+evaluated at Γ, M and K. The result is the material's package data, read by
+:meth:`uedsteer.sim_devices.materials.Material.modes`; CHGNet (extra ``phonons``) is needed
+only here.
 """
 
 from __future__ import annotations
 
 import json
+from importlib import resources
 from pathlib import Path
 
 import numpy as np
+
+from .materials import Material, get_material
 
 THZ_TO_CM1 = 33.35641
 QPOINTS = {"Gamma": (0.0, 0.0, 0.0), "M": (0.5, 0.5, 0.0), "K": (2 / 3, 0.0, 0.0)}
@@ -24,6 +28,7 @@ def compute_phonon_table(
     supercell: tuple[int, int, int] = (6, 6, 1),
     displacement: float = 0.01,
     fmax: float = 1e-3,
+    material: str | Material | None = None,
 ) -> dict:
     """Relax, compute force constants and write the mode table.
 
@@ -37,6 +42,8 @@ def compute_phonon_table(
         Finite displacement in Å.
     fmax : float
         Force convergence of the fixed-cell relaxation in eV/Å.
+    material : str or Material, optional
+        The material (default MoTe2).
 
     Returns
     -------
@@ -56,13 +63,14 @@ def compute_phonon_table(
     from phonopy.structure.atoms import PhonopyAtoms
     from tqdm import tqdm
 
-    from .physics.structures import mote2_cell
-
+    material = get_material(material)
     calc = CHGNetCalculator(use_device="cpu", check_cuda_mem=False)
     arrays: dict[str, np.ndarray] = {}
     summary: dict = {}
-    for phase, key in (("2H", "2H"), ("1T'", "1Tp")):
-        atoms = mote2_cell(phase)
+    n_modes = 3 * len(material.symbols)
+    for phase in material.phases:
+        key = material.phonon_keys.get(phase, phase)
+        atoms = material.cell(phase)
         atoms.pbc = True
         atoms.calc = calc
         BFGS(atoms, logfile=None).run(fmax=fmax, steps=500)
@@ -88,9 +96,11 @@ def compute_phonon_table(
         labels = list(QPOINTS)
         ph.run_qpoints([QPOINTS[k] for k in labels], with_eigenvectors=True)
         qdict = ph.get_qpoints_dict()
-        freqs = np.asarray(qdict["frequencies"]) * THZ_TO_CM1  # (nq, 18)
-        evecs = np.asarray(qdict["eigenvectors"])  # (nq, 18, 18): [component, band]
-        evecs = np.transpose(evecs, (0, 2, 1)).reshape(len(labels), 18, 6, 3)
+        freqs = np.asarray(qdict["frequencies"]) * THZ_TO_CM1  # (nq, 3n)
+        evecs = np.asarray(qdict["eigenvectors"])  # (nq, 3n, 3n): [component, band]
+        evecs = np.transpose(evecs, (0, 2, 1)).reshape(
+            len(labels), n_modes, len(material.symbols), 3
+        )
         arrays[f"{key}_qpoints"] = np.array([QPOINTS[k] for k in labels])
         arrays[f"{key}_qlabels"] = np.array(labels)
         arrays[f"{key}_frequencies_cm1"] = freqs
@@ -116,6 +126,9 @@ def compute_phonon_table(
     return summary
 
 
-def default_output() -> Path:
-    """Where the package data lives in this source tree."""
-    return Path(__file__).parent / "physics" / "data" / "mote2_phonons.npz"
+def default_output(material: str | Material | None = None) -> Path:
+    """Where the material's package data lives in this source tree."""
+    material = get_material(material)
+    if material.phonon_table is None:
+        raise ValueError(f"{material.name} names no phonon table file")
+    return Path(str(resources.files(material.phonon_package) / material.phonon_table))

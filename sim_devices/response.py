@@ -51,7 +51,11 @@ from dataclasses import dataclass, field
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from .materials import Material, default_material, get_material
+
 HC_EV_NM = 1239.84
+_DEFAULTS = default_material().response
+"""The material-specific defaults (absorption, resonance, thresholds, driven modes): MoTe2's."""
 
 
 def _sigmoid(z: float) -> float:
@@ -59,39 +63,56 @@ def _sigmoid(z: float) -> float:
 
 
 class ResponseParams(BaseModel):
-    """Parameters of the simulated MoTe2 sample response (units in each description)."""
+    """Parameters of the simulated sample response (units in each description).
+
+    The material-specific defaults are the default material's (MoTe2,
+    :data:`uedsteer.sim_devices.materials.mote2.MOTE2` ``.response``); another material's
+    come from :meth:`for_material`.
+    """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     # absorption
     exciton_energies_ev: tuple[float, float, float] = Field(
-        (1.10, 1.35, 2.30), description="A, B, C exciton energies, eV."
+        _DEFAULTS["exciton_energies_ev"], description="A, B, C exciton energies, eV."
     )
     exciton_heights: tuple[float, float, float] = Field(
-        (0.10, 0.08, 0.18), description="Absorbance peak heights of A, B, C (fraction)."
+        _DEFAULTS["exciton_heights"], description="Absorbance peak heights of A, B, C (fraction)."
     )
     exciton_widths_ev: tuple[float, float, float] = Field(
-        (0.04, 0.05, 0.20), description="Gaussian widths (σ) of A, B, C, eV."
+        _DEFAULTS["exciton_widths_ev"], description="Gaussian widths (σ) of A, B, C, eV."
     )
-    edge_ev: float = Field(1.05, gt=0, description="Band-edge step energy, eV.")
-    edge_width_ev: float = Field(0.05, gt=0, description="Band-edge step width, eV.")
-    continuum: float = Field(0.05, ge=0, le=1, description="Absorbance above the edge.")
+    edge_ev: float = Field(_DEFAULTS["edge_ev"], gt=0, description="Band-edge step energy, eV.")
+    edge_width_ev: float = Field(
+        _DEFAULTS["edge_width_ev"], gt=0, description="Band-edge step width, eV."
+    )
+    continuum: float = Field(
+        _DEFAULTS["continuum"], ge=0, le=1, description="Absorbance above the edge."
+    )
     # resonance and thresholds (absorbed fluence, mJ/cm²)
     resonance_ev: float = Field(
-        1.55, gt=0, description="Centre of the resonance band (photon energy), eV."
+        _DEFAULTS["resonance_ev"],
+        gt=0,
+        description="Centre of the resonance band (photon energy), eV.",
     )
-    resonance_width_ev: float = Field(0.08, gt=0, description="σ of the resonance band, eV.")
+    resonance_width_ev: float = Field(
+        _DEFAULTS["resonance_width_ev"], gt=0, description="σ of the resonance band, eV."
+    )
     resonance_gain: float = Field(
-        3.0, ge=0, description="Threshold lowering at resonance: ε_T = ε_T0 / (1 + g R)."
+        _DEFAULTS["resonance_gain"],
+        ge=0,
+        description="Threshold lowering at resonance: ε_T = ε_T0 / (1 + g R).",
     )
     transform_threshold: float = Field(
-        0.60, gt=0, description="Off-resonance transformation threshold ε_T0, absorbed mJ/cm²."
+        _DEFAULTS["transform_threshold"],
+        gt=0,
+        description="Off-resonance transformation threshold ε_T0, absorbed mJ/cm².",
     )
     transform_steepness: float = Field(
         0.08, gt=0, description="Sigmoid width of x(ε) relative to ε_T."
     )
     damage_threshold: float = Field(
-        0.45, gt=0, description="Damage threshold ε_D, absorbed mJ/cm²."
+        _DEFAULTS["damage_threshold"], gt=0, description="Damage threshold ε_D, absorbed mJ/cm²."
     )
     damage_slow_rate: float = Field(
         2e-4, ge=0, description="r_s: vacancy fraction per shot at ε = ε_D (sub-threshold)."
@@ -100,7 +121,9 @@ class ResponseParams(BaseModel):
     damage_fast_rate: float = Field(
         0.08, ge=0, description="r_f: vacancy fraction per shot per unit of (ε/ε_D − 1)."
     )
-    mo_to_te_damage: float = Field(0.4, ge=0, description="m: Mo vacancy rate over Te rate.")
+    mo_to_te_damage: float = Field(
+        _DEFAULTS["mo_to_te_damage"], ge=0, description="m: Mo vacancy rate over Te rate."
+    )
     melt_factor: float = Field(2.5, gt=1, description="Melting at ε ≥ f_melt · ε_D.")
     # dynamics
     tau_transform_ps: float = Field(2.0, gt=0, description="Rise time of x after time zero, ps.")
@@ -122,8 +145,12 @@ class ResponseParams(BaseModel):
     phonon_k_per_mj: float = Field(
         0.05, ge=0, description="s_K: K-mode amplitude per absorbed mJ/cm², Å."
     )
-    phonon_m_mode: str = Field("M:10", description="2H mode id driven at resonance.")
-    phonon_k_mode: str = Field("K:8", description="2H mode id driven off resonance.")
+    phonon_m_mode: str = Field(
+        _DEFAULTS["phonon_m_mode"], description="2H mode id driven at resonance."
+    )
+    phonon_k_mode: str = Field(
+        _DEFAULTS["phonon_k_mode"], description="2H mode id driven off resonance."
+    )
 
     @model_validator(mode="after")
     def _check_window(self) -> ResponseParams:
@@ -136,16 +163,23 @@ class ResponseParams(BaseModel):
         return self
 
     @classmethod
-    def random(cls, seed: int) -> ResponseParams:
+    def for_material(cls, material: str | Material | None = None, **overrides) -> ResponseParams:
+        """The response with a material's defaults (``material.response``), then ``overrides``."""
+        return cls(**{**get_material(material).response, **overrides})
+
+    @classmethod
+    def random(cls, seed: int, material: str | Material | None = None) -> ResponseParams:
         """A plausible random sample: resonance position/width and thresholds ±30 %.
 
         Parameters
         ----------
         seed : int
             Seed of the draw; the same seed gives the same sample.
+        material : str or Material, optional
+            Whose defaults the draw varies (default MoTe2).
         """
         rng = np.random.default_rng([seed, 0x5A3])
-        base = cls()
+        base = cls.for_material(material)
         for _ in range(100):
             kw = {
                 "resonance_ev": rng.uniform(1.3, 2.0),
@@ -155,7 +189,7 @@ class ResponseParams(BaseModel):
                 "resonance_gain": base.resonance_gain * rng.uniform(0.7, 1.3),
             }
             try:
-                return cls(**kw)
+                return cls.for_material(material, **kw)
             except ValueError:
                 continue
         raise RuntimeError("could not draw a sample with a safe window")  # pragma: no cover

@@ -1,5 +1,1 @@
-"""Frame scoring models (CNN, C-VAE, random forests); class names shared with sim_devices."""
-
-from uedsteer.sim_devices.classes import CLASSES, DAMAGE_CLASSES
-
-__all__ = ["CLASSES", "DAMAGE_CLASSES"]
+"""Frame scoring models (CNN, C-VAE, random forests); class names come from the model card."""

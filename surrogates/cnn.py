@@ -5,7 +5,10 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from uedsteer.sim_devices.classes import CLASSES
+from uedsteer.sim_devices.materials import default_material
+
+N_CLASSES = len(default_material().classes)
+"""Default number of classes: the default material's (8 for MoTe2)."""
 
 
 class _WideResLayer(nn.Module):
@@ -35,7 +38,7 @@ class SeedWideResNet(nn.Module):
     one linear layer. Input: (B, 2, 261, 261) difference channels. ≈ 40 GFLOP a frame.
     """
 
-    def __init__(self, n_classes: int = len(CLASSES), dropout: float = 0.1) -> None:
+    def __init__(self, n_classes: int = N_CLASSES, dropout: float = 0.1) -> None:
         super().__init__()
         chans = [16, 32, 64, 128]
         layers: list[nn.Module] = [
@@ -72,7 +75,7 @@ class UEDNet(nn.Module):
     dropout and one linear layer. ≈ 0.12 GFLOP a frame, ~300× less than the seed network.
     """
 
-    def __init__(self, n_classes: int = len(CLASSES), dropout: float = 0.1) -> None:
+    def __init__(self, n_classes: int = N_CLASSES, dropout: float = 0.1) -> None:
         super().__init__()
         self.features = nn.Sequential(
             *_conv(2, 16),
@@ -92,9 +95,9 @@ class UEDNet(nn.Module):
         return self.head(torch.flatten(self.features(x), 1))
 
 
-def load_uednet(path) -> UEDNet:
-    """A :class:`UEDNet` with the weights in ``path`` (``weights_only``: no code runs), in eval
-    mode."""
-    net = UEDNet()
+def load_uednet(path, n_classes: int = N_CLASSES) -> UEDNet:
+    """A :class:`UEDNet` of ``n_classes`` outputs with the weights in ``path``
+    (``weights_only``: no code runs), in eval mode."""
+    net = UEDNet(n_classes)
     net.load_state_dict(torch.load(path, weights_only=True))
     return net.eval()

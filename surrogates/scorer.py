@@ -47,7 +47,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from uedsteer.sim_devices.classes import CLASSES, DAMAGE_CLASSES
+from uedsteer.sim_devices.materials import default_material
 from uedsteer.sim_devices.physics.difference import MIN_REFERENCES, reference_pattern
 
 from .cnn import load_uednet
@@ -111,9 +111,10 @@ class Scores:
 
     Attributes
     ----------
-    class_probs : (B, 8) probabilities over :data:`CLASSES` (sum to 1).
+    class_probs : (B, K) probabilities over the scorer's K classes, in the order of
+        ``classes`` (sum to 1).
     predicted_class : (B,) int, −1 for an invalid frame.
-    damage_prob : (B,) summed probability of the damage classes (1, 4, 7).
+    damage_prob : (B,) summed probability of the damage classes (MoTe2: 1, 4, 7).
     latent : (B, d) VAE latent means.
     line_distance : (B,) distance of the latent to the 2H–1T' segment.
     progress : (B,) position along the segment, 0 = 2H … 1 = 1T'.
@@ -129,6 +130,8 @@ class Scores:
         frame, too few peaks, or the predictor failed).
     crystal_confidence : (B,) share of the predictor's trees voting for ``crystal_system``;
         NaN when not computed.
+    classes : tuple of str
+        Names of the K classes, in the order of ``class_probs`` (from the scorer's model card).
     """
 
     class_probs: np.ndarray
@@ -144,9 +147,16 @@ class Scores:
     flags: list[str] = field(default_factory=list)
     crystal_system: np.ndarray | None = None
     crystal_confidence: np.ndarray | None = None
+    classes: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         b = len(self.valid)
+        self.classes = tuple(self.classes)
+        if np.shape(self.class_probs)[1:] != (len(self.classes),):
+            raise ValueError(
+                f"class_probs has shape {np.shape(self.class_probs)}; classes names "
+                f"{len(self.classes)} classes"
+            )
         if self.crystal_system is None:
             self.crystal_system = np.full(b, "", dtype="<U12")
         else:
@@ -166,14 +176,15 @@ class Scores:
 
     def class_names(self) -> list[str]:
         """Predicted class names (``"invalid"`` for flagged frames)."""
-        return [CLASSES[k] if k >= 0 else "invalid" for k in self.predicted_class]
+        return [self.classes[k] if k >= 0 else "invalid" for k in self.predicted_class]
 
     def row(self, i: int) -> dict[str, float | int | str | list[float]]:
-        """Scores of frame ``i`` as plain values (for an event document or a table)."""
+        """Scores of frame ``i`` as plain values (for an event document or a table);
+        ``classes`` names the entries of ``class_probs``."""
         k = int(self.predicted_class[i])
         return {
             "predicted_class": k,
-            "class_name": CLASSES[k] if k >= 0 else "invalid",
+            "class_name": self.classes[k] if k >= 0 else "invalid",
             "damage_prob": float(self.damage_prob[i]),
             "line_distance": float(self.line_distance[i]),
             "progress": float(self.progress[i]),
@@ -186,7 +197,29 @@ class Scores:
             "latent": self.latent[i].tolist(),
             "crystal_system": str(self.crystal_system[i]),
             "crystal_confidence": float(self.crystal_confidence[i]),
+            "classes": list(self.classes),
         }
+
+
+def card_classes(meta: dict) -> tuple[tuple[str, ...], tuple[int, ...]]:
+    """Class names and damage-class indices recorded in a model card (``scorer.json``).
+
+    A card without them (written before classes were recorded) is read as the default
+    material's (:func:`uedsteer.sim_devices.materials.default_material`).
+
+    Raises
+    ------
+    ValueError
+        If the names are not unique or a damage index does not name a class.
+    """
+    material = default_material()
+    classes = tuple(str(c) for c in meta.get("classes", material.class_names))
+    damage = tuple(int(k) for k in meta.get("damage_classes", material.damage_classes))
+    if not classes or len(set(classes)) != len(classes):
+        raise ValueError(f"the model card's classes {list(classes)} must be unique names")
+    if any(not 0 <= k < len(classes) for k in damage):
+        raise ValueError(f"damage_classes {list(damage)} must index the {len(classes)} classes")
+    return classes, damage
 
 
 def _box3(f: torch.Tensor) -> torch.Tensor:
@@ -317,7 +350,10 @@ class FrameScorer:
     saturation : float
         Pixel value treated as saturated.
     meta : dict, optional
-        Training metadata (written to ``scorer.json`` by :meth:`save`).
+        Training metadata (written to ``scorer.json`` by :meth:`save`): the model card. Its
+        ``classes`` (class names in CNN output order) and ``damage_classes`` (their indices
+        that mean damage) name the classes; a card without them is read as the default
+        material's (MoTe2).
     crystal : CrystalPredictor, optional
         Crystal-structure predictor for the optional crystal output (see
         :meth:`attach_crystal_predictor`); default none.
@@ -365,6 +401,7 @@ class FrameScorer:
         self.reference = reference_pattern(self._checked_reference(reference, "reference"))
         self.recon_scale = float(recon_scale)
         self.meta = meta or {}
+        self.classes, self.damage_classes = card_classes(self.meta)
         self.crystal: CrystalPredictor | None = None
         self.crystal_peak_options: dict[str, Any] = {}
         if crystal is not None:
@@ -400,7 +437,7 @@ class FrameScorer:
         cnn_file = root / f"cnn_{variant}.pt"
         if not cnn_file.is_file():
             cnn_file = root / "cnn_syn.pt"
-        cnn = load_uednet(cnn_file)
+        cnn = load_uednet(cnn_file, len(card_classes(meta)[0]))
         vae = ConvVAE(meta["latent_dim"])
         vae.load_state_dict(torch.load(root / "vae.pt", weights_only=True))
         reference = np.load(root / "reference.npy", allow_pickle=False)
@@ -434,7 +471,11 @@ class FrameScorer:
         np.save(root / "reference.npy", self.reference.astype(np.float32))
         meta = dict(self.meta)
         meta.update(
-            latent_dim=self.vae.latent_dim, line=self.line.to_dict(), recon_scale=self.recon_scale
+            latent_dim=self.vae.latent_dim,
+            line=self.line.to_dict(),
+            recon_scale=self.recon_scale,
+            classes=list(self.classes),
+            damage_classes=list(self.damage_classes),
         )
         (root / "scorer.json").write_text(json.dumps(meta, indent=1))
         return root
@@ -713,7 +754,7 @@ class FrameScorer:
         flags = self._flags(frames, known)
         valid = np.array([f == "" for f in flags], dtype=bool)
         n_lat = self.vae.latent_dim
-        probs = np.full((b, len(CLASSES)), np.nan)
+        probs = np.full((b, len(self.classes)), np.nan)
         latent = np.full((b, n_lat), np.nan)
         recon = np.full(b, np.nan)
         quality = np.zeros(b)
@@ -745,7 +786,7 @@ class FrameScorer:
         return Scores(
             class_probs=probs,
             predicted_class=predicted.astype(int),
-            damage_prob=probs[:, list(DAMAGE_CLASSES)].sum(1),
+            damage_prob=probs[:, list(self.damage_classes)].sum(1),
             latent=latent,
             line_distance=distance,
             progress=progress,
@@ -756,4 +797,5 @@ class FrameScorer:
             flags=flags,
             crystal_system=crystal_system,
             crystal_confidence=crystal_conf,
+            classes=self.classes,
         )

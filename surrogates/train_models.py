@@ -17,19 +17,36 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from uedsteer.sim_devices.classes import CLASSES, INTERPOLATED
 from uedsteer.sim_devices.dataset import generate_frames, load_dataset
+from uedsteer.sim_devices.materials import INTERPOLATED, Material, get_material
 from uedsteer.sim_devices.physics.difference import reference_pattern
 
-from .cnn import UEDNet
+from .cnn import N_CLASSES, UEDNet
 from .preprocess import cnn_input, vae_input
 from .training import predict_logits, train_classifier, train_vae
 from .vae import ConvVAE, LatentLine
 
 REFERENCE_SEED = 404
 REFERENCE_FRAMES = 16
-VAE_LABELS = ("ref_2H", INTERPOLATED, "vacancy_2H", "vacancy_1Tp", "degraded")
-ON_PATH = ("ref_2H", INTERPOLATED)
+
+
+def vae_labels(material: str | Material | None = None) -> tuple[str, ...]:
+    """The VAE's training labels: the pristine reference, the transformation path, and the
+    damage classes (MoTe2: ``ref_2H``, ``interpolated``, ``vacancy_2H``, ``vacancy_1Tp``,
+    ``degraded``)."""
+    m = get_material(material)
+    return (m.reference_class, INTERPOLATED, *(m.class_names[k] for k in m.damage_classes))
+
+
+def on_path(material: str | Material | None = None) -> tuple[str, ...]:
+    """Labels of frames on the transformation path (the reference and ``interpolated``)."""
+    return (get_material(material).reference_class, INTERPOLATED)
+
+
+VAE_LABELS = vae_labels()
+"""The default material's VAE labels (see :func:`vae_labels`)."""
+ON_PATH = on_path()
+"""The default material's on-path labels (see :func:`on_path`)."""
 
 
 def package_weights_dir() -> Path:
@@ -93,14 +110,23 @@ def note_command(out: Path, section: str, command: str) -> None:
     _edit_card(out, lambda card: card[section].update(command=command))
 
 
-def training_reference(**overrides) -> np.ndarray:
-    """Mean of ``REFERENCE_FRAMES`` pristine 2H frames from the recorded reference seed."""
-    frames, _ = generate_frames("ref_2H", REFERENCE_FRAMES, seed=REFERENCE_SEED, **overrides)
+def training_reference(material: str | Material | None = None, **overrides) -> np.ndarray:
+    """Mean of ``REFERENCE_FRAMES`` pristine frames (the material's reference class, MoTe2:
+    ``ref_2H``) from the recorded reference seed."""
+    m = get_material(material)
+    frames, _ = generate_frames(
+        m.reference_class, REFERENCE_FRAMES, seed=REFERENCE_SEED, material=m, **overrides
+    )
     return reference_pattern(frames)
 
 
-def cnn_arrays(stores: str | Path | Sequence[str | Path], reference: np.ndarray, chunk: int = 400):
-    """Pooled difference images and labels of the CNN classes in one or more stores.
+def cnn_arrays(
+    stores: str | Path | Sequence[str | Path],
+    reference: np.ndarray,
+    chunk: int = 400,
+    material: str | Material | None = None,
+):
+    """Pooled difference images and labels of the material's classes in one or more stores.
 
     A store may hold only some of the classes (e.g. extra hard examples of two of them).
     """
@@ -108,7 +134,7 @@ def cnn_arrays(stores: str | Path | Sequence[str | Path], reference: np.ndarray,
     xs, ys = [], []
     for store in stores:
         present = _store_config(store)["labels"]
-        for k, label in enumerate(CLASSES):
+        for k, label in enumerate(get_material(material).class_names):
             if label not in present:
                 continue
             frames, _ = load_dataset(store, [label])
@@ -118,15 +144,18 @@ def cnn_arrays(stores: str | Path | Sequence[str | Path], reference: np.ndarray,
     return torch.cat(xs), torch.cat(ys)
 
 
-def confusion(y_true: np.ndarray, y_pred: np.ndarray, n: int = len(CLASSES)) -> np.ndarray:
+def confusion(y_true: np.ndarray, y_pred: np.ndarray, n: int = N_CLASSES) -> np.ndarray:
     """Confusion matrix, rows = true class, columns = predicted."""
     m = np.zeros((n, n), dtype=int)
     np.add.at(m, (y_true, y_pred), 1)
     return m
 
 
-def plot_confusion(matrix: np.ndarray, path: Path, title: str) -> None:
-    """Confusion matrix as a PNG."""
+def plot_confusion(
+    matrix: np.ndarray, path: Path, title: str, classes: Sequence[str] | None = None
+) -> None:
+    """Confusion matrix as a PNG (``classes``: names; default the default material's)."""
+    classes = get_material().class_names if classes is None else tuple(classes)
     import matplotlib
 
     matplotlib.use("Agg")
@@ -145,8 +174,8 @@ def plot_confusion(matrix: np.ndarray, path: Path, title: str) -> None:
                 fontsize=8,
                 color="white" if matrix[i, j] > matrix[i].sum() / 2 else "black",
             )
-    ax.set_xticks(range(len(CLASSES)), CLASSES, rotation=45, ha="right")
-    ax.set_yticks(range(len(CLASSES)), CLASSES)
+    ax.set_xticks(range(len(classes)), classes, rotation=45, ha="right")
+    ax.set_yticks(range(len(classes)), classes)
     ax.set_xlabel("predicted")
     ax.set_ylabel("true")
     ax.set_title(title)
@@ -155,14 +184,16 @@ def plot_confusion(matrix: np.ndarray, path: Path, title: str) -> None:
     plt.close(fig)
 
 
-def class_metrics(matrix: np.ndarray) -> dict:
-    """Overall and per-class accuracy from a confusion matrix."""
+def class_metrics(matrix: np.ndarray, classes: Sequence[str] | None = None) -> dict:
+    """Overall and per-class accuracy from a confusion matrix (``classes``: names; default
+    the default material's)."""
+    classes = get_material().class_names if classes is None else tuple(classes)
     per = matrix.diagonal() / np.maximum(matrix.sum(1), 1)
     return {
         "overall_accuracy": float(matrix.trace() / matrix.sum()),
-        "worst_class": CLASSES[int(per.argmin())],
+        "worst_class": classes[int(per.argmin())],
         "worst_class_accuracy": float(per.min()),
-        "per_class_accuracy": dict(zip(CLASSES, per.round(4).tolist(), strict=True)),
+        "per_class_accuracy": dict(zip(classes, per.round(4).tolist(), strict=True)),
         "confusion": matrix.tolist(),
     }
 
@@ -174,23 +205,27 @@ def train_cnn(
     out: Path,
     seed: int = 0,
     extra: Sequence[Path] = (),
+    material: str | Material | None = None,
     **kw,
 ) -> dict:
     """Train CNNSyn (:class:`UEDNet`) and write weights, card and confusion matrix.
 
-    ``extra`` stores (any subset of the classes, e.g. hard examples) join the training set.
+    ``extra`` stores (any subset of the classes, e.g. hard examples) join the training set;
+    ``material`` (default MoTe2) names the classes, in output order.
     """
+    m = get_material(material)
+    classes = m.class_names
     torch.set_num_threads(max(1, torch.get_num_threads()))
-    reference = training_reference()
-    x_tr, y_tr = cnn_arrays([train, *extra], reference)
-    x_va, y_va = cnn_arrays(val, reference)
+    reference = training_reference(m)
+    x_tr, y_tr = cnn_arrays([train, *extra], reference, material=m)
+    x_va, y_va = cnn_arrays(val, reference, material=m)
     torch.manual_seed(seed)
-    model = UEDNet()
+    model = UEDNet(len(classes))
     log = train_classifier(model, x_tr, y_tr, x_va, y_va, seed=seed, **kw)
-    x_te, y_te = cnn_arrays(test, reference)
+    x_te, y_te = cnn_arrays(test, reference, material=m)
     pred = predict_logits(model, x_te).argmax(1).numpy()
-    matrix = confusion(y_te.numpy(), pred)
-    metrics = class_metrics(matrix)
+    matrix = confusion(y_te.numpy(), pred, len(classes))
+    metrics = class_metrics(matrix, classes)
     out.mkdir(parents=True, exist_ok=True)
     torch.save(model.state_dict(), out / "cnn_syn.pt")
     np.save(out / "reference.npy", reference.astype(np.float32))
@@ -198,6 +233,7 @@ def train_cnn(
         matrix,
         out / "confusion_cnn_syn.png",
         f"CNNSyn on {len(y_te)} test frames: {metrics['overall_accuracy']:.2%}",
+        classes,
     )
     update_card(
         out,
@@ -214,7 +250,7 @@ def train_cnn(
                 "test_frames": len(y_te),
                 "seeds": _store_seeds(train, *extra, val, test),
                 "reference": {
-                    "label": "ref_2H",
+                    "label": m.reference_class,
                     "frames": REFERENCE_FRAMES,
                     "seed": REFERENCE_SEED,
                 },
@@ -238,9 +274,9 @@ def _store_seeds(*stores: Path) -> dict:
     return {str(s): _store_config(s)["seed"] for s in stores}
 
 
-def _vae_arrays(store: Path):
+def _vae_arrays(store: Path, material: str | Material | None = None):
     xs, labels, xfrac = [], [], []
-    for label in VAE_LABELS:
+    for label in vae_labels(material):
         frames, params = load_dataset(store, [label])
         xs.append(vae_input(frames))
         labels += [label] * len(frames)
@@ -259,17 +295,19 @@ def _encode(vae: ConvVAE, x: torch.Tensor, batch: int = 256):
     return torch.cat(mus).double().numpy(), torch.cat(errs).double().numpy()
 
 
-def vae_metrics(vae: ConvVAE, line: LatentLine, store: Path) -> dict:
+def vae_metrics(
+    vae: ConvVAE, line: LatentLine, store: Path, material: str | Material | None = None
+) -> dict:
     """Spearman(progress, x) on interpolated frames; ROC AUC of the line distance for
-    on-path (2H, interpolated) versus defective/molten frames."""
+    on-path (reference, interpolated) versus defective/molten frames."""
     from scipy.stats import spearmanr
     from sklearn.metrics import roc_auc_score
 
-    x, labels, xfrac = _vae_arrays(store)
+    x, labels, xfrac = _vae_arrays(store, material)
     z, err = _encode(vae, x)
     s, d = line.project(z)
     interp = labels == INTERPOLATED
-    on = np.isin(labels, ON_PATH)
+    on = np.isin(labels, on_path(material))
     return {
         "spearman_progress_vs_x": float(spearmanr(s[interp], xfrac[interp]).statistic),
         "auc_line_distance_onpath_vs_damaged": float(roc_auc_score(~on, d)),
@@ -280,15 +318,35 @@ def vae_metrics(vae: ConvVAE, line: LatentLine, store: Path) -> dict:
 
 
 GUIDE_PATH = 1.5  # latent axis 0: 2H at −1.5 … 1T' at +1.5
-GUIDE_DAMAGE = {"vacancy_2H": 2.0, "vacancy_1Tp": 2.0, "degraded": 4.0}  # latent axis 1
+GUIDE_DAMAGE_BY_KIND = {"vacancy": 2.0, "degraded": 4.0}  # latent axis 1
 
 
-def guide_targets(labels: np.ndarray, xfrac: np.ndarray, latent_dim: int) -> torch.Tensor:
+def guide_damage(material: str | Material | None = None) -> dict[str, float]:
+    """Latent-axis-1 target of each damage class, by its kind (vacancies 2, degraded 4)."""
+    m = get_material(material)
+    return {
+        m.class_names[k]: GUIDE_DAMAGE_BY_KIND[m.classes[k].kind]
+        for k in m.damage_classes
+        if m.classes[k].kind in GUIDE_DAMAGE_BY_KIND
+    }
+
+
+GUIDE_DAMAGE = guide_damage()
+"""The default material's damage targets (MoTe2: vacancy_2H, vacancy_1Tp 2; degraded 4)."""
+
+
+def guide_targets(
+    labels: np.ndarray,
+    xfrac: np.ndarray,
+    latent_dim: int,
+    material: str | Material | None = None,
+) -> torch.Tensor:
     """Guidance targets: axis 0 = path fraction (2x − 1)·1.5, axis 1 = damage (0 on the
     path, 2 for vacancies, 4 for degraded), further axes 0 (nuisance kept small)."""
+    damage = guide_damage(material)
     m = np.zeros((len(labels), latent_dim), dtype=np.float32)
     m[:, 0] = GUIDE_PATH * (2 * xfrac - 1)
-    m[:, 1] = [GUIDE_DAMAGE.get(lab, 0.0) for lab in labels]
+    m[:, 1] = [damage.get(lab, 0.0) for lab in labels]
     return torch.from_numpy(m)
 
 
@@ -299,28 +357,37 @@ def train_vae_model(
     seed: int = 0,
     latent_dim: int = 4,
     guide: float = 1.0,
+    material: str | Material | None = None,
     **kw,
 ) -> dict:
-    """Train the VAE, fit the 2H–1T' line, write weights, card and ``scorer.json``.
+    """Train the VAE, fit the line between the path's ends (MoTe2: 2H–1T'), write weights,
+    card and ``scorer.json`` (with the material's class names and damage classes).
 
     ``guide`` > 0 weights the latent guidance (:func:`guide_targets`) on axes 0 and 1 (and
     0.1 × that on the others); 0 trains the plain, unsupervised VAE of the seed.
     """
-    x, labels, xfrac = _vae_arrays(train)
+    m = get_material(material)
+    x, labels, xfrac = _vae_arrays(train, m)
     torch.manual_seed(seed)  # before construction: the initial weights come from the seed too
     vae = ConvVAE(latent_dim)
     weight = torch.full((latent_dim,), 0.1 * guide)
     weight[:2] = guide
-    targets = guide_targets(labels, xfrac, latent_dim) if guide > 0 else None
+    targets = guide_targets(labels, xfrac, latent_dim, m) if guide > 0 else None
     log = train_vae(vae, x, seed=seed, guide=targets, guide_weight=weight, **kw)
     z, err = _encode(vae, x)
-    z2h = z[labels == "ref_2H"]
+    z2h = z[labels == m.reference_class]
     z1t = z[(labels == INTERPOLATED) & (xfrac >= 0.95)]
     line = LatentLine.fit(z2h, z1t)
-    metrics = vae_metrics(vae, line, test)
+    metrics = vae_metrics(vae, line, test, m)
     out.mkdir(parents=True, exist_ok=True)
     torch.save(vae.state_dict(), out / "vae.pt")
-    meta = {"latent_dim": latent_dim, "line": line.to_dict(), "recon_scale": float(np.median(err))}
+    meta = {
+        "latent_dim": latent_dim,
+        "line": line.to_dict(),
+        "recon_scale": float(np.median(err)),
+        "classes": list(m.class_names),
+        "damage_classes": list(m.damage_classes),
+    }
     (out / "scorer.json").write_text(json.dumps(meta, indent=1))
     update_card(
         out,
@@ -330,17 +397,17 @@ def train_vae_model(
             "data": {
                 "train": str(train),
                 "test": str(test),
-                "labels": list(VAE_LABELS),
+                "labels": list(vae_labels(m)),
                 "train_frames": len(labels),
                 "seeds": _store_seeds(train, test),
-                "line": "mean latent of ref_2H and of interpolated x >= 0.95 (train)",
+                "line": f"mean latent of {m.reference_class} and of interpolated x >= 0.95 (train)",
             },
             "hyperparameters": {
                 "optimizer": "Adam",
                 "seed": seed,
                 "loss": "MSE + beta KL" + (" + guide * |mu - target|^2" if guide > 0 else ""),
                 "guide": guide,
-                "guide_targets": {"path_axis0": GUIDE_PATH, "damage_axis1": GUIDE_DAMAGE},
+                "guide_targets": {"path_axis0": GUIDE_PATH, "damage_axis1": guide_damage(m)},
                 **kw,
             },
             "training": log.__dict__,

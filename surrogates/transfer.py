@@ -18,8 +18,8 @@ import numpy as np
 import torch
 
 from uedsteer.sim_devices.beamline import BEAMLINE_DETECTOR, FrameRenderer, SimulatedBeamline
-from uedsteer.sim_devices.classes import CLASSES
 from uedsteer.sim_devices.dataset import generate_frames
+from uedsteer.sim_devices.materials import Material, get_material
 from uedsteer.sim_devices.physics.difference import reference_pattern
 from uedsteer.sim_devices.response import ShotState, site_vacancy_state
 
@@ -28,22 +28,40 @@ from .preprocess import cnn_input
 from .train_models import update_card
 from .training import fine_tune, predict_logits
 
-FINETUNE_PER_CLASS = (10, 10, 10, 10, 10, 10, 10, 7)  # 77 frames, as in the seed
 EVAL_PER_CLASS = 100
 
 
-def beamline_frames(label: str, n: int, seed: int) -> np.ndarray:
+def finetune_per_class(material: str | Material | None = None) -> tuple[int, ...]:
+    """Labelled frames per class for fine-tuning: 10 each, 7 of the last class (MoTe2's eight
+    classes: 77 frames, as in the seed)."""
+    n = len(get_material(material).classes)
+    return (10,) * (n - 1) + (7,)
+
+
+FINETUNE_PER_CLASS = finetune_per_class()
+"""The default material's :func:`finetune_per_class` (MoTe2: 10 × 7 + 7 = 77 frames)."""
+
+
+def beamline_frames(
+    label: str, n: int, seed: int, material: str | Material | None = None
+) -> np.ndarray:
     """Frames of a class rendered through the simulated beamline's detector."""
     frames, _ = generate_frames(
-        label, n, seed=seed, detector=BEAMLINE_DETECTOR, noise_level=(0.1, 0.1)
+        label,
+        n,
+        seed=seed,
+        material=material,
+        detector=BEAMLINE_DETECTOR,
+        noise_level=(0.1, 0.1),
     )
     return frames
 
 
-def _labelled(per_class, seed: int, reference: np.ndarray):
+def _labelled(per_class, seed: int, reference: np.ndarray, material=None):
     xs, ys = [], []
-    for k, (label, n) in enumerate(zip(CLASSES, per_class, strict=True)):
-        xs.append(cnn_input(beamline_frames(label, n, seed), reference))
+    classes = get_material(material).class_names
+    for k, (label, n) in enumerate(zip(classes, per_class, strict=True)):
+        xs.append(cnn_input(beamline_frames(label, n, seed, material), reference))
         ys.append(torch.full((n,), k, dtype=torch.long))
     return torch.cat(xs), torch.cat(ys)
 
@@ -61,9 +79,12 @@ def _base_record(path: Path, separate: bool) -> dict:
     return record
 
 
-def delay_scan_flips(models: dict, reference: np.ndarray, seed: int) -> dict:
+def delay_scan_flips(
+    models: dict, reference: np.ndarray, seed: int, material: str | Material | None = None
+) -> dict:
     """Class flips per 10 ps window along a delay scan on the simulated beamline."""
-    bl = SimulatedBeamline(seed=seed, renderer=FrameRenderer())
+    classes = get_material(material).class_names
+    bl = SimulatedBeamline(seed=seed, renderer=FrameRenderer(material=material))
     bl.pump.fluence.set(5.0).wait(1)
     bl.pump.wavelength.set(800.0).wait(1)
     bl.pump.shutter.set("open").wait(1)
@@ -83,12 +104,14 @@ def delay_scan_flips(models: dict, reference: np.ndarray, seed: int) -> dict:
         out[name] = {
             "flips_per_10ps_window": flips,
             "mean_flips": float(np.mean(flips)),
-            "classes_seen": sorted({CLASSES[k] for k in pred}),
+            "classes_seen": sorted({classes[k] for k in pred}),
         }
     return out
 
 
-def run_finetune(out: Path, seed: int = 0, base: Path | None = None) -> dict:
+def run_finetune(
+    out: Path, seed: int = 0, base: Path | None = None, material: str | Material | None = None
+) -> dict:
     """Fine-tune a CNNSyn into CNNExp and write ``out/cnn_exp.pt`` and its card section.
 
     Parameters
@@ -102,27 +125,34 @@ def run_finetune(out: Path, seed: int = 0, base: Path | None = None) -> dict:
         Folder whose ``cnn_syn.pt`` is fine-tuned instead (e.g. the CNNSyn the campaign was
         validated with). Its file hash and training command are recorded in the card, and
         ``out``'s own CNNSyn is evaluated on the same beamline frames for comparison.
+    material : str or Material, optional
+        The material the CNN classifies (default MoTe2).
     """
+    m = get_material(material)
+    n_classes = len(m.classes)
     base_dir = Path(base) if base is not None else Path(out)
     base_file = base_dir / "cnn_syn.pt"
     if not base_file.is_file():
         raise FileNotFoundError(
             f"base={str(base_dir)!r} holds no cnn_syn.pt: train one with `uedsteer train cnn`"
         )
-    syn = load_uednet(base_file)
+    syn = load_uednet(base_file, n_classes)
     models = {"cnn_syn": syn}
     if base is not None and (Path(out) / "cnn_syn.pt").is_file():
-        models = {"base_cnn_syn": syn, "cnn_syn": load_uednet(Path(out) / "cnn_syn.pt")}
-    reference = reference_pattern(beamline_frames("ref_2H", 8, seed=seed + 900))
-    x_ft, y_ft = _labelled(FINETUNE_PER_CLASS, seed + 901, reference)
-    x_ev, y_ev = _labelled((EVAL_PER_CLASS,) * len(CLASSES), seed + 902, reference)
+        models = {
+            "base_cnn_syn": syn,
+            "cnn_syn": load_uednet(Path(out) / "cnn_syn.pt", n_classes),
+        }
+    reference = reference_pattern(beamline_frames(m.reference_class, 8, seed + 900, m))
+    x_ft, y_ft = _labelled(finetune_per_class(m), seed + 901, reference, m)
+    x_ev, y_ev = _labelled((EVAL_PER_CLASS,) * n_classes, seed + 902, reference, m)
     exp = fine_tune(syn, x_ft, y_ft, lr_scale=0.1, seed=seed)
     models["cnn_exp"] = exp
     acc = {
         name: float((predict_logits(m, x_ev).argmax(1) == y_ev).float().mean())
         for name, m in models.items()
     }
-    flips = delay_scan_flips(models, reference, seed + 903)
+    flips = delay_scan_flips(models, reference, seed + 903, m)
     torch.save(exp.state_dict(), out / "cnn_exp.pt")
     result = {
         "finetune_frames": int(len(y_ft)),
@@ -151,10 +181,14 @@ def run_finetune(out: Path, seed: int = 0, base: Path | None = None) -> dict:
 
 MIXED_X = (0.1, 0.7)  # 1T' fractions of the mixed frames: where a campaign climbs at the band
 MIXED_VACANCY = (0.02, 0.12)  # site vacancy of the hurt half (a success needs < 0.02)
-DAMAGE_CLASSES = ("vacancy_2H", "vacancy_1Tp", "degraded")
 
 
-def mixed_frames(n: int, rng: np.random.Generator, reference: np.ndarray):
+def mixed_frames(
+    n: int,
+    rng: np.random.Generator,
+    reference: np.ndarray,
+    material: str | Material | None = None,
+):
     """Partially transformed beamline frames, every second one on a hurt spot, with labels.
 
     Rendered by the simulated beamline's :class:`FrameRenderer` (its detector), x uniform in
@@ -162,9 +196,11 @@ def mixed_frames(n: int, rng: np.random.Generator, reference: np.ndarray):
     carry a site vacancy uniform in ``MIXED_VACANCY`` (Mo = 0.4 × Te, the response model's
     ratio). Labels: ``vacancy_2H`` / ``vacancy_1Tp`` for hurt frames and ``phonon_2H`` /
     ``phonon_1Tp`` for intact ones, by x below or above 0.5 (what the network already calls
-    intact mixed frames). Returns pooled difference images (n, 2, 87, 87) and labels (n,).
+    intact mixed frames); for another material the vacancy and phonon classes of the path's
+    nearer end. Returns pooled difference images (n, 2, 87, 87) and labels (n,).
     """
-    renderer = FrameRenderer()
+    m = get_material(material)
+    renderer = FrameRenderer(material=m)
     frames, labels = [], []
     for i in range(n):
         x = rng.uniform(*MIXED_X)
@@ -173,13 +209,14 @@ def mixed_frames(n: int, rng: np.random.Generator, reference: np.ndarray):
         state = site_vacancy_state(x, vacancy, rng.uniform(0.06, 0.1))
         charge = float(np.exp(rng.uniform(np.log(10.0), np.log(40.0))))
         frames.append(renderer.render(state, charge, rng))
-        side = "2H" if x < 0.5 else "1Tp"
-        labels.append(CLASSES.index(f"vacancy_{side}" if hurt else f"phonon_{side}"))
+        side = m.phases[0] if x < 0.5 else m.phases[1]
+        label = m.classes_of("vacancy" if hurt else "phonon", side)[0]
+        labels.append(m.class_names.index(label))
     return cnn_input(np.stack(frames), reference), torch.tensor(labels)
 
 
-def _mixed_metrics(model, x: torch.Tensor, y: torch.Tensor) -> dict:
-    damage = [CLASSES.index(c) for c in DAMAGE_CLASSES]
+def _mixed_metrics(model, x: torch.Tensor, y: torch.Tensor, material=None) -> dict:
+    damage = list(get_material(material).damage_classes)
     with torch.no_grad():
         p = torch.softmax(predict_logits(model, x), 1)[:, damage].sum(1)
     hurt = torch.isin(y, torch.tensor(damage))
@@ -189,7 +226,9 @@ def _mixed_metrics(model, x: torch.Tensor, y: torch.Tensor) -> dict:
     }
 
 
-def run_mixed_finetune(out: Path, seed: int = 0, n_mixed: int = 160) -> dict:
+def run_mixed_finetune(
+    out: Path, seed: int = 0, n_mixed: int = 160, material: str | Material | None = None
+) -> dict:
     """Teach CNNExp to see vacancies on partially transformed frames (a second stage).
 
     The shipped classes hold vacancies only on pure 2H and pure 1T' lattices, so a spot with
@@ -199,8 +238,10 @@ def run_mixed_finetune(out: Path, seed: int = 0, n_mixed: int = 160) -> dict:
     (seed + 1901, so the classes are not forgotten) plus ``n_mixed`` :func:`mixed_frames`,
     measures old and new on 100 fresh beamline frames a class (seed + 902) and 120 fresh
     mixed frames, overwrites ``out/cnn_exp.pt`` and records the stage (input file hash,
-    seeds, metrics) under ``cnn_exp.mixed_stage`` of the model card.
+    seeds, metrics) under ``cnn_exp.mixed_stage`` of the model card. ``material`` (default
+    MoTe2) names the classes.
     """
+    m = get_material(material)
     from .train_models import _edit_card, code_version
 
     out = Path(out)
@@ -217,31 +258,31 @@ def run_mixed_finetune(out: Path, seed: int = 0, n_mixed: int = 160) -> dict:
             f"{src} already went through the mixed stage (model card: cnn_exp.mixed_stage); "
             "run `uedsteer train finetune` first to start from a fresh CNNExp"
         )
-    exp = load_uednet(src)
+    exp = load_uednet(src, len(m.classes))
     input_sha = hashlib.sha256(src.read_bytes()).hexdigest()
     rng = np.random.default_rng([seed, 77])
-    renderer = FrameRenderer()
+    renderer = FrameRenderer(material=m)
     pristine = ShotState(0.0, 0.0, 0.0, False, 0.06, 0.0)
     mixed_ref = reference_pattern(
         np.stack([renderer.render(pristine, 20.0, rng) for _ in range(8)])
     )
-    reference = reference_pattern(beamline_frames("ref_2H", 8, seed=seed + 900))
-    x_ft, y_ft = _labelled(FINETUNE_PER_CLASS, seed + 1901, reference)
-    x_mix, y_mix = mixed_frames(n_mixed, rng, mixed_ref)
+    reference = reference_pattern(beamline_frames(m.reference_class, 8, seed + 900, m))
+    x_ft, y_ft = _labelled(finetune_per_class(m), seed + 1901, reference, m)
+    x_mix, y_mix = mixed_frames(n_mixed, rng, mixed_ref, m)
     new = fine_tune(
         exp, torch.cat([x_ft, x_mix]), torch.cat([y_ft, y_mix]), lr_scale=0.1, seed=seed
     )
-    x_ev, y_ev = _labelled((EVAL_PER_CLASS,) * len(CLASSES), seed + 902, reference)
-    x_me, y_me = mixed_frames(120, np.random.default_rng([seed, 99]), mixed_ref)
+    x_ev, y_ev = _labelled((EVAL_PER_CLASS,) * len(m.classes), seed + 902, reference, m)
+    x_me, y_me = mixed_frames(120, np.random.default_rng([seed, 99]), mixed_ref, m)
     result = {}
     for name, model in (("before", exp), ("after", new)):
         pred = predict_logits(model, x_ev).argmax(1)
         result[name] = {
             "beamline_accuracy": float((pred == y_ev).float().mean()),
             "per_class": {
-                c: float((pred[y_ev == k] == k).float().mean()) for k, c in enumerate(CLASSES)
+                c: float((pred[y_ev == k] == k).float().mean()) for k, c in enumerate(m.class_names)
             },
-            "mixed": _mixed_metrics(model, x_me, y_me),
+            "mixed": _mixed_metrics(model, x_me, y_me, m),
         }
     torch.save(new.state_dict(), src)
     stage = {

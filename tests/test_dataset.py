@@ -4,22 +4,24 @@ import numpy as np
 import pytest
 import zarr
 
-from uedsteer.sim_devices import CLASSES, LABELS
 from uedsteer.sim_devices.dataset import (
     COLUMNS,
+    LABELS,
+    MATERIAL,
     DatasetSpec,
     GeneratorSettings,
     generate_frames,
     load_dataset,
     write_dataset,
 )
-from uedsteer.surrogates import CLASSES as REEXPORTED
+from uedsteer.sim_devices.materials import MOTE2
 
 SMALL = {"base_size": (12, 7)}
+CLASSES = MOTE2.class_names
 
 
-def test_class_names_in_seed_order():
-    assert CLASSES == REEXPORTED
+def test_stores_hold_the_default_materials_labels():
+    assert MATERIAL is MOTE2 and LABELS == MOTE2.labels
     assert CLASSES[0] == "ref_2H" and CLASSES[7] == "degraded" and len(CLASSES) == 8
     assert LABELS[-1] == "interpolated"
 
@@ -38,10 +40,8 @@ def test_every_label_generates_with_its_parameters(label):
         assert max(abs(p["strain_xx"]), abs(p["strain_yy"]), abs(p["strain_xy"])) >= 0.02
     if label.startswith("phonon"):
         assert p["mode"] and p["mode_frequency_cm1"] > 10 and p["phonon_amplitude"] > 0
-        from uedsteer.sim_devices.physics import load_modes
-
         phase, mode = p["mode"].split("/")
-        assert load_modes(phase).inplane_fraction(mode) >= 0.5, "visible in-plane mode"
+        assert MOTE2.modes(phase).inplane_fraction(mode) >= 0.5, "visible in-plane mode"
     if label == "degraded":
         assert p["mo_vacancy"] >= 0.9
     assert p["phase"] == ("1T'" if label.endswith("1Tp") else "2H")
@@ -181,7 +181,6 @@ def test_cli_generate_and_error_message(tmp_path, capsys):
 def test_cnn_arrays_read_stores_with_some_of_the_classes(store):
     """Extra training stores may hold a subset of the classes (hard examples): each frame is
     labelled by its class, labels a CNN does not know (interpolated) are left out."""
-    from uedsteer.sim_devices.classes import CLASSES
     from uedsteer.surrogates.train_models import cnn_arrays
 
     refs, _ = load_dataset(store, ["ref_2H"])

@@ -1,19 +1,19 @@
 import numpy as np
 import pytest
 
+from uedsteer.sim_devices.materials import MOTE2
 from uedsteer.sim_devices.physics import (
     ELECTRONS_PER_FC,
     DetectorModel,
     difference_channels,
     kinematic_intensity,
-    mote2_supercell,
     reference_pattern,
 )
 
 
 @pytest.fixture(scope="module")
 def pattern(grid):
-    return kinematic_intensity(mote2_supercell("2H", (30, 18)), grid)
+    return kinematic_intensity(MOTE2.supercell("2H", (30, 18)), grid)
 
 
 def test_beam_stop_reads_zero(grid, pattern, rng):

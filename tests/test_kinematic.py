@@ -4,16 +4,14 @@ import numpy as np
 import pytest
 from scipy.ndimage import gaussian_filter, maximum_filter
 
+from uedsteer.sim_devices.materials import MOTE2
 from uedsteer.sim_devices.physics import (
     ReciprocalGrid,
-    add_phonon_displacement,
     add_thermal_displacements,
     add_vacancies,
     apply_strain,
     kinematic_intensities,
     kinematic_intensity,
-    load_modes,
-    mote2_supercell,
     rotate_in_plane,
 )
 
@@ -37,7 +35,7 @@ def _centroid(image, grid, q0, half=3):
 
 
 def test_nufft_matches_direct_sum(grid, rng):
-    atoms = add_thermal_displacements(mote2_supercell("1T'", (7, 5)), 0.1, rng)
+    atoms = add_thermal_displacements(MOTE2.supercell("1T'", (7, 5)), 0.1, rng)
     atoms = rotate_in_plane(atoms, 17.0)
     atoms.positions -= 25.0  # negative coordinates exercise the phase wrapping
     assert 200 <= len(atoms) <= 400
@@ -48,20 +46,20 @@ def test_nufft_matches_direct_sum(grid, rng):
 
 
 def test_batched_equals_single(grid, rng):
-    structs = [mote2_supercell("2H", (5, 3)), mote2_supercell("1T'", (4, 4))]
+    structs = [MOTE2.supercell("2H", (5, 3)), MOTE2.supercell("1T'", (4, 4))]
     batch = kinematic_intensities(structs, grid)
     assert batch.shape == (2, 261, 261)
     assert np.allclose(batch[1], kinematic_intensity(structs[1], grid))
 
 
 def test_friedel_symmetry(grid, rng):
-    atoms = add_thermal_displacements(mote2_supercell("1T'", (12, 7)), 0.1, rng)
+    atoms = add_thermal_displacements(MOTE2.supercell("1T'", (12, 7)), 0.1, rng)
     intensity = kinematic_intensity(atoms, grid)
     assert np.allclose(intensity, intensity[::-1, ::-1], rtol=1e-6, atol=1e-6 * intensity.max())
 
 
 def _rotation_similarity(phase, grid):
-    atoms = mote2_supercell(phase, (51, 30))
+    atoms = MOTE2.supercell(phase, (51, 30))
     a = gaussian_filter(kinematic_intensity(atoms, grid), 2)
     b = gaussian_filter(kinematic_intensity(rotate_in_plane(atoms, 60.0), grid), 2)
     m = grid.q > 0.15
@@ -74,7 +72,7 @@ def test_2h_is_sixfold_and_1tp_is_not(grid):
 
 
 def test_first_bragg_ring_of_2h(grid):
-    intensity = kinematic_intensity(mote2_supercell("2H", (51, 30)), grid)
+    intensity = kinematic_intensity(MOTE2.supercell("2H", (51, 30)), grid)
     qx, qy, _ = _peaks(intensity, grid, 0.1, 0.45, 6)
     q_ring = 2.0 / (np.sqrt(3.0) * A_2H)
     assert np.allclose(np.hypot(qx, qy), q_ring, atol=grid.dq)
@@ -86,10 +84,10 @@ def test_first_bragg_ring_of_2h(grid):
 
 
 def test_vacancies_scale_bragg_intensity(grid, rng):
-    atoms = mote2_supercell("2H", (51, 30))
+    atoms = MOTE2.supercell("2H", (51, 30))
     pristine = kinematic_intensity(atoms, grid)
     v = 0.15
-    damaged = kinematic_intensity(add_vacancies(atoms, v, v, rng), grid)
+    damaged = kinematic_intensity(add_vacancies(atoms, {"Mo": v, "Te": v}, rng), grid)
     qx, qy, peak = _peaks(pristine, grid, 0.2, 1.0, 12)
     idx = [grid.index_of(x, y) for x, y in zip(qx, qy, strict=True)]
     ratio = np.array([damaged[i] for i in idx]) / peak
@@ -101,7 +99,7 @@ def test_vacancies_scale_bragg_intensity(grid, rng):
 
 def test_strain_moves_bragg_peaks(rng):
     fine = ReciprocalGrid(n=401, dq=0.002)
-    atoms = mote2_supercell("2H", (51, 30))
+    atoms = MOTE2.supercell("2H", (51, 30))
     g0 = np.array([1 / A_2H, 1 / (np.sqrt(3) * A_2H)])  # (1,1) of the rectangular cell
     eps = np.array([[0.05, 0.02], [0.02, -0.03]])
     strained = kinematic_intensity(apply_strain(atoms, eps), fine)
@@ -112,13 +110,13 @@ def test_strain_moves_bragg_peaks(rng):
 
 
 def test_m_point_phonon_creates_half_order_spots(grid, rng):
-    atoms = mote2_supercell("2H", (50, 30))  # even sizes: half-order spots are commensurate
-    table = load_modes("2H")
+    atoms = MOTE2.supercell("2H", (50, 30))  # even sizes: half-order spots are commensurate
+    table = MOTE2.modes("2H")
     # the M mode with the most in-plane motion (a z-polarised mode is invisible at q_z = 0)
     iq = table.qlabels.index("M")
     inplane = np.linalg.norm(table.eigenvectors[iq][:, :, :2], axis=(1, 2))
     band = int(np.argmax(inplane[3:]) + 3)
-    shifted = add_phonon_displacement(atoms, f"M:{band}", 0.2, rng)
+    shifted = MOTE2.add_phonon(atoms, f"M:{band}", 0.2, rng)
     a, b = atoms.cell[0, 0] / 50, atoms.cell[1, 1] / 30
     pristine = kinematic_intensity(atoms, grid)
     displaced = kinematic_intensity(shifted, grid)
@@ -138,4 +136,4 @@ def test_m_point_phonon_creates_half_order_spots(grid, rng):
 
 def test_method_and_grid_errors(grid):
     with pytest.raises(ValueError, match="method="):
-        kinematic_intensity(mote2_supercell("2H", (2, 2)), grid, method="fft")
+        kinematic_intensity(MOTE2.supercell("2H", (2, 2)), grid, method="fft")

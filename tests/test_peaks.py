@@ -9,11 +9,11 @@ import pytest
 
 from uedsteer.controller.campaign import score_row
 from uedsteer.sim_devices.dataset import generate_frames
+from uedsteer.sim_devices.materials import MOTE2
 from uedsteer.sim_devices.physics import (
     DetectorModel,
     ReciprocalGrid,
     kinematic_intensity,
-    mote2_supercell,
 )
 from uedsteer.surrogates.cnn import UEDNet
 from uedsteer.surrogates.crystal.peaks import find_bragg_peaks, frame_to_bragg, peak_options
@@ -34,7 +34,7 @@ SIZE = (20, 12)
 
 def _clean(phase: str) -> np.ndarray:
     """Noise-free detector frame (point spread and beam stop only)."""
-    intensity = kinematic_intensity(mote2_supercell(phase, SIZE), GRID)
+    intensity = kinematic_intensity(MOTE2.supercell(phase, SIZE), GRID)
     det = DetectorModel(readout_noise=0.0)
     return det.render(intensity, np.random.default_rng(0), GRID, charge_fc=10.0, shot_noise=False)
 

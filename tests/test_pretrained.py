@@ -117,12 +117,12 @@ def test_campaign_scorer_sees_vacancies_on_partially_transformed_frames():
 
 
 def test_mixed_frames_are_labelled_by_fraction_and_hurt():
-    from uedsteer.sim_devices.classes import CLASSES
+    from uedsteer.sim_devices.materials import MOTE2
     from uedsteer.surrogates.transfer import mixed_frames
 
     x, y = mixed_frames(6, np.random.default_rng(3), np.ones((261, 261)) / 261**2)
     assert x.shape == (6, 2, 87, 87)
-    names = [CLASSES[k] for k in y]
+    names = [MOTE2.class_names[k] for k in y]
     assert all(n.startswith("phonon_") for n in names[0::2])  # even: intact
     assert all(n.startswith("vacancy_") for n in names[1::2])  # odd: hurt spot
 

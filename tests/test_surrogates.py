@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 import torch
 
-from uedsteer.sim_devices.classes import CLASSES
 from uedsteer.sim_devices.dataset import generate_frames
+from uedsteer.sim_devices.materials import MOTE2
 from uedsteer.surrogates.cnn import SeedWideResNet, UEDNet
 from uedsteer.surrogates.preprocess import cnn_input, vae_input
 from uedsteer.surrogates.scorer import FrameScorer
@@ -13,6 +13,7 @@ from uedsteer.surrogates.training import fine_tune, train_classifier, train_vae
 from uedsteer.surrogates.vae import ConvVAE, LatentLine, vae_loss
 
 SMALL = {"base_size": (16, 10)}
+CLASSES = MOTE2.class_names
 
 
 @pytest.fixture(scope="module")

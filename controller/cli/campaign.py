@@ -18,6 +18,7 @@ import argparse
 import logging
 import signal
 import warnings
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -93,8 +94,9 @@ def _out_folder(out: str) -> Path:
     return path
 
 
-def _table(cfg) -> tuple[str, Any]:
-    """The live table's header and the function printing one shot."""
+def _table(cfg, classes: Sequence[str]) -> tuple[str, Any]:
+    """The live table's header and the function printing one shot (``classes``: the
+    scorer's class names)."""
     from uedsteer.controller.campaign import SETTING_UNITS
 
     extra = [p.name for p in cfg.parameters if p.name in ("charge", "delay")]
@@ -108,7 +110,7 @@ def _table(cfg) -> tuple[str, Any]:
 
     def show(t) -> None:
         s = t.scores
-        cls = "invalid" if t.status != "ok" else _class_name(s)
+        cls = "invalid" if t.status != "ok" else _class_name(s, classes)
         print(
             f"{t.index:4d} {t.spot:4d} {t.settings['fluence']:8.2f} "
             f"{t.settings['wavelength']:7.0f} "
@@ -121,11 +123,9 @@ def _table(cfg) -> tuple[str, Any]:
     return header, show
 
 
-def _class_name(scores: dict) -> str:
-    from uedsteer.sim_devices.classes import CLASSES
-
+def _class_name(scores: dict, classes: Sequence[str]) -> str:
     k = int(scores.get("predicted_class", -1))
-    return CLASSES[k] if 0 <= k < len(CLASSES) else "invalid"
+    return classes[k] if 0 <= k < len(classes) else "invalid"
 
 
 def _load_config(args: argparse.Namespace):
@@ -216,7 +216,7 @@ def run(args: argparse.Namespace) -> int:
         f"simulated sample: {'defaults' if sample is None else f'random({sample})'}"
         f"; budget {cfg.budget} shots; catalog {args.catalog}"
     )
-    header, show = _table(cfg)
+    header, show = _table(cfg, scorer.classes)
 
     RE = RunEngine({}, call_returns_result=True, scan_id_source=scan_id_source(catalog))
     subscribe(RE, catalog)

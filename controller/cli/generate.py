@@ -67,8 +67,7 @@ def run(args: argparse.Namespace) -> int:
 
 def _frames(args: argparse.Namespace) -> int:
     """The labelled MoTe2 frame store."""
-    from uedsteer.sim_devices import LABELS
-    from uedsteer.sim_devices.dataset import DatasetSpec, GeneratorSettings, write_dataset
+    from uedsteer.sim_devices.dataset import LABELS, DatasetSpec, GeneratorSettings, write_dataset
 
     settings = _validated(args, GeneratorSettings, _overrides(args.set))
     fields = {

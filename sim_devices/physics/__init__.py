@@ -1,23 +1,25 @@
-"""Pure-numpy physics backend: grid, structures, structure factors, detector (no ophyd)."""
+"""Pure-numpy physics backend: grid, structures, structure factors, detector (no ophyd).
+
+Nothing here names a material; materials (:mod:`uedsteer.sim_devices.materials`) build their
+cells with :func:`path_cell` and :func:`supercell` and ship their phonon tables.
+"""
 
 from .detector import ELECTRONS_PER_FC, DetectorModel
 from .difference import difference_channels, reference_pattern
 from .form_factors import electron_form_factor, known_elements
 from .grid import ReciprocalGrid
 from .kinematic import kinematic_amplitude, kinematic_intensities, kinematic_intensity
-from .phonons import ModeTable, load_modes
+from .phonons import ModeTable, read_mode_table
 from .structures import (
-    PHASES,
     add_phonon_displacement,
     add_thermal_displacements,
     add_vacancies,
     apply_strain,
-    canonical_phase,
     degrade,
-    mote2_cell,
-    mote2_supercell,
+    path_cell,
     random_strain,
     rotate_in_plane,
+    supercell,
     validate_atoms,
 )
 
@@ -25,13 +27,11 @@ __all__ = [
     "ELECTRONS_PER_FC",
     "DetectorModel",
     "ModeTable",
-    "PHASES",
     "ReciprocalGrid",
     "add_phonon_displacement",
     "add_thermal_displacements",
     "add_vacancies",
     "apply_strain",
-    "canonical_phase",
     "degrade",
     "difference_channels",
     "electron_form_factor",
@@ -39,11 +39,11 @@ __all__ = [
     "kinematic_intensities",
     "kinematic_intensity",
     "known_elements",
-    "load_modes",
-    "mote2_cell",
-    "mote2_supercell",
+    "path_cell",
     "random_strain",
+    "read_mode_table",
     "reference_pattern",
     "rotate_in_plane",
+    "supercell",
     "validate_atoms",
 ]

@@ -123,8 +123,9 @@ def kinematic_intensity(
 
     Examples
     --------
-    >>> from uedsteer.sim_devices.physics import mote2_supercell, kinematic_intensity
-    >>> I = kinematic_intensity(mote2_supercell("2H", (10, 6)))
+    >>> from uedsteer.sim_devices.materials import get_material
+    >>> from uedsteer.sim_devices.physics import kinematic_intensity
+    >>> I = kinematic_intensity(get_material("MoTe2").supercell("2H", (10, 6)))
     >>> I.shape
     (261, 261)
     """

@@ -1,14 +1,13 @@
-"""Read the shipped MoTe2 phonon-mode table (package data).
+"""Phonon-mode tables: the eigenvectors a frozen phonon displaces atoms along (package data).
 
-The table ``data/mote2_phonons.npz`` is written by ``uedsteer phonons``
-(:mod:`uedsteer.sim_devices.phonon_calc`, phonopy + CHGNet). Runtime only reads it, so
-CHGNet is an optional extra. Keys per phase ``p`` in {``2H``, ``1Tp``}:
+A material ships its table as an ``.npz`` (e.g. ``materials/data/mote2_phonons.npz``, written by
+``uedsteer phonons``, :mod:`uedsteer.sim_devices.phonon_calc`, phonopy + CHGNet). Runtime only
+reads it, so CHGNet is an optional extra. Keys per phase key ``p`` (e.g. ``2H``, ``1Tp``):
 
 * ``{p}_qpoints`` (nq, 3): q in reduced coordinates of the rectangular cell's reciprocal
-  lattice; ``{p}_qlabels`` (nq,): ``Gamma``, ``M``, ``K`` (named after the hexagonal parent:
-  M = (½, ½, 0), K = (⅔, 0, 0) in the rectangular setting).
-* ``{p}_frequencies_cm1`` (nq, 18) and ``{p}_eigenvectors`` (nq, 18, 6, 3) complex
-  (mode-major, phonopy's phase convention: u ∝ e exp(2πi q·r) / √m).
+  lattice; ``{p}_qlabels`` (nq,): e.g. ``Gamma``, ``M``, ``K``.
+* ``{p}_frequencies_cm1`` (nq, 3n) and ``{p}_eigenvectors`` (nq, 3n, n, 3) complex for an
+  n-atom cell (mode-major, phonopy's phase convention: u ∝ e exp(2πi q·r) / √m).
 * ``settings``: JSON text with supercell, displacement, relaxation and software versions.
 """
 
@@ -21,13 +20,10 @@ from importlib import resources
 
 import numpy as np
 
-DATA_FILE = "data/mote2_phonons.npz"
-_KEY = {"2H": "2H", "1T'": "1Tp"}
-
 
 @dataclass(frozen=True)
 class ModeTable:
-    """Phonon modes of one polytype on the matched 6-atom cell."""
+    """Phonon modes of one phase on its unit cell."""
 
     phase: str
     qpoints: np.ndarray
@@ -47,7 +43,7 @@ class ModeTable:
         return ids
 
     def mode(self, mode_id: str) -> tuple[np.ndarray, np.ndarray]:
-        """q-point (3,) and eigenvector (6, 3) of a mode id such as ``"M:7"``."""
+        """q-point (3,) and eigenvector (n, 3) of a mode id such as ``"M:7"``."""
         try:
             label, band_text = str(mode_id).split(":")
             iq = self.qlabels.index(label)
@@ -73,23 +69,30 @@ class ModeTable:
         return float(self.frequencies_cm1[self.qlabels.index(label), int(band)])
 
 
-@lru_cache(maxsize=2)
-def load_modes(phase: str) -> ModeTable:
-    """Load the shipped mode table of ``phase`` ("2H" or "1T'").
+@lru_cache(maxsize=8)
+def read_mode_table(package: str, resource: str, key: str, phase: str) -> ModeTable:
+    """Read one phase's modes from a table shipped as package data.
+
+    Parameters
+    ----------
+    package : str
+        Package holding the file, e.g. ``"uedsteer.sim_devices.materials"``.
+    resource : str
+        Path of the ``.npz`` inside the package, e.g. ``"data/mote2_phonons.npz"``.
+    key : str
+        The phase's key prefix in the file (``"1Tp"`` for 1T').
+    phase : str
+        The phase name the table is labelled with.
 
     Raises
     ------
     FileNotFoundError
         If the package data is missing (re-create it with ``uedsteer phonons``).
     """
-    from .structures import canonical_phase
-
-    phase = canonical_phase(phase)
-    key = _KEY[phase]
-    res = resources.files(__package__).joinpath(DATA_FILE)
+    res = resources.files(package).joinpath(resource)
     if not res.is_file():
         raise FileNotFoundError(
-            f"phonon table {DATA_FILE} is missing from the package; create it with "
+            f"phonon table {resource} is missing from the package; create it with "
             "`uedsteer phonons` (needs `pip install uedsteer[phonons]`)"
         )
     with res.open("rb") as fh, np.load(fh, allow_pickle=False) as data:

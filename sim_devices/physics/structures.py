@@ -1,20 +1,16 @@
-"""MoTe2 monolayer structures and the structural perturbations of the ML-UED seed.
+"""Crystal structures as ``ase.Atoms``: cells along a transformation path, supercells, and the
+structural perturbations of the ML-UED seed.
+
+Nothing here knows a material: a material (:mod:`uedsteer.sim_devices.materials`) holds its
+unit cells and builds them with :func:`path_cell` and :func:`supercell`.
 
 Cells
 -----
-Both polytypes use the same 6-atom orthorhombic (rectangular) cell, matched atom for atom, so
-the 2H → 1T' path is a linear interpolation of cell and fractional positions (``x`` ∈ [0, 1]).
-
-* **1T'** is the seed's cell: a = 3.5287 Å, b = 6.2728 Å, c = 15.4 Å (vacuum).
-* **2H** is the *ideal hexagonal* trigonal-prismatic monolayer in the rectangular setting:
-  a = 3.5128 Å (the seed's a), b = √3·a = 6.0843 Å, Mo on the B sites (0, 1/3), (½, 5/6), both
-  Te layers on the C sites (0, 2/3), (½, 1/6), with the seed's atomic heights (Te–Te 3.61 Å).
-  The seed's own "2H" cell (b = 6.2445 Å, b/a = 1.778 instead of √3 = 1.732, x offsets of
-  0.0051) is not hexagonal, so its pattern has no 6-fold symmetry and its first ring is not at
-  2/(√3·a). It is kept as ``SEED_2H_FRACTIONAL``/``SEED_2H_CELL`` for reference only.
-* The top Te layer glides by (+½, ≈ −0.14) in fractional units along the path (2H C site →
-  1T' A site, |Δ| = a/√3 ≈ 2.0 Å); both top-Te atoms glide the same way (atom 4's 1T' x is
-  written as 1.0051 ≡ 0.0051), so intermediate structures are a uniform layer glide.
+A transformation path joins two unit cells that match atom for atom (same species in the same
+order): the structure a fraction ``t`` of the way along it is the linear interpolation of cell
+lengths and fractional positions (:func:`path_cell`). A supercell (:func:`supercell`) carries
+per-atom arrays ``cell_index`` (n1, n2) and ``basis_index`` so that phonon modes can be applied
+with the right phase at every atom.
 
 Every perturbation is a small function that takes ``ase.Atoms`` (and an
 ``np.random.Generator`` where it draws random numbers) and returns a **new** ``Atoms``;
@@ -23,16 +19,18 @@ the input is never modified.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 from ase import Atoms
+from ase.data import atomic_numbers, chemical_symbols
 from numpy.typing import ArrayLike
 
+from .phonons import ModeTable
+
 __all__ = [
-    "PHASES",
-    "mote2_cell",
-    "mote2_supercell",
+    "path_cell",
+    "supercell",
     "add_thermal_displacements",
     "add_vacancies",
     "apply_strain",
@@ -43,70 +41,6 @@ __all__ = [
     "validate_atoms",
 ]
 
-PHASES = ("2H", "1T'")
-_PHASE_ALIASES = {
-    "2H": "2H",
-    "2h": "2H",
-    "1T'": "1T'",
-    "1Tp": "1T'",
-    "1tp": "1T'",
-    "1T_prime": "1T'",
-}
-
-C_VACUUM = 15.4
-SYMBOLS = ("Te", "Te", "Te", "Te", "Mo", "Mo")
-
-_A_2H = 3.5128
-CELL_2H = np.array([_A_2H, np.sqrt(3.0) * _A_2H, C_VACUUM])
-FRAC_2H = np.array(
-    [
-        [0.0, 2 / 3, 0.13122],
-        [0.0, 2 / 3, 0.36552],
-        [0.5, 1 / 6, 0.13122],
-        [0.5, 1 / 6, 0.36552],
-        [0.0, 1 / 3, 0.24837],
-        [0.5, 5 / 6, 0.24837],
-    ]
-)
-CELL_1TP = np.array([3.5287, 6.2728, C_VACUUM])
-FRAC_1TP = np.array(
-    [
-        [0.00510, 0.63916, 0.11423],
-        [0.5, 0.50917, 0.38251],
-        [0.5, 0.12886, 0.15301],
-        [1.00510, 0.01948, 0.34374],  # ≡ 0.0051: same glide direction as atom 2
-        [0.00510, 0.39101, 0.25492],
-        [0.5, 0.75733, 0.24182],
-    ]
-)
-SEED_2H_CELL = np.array([3.5128, 6.2445, C_VACUUM])
-SEED_2H_FRACTIONAL = np.array(
-    [
-        [0.0, 0.65619, 0.13122],
-        [0.0, 0.65619, 0.36552],
-        [0.50510, 0.14833, 0.13122],
-        [0.50510, 0.14833, 0.36552],
-        [0.0, 0.32810, 0.24837],
-        [0.50510, 0.82024, 0.24837],
-    ]
-)
-
-
-def canonical_phase(phase: str) -> str:
-    """Return ``"2H"`` or ``"1T'"`` for a phase name or alias (``"1Tp"``).
-
-    Raises
-    ------
-    ValueError
-        If the phase is not one of the MoTe2 polytypes.
-    """
-    try:
-        return _PHASE_ALIASES[phase]
-    except (KeyError, TypeError):
-        raise ValueError(
-            f"phase={phase!r} is not known; allowed: '2H', \"1T'\" (or '1Tp')"
-        ) from None
-
 
 def _check_fraction(name: str, value: float, hi: float = 1.0) -> float:
     value = float(value)
@@ -115,60 +49,57 @@ def _check_fraction(name: str, value: float, hi: float = 1.0) -> float:
     return value
 
 
-def _path_fraction(phase: str, x: float) -> float:
-    """Fraction of 1T' character for ``phase`` moved a fraction ``x`` towards the other."""
-    x = _check_fraction("x", x)
-    return x if canonical_phase(phase) == "2H" else 1.0 - x
-
-
-def mote2_cell(phase: str = "2H", x: float = 0.0) -> Atoms:
-    """The matched 6-atom orthorhombic MoTe2 cell.
+def path_cell(
+    symbols: Sequence[str],
+    start: tuple[np.ndarray, np.ndarray],
+    end: tuple[np.ndarray, np.ndarray],
+    t: float,
+) -> Atoms:
+    """The unit cell a fraction ``t`` of the way from ``start`` to ``end``.
 
     Parameters
     ----------
-    phase : {"2H", "1T'"}
-        Starting polytype (``"1Tp"`` is accepted for 1T').
-    x : float
-        Fraction in [0, 1] of the way from ``phase`` towards the other polytype along the linear
-        2H → 1T' path: ``mote2_cell("2H", 0.3)`` is 30 % transformed; ``mote2_cell("1T'", 0)``
-        equals ``mote2_cell("2H", 1)``.
+    symbols : sequence of str
+        Species of the basis atoms, in the order of the fractional positions.
+    start, end : (cell, fractional)
+        Orthorhombic cell lengths (3,) in Å and fractional positions (n, 3) of the two ends of
+        the path, matched atom for atom; positions may lie outside [0, 1) (unwrapped, so that
+        the path moves every atom the short way).
+    t : float
+        Fraction in [0, 1]: 0 is ``start``, 1 is ``end``.
 
     Returns
     -------
     ase.Atoms
-        6 atoms (Te, Te, Te, Te, Mo, Mo) with an orthorhombic cell, ``pbc=(True, True, False)``,
-        and per-atom arrays ``basis_index`` (0…5) and ``cell_index`` (all zero).
-
-    Raises
-    ------
-    ValueError
-        Unknown phase or ``x`` outside [0, 1].
+        n atoms with an orthorhombic cell, ``pbc=(True, True, False)``, the unwrapped positions,
+        per-atom arrays ``basis_index`` (0…n−1) and ``cell_index`` (all zero), and
+        ``info["path_fraction"] = t``.
     """
-    t = _path_fraction(phase, x)
-    cell = (1.0 - t) * CELL_2H + t * CELL_1TP
-    frac = (1.0 - t) * FRAC_2H + t * FRAC_1TP
+    t = _check_fraction("x", t)
+    cell = (1.0 - t) * start[0] + t * end[0]
+    frac = (1.0 - t) * start[1] + t * end[1]
+    n = len(symbols)
     atoms = Atoms(
-        symbols=list(SYMBOLS),
+        symbols=list(symbols),
         scaled_positions=frac,
         cell=np.diag(cell),
         pbc=(True, True, False),
     )
     # scaled_positions wraps nothing, but be explicit: keep the unwrapped glide coordinates.
     atoms.set_positions(frac @ np.diag(cell))
-    atoms.set_array("basis_index", np.arange(6, dtype=np.int32))
-    atoms.set_array("cell_index", np.zeros((6, 2), dtype=np.int32))
-    atoms.info["phase"] = canonical_phase(phase)
-    atoms.info["x_1Tp"] = t
+    atoms.set_array("basis_index", np.arange(n, dtype=np.int32))
+    atoms.set_array("cell_index", np.zeros((n, 2), dtype=np.int32))
+    atoms.info["path_fraction"] = t
     return atoms
 
 
-def mote2_supercell(phase: str = "2H", size: Sequence[int] = (51, 30), x: float = 0.0) -> Atoms:
-    """A rectangular supercell of :func:`mote2_cell` (seed size 51 × 30 ≈ 9,180 atoms).
+def supercell(unit: Atoms, size: Sequence[int]) -> Atoms:
+    """A rectangular supercell of an orthorhombic unit cell from :func:`path_cell`.
 
     Parameters
     ----------
-    phase, x
-        As in :func:`mote2_cell`.
+    unit : ase.Atoms
+        The unit cell (its ``info`` is copied).
     size : (int, int)
         Repetitions along a and b; each ≥ 1.
 
@@ -176,7 +107,8 @@ def mote2_supercell(phase: str = "2H", size: Sequence[int] = (51, 30), x: float 
     -------
     ase.Atoms
         With ``cell_index`` (n1, n2) and ``basis_index`` arrays so that phonon modes can be
-        applied with the right phase at every atom.
+        applied with the right phase at every atom; ``info["size"]`` and
+        ``info["unit_cell"]``.
     """
     try:
         n1, n2 = (int(s) for s in size)
@@ -184,7 +116,7 @@ def mote2_supercell(phase: str = "2H", size: Sequence[int] = (51, 30), x: float 
         raise ValueError(f"size={size!r} must be two positive integers") from None
     if n1 < 1 or n2 < 1:
         raise ValueError(f"size={size!r} must be two integers >= 1")
-    unit = mote2_cell(phase, x)
+    n = len(unit)
     cell = np.asarray(unit.cell)
     i, j = np.meshgrid(np.arange(n1), np.arange(n2), indexing="ij")
     lattice = np.stack([i.ravel(), j.ravel()], axis=1)  # (n1*n2, 2)
@@ -196,8 +128,8 @@ def mote2_supercell(phase: str = "2H", size: Sequence[int] = (51, 30), x: float 
         cell=np.diag([n1 * cell[0, 0], n2 * cell[1, 1], cell[2, 2]]),
         pbc=(True, True, False),
     )
-    atoms.set_array("basis_index", np.tile(np.arange(6, dtype=np.int32), len(lattice)))
-    atoms.set_array("cell_index", np.repeat(lattice.astype(np.int32), 6, axis=0))
+    atoms.set_array("basis_index", np.tile(np.arange(n, dtype=np.int32), len(lattice)))
+    atoms.set_array("cell_index", np.repeat(lattice.astype(np.int32), n, axis=0))
     atoms.info.update(unit.info)
     atoms.info["size"] = (n1, n2)
     atoms.info["unit_cell"] = cell.copy()
@@ -214,8 +146,6 @@ def validate_atoms(atoms: Atoms, name: str = "atoms") -> None:
         raise ValueError(f"{name} is empty: a structure needs at least one atom")
     if not np.all(np.isfinite(atoms.positions)):
         raise ValueError(f"{name} has NaN or infinite positions")
-    from ase.data import chemical_symbols
-
     numbers = np.unique(atoms.numbers)
     unknown = {chemical_symbols[z] for z in numbers} - set(known_elements())
     if unknown:
@@ -239,25 +169,25 @@ def add_thermal_displacements(atoms: Atoms, rms: float, rng: np.random.Generator
     return out
 
 
-def add_vacancies(
-    atoms: Atoms, mo_fraction: float, te_fraction: float, rng: np.random.Generator
-) -> Atoms:
-    """Remove a random fraction of Mo and of Te sites.
+def add_vacancies(atoms: Atoms, fractions: Mapping[str, float], rng: np.random.Generator) -> Atoms:
+    """Remove a random fraction of the sites of each named species.
 
     Parameters
     ----------
-    mo_fraction, te_fraction : float
-        Fractions of Mo and Te sites left vacant, each in [0, 1] (the seed uses up to 0.2;
-        degradation uses ≥ 0.9).
+    fractions : mapping of str to float
+        Vacant fraction of each species' sites, e.g. ``{"Mo": 0.1, "Te": 0.2}``, each in [0, 1]
+        (the seed uses up to 0.2; degradation uses ≥ 0.9). Species are drawn in the mapping's
+        order; a species not named keeps every site.
     rng : numpy.random.Generator
     """
-    fractions = {
-        42: _check_fraction("mo_fraction", mo_fraction),  # Mo
-        52: _check_fraction("te_fraction", te_fraction),  # Te
-    }
+    checked = {}
+    for symbol, frac in fractions.items():
+        if symbol not in atomic_numbers:
+            raise ValueError(f"fractions names {symbol!r}, which is not a chemical element")
+        checked[atomic_numbers[symbol]] = _check_fraction(f"{symbol} vacancy fraction", frac)
     numbers = atoms.numbers
     keep = np.ones(len(atoms), dtype=bool)
-    for z, frac in fractions.items():
+    for z, frac in checked.items():
         idx = np.flatnonzero(numbers == z)
         n_remove = int(round(frac * len(idx)))
         if n_remove:
@@ -321,41 +251,42 @@ def rotate_in_plane(atoms: Atoms, angle_deg: float) -> Atoms:
 
 
 def add_phonon_displacement(
-    atoms: Atoms, mode: str, amplitude: float, rng: np.random.Generator
+    atoms: Atoms,
+    table: ModeTable,
+    mode: str,
+    amplitude: float,
+    rng: np.random.Generator,
+    fractional: np.ndarray,
 ) -> Atoms:
     """Displace atoms along a phonon eigenmode (frozen phonon with a random phase).
 
     u_j(L) = Re[ e_j(q, ν) exp(i(2π q·(L + τ_j) + φ)) ] / √m_j, scaled so that the largest
-    displacement equals ``amplitude``. Eigenvectors come from the shipped phonon table
-    (``uedsteer phonons``), computed for the pure polytypes on the same 6-atom cell.
+    displacement equals ``amplitude``. A material's ``add_phonon`` picks the table and the
+    basis for its structure (:meth:`uedsteer.sim_devices.materials.Material.add_phonon`).
 
     Parameters
     ----------
     atoms : ase.Atoms
-        A structure from :func:`mote2_supercell` (it needs ``cell_index``/``basis_index``);
+        A structure from :func:`supercell` (it needs ``cell_index``/``basis_index``);
         apply before strain, vacancies and rotation.
+    table : ModeTable
+        Eigenvectors of the structure's unit cell.
     mode : str
-        Mode id ``"<q-point>:<band>"``, e.g. ``"M:7"`` (see :func:`phonons.mode_ids`).
+        Mode id ``"<q-point>:<band>"``, e.g. ``"M:7"`` (see :meth:`ModeTable.mode_ids`).
     amplitude : float
         Largest atomic displacement in Å, in [0, 1].
     rng : numpy.random.Generator
         Draws the phase φ.
+    fractional : numpy.ndarray
+        (n, 3) unwrapped fractional positions τ_j of the unit cell's basis atoms.
     """
-    from .phonons import load_modes
-
     amplitude = _check_fraction("amplitude", amplitude, hi=1.0)
     if "cell_index" not in atoms.arrays or "basis_index" not in atoms.arrays:
-        raise ValueError("atoms must come from mote2_supercell (needs cell_index/basis_index)")
-    phase = atoms.info.get("phase", "2H")
-    t = atoms.info.get("x_1Tp", 0.0 if phase == "2H" else 1.0)
-    if t not in (0.0, 1.0):
-        raise ValueError(f"phonon modes exist for pure 2H or 1T' only, not x_1Tp={t}")
-    table = load_modes("2H" if t == 0.0 else "1T'")
-    qfrac, evec = table.mode(mode)  # (3,), (6, 3) complex
+        raise ValueError("atoms must come from supercell (needs cell_index/basis_index)")
+    qfrac, evec = table.mode(mode)  # (3,), (n, 3) complex
     basis = atoms.arrays["basis_index"]
     # Phase factors use the atoms' true (unwrapped) fractional positions, as phonopy does.
-    tau = FRAC_2H if t == 0.0 else FRAC_1TP
-    frac_pos = atoms.arrays["cell_index"] + tau[basis, :2]
+    frac_pos = atoms.arrays["cell_index"] + fractional[basis, :2]
     arg = 2 * np.pi * frac_pos @ qfrac[:2] + rng.uniform(0, 2 * np.pi)
     masses = atoms.get_masses()
     u = np.real(evec[basis] * np.exp(1j * arg)[:, None]) / np.sqrt(masses)[:, None]
@@ -387,7 +318,8 @@ def degrade(
     if not (0.9 <= vacant_fraction < 1.0):
         raise ValueError(f"vacant_fraction={vacant_fraction} must be in [0.9, 1) for degradation")
     disorder_rms = _check_fraction("disorder_rms", disorder_rms, hi=3.0)
-    out = add_vacancies(atoms, vacant_fraction, vacant_fraction, rng)
+    species = [chemical_symbols[z] for z in np.unique(atoms.numbers)]  # by atomic number
+    out = add_vacancies(atoms, dict.fromkeys(species, vacant_fraction), rng)
     jitter = rng.normal(0.0, disorder_rms, size=out.positions.shape)
     jitter[:, 2] *= 0.3
     out.positions = out.positions + jitter
