@@ -26,12 +26,10 @@ from typing import Any
 import numpy as np
 
 from uedsteer.sim_devices.classes import CLASSES
+from uedsteer.sim_devices.contracts import SETTING_NAMES
 
 from .config import SCORE_NAMES, CampaignConfig
 from .optimizer import NoSafeCandidate, Proposal, SafeOptimizer
-
-SETTING_NAMES = ("fluence", "wavelength", "charge", "delay")
-SETTING_UNITS = {"fluence": "mJ/cm²", "wavelength": "nm", "charge": "fC", "delay": "ps"}
 
 
 def frame_key(start: Mapping[str, Any]) -> str:

@@ -107,7 +107,7 @@ def _out_folder(out: str) -> Path:
 
 def _table(cfg) -> tuple[str, Any]:
     """The live table's header and the function printing one shot."""
-    from uedsteer.controller.campaign import SETTING_UNITS
+    from uedsteer.sim_devices.contracts import SETTING_UNITS
 
     extra = [p.name for p in cfg.parameters if p.name in ("charge", "delay")]
     symbol = {"charge": "Q", "delay": "t"}

@@ -13,8 +13,8 @@ import math
 from collections.abc import Mapping
 from typing import Any
 
-from uedsteer.controller.campaign import SETTING_UNITS
 from uedsteer.controller.config import CampaignConfig
+from uedsteer.sim_devices.contracts import SETTING_UNITS
 
 __all__ = ["check_config"]
 

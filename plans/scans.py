@@ -15,7 +15,7 @@ import bluesky.plan_stubs as bps
 import bluesky.preprocessors as bpp
 from bluesky.utils import FailedStatus, Msg
 
-from uedsteer.sim_devices.devices import DetectorFault
+from uedsteer.sim_devices.contracts import DetectorFault
 
 MsgGenerator = Generator[Msg, Any, Any]
 
