@@ -36,7 +36,7 @@ def check_config(config: CampaignConfig, signals: Mapping[str, Any]) -> None:
         The campaign's configuration.
     signals : mapping of str to ophyd signal
         The settable signal behind each setting name, as
-        :func:`uedsteer.plans.campaign.setting_signals` returns it.
+        :func:`uedsteer.plans.protocols.setting_signals` returns it.
 
     Raises
     ------

@@ -20,10 +20,11 @@ from pydantic import BaseModel, ConfigDict, Field
 from uedsteer.controller.campaign import Campaign, CampaignRecord, Trial
 from uedsteer.controller.config import CampaignConfig
 from uedsteer.controller.resume import run_chain, stream_table
-from uedsteer.sim_devices.beamline import SimulatedBeamline
+from uedsteer.sim_devices.beamline import REPLAY_SETTINGS, SimulatedBeamline
 from uedsteer.sim_devices.response import ResponseParams
 
 from .campaign import campaign
+from .protocols import setting_signals
 
 SIMULATION_KEY = "simulation"
 """Start-document key of a simulated campaign's :class:`SimulationRecord`."""
@@ -123,12 +124,11 @@ def recorded_pulses(runs: list[Any], beamline: SimulatedBeamline) -> list[dict[s
         trigger: the run's ``frames_per_point``) and ``shot`` (shot index; None for a
         reference frame), for :meth:`SimulatedBeamline.replay`.
     """
+    signals = setting_signals(beamline)
     keys = {
-        "spot": beamline.stage.spot.name,
-        "fluence": beamline.pump.fluence.name,
-        "wavelength": beamline.pump.wavelength.name,
-        "delay": beamline.delay.delay.name,
-        "shutter": beamline.pump.shutter.name,
+        "spot": beamline.spot.name,
+        **{k: signals[k].name for k in REPLAY_SETTINGS},
+        "shutter": beamline.shutter.name,
     }
     out: list[dict[str, Any]] = []
     for run in runs:

@@ -308,7 +308,7 @@ def check_python(
     if what == "epics":
         pytest.skip(
             "EPICS skeleton with `...` placeholders needs real EPICS PVs (the EPICS issue); "
-            "its contract runs on plain ophyd Signals in tests/test_real_beamline_contract.py"
+            "its contract runs on plain ophyd Signals in tests/plans/test_real_beamline_contract.py"
         )
     if what == "crystal":
         with pytest.raises((ValueError, FileNotFoundError), match="uedsteer train crystal"):

@@ -1,6 +1,7 @@
 """The device contract: a beamline of plain ophyd devices (no uedsteer device classes) runs a
-campaign into the catalog. Only the component names of README's table are used; the frames
-come from the physics backend, as an EPICS detector's would come from the instrument."""
+campaign into the catalog. It satisfies :class:`uedsteer.plans.protocols.Beamline` structurally
+(settings by name, shutter, spot, detector, motors); the frames come from the physics backend,
+as an EPICS detector's would come from the instrument."""
 
 from types import SimpleNamespace
 
@@ -79,7 +80,16 @@ def plain_beamline(seed: int = 0) -> SimpleNamespace:
         return renderer.render(state, float(bl.gun.charge.get()), rng)
 
     bl.detector = Camera(name="cam", source=frame)
-    bl.devices = [bl.detector, bl.pump, bl.gun, bl.delay, bl.stage]
+    # the protocol's accessors: nothing else of this namespace is read by the plans
+    bl.settings = {
+        "fluence": bl.pump.fluence,
+        "wavelength": bl.pump.wavelength,
+        "charge": bl.gun.charge,
+        "delay": bl.delay.delay,
+    }
+    bl.shutter = bl.pump.shutter
+    bl.spot = bl.stage.spot
+    bl.motors = [bl.pump, bl.gun, bl.delay, bl.stage]
     return bl
 
 
