@@ -54,6 +54,7 @@ SESSION_NAMES = {
     "Campaign",
     "CampaignConfig",
     "campaign_plots",
+    "resume_campaign",
     "scorer",
     "read_frames",
     "event_columns",
