@@ -1,6 +1,8 @@
 """Ophyd devices of a (simulated) MeV-UED beamline.
 
-The component names are the contract a real beamline implements with EPICS signals:
+The simulated beamline's devices and components (a real beamline need not copy these names:
+the plans reach devices only through :class:`uedsteer.plans.protocols.Beamline`, which
+``SimulatedBeamline`` maps onto them):
 
 =============  ==============================  ===========================  =================
 device         component                       meaning                      default hard limit
@@ -18,10 +20,8 @@ device         component                       meaning                      defa
 =============  ==============================  ===========================  =================
 
 Every settable signal checks its hard limit *before* anything moves and raises
-:class:`LimitError` naming the value and the limit. The settings' names and units come from
-:mod:`uedsteer.sim_devices.contracts`, as does :class:`DetectorFault` (re-exported here); the
-plans reach these components through :class:`uedsteer.plans.protocols.Beamline`, which
-:class:`~uedsteer.sim_devices.beamline.SimulatedBeamline` implements.
+:class:`LimitError` naming the value and the limit. The settings' units come from
+:mod:`uedsteer.sim_devices.contracts`, as does :class:`DetectorFault` (re-exported here).
 """
 
 from __future__ import annotations
