@@ -27,7 +27,7 @@ any controller that starts at the safe start and obeys the ramp limits.
 
 Also prints the proposal latency of the safe optimizer with 200 observations: cold (every GP
 fitted from scratch), warm (the next shot), resumed (a fresh optimizer given the GP state that
-the catalog records with each proposal, as ``Campaign.resume`` does) and refit (a shot where
+the catalog records with each proposal, as ``resume_campaign`` does) and refit (a shot where
 the every-``refit_every`` hyperparameter refit falls), over fluence × wavelength and again with
 the bunch charge as a third steered parameter; ``--latency-only`` prints only these.
 
@@ -270,7 +270,7 @@ def latency_200(seed: int = 0, steer_charge: bool = False) -> dict[str, float]:
 
     ``cold``: all GPs fitted from scratch (no recorded state); ``warm``: the next shot, no
     refit due; ``resumed``: a fresh optimizer given the GP state recorded in the catalog
-    (what ``Campaign.resume`` does); ``refit``: a shot where the hyperparameter refit is due.
+    (what ``resume_campaign`` does); ``refit``: a shot where the hyperparameter refit is due.
     ``steer_charge``: the bunch charge (5–100 fC) is a third steered parameter.
     """
     rng = np.random.default_rng(seed)

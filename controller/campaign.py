@@ -25,18 +25,10 @@ from typing import Any
 
 import numpy as np
 
+from uedsteer.sim_devices.contracts import SETTING_NAMES
+
 from .config import SCORE_NAMES, CampaignConfig
 from .optimizer import NoSafeCandidate, Proposal, SafeOptimizer
-
-SETTING_NAMES = ("fluence", "wavelength", "charge", "delay")
-SETTING_UNITS = {"fluence": "mJ/cm²", "wavelength": "nm", "charge": "fC", "delay": "ps"}
-
-
-def frame_key(start: Mapping[str, Any]) -> str:
-    """The event key of a run's frames: ``<detector>_image`` of the first detector its start
-    document names (``det_image`` for the simulated beamline)."""
-    return f"{(start.get('detectors') or ['det'])[0]}_image"
-
 
 DAMAGED = 0.5
 """A frame whose damage probability reaches this shows a hurt spot (for attribution)."""
@@ -588,7 +580,8 @@ class Campaign:
 
     # ------------------------------------------------------------------ persistence
     def restore_trials(self, trials: list[Trial], damaged_spots: list[int]) -> None:
-        """Rebuild the state from recorded shots (used by :meth:`resume`).
+        """Rebuild the state from recorded shots (used by
+        :func:`uedsteer.plans.resume.resume_campaign`).
 
         The spot in use is the last shot's, or the next undamaged one after it.
         """
@@ -658,53 +651,3 @@ class Campaign:
                 f"budget above {n} to continue)"
             )
         return None
-
-    @classmethod
-    def resume(
-        cls,
-        catalog: Any,
-        uid: str,
-        changes: Mapping[str, Any] | None = None,
-        follow: str = "refuse",
-        config: CampaignConfig | None = None,
-        **kwargs: Any,
-    ) -> Campaign:
-        """Rebuild a campaign from its run in the catalog and continue where it stopped.
-
-        The campaign continues with its recorded configuration; only ``changes`` that never
-        loosen its safety are applied (:mod:`uedsteer.controller.resume_changes`) and kept in
-        :attr:`resume_changes` for the new run's start document. Every recorded shot
-        (successful and failed) comes back in order, with its scores and the optimizer's
-        figures (``Trial.proposal``); the reference frames come back too, so the scorer scores
-        exactly as before. The resumed campaign proposes from the full record, so no shot is
-        repeated; its budget counts the recorded shots. A run that had finished fires nothing
-        unless the changes reopen it: see :attr:`finished_reason`.
-
-        Parameters
-        ----------
-        catalog : tiled client of bluesky runs
-        uid : str
-            The campaign run's uid (or a prefix the catalog accepts); runs that themselves
-            resumed another are followed back to their origin.
-        changes : mapping, optional
-            ``{field: value}`` of the configuration to change, e.g. ``{"budget": 60}``.
-        follow : {"refuse", "newest"}
-            When the run was already resumed by another: refuse (``ValueError`` naming that
-            run), or continue from the newest run that descends from it.
-        config : CampaignConfig, optional
-            A full configuration (e.g. from YAML): its differences from the recorded one must
-            be allowed changes (``changes`` apply on top).
-        **kwargs
-            Passed to the constructor (``objective``, ``constraints``, ``spots``).
-
-        Raises
-        ------
-        ValueError
-            One line: no such run in the catalog, not a campaign run, a run already resumed
-            (with ``follow="refuse"``), a broken chain, or a change that is not allowed.
-        """
-        from .resume import load_campaign
-
-        return load_campaign(
-            cls, catalog, uid, changes=changes, follow=follow, config=config, **kwargs
-        )

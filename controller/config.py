@@ -15,6 +15,8 @@ import numpy as np
 import yaml
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
 
+from uedsteer.sim_devices.contracts import SETTING_NAMES
+
 SCORE_NAMES = (
     "progress",
     "line_distance",
@@ -25,8 +27,9 @@ SCORE_NAMES = (
 )
 """Score fields usable by name as objective or constraint."""
 
-SETTINGS = ("fluence", "wavelength", "charge", "delay")
-"""Every setting a campaign moves; each is either steered (``parameters``) or held."""
+SETTINGS = SETTING_NAMES
+"""Every setting a campaign moves (the registry's names); each is either steered
+(``parameters``) or held."""
 
 DEFAULT_FIXED: Mapping[str, float] = {"charge": 20.0, "delay": 10.0}
 """Values the campaign holds the probe-side settings at when a configuration neither steers nor
@@ -60,7 +63,7 @@ class ParameterSpec(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    name: Literal["fluence", "wavelength", "charge", "delay"] = Field(
+    name: Literal[SETTING_NAMES] = Field(
         description="Which setting: pump fluence (mJ/cm²), wavelength (nm), bunch charge (fC) "
         "or pump–probe delay (ps)."
     )

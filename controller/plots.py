@@ -7,7 +7,9 @@ from pathlib import Path
 
 import numpy as np
 
-from .campaign import SETTING_UNITS, Campaign
+from uedsteer.sim_devices.contracts import SETTING_UNITS
+
+from .campaign import Campaign
 
 
 def _plt():

@@ -2,6 +2,8 @@
 
 from .campaign import campaign, ramp_to
 from .catalog import connect_catalog, event_columns, local_catalog, read_frames, subscribe
+from .protocols import Beamline, check_beamline
+from .resume import resume_campaign
 from .scans import (
     MsgGenerator,
     acquire_frames,
@@ -14,9 +16,11 @@ from .scans import (
 from .simulate import simulate_campaign
 
 __all__ = [
+    "Beamline",
     "MsgGenerator",
     "acquire_frames",
     "campaign",
+    "check_beamline",
     "close_shutter",
     "connect_catalog",
     "delay_scan",
@@ -26,6 +30,7 @@ __all__ = [
     "local_catalog",
     "ramp_to",
     "read_frames",
+    "resume_campaign",
     "settings_of",
     "simulate_campaign",
     "subscribe",

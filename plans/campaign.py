@@ -1,6 +1,8 @@
 """The closed-loop campaign as one bluesky plan: propose → ramp → acquire → score → ingest.
 
-``RE(campaign(beamline, scorer, controller))`` runs a whole campaign in one run. Its streams:
+``RE(campaign(beamline, scorer, controller))`` runs a whole campaign in one run. Its streams
+(names, readouts and start-document keys in :mod:`uedsteer.plans.documents`, which the resume
+reads by):
 
 ``reference``
     Frames with the pump shutter closed at the start (the scorer's pristine reference).
@@ -33,6 +35,8 @@ from ophyd import Device, Signal
 
 from uedsteer.controller.campaign import SETTING_NAMES, Campaign, Step, Stop, failed_scores
 
+from . import documents as doc
+from .protocols import check_beamline, event_devices, setting_signals
 from .scans import MsgGenerator, close_shutter, settings_of
 
 N_REFERENCE = 3
@@ -41,9 +45,7 @@ _SCORE_KEYS = tuple(failed_scores().keys()) + ("objective",)
 
 
 def _signals(names, value, hinted: tuple[str, ...] = ()) -> dict[str, Cpt]:
-    return {
-        n: Cpt(Signal, value=value, kind="hinted" if n in hinted else "normal") for n in names
-    }
+    return {n: Cpt(Signal, value=value, kind="hinted" if n in hinted else "normal") for n in names}
 
 
 _TABLE = ("shot", "progress", "damage_prob", "objective")
@@ -54,12 +56,9 @@ ShotReadout = type(
     "ShotReadout",
     (Device,),
     {
-        **_signals(("shot", "spot"), 0, _TABLE),
+        **_signals(doc.SHOT_COUNTS, 0, _TABLE),
         **_signals(_SCORE_KEYS, math.nan, _TABLE),
-        "status": Cpt(Signal, value="", kind="normal"),
-        "error": Cpt(Signal, value="", kind="normal"),
-        "action": Cpt(Signal, value="", kind="normal"),
-        "class_name": Cpt(Signal, value="", kind="normal"),
+        **_signals(doc.SHOT_LABELS, ""),
         **_signals(SETTING_NAMES, math.nan),
         "__doc__": "Soft signals carrying one shot's scores and decision into an event.",
     },
@@ -69,12 +68,11 @@ ProposalReadout = type(
     "ProposalReadout",
     (Device,),
     {
-        **_signals(("shot", "spot", "n_safe", "n_candidates"), 0),
+        **_signals(doc.PROPOSAL_COUNTS, 0),
         **_signals(SETTING_NAMES, math.nan),
-        **_signals(("damage_ucb", "acquisition", "heating_limit", "seconds"), math.nan),
-        "mode": Cpt(Signal, value="", kind="normal"),
-        "models": Cpt(Signal, value="{}", kind="normal"),
-        "gp_state": Cpt(Signal, value="{}", kind="normal"),
+        **_signals(doc.PROPOSAL_FIGURES, math.nan),
+        **_signals(doc.PROPOSAL_LABELS, ""),
+        **_signals(doc.PROPOSAL_JSON, "{}"),
         "__doc__": "Soft signals carrying one proposal into an event.",
     },
 )
@@ -106,18 +104,8 @@ def _put(device: Device, values: dict[str, Any]) -> None:
         getattr(device, k).put(v)
 
 
-def setting_signals(beamline) -> dict[str, Any]:
-    """The settable signal behind each campaign setting."""
-    return {
-        "fluence": beamline.pump.fluence,
-        "wavelength": beamline.pump.wavelength,
-        "charge": beamline.gun.charge,
-        "delay": beamline.delay.delay,
-    }
-
-
 def ramp_to(beamline, target: dict[str, float], campaign: Campaign) -> MsgGenerator:
-    """Move pump, gun and delay to ``target`` in steps no larger than the ramp limits.
+    """Move every setting to ``target`` in steps no larger than the ramp limits.
 
     Fixed settings move in one step (they change only at the start); every step is checked by
     the devices' hard limits before anything moves.
@@ -151,7 +139,7 @@ def _acquire_reference(beamline, scorer, campaign: Campaign, n: int) -> MsgGener
     yield from close_shutter(beamline)
     frames = []
     for _ in range(n):
-        reading = yield from bps.trigger_and_read(beamline.devices, name="reference")
+        reading = yield from bps.trigger_and_read(event_devices(beamline), name=doc.REFERENCE)
         frames.append(np.asarray(reading[beamline.detector.image.name]["value"]))
     scorer.set_reference(np.array(frames))
     campaign.reference = scorer.reference
@@ -166,14 +154,14 @@ def _shot(beamline, scorer, campaign: Campaign, step: Step, shot, truth_fn) -> M
         cause = status.exception() if hasattr(status, "exception") else None
         trial = campaign.ingest(step, None, error=f"{det.name}: {cause or err}")
         _put(shot, _shot_values(trial))
-        yield from _emit(shot, "failures", beamline.devices[1:])
+        yield from _emit(shot, doc.FAILURES, beamline.motors)
         return trial
     frame = np.asarray(det.image.get())
     scores = scorer.score(frame[None]).row(0)
     truth = truth_fn() if truth_fn is not None else None
     trial = campaign.ingest(step, scores, truth=truth)
     _put(shot, _shot_values(trial, scores.get("class_name", "")))
-    yield from _emit(shot, "primary", beamline.devices)
+    yield from _emit(shot, doc.SHOTS, event_devices(beamline))
     return trial
 
 
@@ -204,12 +192,14 @@ def campaign(
 
     Parameters
     ----------
-    beamline : SimulatedBeamline or a real beamline with the same device names
+    beamline : Beamline
+        :class:`~uedsteer.sim_devices.beamline.SimulatedBeamline` or any object that satisfies
+        :class:`uedsteer.plans.protocols.Beamline`.
     scorer : FrameScorer
         Scores each frame in-process (no catalog round trip).
     controller : Campaign
         Proposes settings and applies the halting rules; a resumed campaign
-        (:meth:`Campaign.resume`) continues its record.
+        (:func:`uedsteer.plans.resume.resume_campaign`) continues its record.
     md : dict, optional
         Extra run metadata.
     n_reference : int
@@ -222,9 +212,12 @@ def campaign(
     Raises
     ------
     ValueError
-        Before the run opens: ``n_reference`` below 3, a start setting outside a device's
-        hard limit, or ``frames_per_point`` > 1 on a detector that cannot average.
+        Before the run opens: a beamline that does not satisfy the protocol
+        (:class:`~uedsteer.plans.protocols.BeamlineMismatch`), ``n_reference`` below 3, a start
+        setting outside a device's hard limit, or ``frames_per_point`` > 1 on a detector that
+        cannot average.
     """
+    check_beamline(beamline)
     if n_reference < 3:
         raise ValueError(f"n_reference={n_reference} must be >= 3 (difference images need it)")
     cfg = controller.config
@@ -242,23 +235,23 @@ def campaign(
         averaging.check_value(cfg.frames_per_point)
         frames_before = averaging.get()
     run_md = {
-        "plan_name": "campaign",
+        doc.PLAN_NAME_KEY: doc.CAMPAIGN_PLAN,
         "purpose": "closed-loop safe Bayesian optimization",
         "sample": getattr(beamline, "sample_name", "MoTe2 monolayer"),
         "settings": settings_of(beamline),
-        "campaign_config": cfg.model_dump(mode="json"),
-        "resumed_from": getattr(controller, "resumed_from", None),
+        doc.CONFIG_KEY: cfg.model_dump(mode="json"),
+        doc.RESUMED_FROM_KEY: getattr(controller, "resumed_from", None),
         "resume_changes": getattr(controller, "resume_changes", {}),
         "shots_before": len(controller.record),
         "scorer": {k: v for k, v in scorer.meta.items() if isinstance(v, (str, int, float))},
         "classes": list(scorer.classes),
-        "detectors": [beamline.detector.name],
-        "motors": [d.name for d in beamline.devices[1:]],
+        doc.DETECTORS_KEY: [beamline.detector.name],
+        "motors": [d.name for d in beamline.motors],
     }
     run_md.update(md or {})
-    shot = ShotReadout(name="campaign")
-    prop = ProposalReadout(name="proposal")
-    guard = ShutterGuard(beamline.pump.shutter)
+    shot = ShotReadout(name=doc.SHOT_READOUT)
+    prop = ProposalReadout(name=doc.PROPOSAL_READOUT)
+    guard = ShutterGuard(beamline.shutter)
 
     def body() -> MsgGenerator:
         yield from bps.open_run(run_md)
@@ -269,7 +262,7 @@ def campaign(
         else:
             scorer.reference = controller.reference
         yield Msg("null", guard)  # the RunEngine now closes the shutter when it pauses
-        yield from bps.mv(beamline.stage.spot, controller.spot)
+        yield from bps.mv(beamline.spot, controller.spot)
         yield from ramp_to(beamline, controller.last_settings(), controller)
         while True:
             yield from bps.checkpoint()  # a Ctrl-C (deferred pause) lands between shots
@@ -290,15 +283,15 @@ def campaign(
                     ),
                 },
             )
-            yield from _emit(prop, "proposals")
+            yield from _emit(prop, doc.PROPOSALS)
             yield from ramp_to(beamline, step.settings, controller)
-            yield from bps.mv(beamline.pump.shutter, "open")  # closed by a pause or a move
+            yield from bps.mv(beamline.shutter, "open")  # closed by a pause or a move
             trial = yield from _shot(beamline, scorer, controller, step, shot, truth_fn)
             if on_shot is not None:
                 on_shot(trial)
             if trial.action == "move":
                 yield from close_shutter(beamline)
-                yield from bps.mv(beamline.stage.spot, controller.spot)
+                yield from bps.mv(beamline.spot, controller.spot)
             elif trial.action == "stop":
                 break
         yield from close_shutter(beamline)

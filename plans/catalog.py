@@ -33,7 +33,7 @@ from urllib.parse import urlsplit
 
 import numpy as np
 
-from uedsteer.controller.campaign import frame_key
+from .documents import SHOTS, frame_key
 
 BLUESKY_RUNS_SPEC = {"name": "CatalogOfBlueskyRuns", "version": "3.0"}
 
@@ -366,7 +366,7 @@ def _read(run: Any, stream: str, key: str) -> np.ndarray:
     raise AssertionError("unreachable")
 
 
-def read_frames(run: Any, key: str | None = None, stream: str = "primary") -> np.ndarray:
+def read_frames(run: Any, key: str | None = None, stream: str = SHOTS) -> np.ndarray:
     """All frames of a run's stream as one numpy array (N, n, n).
 
     ``key`` defaults to the image of the run's first detector (``<name>_image``, from the
@@ -378,7 +378,7 @@ def read_frames(run: Any, key: str | None = None, stream: str = "primary") -> np
     return _read(run, stream, key)
 
 
-def event_columns(run: Any, keys: list[str], stream: str = "primary") -> dict[str, np.ndarray]:
+def event_columns(run: Any, keys: list[str], stream: str = SHOTS) -> dict[str, np.ndarray]:
     """Selected per-event columns of a stream (settings, flags, scores) as numpy arrays.
 
     Columns of a run still being written may differ in length by the shots written between

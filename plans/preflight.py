@@ -13,8 +13,8 @@ import math
 from collections.abc import Mapping
 from typing import Any
 
-from uedsteer.controller.campaign import SETTING_UNITS
 from uedsteer.controller.config import CampaignConfig
+from uedsteer.sim_devices.contracts import SETTING_UNITS
 
 __all__ = ["check_config"]
 
@@ -36,7 +36,7 @@ def check_config(config: CampaignConfig, signals: Mapping[str, Any]) -> None:
         The campaign's configuration.
     signals : mapping of str to ophyd signal
         The settable signal behind each setting name, as
-        :func:`uedsteer.plans.campaign.setting_signals` returns it.
+        :func:`uedsteer.plans.protocols.setting_signals` returns it.
 
     Raises
     ------

@@ -4,6 +4,8 @@ Every plan reads all devices in each event (frame, quality flags and every setti
 the purpose, the sample and the settings in the run's metadata, checks every scan point against
 the devices' hard limits before the run opens, and closes the pump shutter on every exit
 path (normal end, exception, abort) through ``bluesky.preprocessors.finalize_wrapper``.
+Each takes a beamline that satisfies :class:`uedsteer.plans.protocols.Beamline` (checked
+before the run opens) and reaches its devices through that protocol's accessors.
 """
 
 from __future__ import annotations
@@ -15,7 +17,9 @@ import bluesky.plan_stubs as bps
 import bluesky.preprocessors as bpp
 from bluesky.utils import FailedStatus, Msg
 
-from uedsteer.sim_devices.devices import DetectorFault
+from uedsteer.sim_devices.contracts import SETTINGS, DetectorFault
+
+from .protocols import check_beamline, event_devices, setting_signals
 
 MsgGenerator = Generator[Msg, Any, Any]
 
@@ -33,17 +37,15 @@ __all__ = [
 def settings_of(beamline) -> dict[str, float | int | str]:
     """Current settings of a beamline as plain values (for metadata).
 
-    ``frames_per_point`` only where the detector has that component (the contract needs
-    ``image`` alone).
+    In this order: the settings that act on the sample (the pump's), the pump shutter, the
+    settings that act on the probe, the spot; ``frames_per_point`` only where the detector has
+    that component (the contract needs ``image`` alone).
     """
-    out: dict[str, float | int | str] = {
-        "fluence": float(beamline.pump.fluence.get()),
-        "wavelength": float(beamline.pump.wavelength.get()),
-        "shutter": beamline.pump.shutter.get(),
-        "charge": float(beamline.gun.charge.get()),
-        "delay": float(beamline.delay.delay.get()),
-        "spot": int(beamline.stage.spot.get()),
-    }
+    values = {name: float(signal.get()) for name, signal in setting_signals(beamline).items()}
+    pump = {n: v for n, v in values.items() if SETTINGS[n].acts_on == "sample"}
+    out: dict[str, float | int | str] = {**pump, "shutter": beamline.shutter.get()}
+    out.update({n: v for n, v in values.items() if n not in pump})
+    out["spot"] = int(beamline.spot.get())
     frames = getattr(beamline.detector, "frames_per_point", None)
     if frames is not None:
         out["frames_per_point"] = int(frames.get())
@@ -52,7 +54,7 @@ def settings_of(beamline) -> dict[str, float | int | str]:
 
 def close_shutter(beamline) -> MsgGenerator:
     """Close the pump shutter."""
-    yield from bps.mv(beamline.pump.shutter, "closed")
+    yield from bps.mv(beamline.shutter, "closed")
 
 
 def _check_points(signal, values: Sequence[float], arg: str) -> list[float]:
@@ -78,7 +80,7 @@ def _run_md(beamline, plan_name: str, purpose: str, plan_args: dict, md: dict | 
         "settings": settings_of(beamline),
         "plan_args": plan_args,
         "detectors": [beamline.detector.name],
-        "motors": [d.name for d in beamline.devices[1:]],
+        "motors": [d.name for d in beamline.motors],
     }
     base.update(md or {})
     return base
@@ -87,7 +89,7 @@ def _run_md(beamline, plan_name: str, purpose: str, plan_args: dict, md: dict | 
 def _frames(beamline, n: int) -> MsgGenerator:
     for _ in range(n):
         try:
-            yield from bps.trigger_and_read(beamline.devices)
+            yield from bps.trigger_and_read(event_devices(beamline))
         except FailedStatus as err:
             # Name the cause in the run's stop document instead of a bare status repr.
             status = err.args[0] if err.args else None
@@ -97,7 +99,7 @@ def _frames(beamline, n: int) -> MsgGenerator:
 
 def _shuttered_run(beamline, body: MsgGenerator, md: dict) -> MsgGenerator:
     def inner() -> MsgGenerator:
-        yield from bps.mv(beamline.pump.shutter, "open")
+        yield from bps.mv(beamline.shutter, "open")
         yield from body
         yield from close_shutter(beamline)
 
@@ -111,12 +113,15 @@ def acquire_frames(beamline, n: int = 1, md: dict | None = None) -> MsgGenerator
 
     Parameters
     ----------
-    beamline : SimulatedBeamline or a real beamline with the same device names
+    beamline : Beamline
+        :class:`~uedsteer.sim_devices.beamline.SimulatedBeamline` or any object that satisfies
+        :class:`uedsteer.plans.protocols.Beamline`.
     n : int
         Number of frames (one event each).
     md : dict, optional
         Extra run metadata (overrides the defaults: purpose, sample, settings …).
     """
+    check_beamline(beamline)
     n = _check_n(n)
     run_md = _run_md(beamline, "acquire_frames", "acquire frames", {"n": n}, md)
     return (yield from _shuttered_run(beamline, _frames(beamline, n), run_md))
@@ -124,7 +129,7 @@ def acquire_frames(beamline, n: int = 1, md: dict | None = None) -> MsgGenerator
 
 def _scan_1d(
     beamline,
-    signal,
+    setting: str,
     points: Sequence[float],
     arg: str,
     name: str,
@@ -132,7 +137,9 @@ def _scan_1d(
     n_per_point: int,
     md: dict | None,
 ) -> MsgGenerator:
-    """Step one signal through ``points``, ``n_per_point`` frames at each."""
+    """Step one setting through ``points``, ``n_per_point`` frames at each."""
+    check_beamline(beamline)
+    signal = setting_signals(beamline)[setting]
     pts = _check_points(signal, points, arg)
     n = _check_n(n_per_point, "n_per_point")
 
@@ -153,7 +160,7 @@ def delay_scan(
     return (
         yield from _scan_1d(
             beamline,
-            beamline.delay.delay,
+            "delay",
             delays,
             "delays",
             "delay_scan",
@@ -171,7 +178,7 @@ def fluence_scan(
     return (
         yield from _scan_1d(
             beamline,
-            beamline.pump.fluence,
+            "fluence",
             fluences,
             "fluences",
             "fluence_scan",
@@ -198,20 +205,22 @@ def grid_scan(
         Move to the next spot for every grid point, so damage at one point does not colour
         the next (needs enough spots; checked before the run opens).
     """
-    f_pts = _check_points(beamline.pump.fluence, fluences, "fluences")
-    w_pts = _check_points(beamline.pump.wavelength, wavelengths, "wavelengths")
+    check_beamline(beamline)
+    fluence, wavelength = (setting_signals(beamline)[k] for k in ("fluence", "wavelength"))
+    f_pts = _check_points(fluence, fluences, "fluences")
+    w_pts = _check_points(wavelength, wavelengths, "wavelengths")
     n = _check_n(n_per_point, "n_per_point")
-    first = int(beamline.stage.spot.get())
+    first = int(beamline.spot.get())
     if fresh_spot_per_point:
-        beamline.stage.spot.check_value(first + len(f_pts) * len(w_pts) - 1)
+        beamline.spot.check_value(first + len(f_pts) * len(w_pts) - 1)
 
     def body() -> MsgGenerator:
         k = 0
         for w in w_pts:
             for f in f_pts:
-                moves = [beamline.pump.wavelength, w, beamline.pump.fluence, f]
+                moves = [wavelength, w, fluence, f]
                 if fresh_spot_per_point:
-                    moves += [beamline.stage.spot, first + k]
+                    moves += [beamline.spot, first + k]
                 yield from bps.mv(*moves)
                 yield from _frames(beamline, n)
                 k += 1

@@ -44,7 +44,8 @@ def make_session(
     dict
         ``RE``, ``bl`` (the beamline), ``db`` (the catalog), ``bec``, the plans
         (``acquire_frames``, ``delay_scan``, ``fluence_scan``, ``grid_scan``, ``campaign``),
-        ``Campaign``, ``CampaignConfig``, ``campaign_plots``, the shipped ``scorer``,
+        ``Campaign``, ``CampaignConfig``, ``resume_campaign``, ``campaign_plots``, the shipped
+        ``scorer``,
         ``read_frames``, ``event_columns``, ``subscribe`` (already done for ``RE`` and
         ``db``; calling it again changes nothing) and ``np``.
     """
@@ -78,10 +79,12 @@ def make_session(
     from uedsteer.surrogates.scorer import FrameScorer
 
     from .campaign import campaign
+    from .resume import resume_campaign
 
     ns.update(
         campaign=campaign,
         Campaign=Campaign,
+        resume_campaign=resume_campaign,
         CampaignConfig=CampaignConfig,
         campaign_plots=campaign_plots,
         scorer=FrameScorer.pretrained(),
@@ -95,7 +98,7 @@ BANNER = """uedsteer session: simulated MoTe2 UED beamline
   RE(fluence_scan(bl, [0.5, 1, 2]))      RE(delay_scan(bl, [-1, 0, 1, 5]))
   db[-1]  ->  the newest run;  read_frames(db[-1])  ->  its frames
   c = Campaign(CampaignConfig(budget=20));  RE(campaign(bl, scorer, c))
-  c.record.to_dataframe();  Campaign.resume(db, db[-1].start["uid"])
+  c.record.to_dataframe();  resume_campaign(db, db[-1].start["uid"])
   campaign_plots(c, scorer.line, "campaign_output")   # GP maps, objective, latent path
   Ctrl-C pauses with the shutter closed: RE.resume() or RE.abort()
 """

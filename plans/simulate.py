@@ -19,14 +19,14 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from uedsteer.controller.campaign import Campaign, CampaignRecord, Trial
 from uedsteer.controller.config import CampaignConfig
-from uedsteer.controller.resume import run_chain, stream_table
-from uedsteer.sim_devices.beamline import SimulatedBeamline
+from uedsteer.sim_devices.beamline import REPLAY_SETTINGS, SimulatedBeamline
 from uedsteer.sim_devices.response import ResponseParams
 
+from . import documents as doc
 from .campaign import campaign
-
-SIMULATION_KEY = "simulation"
-"""Start-document key of a simulated campaign's :class:`SimulationRecord`."""
+from .documents import SIMULATION_KEY
+from .protocols import setting_signals
+from .resume import run_chain, stream_table
 
 
 class SimulationRecord(BaseModel):
@@ -123,18 +123,17 @@ def recorded_pulses(runs: list[Any], beamline: SimulatedBeamline) -> list[dict[s
         trigger: the run's ``frames_per_point``) and ``shot`` (shot index; None for a
         reference frame), for :meth:`SimulatedBeamline.replay`.
     """
+    signals = setting_signals(beamline)
     keys = {
-        "spot": beamline.stage.spot.name,
-        "fluence": beamline.pump.fluence.name,
-        "wavelength": beamline.pump.wavelength.name,
-        "delay": beamline.delay.delay.name,
-        "shutter": beamline.pump.shutter.name,
+        "spot": beamline.spot.name,
+        **{k: signals[k].name for k in REPLAY_SETTINGS},
+        "shutter": beamline.shutter.name,
     }
     out: list[dict[str, Any]] = []
     for run in runs:
         start = run.metadata["start"]
-        frames = int((start.get("campaign_config") or {}).get("frames_per_point", 1))
-        for stream in ("reference", "primary"):
+        frames = int((start.get(doc.CONFIG_KEY) or {}).get("frames_per_point", 1))
+        for stream in (doc.REFERENCE, doc.SHOTS):
             table = stream_table(run, stream)
             if not table:
                 continue
@@ -145,7 +144,8 @@ def recorded_pulses(runs: list[Any], beamline: SimulatedBeamline) -> list[dict[s
                     f"recorded on a beamline with these device names"
                 )
             cols = {k: table[key] for k, key in keys.items()}
-            shots = table["campaign_shot"] if stream == "primary" else None
+            shot_key = doc.readout_key(doc.SHOT_READOUT, "shot")
+            shots = table[shot_key] if stream == doc.SHOTS else None
             for i in range(len(cols["spot"])):
                 pulse = {k: v[i] for k, v in cols.items()}
                 pulse["shutter"] = str(pulse["shutter"])
@@ -265,7 +265,8 @@ def simulate_campaign(
     md : dict, optional
         Extra run metadata.
     controller : Campaign, optional
-        Continue this campaign (e.g. from :meth:`Campaign.resume`) instead of a new one. A
+        Continue this campaign (e.g. from :func:`~uedsteer.plans.resume.resume_campaign`)
+        instead of a new one. A
         resumed campaign continues on its recorded simulated sample (a different ``response``,
         ``sample`` or beamline sample is refused), and a fresh beamline's sample is first
         brought to the state the recorded shots left it in; the earlier shots get their

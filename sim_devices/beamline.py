@@ -1,4 +1,9 @@
-"""``SimulatedBeamline``: ophyd devices wired to the hidden sample and the physics backend."""
+"""``SimulatedBeamline``: ophyd devices wired to the hidden sample and the physics backend.
+
+It satisfies the beamline contract the plans drive (:class:`uedsteer.plans.protocols.Beamline`):
+its settings by name (:data:`~uedsteer.sim_devices.contracts.SETTINGS`), the pump
+shutter, the sample spot, the detector and the devices read with every frame.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +11,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 import numpy as np
+from ophyd import Device, Signal
 
 from .devices import DelayStage, ElectronGun, PumpLaser, SampleStage, UEDDetector
 from .materials import Material, get_material
@@ -30,6 +36,12 @@ BEAMLINE_DETECTOR = DetectorModel(
 )
 """The simulated beamline's detector. Its point spread, beam stop and noise differ on purpose
 from the training generator's defaults (the domain shift that transfer learning closes)."""
+
+
+REPLAY_SETTINGS = ("fluence", "wavelength", "delay")
+"""The settings :meth:`SimulatedBeamline.replay` reads of each recorded pulse besides its spot,
+shutter and frame count: what the sample's response to the pulse depends on (the bunch charge
+changes only the frame)."""
 
 
 class FrameRenderer:
@@ -107,6 +119,8 @@ class SimulatedBeamline:
     ----------
     pump, gun, delay, stage, detector
         The ophyd devices.
+    settings, shutter, spot, motors
+        The beamline contract (:class:`uedsteer.plans.protocols.Beamline`) over them.
     sample : SampleResponse
         The hidden sample; benchmarks read :meth:`truth`, the controller never does.
     """
@@ -137,19 +151,39 @@ class SimulatedBeamline:
         return self.renderer.material.description
 
     @property
-    def devices(self) -> list:
-        """All devices, detector first (what a plan reads in every event)."""
-        return [self.detector, self.pump, self.gun, self.delay, self.stage]
+    def settings(self) -> dict[str, Signal]:
+        """The signal that moves each setting, by name (every one of ``SETTING_NAMES``)."""
+        return {
+            "fluence": self.pump.fluence,
+            "wavelength": self.pump.wavelength,
+            "charge": self.gun.charge,
+            "delay": self.delay.delay,
+        }
+
+    @property
+    def shutter(self) -> Signal:
+        """The pump shutter (``"open"`` / ``"closed"``)."""
+        return self.pump.shutter
+
+    @property
+    def spot(self) -> Signal:
+        """The sample spot index."""
+        return self.stage.spot
+
+    @property
+    def motors(self) -> list[Device]:
+        """The devices read with every frame besides the detector."""
+        return [self.pump, self.gun, self.delay, self.stage]
+
+    @property
+    def devices(self) -> list[Device]:
+        """All devices, the detector and then :attr:`motors`."""
+        return [self.detector, *self.motors]
 
     def _shot(self) -> np.ndarray:
-        spot = int(self.stage.spot.get())
-        settings = {
-            "fluence": float(self.pump.fluence.get()),
-            "wavelength": float(self.pump.wavelength.get()),
-            "charge": float(self.gun.charge.get()),
-            "delay": float(self.delay.delay.get()),
-            "shutter": self.pump.shutter.get(),
-        }
+        spot = int(self.spot.get())
+        settings: dict = {name: float(sig.get()) for name, sig in self.settings.items()}
+        settings["shutter"] = self.shutter.get()
         state = self.sample.shoot(
             spot,
             settings["fluence"],

@@ -1,6 +1,8 @@
 """Ophyd devices of a (simulated) MeV-UED beamline.
 
-The component names are the contract a real beamline implements with EPICS signals:
+The simulated beamline's devices and components (a real beamline need not copy these names:
+the plans reach devices only through :class:`uedsteer.plans.protocols.Beamline`, which
+``SimulatedBeamline`` maps onto them):
 
 =============  ==============================  ===========================  =================
 device         component                       meaning                      default hard limit
@@ -18,7 +20,8 @@ device         component                       meaning                      defa
 =============  ==============================  ===========================  =================
 
 Every settable signal checks its hard limit *before* anything moves and raises
-:class:`LimitError` naming the value and the limit.
+:class:`LimitError` naming the value and the limit. The settings' units come from
+:mod:`uedsteer.sim_devices.contracts`, as does :class:`DetectorFault` (re-exported here).
 """
 
 from __future__ import annotations
@@ -30,6 +33,8 @@ import numpy as np
 from ophyd import Component as Cpt
 from ophyd import Device, DeviceStatus, Signal
 from ophyd.utils.errors import LimitError as _OphydLimitError
+
+from .contracts import SETTINGS, DetectorFault
 
 __all__ = [
     "DetectorFault",
@@ -45,14 +50,11 @@ __all__ = [
 
 SHUTTER_STATES = ("open", "closed")
 FAULT_KINDS = ("raise", "timeout", "nan", "saturate")
+_EGU = {name: s.device_units for name, s in SETTINGS.items()}
 
 
 class LimitError(_OphydLimitError):
     """A setpoint outside a device's hard limit (a ``ValueError``)."""
-
-
-class DetectorFault(RuntimeError):
-    """The detector failed to deliver a frame."""
 
 
 class LimitedSignal(Signal):
@@ -138,8 +140,12 @@ class ShutterSignal(Signal):
 class PumpLaser(Device):
     """Optical pump: fluence (mJ/cm²), wavelength (nm), shutter."""
 
-    fluence = Cpt(LimitedSignal, value=0.0, limits=(0.0, 20.0), units="mJ/cm^2", kind="hinted")
-    wavelength = Cpt(LimitedSignal, value=800.0, limits=(400.0, 1600.0), units="nm", kind="hinted")
+    fluence = Cpt(
+        LimitedSignal, value=0.0, limits=(0.0, 20.0), units=_EGU["fluence"], kind="hinted"
+    )
+    wavelength = Cpt(
+        LimitedSignal, value=800.0, limits=(400.0, 1600.0), units=_EGU["wavelength"], kind="hinted"
+    )
     shutter = Cpt(ShutterSignal, value="closed", kind="normal")
 
     def __init__(self, *args, labels=("motors", "pump"), **kwargs) -> None:
@@ -149,7 +155,9 @@ class PumpLaser(Device):
 class ElectronGun(Device):
     """Electron source: bunch charge (fC)."""
 
-    charge = Cpt(LimitedSignal, value=10.0, limits=(1.0, 200.0), units="fC", kind="hinted")
+    charge = Cpt(
+        LimitedSignal, value=10.0, limits=(1.0, 200.0), units=_EGU["charge"], kind="hinted"
+    )
 
     def __init__(self, *args, labels=("motors", "gun"), **kwargs) -> None:
         super().__init__(*args, labels=set(labels), **kwargs)
@@ -158,7 +166,9 @@ class ElectronGun(Device):
 class DelayStage(Device):
     """Pump–probe delay (ps)."""
 
-    delay = Cpt(LimitedSignal, value=10.0, limits=(-10.0, 1000.0), units="ps", kind="hinted")
+    delay = Cpt(
+        LimitedSignal, value=10.0, limits=(-10.0, 1000.0), units=_EGU["delay"], kind="hinted"
+    )
 
     def __init__(self, *args, labels=("motors", "delay"), **kwargs) -> None:
         super().__init__(*args, labels=set(labels), **kwargs)

@@ -66,7 +66,8 @@ from ophyd import Device, DeviceStatus, Signal
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr
 from scipy.spatial.transform import Rotation
 
-from .devices import DetectorFault, LimitedSignal
+from .contracts import DetectorFault
+from .devices import LimitedSignal
 from .physics.bragg import dynamical_bragg, structure_factor_for, zone_axis_rotation
 
 __all__ = [

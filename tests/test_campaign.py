@@ -18,6 +18,7 @@ from uedsteer.controller.campaign import Campaign, Step
 from uedsteer.controller.config import CampaignConfig, ParameterSpec
 from uedsteer.controller.plots import gp_maps
 from uedsteer.plans.catalog import local_catalog
+from uedsteer.plans.resume import resume_campaign
 from uedsteer.plans.simulate import simulate_campaign
 from uedsteer.sim_devices.beamline import SimulatedBeamline
 from uedsteer.sim_devices.response import ResponseParams
@@ -227,7 +228,7 @@ def test_resume_after_sigkill_loses_nothing_and_repeats_no_shot(scorer, tmp_path
     run = cat.values().last()
     assert "stop" not in run.metadata or run.metadata["stop"] is None
     uid = run.metadata["start"]["uid"]
-    camp = Campaign.resume(cat, uid, config=CampaignConfig(budget=7, target=2.0))
+    camp = resume_campaign(cat, uid, config=CampaignConfig(budget=7, target=2.0))
     got = [t.index for t in camp.record.trials]
     assert got[: len(seen)] == seen and got == list(range(len(got))), "nothing lost"
     assert camp.reference is not None
@@ -242,7 +243,7 @@ def test_resume_after_sigkill_loses_nothing_and_repeats_no_shot(scorer, tmp_path
     assert resumed.metadata["start"]["resumed_from"] == uid
     new = np.asarray(resumed["primary"]["campaign_shot"].read()).tolist()
     assert new == list(range(len(got), 7)), "each shot exactly once across the two runs"
-    again = Campaign.resume(cat, resumed.metadata["start"]["uid"])
+    again = resume_campaign(cat, resumed.metadata["start"]["uid"])
     assert [t.index for t in again.record.trials] == list(range(7))
 
 
@@ -308,7 +309,7 @@ def test_interrupt_closes_the_shutter_and_the_campaign_resumes(scorer, tmp_path)
     assert bl.pump.shutter.get() == "closed"
     run = cat.values().last()
     assert run.metadata["stop"]["exit_status"] == "abort"
-    again = Campaign.resume(cat, run.metadata["start"]["uid"])
+    again = resume_campaign(cat, run.metadata["start"]["uid"])
     n = len(camp.record)
     assert 2 <= n < 6, "paused between shots, before the budget"
     assert [t.index for t in again.record.trials] == list(range(n))

@@ -54,6 +54,7 @@ SESSION_NAMES = {
     "Campaign",
     "CampaignConfig",
     "campaign_plots",
+    "resume_campaign",
     "scorer",
     "read_frames",
     "event_columns",
@@ -308,7 +309,7 @@ def check_python(
     if what == "epics":
         pytest.skip(
             "EPICS skeleton with `...` placeholders needs real EPICS PVs (the EPICS issue); "
-            "its contract runs on plain ophyd Signals in tests/test_real_beamline_contract.py"
+            "its contract runs on plain ophyd Signals in tests/plans/test_real_beamline_contract.py"
         )
     if what == "crystal":
         with pytest.raises((ValueError, FileNotFoundError), match="uedsteer train crystal"):

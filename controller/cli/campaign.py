@@ -97,7 +97,7 @@ def _out_folder(out: str) -> Path:
 def _table(cfg, classes: Sequence[str]) -> tuple[str, Any]:
     """The live table's header and the function printing one shot (``classes``: the
     scorer's class names)."""
-    from uedsteer.controller.campaign import SETTING_UNITS
+    from uedsteer.sim_devices.contracts import SETTING_UNITS
 
     extra = [p.name for p in cfg.parameters if p.name in ("charge", "delay")]
     symbol = {"charge": "Q", "delay": "t"}
@@ -157,15 +157,14 @@ def _one_line(err: Exception) -> str:
 
 def _resume(args: argparse.Namespace, catalog: Any):
     """The resumed campaign, its simulated sample and beamline seed."""
-    from uedsteer.controller.campaign import Campaign
     from uedsteer.controller.config import CampaignConfig
-    from uedsteer.controller.resume import AlreadyResumed
+    from uedsteer.plans.resume import AlreadyResumed, resume_campaign
     from uedsteer.plans.simulate import resume_simulation
 
     new = _load_config(args) if args.config else None
     changes = {"budget": args.budget} if args.budget is not None and new is None else None
     try:
-        camp = Campaign.resume(
+        camp = resume_campaign(
             catalog,
             args.resume,
             changes=changes,

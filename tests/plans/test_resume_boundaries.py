@@ -12,9 +12,9 @@ from helpers import DamagingScorer
 
 from uedsteer.controller.campaign import Campaign, Step, Stop
 from uedsteer.controller.config import CampaignConfig, ParameterSpec
-from uedsteer.controller.resume import AlreadyResumed, children
 from uedsteer.controller.resume_changes import config_changes
 from uedsteer.plans.catalog import local_catalog
+from uedsteer.plans.resume import AlreadyResumed, children, resume_campaign
 from uedsteer.plans.simulate import (
     SIMULATION_KEY,
     restore_simulated_sample,
@@ -47,7 +47,7 @@ def chain(scorer, tmp_path_factory):
     cat = local_catalog(path)
     simulate_campaign(blue_config(budget=2), scorer=scorer, catalog=cat, seed=1)
     a = cat.values().last().metadata["start"]["uid"]
-    camp = Campaign.resume(cat, a, changes={"budget": 4})
+    camp = resume_campaign(cat, a, changes={"budget": 4})
     simulate_campaign(scorer=scorer, catalog=cat, controller=camp)
     b = cat.values().last().metadata["start"]["uid"]
     return SimpleNamespace(cat=cat, path=path, a=a, b=b, camp=camp)
@@ -73,7 +73,7 @@ def test_resume_continues_the_recorded_configuration(chain):
     assert len(wavelengths) and np.all((wavelengths >= 420.0) & (wavelengths <= 480.0))
     # a full configuration with the defaults (what a budget on the command line gave) is refused
     with pytest.raises(ValueError) as err:
-        Campaign.resume(chain.cat, chain.b, config=CampaignConfig(budget=9))
+        resume_campaign(chain.cat, chain.b, config=CampaignConfig(budget=9))
     text = _one_line(err)
     assert "parameters[wavelength].low: recorded 420.0, asked 500.0" in text
 
@@ -97,7 +97,7 @@ def test_resume_continues_the_recorded_configuration(chain):
 )
 def test_changes_that_loosen_safety_or_change_the_campaign_are_refused(chain, changes, words):
     with pytest.raises(ValueError) as err:
-        Campaign.resume(chain.cat, chain.b, changes=changes)
+        resume_campaign(chain.cat, chain.b, changes=changes)
     assert f"resume cannot change {words}" in _one_line(err)
 
 
@@ -114,7 +114,7 @@ def test_budget_target_and_tighter_halting_may_change(chain):
         "heating_max": 0.05,
         "on_damage": "halt",
     }
-    camp = Campaign.resume(chain.cat, chain.b, changes=tighter)
+    camp = resume_campaign(chain.cat, chain.b, changes=tighter)
     assert camp.config == blue_config(**tighter)
     recorded = blue_config(budget=4).model_dump(mode="json")
     assert camp.resume_changes == {
@@ -123,29 +123,29 @@ def test_budget_target_and_tighter_halting_may_change(chain):
     # a configuration file given on resume: its differences become changes
     asked = blue_config(budget=9, damage_bound=0.1)
     assert config_changes(blue_config(budget=4), asked) == {"budget": 9, "damage_bound": 0.1}
-    camp = Campaign.resume(chain.cat, chain.b, config=asked)
+    camp = resume_campaign(chain.cat, chain.b, config=asked)
     assert camp.config == asked and set(camp.resume_changes) == {"budget", "damage_bound"}
 
 
 def test_a_run_already_resumed_is_refused_or_followed(chain):
     assert [r.metadata["start"]["uid"] for r in children(chain.cat, chain.a)] == [chain.b]
     with pytest.raises(AlreadyResumed) as err:
-        Campaign.resume(chain.cat, chain.a, changes={"budget": 6})
+        resume_campaign(chain.cat, chain.a, changes={"budget": 6})
     text = _one_line(err)
     assert f"already resumed by run {chain.b!r}" in text and "follow='newest'" in text
     assert (err.value.uid, err.value.children, err.value.newest) == (chain.a, [chain.b], chain.b)
-    camp = Campaign.resume(chain.cat, chain.a, changes={"budget": 6}, follow="newest")
+    camp = resume_campaign(chain.cat, chain.a, changes={"budget": 6}, follow="newest")
     assert camp.resumed_from == chain.b
     assert [t.index for t in camp.record.trials] == list(range(len(chain.camp.record)))
     with pytest.raises(ValueError, match="follow='sideways'"):
-        Campaign.resume(chain.cat, chain.b, follow="sideways")
+        resume_campaign(chain.cat, chain.b, follow="sideways")
     with pytest.raises(ValueError) as err:
-        Campaign.resume(chain.cat, "no-such-run")
+        resume_campaign(chain.cat, "no-such-run")
     assert _one_line(err) == f"no run 'no-such-run' in catalog {chain.path.resolve()}"
 
 
 def test_a_finished_budget_fires_nothing_unless_raised(chain):
-    camp = Campaign.resume(chain.cat, chain.b)
+    camp = resume_campaign(chain.cat, chain.b)
     n = len(camp.record)
     assert camp.finished_reason == (
         f"shot budget of 4 used (resumed with {n} shots recorded: raise the budget above {n} "
@@ -153,7 +153,7 @@ def test_a_finished_budget_fires_nothing_unless_raised(chain):
     )
     stop = camp.next()
     assert isinstance(stop, Stop) and stop.reason == camp.finished_reason and len(camp.record) == n
-    raised = Campaign.resume(chain.cat, chain.b, changes={"budget": n + 1})
+    raised = resume_campaign(chain.cat, chain.b, changes={"budget": n + 1})
     assert raised.finished_reason is None
     assert isinstance(raised.next(), Step)
 
@@ -170,7 +170,7 @@ def test_a_reached_target_needs_a_higher_target(scorer, tmp_path):
         simulate_campaign(cfg, scorer=scorer, catalog=cat, seed=2, on_shot=crash_after_stop)
     uid = cat.values().last().metadata["start"]["uid"]
     assert cat[uid].metadata["stop"]["reason"] == "power cut"
-    camp = Campaign.resume(cat, uid, changes={"budget": 5})
+    camp = resume_campaign(cat, uid, changes={"budget": 5})
     assert camp.previous_stop.startswith("target reached")
     assert camp.finished_reason.endswith("(resumed: raise the target above -5.0 to continue)")
     bl = SimulatedBeamline(seed=2)
@@ -180,7 +180,7 @@ def test_a_reached_target_needs_a_higher_target(scorer, tmp_path):
     empty = cat.values().last()
     assert "primary" not in empty and empty.metadata["stop"]["reason"] == camp.finished_reason
     # the empty run is the campaign's newest: raising the target there continues it
-    again = Campaign.resume(cat, uid, changes={"target": 5.0}, follow="newest")
+    again = resume_campaign(cat, uid, changes={"target": 5.0}, follow="newest")
     assert again.resumed_from == empty.metadata["start"]["uid"]
     assert again.finished_reason is None
 
@@ -191,11 +191,11 @@ def test_no_safe_candidate_tries_again_only_with_a_higher_budget_or_target(score
     simulate_campaign(scorer=DamagingScorer(scorer), catalog=cat, controller=camp, seed=1)
     assert camp.record.stop_reason.startswith("no safe candidate") and len(camp.record) == 1
     uid = cat.values().last().metadata["start"]["uid"]
-    same = Campaign.resume(cat, uid)
+    same = resume_campaign(cat, uid)
     assert same.finished_reason.endswith("(resumed: raise the budget or the target to try again)")
     assert isinstance(same.next(), Stop) and len(same.record) == 1
-    assert Campaign.resume(cat, uid, changes={"budget": 7}).finished_reason is None
-    assert Campaign.resume(cat, uid, changes={"target": 0.9}).finished_reason is None
+    assert resume_campaign(cat, uid, changes={"budget": 7}).finished_reason is None
+    assert resume_campaign(cat, uid, changes={"target": 0.9}).finished_reason is None
 
 
 def test_damage_halts_for_good_unless_a_fresh_spot_is_given(scorer, tmp_path):
@@ -205,12 +205,12 @@ def test_damage_halts_for_good_unless_a_fresh_spot_is_given(scorer, tmp_path):
     simulate_campaign(scorer=DamagingScorer(scorer, 3), catalog=cat, controller=camp, seed=1)
     assert camp.record.stop_reason.endswith("no fresh spot left") and len(camp.record) == 5
     uid = cat.values().last().metadata["start"]["uid"]
-    same = Campaign.resume(cat, uid, changes={"budget": 10}, spots=[0])
+    same = resume_campaign(cat, uid, changes={"budget": 10}, spots=[0])
     assert "(resumed: every spot given is damaged" in same.finished_reason
     assert isinstance(same.next(), Stop)
-    halt = Campaign.resume(cat, uid, changes={"on_damage": "halt"}, spots=[0, 1])
+    halt = resume_campaign(cat, uid, changes={"on_damage": "halt"}, spots=[0, 1])
     assert halt.finished_reason.endswith("(resumed: a campaign halted by damage does not continue)")
-    fresh = Campaign.resume(cat, uid, spots=[0, 1])
+    fresh = resume_campaign(cat, uid, spots=[0, 1])
     assert fresh.finished_reason is None and fresh.spot == 1 and fresh.damaged_spots == [0]
 
 
@@ -238,7 +238,7 @@ def test_a_crashed_simulated_campaign_resumes_on_the_same_sample_in_the_same_sta
         "n_spots": 100,
         "hidden_response": hidden.model_dump(mode="json"),
     }
-    camp = Campaign.resume(cat, uid)
+    camp = resume_campaign(cat, uid)
     assert camp.finished_reason is None, "a crashed campaign continues"
     before = [t.settings for t in whole.trials[:2]]
     assert [t.settings for t in camp.record.trials] == before, "the same campaign so far"

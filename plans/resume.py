@@ -1,8 +1,9 @@
 """Rebuild a :class:`~uedsteer.controller.campaign.Campaign` from its runs in the catalog.
 
-A campaign run (``plans.campaign``) writes each shot as one event: settings, frame and
-scores together (stream ``primary``), failed shots to ``failures``, the optimizer's figures
-per proposal to ``proposals``, and its pristine reference frames to ``reference``. A resumed
+A campaign run (:func:`uedsteer.plans.campaign.campaign`) writes each shot as one event:
+settings, frame and scores together (stream ``primary``), failed shots to ``failures``, the
+optimizer's figures per proposal to ``proposals``, and its pristine reference frames to
+``reference`` (the layout: :mod:`uedsteer.plans.documents`, read here by it). A resumed
 campaign writes a new run whose start document names the run it continues (``resumed_from``);
 loading follows that chain back to the origin, so the newest run of a chain can be resumed.
 
@@ -26,24 +27,27 @@ from typing import Any
 
 import numpy as np
 
-from .campaign import SETTING_NAMES, Trial, frame_key
-from .config import CampaignConfig
-from .resume_changes import apply_changes, config_changes
+from uedsteer.controller.campaign import Campaign, Trial
+from uedsteer.controller.config import CampaignConfig
+from uedsteer.controller.resume_changes import apply_changes, config_changes
+from uedsteer.sim_devices.contracts import SETTING_NAMES
 
-PREFIX = "campaign_"
+from . import documents as doc
+from .documents import PROPOSAL_FIELDS, frame_key
+
+__all__ = [
+    "AlreadyResumed",
+    "catalog_name",
+    "children",
+    "newest_descendant",
+    "resume_campaign",
+    "run_chain",
+    "stream_table",
+]
+
 MAX_CHAIN = 1000
 FOLLOW = ("refuse", "newest")
-"""What :func:`load_campaign` does with a run that another run already continues."""
-
-PROPOSAL_FIELDS = {
-    "mode": str,
-    "damage_ucb": float,
-    "acquisition": float,
-    "n_safe": int,
-    "n_candidates": int,
-    "heating_limit": float,
-}
-"""The optimizer's figures of a shot (``Step.info``), as recorded in the ``proposals`` stream."""
+"""What :func:`resume_campaign` does with a run that another run already continues."""
 
 
 class AlreadyResumed(ValueError):
@@ -91,7 +95,7 @@ def children(catalog: Any, uid: str) -> list[Any]:
     """The runs that continue run ``uid`` (full uid), oldest first."""
     from tiled.queries import Key
 
-    found = list(catalog.search(Key("start.resumed_from") == uid).values())
+    found = list(catalog.search(Key(f"start.{doc.RESUMED_FROM_KEY}") == uid).values())
     return sorted(found, key=lambda r: r.metadata["start"].get("time", 0.0))
 
 
@@ -123,7 +127,7 @@ def run_chain(catalog: Any, uid: str) -> list[Any]:
     runs = [_run(catalog, uid)]
     while len(runs) < MAX_CHAIN:
         start = runs[-1].metadata["start"]
-        prev = start.get("resumed_from")
+        prev = start.get(doc.RESUMED_FROM_KEY)
         if not prev:
             break
         try:
@@ -174,15 +178,15 @@ def _is_number(values: np.ndarray) -> bool:
 
 def _trials_of(run: Any) -> list[Trial]:
     trials = []
-    for stream in ("primary", "failures"):
-        cols = stream_table(run, stream, PREFIX)
+    for stream in (doc.SHOTS, doc.FAILURES):
+        cols = stream_table(run, stream, doc.readout_prefix(doc.SHOT_READOUT))
         if "shot" not in cols:
             continue
         for i in range(len(cols["shot"])):
             scores = {
                 k: float(v[i])
                 for k, v in cols.items()
-                if k not in ("shot", "spot", "status", "error", "action", "class_name")
+                if k not in doc.SHOT_COUNTS + doc.SHOT_LABELS
                 and k not in SETTING_NAMES
                 and _is_number(v)
             }
@@ -227,8 +231,8 @@ def _continued_run(catalog: Any, uid: str, follow: str) -> Any:
         raise ValueError(f"follow={follow!r} is not one of {FOLLOW}")
     run = _run(catalog, uid)
     start = run.metadata["start"]
-    if start.get("plan_name") != "campaign":
-        raise ValueError(f"run {uid!r} is a {start.get('plan_name')!r} run, not a campaign")
+    if start.get(doc.PLAN_NAME_KEY) != doc.CAMPAIGN_PLAN:
+        raise ValueError(f"run {uid!r} is a {start.get(doc.PLAN_NAME_KEY)!r} run, not a campaign")
     newest = newest_descendant(catalog, start["uid"])
     if newest is None:
         return run
@@ -238,30 +242,45 @@ def _continued_run(catalog: Any, uid: str, follow: str) -> Any:
     raise AlreadyResumed(start["uid"], kids, newest.metadata["start"]["uid"])
 
 
-def load_campaign(
-    cls,
+def resume_campaign(
     catalog: Any,
     uid: str,
     changes: Mapping[str, Any] | None = None,
     follow: str = "refuse",
     config: CampaignConfig | None = None,
     **kwargs: Any,
-):
-    """Rebuild a campaign of class ``cls`` from run ``uid`` (see the module docstring).
+) -> Campaign:
+    """Rebuild a campaign from its run in the catalog and continue where it stopped.
+
+    The campaign continues with its recorded configuration; only ``changes`` that never
+    loosen its safety are applied (:mod:`uedsteer.controller.resume_changes`) and kept in
+    :attr:`~uedsteer.controller.campaign.Campaign.resume_changes` for the new run's start
+    document. Every recorded shot (successful and failed) comes back in order, with its scores
+    and the optimizer's figures (``Trial.proposal``); the reference frames come back too, so
+    the scorer scores exactly as before. The GP hyperparameters recorded with the latest
+    proposal warm-start the optimizer. The resumed campaign proposes from the full record, so
+    no shot is repeated; its budget counts the recorded shots. A run that had finished fires
+    nothing unless the changes reopen it: see ``Campaign.finished_reason``.
 
     Parameters
     ----------
     catalog : tiled client of bluesky runs
     uid : str
+        The campaign run's uid (or a prefix the catalog accepts); runs that themselves
+        resumed another are followed back to their origin.
     changes : mapping, optional
-        Allowed configuration changes (:func:`~uedsteer.controller.resume_changes.apply_changes`).
+        ``{field: value}`` of the configuration to change, e.g. ``{"budget": 60}``
+        (:func:`~uedsteer.controller.resume_changes.apply_changes`).
     follow : {"refuse", "newest"}
-        For a run that another run already continues.
+        When the run was already resumed by another: refuse (:class:`AlreadyResumed`, a
+        ``ValueError`` naming that run), or continue from the newest run that descends from it.
     config : CampaignConfig, optional
-        A full configuration whose differences from the recorded one become changes
-        (:func:`~uedsteer.controller.resume_changes.config_changes`).
+        A full configuration (e.g. from YAML): its differences from the recorded one must
+        be allowed changes (:func:`~uedsteer.controller.resume_changes.config_changes`;
+        ``changes`` apply on top).
     **kwargs
-        Passed to ``cls`` (``objective``, ``constraints``, ``spots``).
+        Passed to the :class:`~uedsteer.controller.campaign.Campaign` constructor
+        (``objective``, ``constraints``, ``spots``).
 
     Returns
     -------
@@ -272,17 +291,24 @@ def load_campaign(
     Raises
     ------
     ValueError
-        See :meth:`Campaign.resume`.
+        One line: no such run in the catalog, not a campaign run, a run already resumed
+        (with ``follow="refuse"``), a broken chain, or a change that is not allowed.
+
+    Examples
+    --------
+    >>> camp = resume_campaign(db, db[-1].start["uid"], changes={"budget": 60})  # doctest: +SKIP
+    >>> RE(campaign(bl, scorer, camp))  # doctest: +SKIP
     """
     runs = run_chain(catalog, _continued_run(catalog, uid, follow).metadata["start"]["uid"])
     start = runs[-1].metadata["start"]
-    recorded = CampaignConfig.model_validate(start["campaign_config"])
+    recorded = CampaignConfig.model_validate(start[doc.CONFIG_KEY])
     asked = dict(config_changes(recorded, config)) if config is not None else {}
     asked.update(changes or {})
     cfg, applied = apply_changes(recorded, asked)
     trials: dict[int, Trial] = {}
     proposals: dict[int, dict[str, float | str]] = {}
-    proposal_columns = [stream_table(run, "proposals", "proposal_") for run in runs]
+    prefix = doc.readout_prefix(doc.PROPOSAL_READOUT)
+    proposal_columns = [stream_table(run, doc.PROPOSALS, prefix) for run in runs]
     for run, cols in zip(runs, proposal_columns, strict=True):
         for t in _trials_of(run):
             trials[t.index] = t  # a shot index is unique; later runs never repeat one
@@ -293,7 +319,7 @@ def load_campaign(
         raise ValueError(f"campaign {uid!r} lacks shots {missing} in the catalog")
     for t in ordered:
         t.proposal = dict(proposals.get(t.index, {}))
-    camp = cls(cfg, **kwargs)
+    camp = Campaign(cfg, **kwargs)
     damaged = sorted({t.spot for t in ordered if t.action == "move"})
     camp.restore_trials(ordered, damaged)
     last_stop = runs[-1].metadata.get("stop") or {}
@@ -307,7 +333,7 @@ def load_campaign(
         warnings.warn(f"campaign {uid!r}: recorded GP state not used ({err})", stacklevel=2)
     for run in runs:
         try:
-            ref = np.asarray(run["reference"][frame_key(run.metadata["start"])].read())
+            ref = np.asarray(run[doc.REFERENCE][frame_key(run.metadata["start"])].read())
         except KeyError:
             continue
         if len(ref):
