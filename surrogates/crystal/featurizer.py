@@ -129,10 +129,12 @@ class CrystalFeaturizer:
         self.min_spots = _check_min_spots(min_spots)
 
     def __repr__(self) -> str:
+        default_zone = ZONE_FEATURE_NAMES if "zone" in self.feature_set else ()
+        zone = "" if self.zone_features == default_zone else f", zone_features={self.zone_features}"
         return (
             f"CrystalFeaturizer({self.feature_set!r}, orient={self.orient}, "
-            f"q_range={self.q_range}, zone_features={list(self.zone_features)}, dq={self.dq}, "
-            f"n_radial={self.n_radial}, p_max={self.p_max}, min_spots={self.min_spots})"
+            f"q_range={self.q_range}{zone}, dq={self.dq}, n_radial={self.n_radial}, "
+            f"p_max={self.p_max}, min_spots={self.min_spots})"
         )
 
     @property

@@ -38,6 +38,14 @@ from sklearn.exceptions import NotFittedError
 from uedsteer.sim_devices.crystals.systems import CRYSTAL_SYSTEMS
 
 from .featurizer import FEATURE_SETS, CrystalFeaturizer
+from .fitting import (
+    LATTICE_PARAMS,
+    SPACE_GROUP_PARAMS,
+    SYSTEM_PARAMS,
+    _merge_params,
+    check_targets,
+    fit_forests,
+)
 from .persistence import (
     TRAIN_HINT,
     data_dir,
@@ -69,37 +77,6 @@ __all__ = [
 LATTICE_TARGETS = ("direct", "scaled")
 """What the lattice regressors learn: (a, b, c) in Å (the paper), or log of (a, b, c) times the
 pattern's own length scale (needs the zone features; see the module docstring)."""
-
-SYSTEM_PARAMS: dict[str, Any] = {"n_estimators": 80, "max_depth": 40, "max_features": None}
-"""Paper hyperparameters of the crystal-system classifier."""
-
-SPACE_GROUP_PARAMS: dict[str, Any] = {"n_estimators": 128, "max_depth": 30, "max_features": None}
-"""Paper hyperparameters of each space-group classifier."""
-
-LATTICE_PARAMS: dict[str, Any] = {"n_estimators": 80, "max_depth": 100, "max_features": None}
-"""Paper hyperparameters of each lattice (a, b, c) regressor."""
-
-
-def _merge_params(
-    defaults: Mapping[str, Any], override: Mapping[str, Any] | None, name: str, estimator: type
-) -> dict[str, Any]:
-    params = dict(defaults)
-    if override is None:
-        return params
-    if not isinstance(override, Mapping):
-        raise ValueError(
-            f"{name} must be a dict of {estimator.__name__} parameters; got "
-            f"{type(override).__name__}"
-        )
-    allowed = set(estimator().get_params()) - {"n_jobs", "random_state"}
-    unknown = sorted(set(override) - allowed)
-    if unknown:
-        raise ValueError(
-            f"{name} has unknown {estimator.__name__} parameter(s) {unknown}; allowed: "
-            f"{sorted(allowed)} (n_jobs and random_state are set on CrystalPredictor)"
-        )
-    params.update(override)
-    return params
 
 
 class CrystalPredictor:
@@ -313,83 +290,29 @@ class CrystalPredictor:
         predicts that space group, with all trees (``n_estimators``) voting for it.
         """
         x = self._check_features(features)
+        systems, groups, lat, weight = check_targets(
+            x, crystal_system, space_group, lattice, lattice_weight
+        )
         n = x.shape[0]
-        if n == 0:
-            raise ValueError("features has no rows; fit needs at least one pattern")
-        finite = np.isfinite(x).all(axis=1)
-        if not finite.all():
-            bad = np.flatnonzero(~finite)
-            raise ValueError(
-                f"features has {bad.size} row(s) with NaN/inf (first: row {int(bad[0])}), e.g. "
-                "patterns radial_basis(on_invalid='nan') marked invalid; drop them before fitting"
-            )
-        systems = np.asarray(crystal_system).astype(str)
-        if systems.shape != (n,):
-            raise ValueError(f"crystal_system must have shape ({n},); got {systems.shape}")
-        unknown = sorted(set(systems.tolist()) - set(CRYSTAL_SYSTEMS))
-        if unknown:
-            raise ValueError(
-                f"crystal_system holds {unknown}; allowed values are {list(CRYSTAL_SYSTEMS)}"
-            )
-        groups = np.asarray(space_group)
-        if groups.shape != (n,):
-            raise ValueError(f"space_group must have shape ({n},); got {groups.shape}")
-        if (
-            not np.issubdtype(groups.dtype, np.number)
-            or np.any(groups != np.round(groups))
-            or (np.any(groups < 1) or np.any(groups > 230))
-        ):
-            raise ValueError("space_group must hold integer space-group numbers 1 … 230")
-        groups = groups.astype(np.int64)
-        lat = np.asarray(lattice, dtype=np.float64)
-        if lat.shape != (n, 3):
-            raise ValueError(f"lattice must have shape ({n}, 3) for (a, b, c); got {lat.shape}")
-        if not (np.isfinite(lat).all() and (lat > 0).all()):
-            raise ValueError("lattice must hold finite lattice constants (a, b, c) > 0 in Å")
-
-        from tqdm.auto import tqdm
-
-        weight = None
-        if lattice_weight is not None:
-            weight = np.asarray(lattice_weight, dtype=np.float64)
-            if weight.shape != (n,) or not (np.isfinite(weight).all() and (weight > 0).all()):
-                raise ValueError(
-                    f"lattice_weight must hold {n} finite weights > 0; got shape {weight.shape}"
-                )
         target, usable = lat, np.ones(n, dtype=bool)
         if self.lattice_target == "scaled":
             scale = self.lattice_scale(x)
             usable = np.isfinite(scale)  # every pattern with a spot besides the central beam
             target = np.log(lat * np.nan_to_num(scale, nan=1.0)[:, None])
         present = [s for s in CRYSTAL_SYSTEMS if np.any(systems == s)]
-        common = {"n_jobs": self.n_jobs, "random_state": self.random_state}
         self.system_model_ = None
         self.space_group_models_, self.space_group_classes_, self.lattice_models_ = {}, {}, {}
-        with tqdm(
-            total=1 + 2 * len(present), desc="crystal forests", disable=not progress, unit="forest"
-        ) as bar:
-            bar.set_postfix_str("crystal system")
-            model = RandomForestClassifier(**self.system_params, **common)
-            model.fit(x, systems)
-            bar.update()
-            for system in present:
-                rows = systems == system
-                classes = np.unique(groups[rows])
-                self.space_group_classes_[system] = classes
-                bar.set_postfix_str(f"{system} space group")
-                if classes.size == 1:
-                    self.space_group_models_[system] = None
-                else:
-                    sg_model = RandomForestClassifier(**self.space_group_params, **common)
-                    self.space_group_models_[system] = sg_model.fit(x[rows], groups[rows])
-                bar.update()
-                bar.set_postfix_str(f"{system} lattice")
-                lat_model = RandomForestRegressor(**self.lattice_params, **common)
-                rows &= usable
-                self.lattice_models_[system] = lat_model.fit(
-                    x[rows], target[rows], sample_weight=None if weight is None else weight[rows]
-                )
-                bar.update()
+        model = fit_forests(
+            self,
+            x,
+            systems,
+            groups,
+            target,
+            usable,
+            weight,
+            present,
+            progress,
+        )
         self.system_model_ = model
         self.training_sizes_ = {"total": int(n)}
         self.training_sizes_.update({s: int(np.sum(systems == s)) for s in present})
