@@ -168,7 +168,8 @@ def load_predictor(cls: type, folder: str | os.PathLike | None = None) -> Any:
         If the folder lacks the model or metadata file; the message says where it looked and
         to run ``uedsteer train crystal``.
     ValueError
-        If the files hold foreign types or an unknown format.
+        If the files hold foreign types, an unknown format or a featurizer setting that
+        CrystalFeaturizer refuses.
     """
     import skops.io as sio
 

@@ -527,41 +527,17 @@ class CrystalPredictor:
     def save(
         self, folder: str | os.PathLike | None = None, metrics: Mapping[str, Any] | None = None
     ) -> Path:
-        """Save the forests (skops) and a JSON metadata file into ``folder``
-        (:func:`~uedsteer.surrogates.crystal.persistence.save_predictor`).
-
-        Parameters
-        ----------
-        folder : path, optional
-            Target folder (created if needed); default :func:`default_model_dir`.
-        metrics : dict, optional
-            JSON-serializable evaluation results to store in the metadata.
-
-        Returns
-        -------
-        pathlib.Path
-            The folder written.
+        """Save the forests (skops) and a JSON metadata file into ``folder`` (default
+        :func:`default_model_dir`); ``metrics`` go into the metadata. Returns the folder.
+        See :func:`~uedsteer.surrogates.crystal.persistence.save_predictor`.
         """
         return save_predictor(self, folder, metrics)
 
     @classmethod
     def load(cls, folder: str | os.PathLike | None = None) -> CrystalPredictor:
-        """Load models saved by :meth:`save`
-        (:func:`~uedsteer.surrogates.crystal.persistence.load_predictor`), featurizer included.
-
-        Parameters
-        ----------
-        folder : path, optional
-            Default :func:`default_model_dir` (``$UEDSTEER_DATA/crystal``, else
-            ``$XDG_DATA_HOME/uedsteer/crystal``, else ``~/.local/share/uedsteer/crystal``).
-
-        Raises
-        ------
-        FileNotFoundError
-            If the folder lacks the model or metadata file; the message says where it looked and
-            to run ``uedsteer train crystal``.
-        ValueError
-            If the files hold foreign types, an unknown format or a featurizer setting this
-            uedsteer does not accept.
+        """Load models saved by :meth:`save`, featurizer included (default folder
+        :func:`default_model_dir`). See
+        :func:`~uedsteer.surrogates.crystal.persistence.load_predictor` for what is checked
+        and raised (a missing model says how to train one).
         """
         return load_predictor(cls, folder)
