@@ -5,23 +5,12 @@ pattern, and for each crystal system one space-group classifier and one (a, b, c
 regressor trained only on that system's patterns. A pattern is routed to the sub-models of its
 predicted crystal system.
 
-This module is the hierarchy (fit, route, predict). Its neighbours hold the other jobs:
-:mod:`.featurizer` (Bragg lists → features, a validated constructor argument of the
-predictor), :mod:`.votes` (tree votes, difference aggregation over patterns),
-:mod:`.results` (what a prediction returns) and :mod:`.persistence` (save and load).
-
-Lattice target. The paper's regressors learn (a, b, c) in Å. With the zone features a pattern
-measures its own length scale s (the shortest reciprocal lattice vector g1, or the first
-ring's |q| where no 2-D lattice is defined), and the lattice regressors learn
-log(a·s), log(b·s), log(c·s) instead (``lattice_target="scaled"``, the default with zone
-features): a·s is how many times the real-space constant spans the spacing 1/s, a
-dimensionless multiple (1, √2, √3, 2, … for cubic lattices) that structure types share
-whatever their size, and the prediction exp(median of the trees)/s carries the pattern's own
-measured scale. Regressing Å directly, a forest can only return constants it has seen, so it
-memorizes materials; on the stores' material-disjoint test split (equal training weights)
-the scaled target cut the median error of a from 0.23 to 0.02 Å (hexagonal) and 0.56 to
-0.31 Å (tetragonal), of c from 0.91 to 0.41 Å (hexagonal). The radial basis alone keeps the
-paper's target.
+This module is the hierarchy: construction, routing, prediction. Its neighbours hold the other
+jobs: :mod:`.featurizer` (Bragg lists → features, a validated constructor argument of the
+predictor), :mod:`.fitting` (the estimators and their fits), :mod:`.lattice_target` (what the
+lattice regressors learn: Å, or a multiple of the pattern's own length scale),
+:mod:`.votes` (tree votes, difference aggregation over patterns), :mod:`.results` (what a
+prediction returns) and :mod:`.persistence` (save and load).
 """
 
 from __future__ import annotations
@@ -45,6 +34,12 @@ from .fitting import (
     _merge_params,
     check_targets,
     fit_forests,
+)
+from .lattice_target import (
+    LATTICE_TARGETS,
+    check_lattice_target,
+    from_lattice_target,
+    to_lattice_target,
 )
 from .persistence import (
     TRAIN_HINT,
@@ -73,10 +68,6 @@ __all__ = [
     "tree_median",
     "tree_votes",
 ]
-
-LATTICE_TARGETS = ("direct", "scaled")
-"""What the lattice regressors learn: (a, b, c) in Å (the paper), or log of (a, b, c) times the
-pattern's own length scale (needs the zone features; see the module docstring)."""
 
 
 class CrystalPredictor:
@@ -209,15 +200,7 @@ class CrystalPredictor:
         return self.featurizer.n_features
 
     def _check_lattice_target(self) -> None:
-        if self.lattice_target not in LATTICE_TARGETS:
-            raise ValueError(
-                f"lattice_target={self.lattice_target!r} is not known; allowed: {LATTICE_TARGETS}"
-            )
-        if self.lattice_target == "scaled" and not {"g1", "q_min"} <= set(self.zone_features):
-            raise ValueError(
-                f"lattice_target='scaled' needs the zone features g1 and q_min (features="
-                f"{self.feature_set!r} has {list(self.zone_features)}); use 'direct'"
-            )
+        check_lattice_target(self.lattice_target, self.featurizer)
 
     def lattice_scale(self, features: np.ndarray) -> np.ndarray:
         """Each pattern's length scale s (1/Å) for the scaled lattice target.
@@ -293,28 +276,13 @@ class CrystalPredictor:
         systems, groups, lat, weight = check_targets(
             x, crystal_system, space_group, lattice, lattice_weight
         )
-        n = x.shape[0]
-        target, usable = lat, np.ones(n, dtype=bool)
-        if self.lattice_target == "scaled":
-            scale = self.lattice_scale(x)
-            usable = np.isfinite(scale)  # every pattern with a spot besides the central beam
-            target = np.log(lat * np.nan_to_num(scale, nan=1.0)[:, None])
+        target, usable = to_lattice_target(lat, x, self.lattice_target, self.featurizer)
         present = [s for s in CRYSTAL_SYSTEMS if np.any(systems == s)]
         self.system_model_ = None
         self.space_group_models_, self.space_group_classes_, self.lattice_models_ = {}, {}, {}
-        model = fit_forests(
-            self,
-            x,
-            systems,
-            groups,
-            target,
-            usable,
-            weight,
-            present,
-            progress,
-        )
+        model = fit_forests(self, x, systems, groups, target, usable, weight, present, progress)
         self.system_model_ = model
-        self.training_sizes_ = {"total": int(n)}
+        self.training_sizes_ = {"total": int(x.shape[0])}
         self.training_sizes_.update({s: int(np.sum(systems == s)) for s in present})
         return self
 
@@ -340,9 +308,7 @@ class CrystalPredictor:
 
     def _lattice(self, system: str, x32: np.ndarray) -> np.ndarray:
         median = np.atleast_2d(tree_median(self.lattice_models_[system], x32))
-        if self.lattice_target == "direct":
-            return median
-        return np.exp(median) / self.lattice_scale(x32)[:, None]
+        return from_lattice_target(median, x32, self.lattice_target, self.featurizer)
 
     def _check_system(self, system: str, name: str) -> str:
         if system not in self.lattice_models_:
