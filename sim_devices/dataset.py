@@ -566,13 +566,9 @@ def write_dataset(
         only the new ones are generated. With any other difference a ``ValueError`` naming
         each differing setting is raised and nothing is touched.
     spec : DatasetSpec
-    scheduler : str, optional
-        Address of an existing Dask scheduler (``tcp://host:8786``); default: a
-        ``LocalCluster`` with ``n_workers`` single-threaded worker processes.
-    n_workers : int
-        Workers of the local cluster.
-    progress : bool
-        Show a tqdm progress bar (frames).
+    scheduler, n_workers, progress
+        Where the chunks run and whether a progress bar (frames) shows, as in
+        :func:`~uedsteer.sim_devices.chunked_store.run_chunk_tasks`.
 
     Returns
     -------

@@ -159,13 +159,9 @@ def write_crystal_dataset(
         ``ValueError`` naming each differing setting is raised and nothing is touched.
     spec : CrystalDatasetSpec
         Number of materials, seed, chunk size and simulation settings.
-    scheduler : str, optional
-        Address of an existing Dask scheduler (``tcp://host:8786``) when one machine is not
-        enough; default: a ``LocalCluster`` of ``n_workers`` single-threaded processes.
-    n_workers : int
-        Workers of the local cluster.
-    progress : bool
-        Show a tqdm progress bar (materials).
+    scheduler, n_workers, progress
+        Where the chunks run and whether a progress bar (materials) shows, as in
+        :func:`~uedsteer.sim_devices.chunked_store.run_chunk_tasks`.
 
     Returns
     -------
