@@ -88,7 +88,7 @@ def main() -> None:
     print(format_metrics(metrics))
 
     from uedsteer.surrogates.crystal.peaks import frame_to_bragg
-    from uedsteer.surrogates.crystal.predictor import data_dir
+    from uedsteer.surrogates.crystal.persistence import data_dir
 
     ued_path = args.ued_model or data_dir() / "crystal_ued"
     ued = CrystalPredictor.load(ued_path) if Path(ued_path).exists() else predictor

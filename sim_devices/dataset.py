@@ -29,7 +29,6 @@ phonon-mode table) is refused with the settings that differ.
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import Iterable, Sequence
 from functools import lru_cache
 from pathlib import Path
@@ -38,7 +37,7 @@ from typing import Any
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from .cluster import dask_client
+from .chunked_store import config_differences, finished_at, run_chunk_tasks
 from .materials import INTERPOLATED, Material, get_material
 from .physics import (
     DetectorModel,
@@ -463,23 +462,6 @@ def _cli_option(key: str, value: Any) -> str:
     return f"--{key.replace('_', '-')} {value}"
 
 
-def config_differences(stored: dict, asked: dict) -> dict[str, tuple[Any, Any]]:
-    """The entries where two store configurations differ, ``key: (stored, asked)``.
-
-    Generator settings are compared field by field, under the keys ``settings.<field>``.
-    """
-    diff: dict[str, tuple[Any, Any]] = {}
-    for key in sorted(set(stored) | set(asked)):
-        old, new = stored.get(key), asked.get(key)
-        if key == "settings" and isinstance(old, dict) and isinstance(new, dict):
-            for name in sorted(set(old) | set(new)):
-                if old.get(name) != new.get(name):
-                    diff[f"settings.{name}"] = (old.get(name), new.get(name))
-        elif old != new:
-            diff[key] = (old, new)
-    return diff
-
-
 def _mismatch_message(path: Path, diff: dict[str, tuple[Any, Any]]) -> str:
     """One line: each differing setting with its stored and asked values, and the way out."""
     n_old, n_new = diff.get("n_per_label", (0, 0))
@@ -605,22 +587,15 @@ def write_dataset(
         only the new ones are generated. With any other difference a ``ValueError`` naming
         each differing setting is raised and nothing is touched.
     spec : DatasetSpec
-    scheduler : str, optional
-        Address of an existing Dask scheduler (``tcp://host:8786``); default: a
-        ``LocalCluster`` with ``n_workers`` single-threaded worker processes.
-    n_workers : int
-        Workers of the local cluster.
-    progress : bool
-        Show a tqdm progress bar (frames).
+    scheduler, n_workers, progress
+        Where the chunks run and whether a progress bar (frames) shows, as in
+        :func:`~uedsteer.sim_devices.chunked_store.run_chunk_tasks`.
 
     Returns
     -------
     pathlib.Path
         The store path; its root attribute ``complete`` is True only when every chunk is done.
     """
-    from dask.distributed import as_completed
-    from tqdm import tqdm
-
     out = Path(out)
     root = _open_store(out, spec)
     n_chunks = -(-spec.n_per_label // spec.chunk)
@@ -631,30 +606,30 @@ def write_dataset(
         for k in np.flatnonzero(~grp["done"][:n_chunks]):
             lo, hi = int(k) * spec.chunk, min((int(k) + 1) * spec.chunk, spec.n_per_label)
             todo.append((label, kept if lo < kept < hi else lo, hi))
-    total = len(spec.labels) * spec.n_per_label
-    remaining = sum(hi - lo for _, lo, hi in todo)
-    bar = tqdm(total=total, initial=total - remaining, unit="frame", disable=not progress)
-    if todo:
-        with dask_client(scheduler, n_workers) as client:
-            settings_json = spec.settings.model_dump_json()
-            futures = [
-                client.submit(_chunk_task, label, lo, hi, spec.seed, settings_json, pure=False)
-                for label, lo, hi in todo
-            ]
-            for fut in as_completed(futures):
-                label, lo, frames, rows = fut.result()
-                grp = root[label]
-                grp["frames"][lo : lo + len(frames)] = frames
-                grp["params"][lo : lo + len(frames)] = rows
-                done = grp["done"][:]
-                done[lo // spec.chunk] = True
-                grp["done"][:] = done
-                bar.update(len(frames))
-                fut.release()
-    bar.close()
+
+    def store(result: tuple) -> None:  # write a finished chunk, then mark it done
+        label, lo, frames, rows = result
+        grp = root[label]
+        grp["frames"][lo : lo + len(frames)] = frames
+        grp["params"][lo : lo + len(frames)] = rows
+        done = grp["done"][:]
+        done[lo // spec.chunk] = True
+        grp["done"][:] = done
+
+    settings_json = spec.settings.model_dump_json()
+    run_chunk_tasks(
+        _chunk_task,
+        [((label, lo, hi, spec.seed, settings_json), hi - lo) for label, lo, hi in todo],
+        total=len(spec.labels) * spec.n_per_label,
+        unit="frame",
+        on_result=store,
+        scheduler=scheduler,
+        n_workers=n_workers,
+        progress=progress,
+    )
     complete = all(bool(root[label]["done"][:n_chunks].all()) for label in spec.labels)
     root.attrs["complete"] = complete
-    root.attrs["finished_at"] = time.strftime("%Y-%m-%dT%H:%M:%S") if complete else None
+    root.attrs["finished_at"] = finished_at(complete)
     return out
 
 

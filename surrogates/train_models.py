@@ -65,7 +65,7 @@ def default_weights_dir() -> Path:
     crystal models of ``uedsteer train crystal``; load it with ``FrameScorer.load(folder)``.
     The shipped weights (:func:`package_weights_dir`) are never overwritten by default.
     """
-    from .crystal.predictor import data_dir
+    from .crystal.persistence import data_dir
 
     return data_dir() / "scorer"
 

@@ -34,8 +34,8 @@ from typing import Literal
 
 import numpy as np
 
-CRYSTAL_SYSTEMS = ("cubic", "hexagonal", "trigonal", "tetragonal", "orthorhombic", "monoclinic")
-"""Crystal systems predicted by the models (triclinic is excluded, as in the paper)."""
+# defined once, with the space-group ranges; re-exported here for the feature users
+from uedsteer.sim_devices.crystals.systems import CRYSTAL_SYSTEMS as CRYSTAL_SYSTEMS
 
 DQ = 0.05
 """Radial step Δq of the basis in 1/Å (no 2π)."""

@@ -48,7 +48,9 @@ import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 from scipy import ndimage
 
-from .features import CRYSTAL_SYSTEMS, MIN_SPOTS
+from uedsteer.sim_devices.crystals.systems import CRYSTAL_SYSTEMS
+
+from .features import MIN_SPOTS
 
 __all__ = [
     "LATTICE_SYSTEMS",

@@ -22,9 +22,11 @@ from pathlib import Path
 import numpy as np
 
 from uedsteer.sim_devices.crystal_dataset import CrystalDataset, split_by_material
+from uedsteer.sim_devices.crystals.systems import CRYSTAL_SYSTEMS
 
-from .features import CRYSTAL_SYSTEMS
-from .predictor import CrystalPredictor, default_model_dir, difference_aggregate
+from .persistence import default_model_dir
+from .predictor import CrystalPredictor
+from .votes import difference_aggregate
 
 
 def _code_version() -> str:

@@ -2,7 +2,7 @@
 
 import numpy as np
 import pytest
-from test_crystal_model import SMALL, make_dataset
+from test_crystal_predictor import SMALL, make_dataset
 
 from uedsteer.surrogates.crystal.predictor import CrystalPredictor
 from uedsteer.surrogates.crystal.zone import (

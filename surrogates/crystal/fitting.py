@@ -1,0 +1,160 @@
+"""The estimators of the hierarchy and their fitting: the paper's forest hyperparameters,
+checked training labels, then the crystal-system forest and each present system's space-group
+and lattice forests (13 at most), with a progress bar.
+
+To change the estimators (their defaults, or the scikit-learn class), this is the module to
+edit; :mod:`.votes` reads the fitted trees (``estimators_``) to count votes and medians.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+from sklearn.ensemble import RandomForestClassifier, RandomForestRegressor
+
+from uedsteer.sim_devices.crystals.systems import CRYSTAL_SYSTEMS
+
+SYSTEM_PARAMS: dict[str, Any] = {"n_estimators": 80, "max_depth": 40, "max_features": None}
+"""Paper hyperparameters of the crystal-system classifier."""
+
+SPACE_GROUP_PARAMS: dict[str, Any] = {"n_estimators": 128, "max_depth": 30, "max_features": None}
+"""Paper hyperparameters of each space-group classifier."""
+
+LATTICE_PARAMS: dict[str, Any] = {"n_estimators": 80, "max_depth": 100, "max_features": None}
+"""Paper hyperparameters of each lattice (a, b, c) regressor."""
+
+
+def _merge_params(
+    defaults: Mapping[str, Any], override: Mapping[str, Any] | None, name: str, estimator: type
+) -> dict[str, Any]:
+    params = dict(defaults)
+    if override is None:
+        return params
+    if not isinstance(override, Mapping):
+        raise ValueError(
+            f"{name} must be a dict of {estimator.__name__} parameters; got "
+            f"{type(override).__name__}"
+        )
+    allowed = set(estimator().get_params()) - {"n_jobs", "random_state"}
+    unknown = sorted(set(override) - allowed)
+    if unknown:
+        raise ValueError(
+            f"{name} has unknown {estimator.__name__} parameter(s) {unknown}; allowed: "
+            f"{sorted(allowed)} (n_jobs and random_state are set on CrystalPredictor)"
+        )
+    params.update(override)
+    return params
+
+
+def check_targets(
+    x: np.ndarray,
+    crystal_system: Sequence[str] | np.ndarray,
+    space_group: Sequence[int] | np.ndarray,
+    lattice: np.ndarray,
+    lattice_weight: np.ndarray | None,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray | None]:
+    """The training labels as arrays, after checking them against the (N, F) features ``x``.
+
+    Returns
+    -------
+    tuple
+        Crystal systems (N,) str, space groups (N,) int64, lattices (N, 3) float64 and the
+        lattice weights (N,) or None.
+
+    Raises
+    ------
+    ValueError
+        Naming the argument that is wrong and what is allowed.
+    """
+    n = x.shape[0]
+    if n == 0:
+        raise ValueError("features has no rows; fit needs at least one pattern")
+    finite = np.isfinite(x).all(axis=1)
+    if not finite.all():
+        bad = np.flatnonzero(~finite)
+        raise ValueError(
+            f"features has {bad.size} row(s) with NaN/inf (first: row {int(bad[0])}), e.g. "
+            "patterns radial_basis(on_invalid='nan') marked invalid; drop them before fitting"
+        )
+    systems = np.asarray(crystal_system).astype(str)
+    if systems.shape != (n,):
+        raise ValueError(f"crystal_system must have shape ({n},); got {systems.shape}")
+    unknown = sorted(set(systems.tolist()) - set(CRYSTAL_SYSTEMS))
+    if unknown:
+        raise ValueError(
+            f"crystal_system holds {unknown}; allowed values are {list(CRYSTAL_SYSTEMS)}"
+        )
+    groups = np.asarray(space_group)
+    if groups.shape != (n,):
+        raise ValueError(f"space_group must have shape ({n},); got {groups.shape}")
+    if (
+        not np.issubdtype(groups.dtype, np.number)
+        or np.any(groups != np.round(groups))
+        or (np.any(groups < 1) or np.any(groups > 230))
+    ):
+        raise ValueError("space_group must hold integer space-group numbers 1 … 230")
+    groups = groups.astype(np.int64)
+    lat = np.asarray(lattice, dtype=np.float64)
+    if lat.shape != (n, 3):
+        raise ValueError(f"lattice must have shape ({n}, 3) for (a, b, c); got {lat.shape}")
+    if not (np.isfinite(lat).all() and (lat > 0).all()):
+        raise ValueError("lattice must hold finite lattice constants (a, b, c) > 0 in Å")
+    weight = None
+    if lattice_weight is not None:
+        weight = np.asarray(lattice_weight, dtype=np.float64)
+        if weight.shape != (n,) or not (np.isfinite(weight).all() and (weight > 0).all()):
+            raise ValueError(
+                f"lattice_weight must hold {n} finite weights > 0; got shape {weight.shape}"
+            )
+    return systems, groups, lat, weight
+
+
+def fit_forests(
+    predictor: Any,
+    x: np.ndarray,
+    systems: np.ndarray,
+    groups: np.ndarray,
+    target: np.ndarray,
+    usable: np.ndarray,
+    weight: np.ndarray | None,
+    present: list[str],
+    progress: bool,
+) -> RandomForestClassifier:
+    """Fit the forests of ``predictor`` (its parameters, ``n_jobs`` and ``random_state``).
+
+    The space-group classes and forests and the lattice forests of each system in ``present``
+    are stored on the predictor as they are fitted; the crystal-system forest is returned.
+    A system whose patterns share one space group gets no space-group forest (None). The
+    lattice forests learn ``target`` on the ``usable`` rows, weighted by ``weight``.
+    """
+    from tqdm.auto import tqdm
+
+    common = {"n_jobs": predictor.n_jobs, "random_state": predictor.random_state}
+    with tqdm(
+        total=1 + 2 * len(present), desc="crystal forests", disable=not progress, unit="forest"
+    ) as bar:
+        bar.set_postfix_str("crystal system")
+        model = RandomForestClassifier(**predictor.system_params, **common)
+        model.fit(x, systems)
+        bar.update()
+        for system in present:
+            rows = systems == system
+            classes = np.unique(groups[rows])
+            predictor.space_group_classes_[system] = classes
+            bar.set_postfix_str(f"{system} space group")
+            if classes.size == 1:
+                predictor.space_group_models_[system] = None
+            else:
+                sg_model = RandomForestClassifier(**predictor.space_group_params, **common)
+                predictor.space_group_models_[system] = sg_model.fit(x[rows], groups[rows])
+            bar.update()
+            bar.set_postfix_str(f"{system} lattice")
+            lat_model = RandomForestRegressor(**predictor.lattice_params, **common)
+            rows &= usable
+            predictor.lattice_models_[system] = lat_model.fit(
+                x[rows], target[rows], sample_weight=None if weight is None else weight[rows]
+            )
+            bar.update()
+    return model

@@ -1,0 +1,246 @@
+"""Saving and loading the crystal predictor: skops forests beside a JSON metadata file.
+
+Models are saved with :mod:`skops.io` (no pickle code execution) next to a JSON metadata file
+that records the hyperparameters, the label classes and the featurizer's settings; loading
+accepts only scikit-learn and numpy types from the skops file and rebuilds the predictor
+through its constructor (so its featurizer is validated). The default folder is
+``<data dir>/crystal`` (see :func:`default_model_dir`).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from uedsteer.sim_devices.crystals.systems import CRYSTAL_SYSTEMS
+
+from .features import INTENSITY_SUM
+from .featurizer import FEATURE_SETS, CrystalFeaturizer
+from .zone import ZONE_FEATURE_NAMES
+
+MODEL_FILE = "models.skops"
+METADATA_FILE = "metadata.json"
+FORMAT_VERSION = 1
+TRAIN_HINT = "run `uedsteer train crystal` to train and save the crystal models"
+
+_TRUSTED_PREFIXES = ("sklearn.", "numpy.")
+
+
+# ---------------------------------------------------------------------------------------------
+# storage location
+
+
+def data_dir() -> Path:
+    """The user data folder of uedsteer.
+
+    ``$UEDSTEER_DATA`` if set, else ``$XDG_DATA_HOME/uedsteer``, else
+    ``~/.local/share/uedsteer``.
+    """
+    env = os.environ.get("UEDSTEER_DATA")
+    if env:
+        return Path(env).expanduser()
+    xdg = os.environ.get("XDG_DATA_HOME")
+    base = Path(xdg).expanduser() if xdg else Path.home() / ".local" / "share"
+    return base / "uedsteer"
+
+
+def default_model_dir() -> Path:
+    """Default folder of the saved crystal models: ``data_dir() / "crystal"``."""
+    return data_dir() / "crystal"
+
+
+def model_metadata(predictor: Any, metrics: Mapping[str, Any] | None) -> dict[str, Any]:
+    """The JSON metadata saved beside the forests (what :func:`load_predictor` reads)."""
+    import sklearn
+    import skops
+
+    model = predictor._check_fitted()
+    return {
+        "format_version": FORMAT_VERSION,
+        "description": "uedsteer hierarchical random forests (Gleason et al. 2024): crystal "
+        "system -> per-system space group and lattice (a, b, c) in Å",
+        "created": datetime.now(UTC).isoformat(timespec="seconds"),
+        "crystal_systems": list(CRYSTAL_SYSTEMS),
+        "trained_systems": list(predictor.trained_systems),
+        "system_classes": [str(c) for c in model.classes_],
+        "space_group_classes": {
+            s: [int(g) for g in c] for s, c in predictor.space_group_classes_.items()
+        },
+        "hyperparameters": {
+            "system": predictor.system_params,
+            "space_group": predictor.space_group_params,
+            "lattice": predictor.lattice_params,
+            "n_jobs": predictor.n_jobs,
+            "random_state": predictor.random_state,
+        },
+        "features": {
+            "dq": predictor.dq,
+            "n_radial": predictor.n_radial,
+            "p_max": predictor.p_max,
+            "n_features": predictor.n_features,
+            "min_spots": predictor.min_spots,
+            "q_range": None if predictor.q_range is None else list(predictor.q_range),
+            "orient": predictor.orient,
+            "feature_set": predictor.feature_set,
+            "zone_features": list(predictor.zone_features),
+            "lattice_target": predictor.lattice_target,
+            "intensity_sum": INTENSITY_SUM,
+            "ordering": "|tau| block then arg tau block, each m-major: index m*(p_max+1)+p",
+        },
+        "training_sizes": predictor.training_sizes_,
+        "metrics": dict(metrics) if metrics else {},
+        "versions": {
+            "scikit-learn": sklearn.__version__,
+            "numpy": np.__version__,
+            "skops": skops.__version__,
+        },
+    }
+
+
+def save_predictor(
+    predictor: Any,
+    folder: str | os.PathLike | None = None,
+    metrics: Mapping[str, Any] | None = None,
+) -> Path:
+    """Save a fitted predictor's forests (skops) and a JSON metadata file into ``folder``.
+
+    Parameters
+    ----------
+    folder : path, optional
+        Target folder (created if needed); default :func:`default_model_dir`.
+    metrics : dict, optional
+        JSON-serializable evaluation results to store in the metadata.
+
+    Returns
+    -------
+    pathlib.Path
+        The folder written.
+    """
+    predictor._check_fitted()
+    target = Path(folder) if folder is not None else default_model_dir()
+    target.mkdir(parents=True, exist_ok=True)
+    import skops.io as sio
+
+    payload = {
+        "system": predictor.system_model_,
+        "space_group": dict(predictor.space_group_models_),
+        "lattice": dict(predictor.lattice_models_),
+    }
+    meta = json.dumps(model_metadata(predictor, metrics), indent=2)
+    # write to temporary names first, so that an interrupted save leaves the old model
+    for name, write in (
+        (MODEL_FILE, lambda p: sio.dump(payload, p)),
+        (METADATA_FILE, lambda p: Path(p).write_text(meta)),
+    ):
+        fd, tmp = tempfile.mkstemp(dir=target, prefix=f".{name}.", suffix=".tmp")
+        os.close(fd)
+        try:
+            write(tmp)
+            os.replace(tmp, target / name)
+        finally:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+    return target
+
+
+def load_predictor(cls: type, folder: str | os.PathLike | None = None) -> Any:
+    """Load models saved by :func:`save_predictor` into a new ``cls`` (the crystal predictor).
+
+    Only sklearn and numpy types are accepted from the skops file: the untrusted types it
+    declares are checked against that list before loading, so no arbitrary code runs.
+
+    Parameters
+    ----------
+    folder : path, optional
+        Default :func:`default_model_dir` (``$UEDSTEER_DATA/crystal``, else
+        ``$XDG_DATA_HOME/uedsteer/crystal``, else ``~/.local/share/uedsteer/crystal``).
+
+    Raises
+    ------
+    FileNotFoundError
+        If the folder lacks the model or metadata file; the message says where it looked and
+        to run ``uedsteer train crystal``.
+    ValueError
+        If the files hold foreign types, an unknown format or a featurizer setting that
+        CrystalFeaturizer refuses.
+    """
+    import skops.io as sio
+
+    source = Path(folder) if folder is not None else default_model_dir()
+    model_path, meta_path = source / MODEL_FILE, source / METADATA_FILE
+    missing = [p.name for p in (model_path, meta_path) if not p.is_file()]
+    if missing:
+        out = "" if folder is None else f" --out {source}"
+        raise FileNotFoundError(
+            f"no trained crystal model in {source} (missing {', '.join(missing)}); make "
+            "one first: `uedsteer generate crystals --out data/crystals`, then "
+            f"`uedsteer train crystal --data data/crystals{out}`; or pass the folder that "
+            "holds one"
+        )
+    meta = json.loads(meta_path.read_text())
+    if meta.get("format_version") != FORMAT_VERSION:
+        raise ValueError(
+            f"{meta_path} has format_version {meta.get('format_version')!r}; this uedsteer "
+            f"reads version {FORMAT_VERSION}; {TRAIN_HINT} again"
+        )
+    untrusted = sio.get_untrusted_types(file=model_path)
+    foreign = [t for t in untrusted if not t.startswith(_TRUSTED_PREFIXES)]
+    if foreign:
+        raise ValueError(
+            f"{model_path} declares types outside scikit-learn/numpy: {foreign}; refusing "
+            "to load it"
+        )
+    payload = sio.load(model_path, trusted=untrusted)
+    if not isinstance(payload, dict) or set(payload) != {"system", "space_group", "lattice"}:
+        raise ValueError(f"{model_path} does not hold uedsteer crystal models")
+    hyper, spec = meta["hyperparameters"], meta["features"]
+    feature_set = str(spec.get("feature_set", "radial"))
+    if feature_set not in FEATURE_SETS:
+        raise ValueError(
+            f"{meta_path} names feature_set={feature_set!r}; this uedsteer knows "
+            f"{FEATURE_SETS}; {TRAIN_HINT} again"
+        )
+    zone_features = tuple(spec.get("zone_features", []))
+    unknown = set(zone_features) - set(ZONE_FEATURE_NAMES)
+    if unknown:
+        raise ValueError(
+            f"{meta_path} names zone features {sorted(unknown)} this uedsteer does not "
+            f"compute; {TRAIN_HINT} again"
+        )
+    q_range = spec.get("q_range")
+    featurizer = CrystalFeaturizer(
+        feature_set,
+        orient=bool(spec.get("orient", False)),
+        q_range=None if q_range is None else (float(q_range[0]), float(q_range[1])),
+        zone_features=zone_features,
+        dq=float(spec["dq"]),
+        n_radial=int(spec["n_radial"]),
+        p_max=int(spec["p_max"]),
+        min_spots=int(spec["min_spots"]),
+    )
+    predictor = cls(
+        system_params=hyper["system"],
+        space_group_params=hyper["space_group"],
+        lattice_params=hyper["lattice"],
+        n_jobs=hyper.get("n_jobs", -1),
+        random_state=hyper.get("random_state"),
+        featurizer=featurizer,
+        # models saved before the scaled target existed learned (a, b, c) directly
+        lattice_target=str(spec.get("lattice_target", "direct")),
+    )
+    predictor.system_model_ = payload["system"]
+    predictor.space_group_models_ = dict(payload["space_group"])
+    predictor.lattice_models_ = dict(payload["lattice"])
+    predictor.space_group_classes_ = {
+        s: np.asarray(c, dtype=np.int64) for s, c in meta["space_group_classes"].items()
+    }
+    predictor.training_sizes_ = {k: int(v) for k, v in meta["training_sizes"].items()}
+    predictor.metadata_ = meta
+    return predictor

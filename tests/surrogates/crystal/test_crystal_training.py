@@ -1,0 +1,55 @@
+"""Training the crystal predictor on a crystal store: the CLI end to end, the lattice weights."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+
+def test_cli_generate_train_and_stem_map(tmp_path, capsys):
+    """The README's crystal commands end to end on a tiny store (kinematic, small forests)."""
+    from uedsteer.controller.cli import main
+
+    store, model = tmp_path / "crystals", tmp_path / "model"
+    args = ["generate", "crystals", "--out", str(store), "--n-materials", "12", "--seed", "4"]
+    args += ["--workers", "1", "--set", 'method="kinematic"', "--set", "zone_axes=6"]
+    assert main(args) == 0
+    args = ["train", "crystal", "--data", str(store), "--out", str(model), "--threads", "1"]
+    args += ["--system-trees", "8", "--space-group-trees", "8", "--lattice-trees", "8"]
+    args += ["--max-features", "sqrt"]
+    assert main(args) == 0
+    text = capsys.readouterr().out
+    assert "crystal system, single pattern" in text and "10-pattern aggregate" in text
+    metrics = json.loads((model / "crystal_metrics.json").read_text())
+    assert metrics["split"]["by"] == "material"
+    assert (model / "crystal_confusion_single.png").stat().st_size > 1000
+    assert metrics["test_materials"] == 3 and metrics["train_materials"] == 9
+    assert metrics["lattice_weighting"] == "cell_size" and metrics["lattice_target"] == "direct"
+    args = ["stem", "--nx", "6", "--ny", "5", "--model", str(model)]
+    args += ["--catalog", str(tmp_path / "cat"), "--out", str(tmp_path / "stem")]
+    assert main(args) == 0
+    assert "median lattice constant" in capsys.readouterr().out
+    assert (tmp_path / "stem" / "stem_crystal_maps.png").exists()
+
+
+def test_cell_size_weights_follow_the_atoms_in_the_cell():
+    from uedsteer.sim_devices.crystals.dataset import CrystalDataset
+    from uedsteer.surrogates.crystal.train import cell_size_weights, train_crystal
+
+    n = 3
+    data = CrystalDataset(
+        bragg=[np.zeros((1, 3))] * n,
+        material=np.arange(n),
+        zone_axis=np.zeros((n, 3), dtype=int),
+        system=np.array(["cubic"] * n),
+        space_group=np.array([225] * n),
+        lattice=np.ones((n, 6)),
+        formula=np.array(["Au4", "Ga8O8", "Na4Cl4"]),
+        source=np.array(["prototype"] * n),
+        spec={},
+    )
+    np.testing.assert_allclose(cell_size_weights(data), [0.5, 0.25, 1 / np.sqrt(8)])
+    with pytest.raises(ValueError, match="lattice_weighting='atoms' is not known"):
+        train_crystal(data, lattice_weighting="atoms")
