@@ -96,7 +96,10 @@ def approach_point(
     first), and after a shot that was itself such a step and fell short (the transition is
     slower there, or began above the damage threshold: the heating expansion decides again).
     The scorer reads an early transformation as more progress than it is (0.24 at x = 0.11),
-    so the step errs short.
+    so the step errs short. The width w is an assumption about the sample, not a fit: a
+    broader transition makes the step fall short, a sharper one overshoots the aim (the
+    fluence ratio is the same). The damage bound, the constraints and the heating limit still
+    apply to the step.
     """
     cfg = config
     w = cfg.approach_width
