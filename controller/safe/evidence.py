@@ -171,6 +171,11 @@ class Evidence:
     constraints: tuple[tuple[ScoreBound, SingleTaskGP | None], ...]
     failures: tuple[ModelFittingError, ...]
 
+    def constraint_model(self, index: int) -> SingleTaskGP | None:
+        """The GP of the ``index``-th score constraint (None: no finite score yet). Two
+        constraints on one score share a model key but each has its own fit."""
+        return self.constraints[index][1]
+
     def heating_posterior(self, settings: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Mean and standard deviation of log(heating) at physical ``settings``.
 

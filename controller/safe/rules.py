@@ -125,25 +125,26 @@ class ScoreConstraint(Rule):
     (``Campaign(constraints=...)``) are modelled and enforced alike.
     """
 
-    def __init__(self, bound: ScoreBound, beta: float) -> None:
+    def __init__(self, bound: ScoreBound, beta: float, index: int = 0) -> None:
         self.bound = bound
         self.beta = beta
+        self.index = index
+        """Position of the constraint among the score bounds (its model in the evidence)."""
 
     def __eq__(self, other: object) -> bool:
-        return isinstance(other, ScoreConstraint) and (self.bound, self.beta) == (
-            other.bound,
-            other.beta,
-        )
+        if not isinstance(other, ScoreConstraint):
+            return NotImplemented
+        return (self.bound, self.beta, self.index) == (other.bound, other.beta, other.index)
 
     __hash__ = None  # type: ignore[assignment]
 
     @classmethod
     def from_config(cls, config: CampaignConfig, bounds: tuple[ScoreBound, ...]) -> list[Rule]:
-        return [cls(b, config.beta) for b in bounds]
+        return [cls(b, config.beta, i) for i, b in enumerate(bounds)]
 
     def judge(self, candidates: Candidates, data: Evidence) -> Verdict | None:
         b = self.bound
-        model = dict((c.key, m) for c, m in data.constraints).get(b.key)
+        model = data.constraint_model(self.index)
         if model is None:
             return None
         unit = b.unit
