@@ -49,7 +49,7 @@ import pandas as pd
 import torch
 
 from uedsteer.controller.config import CampaignConfig, ParameterSpec
-from uedsteer.controller.optimizer import SafeOptimizer
+from uedsteer.controller.safe.optimizer import SafeOptimizer
 from uedsteer.plans.simulate import simulate_campaign
 from uedsteer.sim_devices.beamline import SimulatedBeamline
 from uedsteer.sim_devices.response import HC_EV_NM, ResponseParams

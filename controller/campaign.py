@@ -28,7 +28,8 @@ import numpy as np
 from uedsteer.sim_devices.contracts import SETTING_NAMES
 
 from .config import SCORE_NAMES, CampaignConfig
-from .optimizer import NoSafeCandidate, Proposal, SafeOptimizer
+from .errors import NoSafeCandidate
+from .safe.optimizer import Proposal, SafeOptimizer
 
 DAMAGED = 0.5
 """A frame whose damage probability reaches this shows a hurt spot (for attribution)."""
@@ -374,7 +375,7 @@ class Campaign:
             self.proposal_seconds.append(time.perf_counter() - t0)
             return self._stop(f"no safe candidate: {err}")
         self.proposal_seconds.append(time.perf_counter() - t0)
-        if self.optimizer.mode == "explore" and self._shots_since_best() >= cfg.patience:
+        if prop.strategy == "explore" and self._shots_since_best() >= cfg.patience:
             return self._stop(
                 f"no safe candidate is expected to improve the objective: no better "
                 f"{cfg.objective if self.objective_fn is None else 'objective'} for "
@@ -412,10 +413,11 @@ class Campaign:
         if not len(points):
             return None
         try:
-            safe, _ = self.optimizer.safe_set(x, cols, points)
+            found = self.optimizer.safe_set(x, cols, points)
         except NoSafeCandidate:
             return None
-        hits = np.flatnonzero(safe)
+        self.optimizer.keep_warm(found)  # the next proposal starts from these fits
+        hits = np.flatnonzero(found.safe)
         if not len(hits):
             return None
         return points[hits[0]]

@@ -162,13 +162,19 @@ class CampaignConfig(BaseModel):
     )
     constraints: tuple[ConstraintSpec, ...] = Field(
         default_factory=lambda: (ConstraintSpec(score="line_distance", bound=3.0),),
-        description="Extra score constraints (default: stay near the 2H–1T' line).",
+        description="Score constraints (default: stay near the 2H–1T' line); each is a "
+        "uedsteer.controller.safe.rules.ScoreConstraint.",
     )
     damage_bound: Number = Field(
-        0.2, gt=0, lt=1, description="δ: largest allowed predicted damage probability."
+        0.2,
+        gt=0,
+        lt=1,
+        description="δ: largest allowed predicted damage probability (rule DamageBound).",
     )
     beta: Number = Field(
-        2.0, gt=0, description="Confidence multiplier of the safety bound (mean + β·σ ≤ δ)."
+        2.0,
+        gt=0,
+        description="β: confidence multiplier of every safety rule's bound (mean ± β·σ).",
     )
     monotone_fluence: bool = Field(
         True,
@@ -198,72 +204,54 @@ class CampaignConfig(BaseModel):
     heating_growth: Number | None = Field(
         1.2,
         gt=1,
-        description="SafeOpt-style expansion on the heating score (apparent Debye–Waller "
-        "Δ⟨u²⟩): a candidate's predicted heating (upper bound) may exceed the hottest "
-        "damage-free frame by at most this factor plus heating_floor. None disables it.",
+        description="Factor by which a candidate's heating (upper bound, Å² of apparent "
+        "Debye–Waller Δ⟨u²⟩) may exceed the hottest damage-free frame, plus heating_floor "
+        "(rule HeatingExpansion). None disables the heating rules.",
     )
     heating_floor: Number = Field(
         0.002,
         ge=0,
-        description="Absolute heating allowance (Å² of apparent Δ⟨u²⟩) added to "
-        "the expansion, so that the search can leave a cold start.",
+        description="Absolute heating allowance (Å²) of the expansion (rule HeatingExpansion), "
+        "so that the search can leave a cold start.",
     )
     heating_margin: Number = Field(
         0.8,
         gt=0,
         le=1,
-        description="Once a setting has caused damage, candidates must stay below this "
-        "fraction of the lowest heating that caused damage (damage depends on the absorbed "
-        "energy, so the learned limit holds at every wavelength).",
+        description="Fraction of the lowest heating that caused damage that candidates must "
+        "stay below, at every wavelength (rule HeatingLimit).",
     )
     heating_max: Number | None = Field(
         None,
         gt=0,
-        description="Hard cap on the predicted heating (upper bound of the scorer's apparent "
-        "Debye–Waller Δ⟨u²⟩, Å²) of any candidate, known before the campaign: e.g. from a "
-        "static heating calibration of the sample's damage temperature. None: only the "
+        description="Hard cap (Å²) on any candidate's heating upper bound, known before the "
+        "campaign, e.g. from a static heating calibration (rule HeatingLimit). None: only the "
         "limit learned from damaging shots.",
     )
     explore_excitation: Number | None = Field(
         0.5,
         gt=0,
         le=1,
-        description="While the objective is flat (its data spread less than objective_scale: "
-        "nothing has transformed yet), propose only "
-        "among the safe candidates whose predicted heating (GP mean) is at least this "
-        "fraction of the hottest one's: the transformation grows with the absorbed energy, "
-        "so a cold shot at a new wavelength cannot reveal a low threshold there. None: "
-        "every safe candidate.",
+        description="While the objective is flat, propose only among the safe candidates "
+        "whose predicted heating is at least this fraction of the hottest one's "
+        "(uedsteer.controller.safe.strategies.hottest). None: every safe candidate.",
     )
     climb_heating: Number | None = Field(
         0.007,
         gt=0,
-        description="Initial climb: until a frame's heating (apparent Debye–Waller Δ⟨u²⟩, Å²) "
-        "reaches this, or something transforms, every shot stays at the safe start's other "
-        "settings and goes to the highest safe fluence there (the same safety checks). A "
-        "wavelength step is judged against the heating measured at the start, so once that "
-        "reading stands clear of the frame noise (≈ 0.001 Å²) each step can carry a useful "
-        "excitation; before, steps at noise-level heating creep in fluence. None: no climb.",
+        description="Initial climb: until a heating reading (Å²) reaches this, or something "
+        "transforms, shots stay at the safe start's other settings at the highest safe "
+        "fluence (uedsteer.controller.safe.strategies.climbing). None: no climb.",
     )
     approach_width: Number | None = Field(
         0.1,
         gt=0,
         le=0.5,
-        description="Approach step: after a damage-free, partly transformed frame (progress "
-        "between 0.15 and the target), the next shot goes to the same settings with the "
-        "fluence scaled by the ratio that a transformation x = σ((ε − ε_T)/(w·ε_T)) of this "
-        "relative width w in absorbed energy needs to reach x = (1 + target)/2 (at most 1.5×, "
-        "within the ramp limit), even beyond the heating expansion: at one wavelength the "
-        "absorbed energy is proportional to the fluence, so the step's growth is known "
-        "exactly, and the damage model, the constraints and a learned damage limit still "
-        "apply. Taken only where the model predicts that the step, after the ramp limit, "
-        "reaches the target (a threshold far above the frame's fluence marks a wavelength "
-        "off the resonance, where damage comes first), and not after a shot that was itself "
-        "such a step and fell short (the transition is slower there, or began above the "
-        "damage threshold). The width is an assumption about the sample, not a fit: a "
-        "broader transition makes the step fall short, a sharper one overshoots the aim "
-        "(the fluence ratio is the same). Needs the objective 'progress' and the fluence "
-        "among the parameters (a Python objective turns it off). None disables it.",
+        description="Approach step: assumed relative width w in absorbed energy of the "
+        "transformation x = σ((ε − ε_T)/(w·ε_T)); after a damage-free, partly transformed "
+        "frame the next shot scales the fluence to reach x = (1 + target)/2 "
+        "(uedsteer.controller.safe.strategies.approach_point). Needs the objective 'progress' "
+        "and the fluence steered (a Python objective turns it off). None disables it.",
     )
     refit_every: Count = Field(
         5,

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import copy
 from pathlib import Path
 
 import numpy as np
@@ -42,9 +41,9 @@ def gp_maps(campaign: Campaign, out: str | Path, n: int = 60) -> Path:
     names = campaign.optimizer.names
     if not {"fluence", "wavelength"} <= set(names):
         raise ValueError("gp_maps needs fluence and wavelength among the steered parameters")
-    # a copy: fitting the maps' models must not change the live optimizer's warm-started
-    # state (drawn mid-campaign, it used to change every later proposal)
-    opt = copy.deepcopy(campaign.optimizer)
+    # safe_set and objective_model change nothing in the optimizer: the next proposal is
+    # the same whether or not the maps were drawn
+    opt = campaign.optimizer
     x, cols = campaign.observations()
     pf, pw = cfg.parameter("fluence"), cfg.parameter("wavelength")
     fl = np.linspace(pf.low, pf.high, n)
@@ -54,14 +53,15 @@ def gp_maps(campaign: Campaign, out: str | Path, n: int = 60) -> Path:
     grid = np.tile([last[k] for k in names], (n * n, 1))
     grid[:, names.index("fluence")] = gf.ravel()
     grid[:, names.index("wavelength")] = gw.ravel()
-    safe, dmg_ucb = opt.safe_set(x, cols, grid)
-    model_x = torch.tensor(opt.to_model(grid))
+    found = opt.safe_set(x, cols, grid)
+    safe = found.safe
+    model_x = torch.tensor(opt.space.to_model(grid))
     obj = opt.objective_model(x, cols)  # the model the controller proposes with
     with torch.no_grad():
         post = obj.posterior(model_x)
         mu = post.mean.squeeze(-1).numpy().reshape(n, n)
         sd = post.variance.clamp_min(0).sqrt().squeeze(-1).numpy().reshape(n, n)
-    dmu, dsd = opt.damage_posterior(grid)
+    dmu, dsd = found.damage_posterior(grid)
     panels = [
         (mu, f"{cfg.objective}: GP mean", "viridis"),
         (sd, f"{cfg.objective}: GP std", "magma"),

@@ -166,7 +166,7 @@ def test_move_policy_goes_to_a_fresh_spot(scorer):
     assert int(bl.stage.spot.get()) == 1
     # the damaging setting (shot 3, seen in frame 4) is outside the safe set from now on
     x, cols = camp.observations()
-    safe, _ = camp.optimizer.safe_set(x, cols, x[3:4])
+    safe = camp.optimizer.safe_set(x, cols, x[3:4]).safe
     assert not safe[0]
     if len(rec) > 5:
         assert rec.trials[5].spot == 1

@@ -19,7 +19,8 @@ from uedsteer.controller.config import (
     ParameterSpec,
     format_validation_error,
 )
-from uedsteer.controller.optimizer import NoSafeCandidate, SafeOptimizer
+from uedsteer.controller.errors import NoSafeCandidate
+from uedsteer.controller.safe.optimizer import SafeOptimizer
 from uedsteer.plans.campaign import campaign, setting_signals
 from uedsteer.plans.preflight import check_config
 from uedsteer.sim_devices.beamline import SimulatedBeamline
