@@ -12,15 +12,9 @@ and the predictor's crystal system and confidence go into :attr:`Scores.crystal_
 :attr:`Scores.crystal_confidence`. Without one those fields are ``""`` / NaN and scoring costs
 nothing more.
 
-Input of :meth:`FrameScorer.score`: one (261, 261) frame, a (B, 261, 261) batch or a list of
-frames, of numbers; an empty batch gives empty :class:`Scores` (len 0), so a batch API needs no
-special case. A frame that cannot be scored is flagged, never classified: ``nan``, ``inf``,
-``zero`` (all pixels 0), ``negative`` (total intensity ≤ 0, or the most negative pixel
-:data:`NEGATIVE_RATIO` times further from zero than the brightest: a negated frame),
-``saturated`` (> 1 % of pixels at the saturation value), ``complex`` (complex dtype: detector
-frames are real intensities) and, in a list of frames of mixed sizes, ``shape``. Input that is
-not frames at all (text, booleans, the wrong number of dimensions, a whole batch of another
-frame size) raises a one-line ``ValueError``.
+Input of :meth:`FrameScorer.score`: frames as :mod:`uedsteer.surrogates.frame_input`
+describes (an empty batch gives empty :class:`~uedsteer.surrogates.scores.Scores`, so a batch
+API needs no special case); a frame that cannot be scored is flagged, never classified.
 
 Threads: at batch 1 the scorer's parallel regions are too short to share well with other
 busy processes (a parallel region waits for its slowest thread, and on a busy core that
@@ -38,57 +32,33 @@ import threading
 import warnings
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 from typing import Any, Protocol
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from uedsteer.sim_devices.materials import default_material
 from uedsteer.sim_devices.physics.difference import MIN_REFERENCES, reference_pattern
 
 from .cnn import load_uednet
+from .frame_input import (
+    FLAG_REASONS,
+    FRAME_SIZE,
+    frame_batch,
+    frame_flags,
+    frame_quality,
+    numeric_array,
+)
 from .heating import HeatingEstimator
 from .preprocess import cnn_input, reference_tensor, vae_input
+from .scores import Scores
 from .vae import ConvVAE, LatentLine
 
 WEIGHTS = "weights"
-SCORE_FIELDS = (
-    "class_probs",
-    "predicted_class",
-    "damage_prob",
-    "latent",
-    "line_distance",
-    "progress",
-    "recon_error",
-    "frame_quality",
-    "heating",
-)
-CRYSTAL_FIELDS = ("crystal_system", "crystal_confidence")
-"""Optional :class:`Scores` fields filled only when a crystal predictor is attached."""
-FRAME_SIZE = 261
-"""Side of the square frames the networks and the reference are made for."""
 SMALL_BATCH = 8
 """Batches of up to this many frames are scored with ``FrameScorer.threads`` torch threads."""
-SATURATED_SHARE = 0.01
-"""A frame with more than this share of pixels at the saturation value is flagged."""
-NEGATIVE_RATIO = 2.0
-"""A frame whose most negative pixel lies this many times further below zero than its
-brightest pixel lies above it is flagged ``negative`` (a negated frame on a pedestal).
-Detector noise alone keeps the two within a few tens of percent of each other."""
-FLAG_REASONS = {
-    "nan": "NaN pixels",
-    "inf": "infinite pixels",
-    "zero": "all pixels zero",
-    "negative": "total intensity <= 0, or negative pixels far stronger than positive ones",
-    "saturated": "more than 1 % of the pixels saturated",
-    "complex": "complex values",
-    "shape": "not a (261, 261) frame",
-}
-"""What each :attr:`Scores.flags` entry means."""
 
 
 class CrystalPredictor(Protocol):
@@ -103,102 +73,6 @@ class CrystalPredictor(Protocol):
     def predict(self, bragg_lists: list[np.ndarray]) -> Any:
         """Predict the crystal system of each Bragg list."""
         ...
-
-
-@dataclass
-class Scores:
-    """Scores of a batch of B frames (numpy arrays; NaN where a frame could not be scored).
-
-    Attributes
-    ----------
-    class_probs : (B, K) probabilities over the scorer's K classes, in the order of
-        ``classes`` (sum to 1).
-    predicted_class : (B,) int, −1 for an invalid frame.
-    damage_prob : (B,) summed probability of the damage classes (MoTe2: 1, 4, 7).
-    latent : (B, d) VAE latent means.
-    line_distance : (B,) distance of the latent to the 2H–1T' segment.
-    progress : (B,) position along the segment, 0 = 2H … 1 = 1T'.
-    recon_error : (B,) VAE reconstruction error relative to the training median (≈ 1 in
-        distribution; large = out of distribution).
-    frame_quality : (B,) signal-to-noise figure in [0, 1] (1 = noise-free).
-    heating : (B,) apparent Debye–Waller Δ⟨u²⟩ (Å²) against the reference: a lattice-heating
-        proxy that rises with the absorbed fluence (see :mod:`uedsteer.surrogates.heating`).
-    valid : (B,) bool; ``flags`` says why a frame is invalid (see :data:`FLAG_REASONS`:
-        ``nan``, ``inf``, ``zero``, ``negative``, ``saturated``, ``complex``, ``shape``).
-    crystal_system : (B,) str, the crystal system the attached crystal predictor reads from
-        the frame's Bragg peaks; ``""`` when not computed (no predictor attached, invalid
-        frame, too few peaks, or the predictor failed).
-    crystal_confidence : (B,) share of the predictor's trees voting for ``crystal_system``;
-        NaN when not computed.
-    classes : tuple of str
-        Names of the K classes, in the order of ``class_probs`` (from the scorer's model card).
-    """
-
-    class_probs: np.ndarray
-    predicted_class: np.ndarray
-    damage_prob: np.ndarray
-    latent: np.ndarray
-    line_distance: np.ndarray
-    progress: np.ndarray
-    recon_error: np.ndarray
-    frame_quality: np.ndarray
-    heating: np.ndarray
-    valid: np.ndarray
-    flags: list[str] = field(default_factory=list)
-    crystal_system: np.ndarray | None = None
-    crystal_confidence: np.ndarray | None = None
-    classes: tuple[str, ...] = ()
-
-    def __post_init__(self) -> None:
-        b = len(self.valid)
-        self.classes = tuple(self.classes)
-        if np.shape(self.class_probs)[1:] != (len(self.classes),):
-            raise ValueError(
-                f"class_probs has shape {np.shape(self.class_probs)}; classes names "
-                f"{len(self.classes)} classes"
-            )
-        if self.crystal_system is None:
-            self.crystal_system = np.full(b, "", dtype="<U12")
-        else:
-            self.crystal_system = np.asarray(self.crystal_system, dtype=str)
-        if self.crystal_confidence is None:
-            self.crystal_confidence = np.full(b, np.nan)
-        else:
-            self.crystal_confidence = np.asarray(self.crystal_confidence, dtype=np.float64)
-        for name in CRYSTAL_FIELDS:
-            if getattr(self, name).shape != (b,):
-                raise ValueError(
-                    f"{name} has shape {getattr(self, name).shape}; {b} frames need ({b},)"
-                )
-
-    def __len__(self) -> int:
-        return len(self.valid)
-
-    def class_names(self) -> list[str]:
-        """Predicted class names (``"invalid"`` for flagged frames)."""
-        return [self.classes[k] if k >= 0 else "invalid" for k in self.predicted_class]
-
-    def row(self, i: int) -> dict[str, float | int | str | list[float]]:
-        """Scores of frame ``i`` as plain values (for an event document or a table);
-        ``classes`` names the entries of ``class_probs``."""
-        k = int(self.predicted_class[i])
-        return {
-            "predicted_class": k,
-            "class_name": self.classes[k] if k >= 0 else "invalid",
-            "damage_prob": float(self.damage_prob[i]),
-            "line_distance": float(self.line_distance[i]),
-            "progress": float(self.progress[i]),
-            "recon_error": float(self.recon_error[i]),
-            "frame_quality": float(self.frame_quality[i]),
-            "heating": float(self.heating[i]),
-            "valid": bool(self.valid[i]),
-            "flag": self.flags[i],
-            "class_probs": self.class_probs[i].tolist(),
-            "latent": self.latent[i].tolist(),
-            "crystal_system": str(self.crystal_system[i]),
-            "crystal_confidence": float(self.crystal_confidence[i]),
-            "classes": list(self.classes),
-        }
 
 
 def card_classes(meta: dict) -> tuple[tuple[str, ...], tuple[int, ...]]:
@@ -220,116 +94,6 @@ def card_classes(meta: dict) -> tuple[tuple[str, ...], tuple[int, ...]]:
     if any(not 0 <= k < len(classes) for k in damage):
         raise ValueError(f"damage_classes {list(damage)} must index the {len(classes)} classes")
     return classes, damage
-
-
-def _box3(f: torch.Tensor) -> torch.Tensor:
-    """3 × 3 mean of (B, H, W) with edge pixels averaged over their in-frame neighbours.
-
-    The same as ``avg_pool2d(f, 3, stride=1, padding=1, count_include_pad=False)`` up to
-    float rounding, as two separable sums of shifted slices: ~10× faster than the pooling
-    kernel at batch 1.
-    """
-    p = F.pad(f, (1, 1, 1, 1))
-    rows = p[:, :, :-2] + p[:, :, 1:-1] + p[:, :, 2:]
-    box = rows[:, :-2] + rows[:, 1:-1] + rows[:, 2:]
-    h, w = f.shape[-2:]
-    count_h = torch.full((h, 1), 3.0, dtype=f.dtype)
-    count_w = torch.full((1, w), 3.0, dtype=f.dtype)
-    count_h[[0, -1]] = 2.0
-    count_w[:, [0, -1]] = 2.0
-    return box / (count_h * count_w)
-
-
-def frame_quality(frames: np.ndarray) -> np.ndarray:
-    """Signal-to-noise figure per frame: 1 / (1 + rms(high-pass) / rms(low-pass)) in [0, 1].
-
-    Low-pass = 3 × 3 box filter; the detector's point spread (σ ≥ 3 px) keeps real features
-    smooth on that scale, so what the box filter removes is mostly noise.
-    """
-    f = torch.from_numpy(np.asarray(frames, dtype=np.float32))
-    smooth = _box3(f)
-    noise = (f - smooth).pow_(2).mean((1, 2)).sqrt_()
-    signal = (smooth - smooth.mean((1, 2), keepdim=True)).pow_(2).mean((1, 2)).sqrt_()
-    ratio = torch.where(signal > 0, noise / torch.where(signal > 0, signal, 1.0), torch.inf)
-    return (1.0 / (1.0 + ratio)).double().numpy()
-
-
-_ALLOWED_FRAMES = (
-    f"allowed: one ({FRAME_SIZE}, {FRAME_SIZE}) frame or a (B, {FRAME_SIZE}, {FRAME_SIZE}) "
-    "batch of real numbers"
-)
-
-
-def _numeric_array(value: Any, name: str, allowed: str = _ALLOWED_FRAMES) -> np.ndarray:
-    """``value`` as an integer, float or complex array; ``ValueError`` naming ``name`` for
-    anything else (text, booleans, objects, ragged nesting)."""
-    if isinstance(value, torch.Tensor):
-        value = value.detach().cpu().numpy()
-    what = "" if isinstance(value, np.ndarray) else f"a {type(value).__name__}, "
-    try:
-        arr = np.asarray(value)
-    except (TypeError, ValueError) as err:  # ragged nesting
-        raise ValueError(f"{name} is {what}not an array ({err}); {allowed}") from None
-    if arr.dtype.kind not in "iufc":
-        raise ValueError(
-            f"{name} is {what}an array of shape {arr.shape} and dtype {arr.dtype}; {allowed}"
-        )
-    return arr
-
-
-def _frame_batch(frames: Any, name: str = "frames") -> tuple[np.ndarray, list[str]]:
-    """Frames as a float32 (B, 261, 261) batch, and the flags known before any pixel is read.
-
-    A complex batch or frame is flagged ``complex``; in a list of frames of mixed sizes the
-    frames that are not (261, 261) are flagged ``shape``; the pixels of a flagged frame are
-    replaced by zeros in the batch (they are never scored).
-
-    Raises
-    ------
-    ValueError
-        For input that is not numbers, not one frame or a batch, or a whole batch of frames of
-        another size.
-    """
-    n = FRAME_SIZE
-    if isinstance(frames, Sequence) and not isinstance(frames, str | bytes):
-        items = [_numeric_array(f, f"{name}[{i}]") for i, f in enumerate(frames)]
-        if not items:
-            return np.zeros((0, n, n), np.float32), []
-        if len({(f.shape, f.dtype.kind == "c") for f in items}) > 1:
-            return _mixed_frames(items, name)
-        arr = np.stack(items)
-    else:
-        arr = _numeric_array(frames, name)
-    if arr.shape == (0,):  # np.array([]): an empty batch
-        return np.zeros((0, n, n), np.float32), []
-    if arr.ndim not in (2, 3) or arr.shape[-2:] != (n, n):
-        raise ValueError(f"{name} has shape {arr.shape} (dtype {arr.dtype}); {_ALLOWED_FRAMES}")
-    if arr.ndim == 2:
-        arr = arr[None]
-    if arr.dtype.kind == "c":
-        return np.zeros(arr.shape, np.float32), ["complex"] * len(arr)
-    return arr.astype(np.float32, copy=False), [""] * len(arr)
-
-
-def _mixed_frames(items: list[np.ndarray], name: str) -> tuple[np.ndarray, list[str]]:
-    """A list of frames of mixed sizes or dtypes: the (261, 261) real ones are kept."""
-    n = FRAME_SIZE
-    batch = np.zeros((len(items), n, n), np.float32)
-    flags = []
-    for i, f in enumerate(items):
-        if f.ndim != 2:
-            raise ValueError(
-                f"{name}[{i}] has shape {f.shape} (dtype {f.dtype}); allowed in a list: "
-                f"({n}, {n}) frames of real numbers"
-            )
-        if f.shape != (n, n):
-            flags.append("shape")
-        elif f.dtype.kind == "c":
-            flags.append("complex")
-        else:
-            batch[i] = f
-            flags.append("")
-    return batch, flags
 
 
 class FrameScorer:
@@ -547,7 +311,7 @@ class FrameScorer:
         allowed = f"allowed: a (k, {n}, {n}) stack of k >= {MIN_REFERENCES} pristine 2H frames"
         if not stack:
             allowed += f" or their ({n}, {n}) mean"
-        arr = _numeric_array(value, name, allowed + " of real numbers")
+        arr = numeric_array(value, name, allowed + " of real numbers")
         if arr.ndim not in ((3,) if stack else (2, 3)) or arr.shape[-2:] != (n, n):
             raise ValueError(f"{name} has shape {arr.shape}; {allowed}")
         if arr.ndim == 3 and len(arr) < MIN_REFERENCES:
@@ -555,7 +319,7 @@ class FrameScorer:
         if arr.dtype.kind == "c":
             raise ValueError(f"{name} has dtype {arr.dtype}; {allowed} of real numbers")
         batch = arr if arr.ndim == 3 else arr[None]
-        for i, flag in enumerate(self._flags(batch)):
+        for i, flag in enumerate(frame_flags(batch, self.saturation)):
             if flag:
                 where = f"{name}[{i}]" if arr.ndim == 3 else name
                 raise ValueError(
@@ -633,37 +397,6 @@ class FrameScorer:
         return systems, confidence
 
     # ---------------------------------------------------------------- scoring
-    def _flags(self, frames: np.ndarray, known: list[str] | None = None) -> list[str]:
-        """Why each frame of a (B, n, n) batch cannot be scored (``""``: it can); see
-        :data:`FLAG_REASONS`. ``known``: flags found before (kept where not empty)."""
-        # Three cheap reductions clear the usual frame (finite positive sum, strongest pixel
-        # positive, nothing saturated); only a frame that fails one is looked at pixel by
-        # pixel.
-        total = frames.sum((1, 2), dtype=np.float64)
-        low, high = frames.min((1, 2)), frames.max((1, 2))
-        known = known or [""] * len(frames)
-        flags = []
-        for f, t, lo, hi, flag in zip(frames, total, low, high, known, strict=True):
-            if flag:
-                flags.append(flag)
-            elif np.isfinite(t) and t > 0 and hi > -lo and hi < self.saturation:
-                flags.append("")
-            elif np.isnan(f).any():
-                flags.append("nan")
-            elif np.isinf(f).any():
-                flags.append("inf")
-            elif not np.any(f):
-                flags.append("zero")
-            elif t <= 0 or -lo >= NEGATIVE_RATIO * hi:
-                # a negated frame (with or without a pedestal), or one whose pedestal
-                # subtraction took out the signal
-                flags.append("negative")
-            elif np.mean(f >= self.saturation) > SATURATED_SHARE:
-                flags.append("saturated")
-            else:
-                flags.append("")
-        return flags
-
     def _cnn_branch(self, frames: np.ndarray) -> np.ndarray:
         """Class probabilities (B, n_classes) of valid frames."""
         with torch.inference_mode():
@@ -749,9 +482,9 @@ class FrameScorer:
             neither 2 nor 3 dimensions, or is a whole batch of frames of another size than
             (261, 261).
         """
-        frames, known = _frame_batch(frames)
+        frames, known = frame_batch(frames)
         b = len(frames)
-        flags = self._flags(frames, known)
+        flags = frame_flags(frames, self.saturation, known)
         valid = np.array([f == "" for f in flags], dtype=bool)
         n_lat = self.vae.latent_dim
         probs = np.full((b, len(self.classes)), np.nan)

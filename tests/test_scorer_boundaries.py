@@ -12,7 +12,8 @@ import pytest
 import torch
 
 from uedsteer.sim_devices.dataset import generate_frames
-from uedsteer.surrogates.scorer import SMALL_BATCH, FrameScorer, Scores
+from uedsteer.surrogates.scorer import SMALL_BATCH, FrameScorer
+from uedsteer.surrogates.scores import Scores
 
 N = 261
 FIELDS = ("class_probs", "latent", "recon_error", "frame_quality", "heating", "progress")

@@ -186,7 +186,7 @@ def test_finetune_base_is_recorded_with_its_hash_and_command(tmp_path):
 
 
 def test_frame_quality_box_filter_is_the_edge_corrected_3x3_mean(tiny):
-    from uedsteer.surrogates.scorer import _box3, frame_quality
+    from uedsteer.surrogates.frame_input import _box3, frame_quality
 
     frames, _, _ = tiny
     f = torch.from_numpy(frames[:3])

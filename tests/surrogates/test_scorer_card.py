@@ -11,7 +11,8 @@ from uedsteer.controller.campaign import Campaign, Step, failed_scores, score_ro
 from uedsteer.sim_devices.dataset import generate_frames
 from uedsteer.sim_devices.materials import MOTE2
 from uedsteer.surrogates.cnn import UEDNet
-from uedsteer.surrogates.scorer import FrameScorer, Scores, card_classes
+from uedsteer.surrogates.scorer import FrameScorer, card_classes
+from uedsteer.surrogates.scores import Scores
 from uedsteer.surrogates.vae import ConvVAE, LatentLine
 
 THREE = ["pristine", "hurt", "molten"]

@@ -17,7 +17,8 @@ from uedsteer.sim_devices.physics import (
 )
 from uedsteer.surrogates.cnn import UEDNet
 from uedsteer.surrogates.crystal.peaks import find_bragg_peaks, frame_to_bragg, peak_options
-from uedsteer.surrogates.scorer import FrameScorer, Scores
+from uedsteer.surrogates.scorer import FrameScorer
+from uedsteer.surrogates.scores import Scores
 from uedsteer.surrogates.vae import ConvVAE, LatentLine
 
 GRID = ReciprocalGrid()
