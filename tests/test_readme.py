@@ -1,21 +1,33 @@
-"""Every code block of the README is checked by a test (issue 29), so the README cannot drift.
+"""Every code block of the documents is checked by a test (issue 29), so they cannot drift.
 
-The README is read at test time and each fenced block becomes one test, named ``README:LINE``
-(the line of its opening fence):
+The documents (``README.md``, ``docs/guide.md``, ``docs/safety-model.md`` and every
+``docs/howto/*.md``, found by a glob so a new how-to is checked without touching this file) are
+read at test time and each fenced block becomes one test, named ``FILE:LINE`` (the line of its
+opening fence):
 
 * ``yaml``: parsed and validated as a ``CampaignConfig``.
 * ``bash``: every ``uedsteer ...`` command (backslash continuations joined, comments and a
   leading ``.venv/bin/`` dropped) goes through the CLI's argparse parser, so each subcommand
   and option shown exists and takes the values shown; every ``make TARGET`` names a Makefile
   target. Other commands are not checked.
-* ``python``: executed for real, statement by statement, in README order; blocks of one
-  section share a namespace. A block that uses the IPython session's names (``RE``, ``bl``,
+* ``python``: executed for real, statement by statement, in document order; blocks of one
+  section share a namespace, and in a how-to, whose steps build on each other, all blocks of
+  the document share one. A block that uses the IPython session's names (``RE``, ``bl``,
   ``db``, ``scorer`` …) runs in ``make_session``'s namespace on a temporary catalog. A
   statement whose comment names an exception (``# LimitError: ...``) must raise it. Documented
-  placeholders (``pristine_frames``, ``frames``) are given simulated frames. A block that loads
-  the crystal model must fail with the clear "train it first" error (no model is installed
-  here); an EPICS skeleton (``EpicsSignal``, ``...`` placeholders) is skipped.
-* plain blocks: the layout listing's folders must exist and its modules import.
+  placeholders (``pristine_frames``, ``frames``) are given simulated frames. A block that
+  imports a helper module of the tests (``from safe_sample import ...``, a non-test module
+  beside them) finds it as pytest does. A block that loads the crystal model must fail with
+  the clear "train it first" error (no model is installed here); one that computes a phonon
+  table must fail with the clear "needs CHGNet" error (the optional extra is not installed
+  here; skipped where it is: minutes of CHGNet that write the package's data). Skipped, each
+  with its reason: an EPICS skeleton (code using ``EpicsSignal``, ``...`` placeholders), and a
+  block that trains the scorer's networks from zarr stores (``train_cnn``, ``train_vae_model``,
+  ``run_finetune``: minutes of training). Materials a document registers are unregistered
+  after the module.
+* plain blocks: the layout listing's folders must exist and its modules import; each
+  ``uedsteer.*`` dotted name (a module, or an object in one, e.g. in a quoted message) must
+  resolve.
 
 Some blocks run short simulated campaigns (the campaign section: a few seconds to a minute);
 ``pytest --durations=0 tests/test_readme.py`` shows each block's time.
@@ -40,6 +52,10 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 README = ROOT / "README.md"
 GUIDE = ROOT / "docs" / "guide.md"  # the reference moved out of the README: checked the same way
+SAFETY_MODEL = ROOT / "docs" / "safety-model.md"
+# Every how-to is checked the same way; a new one is picked up without touching this file.
+HOWTOS = sorted((ROOT / "docs" / "howto").glob("*.md"))
+DOCUMENTS = [README, GUIDE, SAFETY_MODEL, *HOWTOS]
 MAKEFILE = ROOT / "Makefile"
 
 FENCE = re.compile(r"^(\s*)(`{3,}|~{3,})\s*([\w+-]*)")
@@ -85,7 +101,9 @@ class Block:
         return self.line + 1
 
 
-def extract_blocks(text: str, path: Path = README) -> list[Block]:
+def extract_blocks(text: str, path: Path = README, one_namespace: bool = False) -> list[Block]:
+    """The fenced blocks of a document; ``one_namespace``: one section for the whole document
+    (a how-to, whose steps build on each other), else one per heading."""
     blocks: list[Block] = []
     section = f"{path.name}#"
     current: Block | None = None
@@ -96,7 +114,7 @@ def extract_blocks(text: str, path: Path = README) -> list[Block]:
             if m:
                 indent, fence = m.group(1), m.group(2)
                 current = Block(number, m.group(3).lower(), section, path=path)
-            elif h := HEADING.match(line):
+            elif (h := HEADING.match(line)) and not one_namespace:
                 section = f"{path.name}#{h.group(1).strip()}"
             continue
         if line.strip().startswith(fence) and not line.strip().strip(fence[0]):
@@ -109,7 +127,11 @@ def extract_blocks(text: str, path: Path = README) -> list[Block]:
     return blocks
 
 
-BLOCKS = [b for p in (README, GUIDE) for b in extract_blocks(p.read_text(encoding="utf-8"), p)]
+BLOCKS = [
+    b
+    for p in DOCUMENTS
+    for b in extract_blocks(p.read_text(encoding="utf-8"), p, one_namespace=p in HOWTOS)
+]
 
 
 # ----------------------------------------------------------------------------- bash
@@ -186,8 +208,26 @@ def check_yaml(block: Block) -> None:
 # ----------------------------------------------------------------------------- plain
 
 
+def resolves(dotted: str) -> bool:
+    """Whether ``dotted`` names a module, or an object in one (``uedsteer.plans.Beamline``)."""
+    parts = dotted.split(".")
+    for i in range(len(parts), 0, -1):
+        try:
+            obj = importlib.import_module(".".join(parts[:i]))
+        except ImportError:
+            continue
+        for attr in parts[i:]:
+            if not hasattr(obj, attr):
+                return False
+            obj = getattr(obj, attr)
+        return True
+    return False
+
+
 def check_plain(block: Block) -> None:
-    """The layout listing: each folder exists, each ``uedsteer.*`` module imports."""
+    """The layout listing: each folder exists, each ``uedsteer.*`` module imports; each
+    ``uedsteer.*`` dotted name elsewhere (a quoted message's ``...protocols.Beamline:``)
+    resolves to a module or an object in one."""
     checked = 0
     for i, line in enumerate(block.lines):
         for word in line.split():
@@ -195,8 +235,16 @@ def check_plain(block: Block) -> None:
                 assert (ROOT / word).is_dir(), f"README:{block.first + i}: no folder {word}"
                 checked += 1
             elif re.fullmatch(r"uedsteer(\.\w+)+", word):
-                spec = importlib.util.find_spec(word)
-                assert spec is not None, f"README:{block.first + i}: no module {word}"
+                try:
+                    spec = importlib.util.find_spec(word)
+                except ModuleNotFoundError:  # a parent is a module, not a package
+                    spec = None
+                assert spec is not None or resolves(word), (
+                    f"{block.path.name}:{block.first + i}: no module {word}"
+                )
+                checked += 1
+            elif re.fullmatch(r"uedsteer(\.\w+)+", name := word.strip("`'\"()[],.:;")):
+                assert resolves(name), f"{block.path.name}:{block.first + i}: no {name}"
                 checked += 1
     assert checked, f"README:{block.line}: plain block with nothing to check; give it a language"
 
@@ -284,17 +332,66 @@ class Namespaces:
         return ns
 
 
+def code_names(source: str) -> set[str]:
+    """Every name and attribute the code uses or imports (not its comments or strings)."""
+    names: set[str] = set()
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Name):
+            names.add(node.id)
+        elif isinstance(node, ast.Attribute):
+            names.add(node.attr)
+        elif isinstance(node, ast.alias):
+            names.add(node.asname or node.name)
+    return names
+
+
+STORE_TRAINING = {"train_cnn", "train_vae_model", "run_finetune"}
+TEST_HELPERS = {
+    p.stem: p.parent
+    for p in (ROOT / "tests").rglob("*.py")
+    if not p.name.startswith(("test_", "conftest", "__init__"))
+}
+"""Helper modules beside the tests (``safe_sample``): importable by name under pytest."""
+
+
+def helper_dirs(block: Block) -> set[Path]:
+    """Folders of the test helpers that the block, or an earlier one of its section, imports."""
+    dirs: set[Path] = set()
+    for b in BLOCKS:
+        if b.section == block.section and b.lang == "python" and b.line <= block.line:
+            for node in ast.walk(ast.parse(b.text)):
+                if isinstance(node, ast.Import):
+                    modules = [alias.name for alias in node.names]
+                elif isinstance(node, ast.ImportFrom) and not node.level:
+                    modules = [node.module or ""]
+                else:
+                    continue
+                tops = {module.split(".")[0] for module in modules}
+                dirs.update(TEST_HELPERS[top] for top in tops & set(TEST_HELPERS))
+    return dirs
+
+
 def kind(block: Block) -> str:
-    if "EpicsSignal" in block.text:
+    names = code_names(block.text)
+    if "EpicsSignal" in names:  # in the code: a comment naming it does not make a skeleton
         return "epics"
     if "CrystalPredictor.load()" in block.text:
         return "crystal"
+    if "compute_phonon_table" in names:
+        return "phonons"
+    if names & STORE_TRAINING:
+        return "stores"
     return "run"
 
 
 @pytest.fixture(scope="module")
-def namespaces(tmp_path_factory: pytest.TempPathFactory) -> Namespaces:
-    return Namespaces(tmp_path_factory)
+def namespaces(tmp_path_factory: pytest.TempPathFactory):
+    from uedsteer.sim_devices.materials import available_materials, unregister_material
+
+    before = set(available_materials())
+    yield Namespaces(tmp_path_factory)
+    for name in set(available_materials()) - before:  # add-a-material registers its example
+        unregister_material(name)
 
 
 def check_python(
@@ -315,8 +412,25 @@ def check_python(
         with pytest.raises((ValueError, FileNotFoundError), match="uedsteer train crystal"):
             run_statements(block, {"__name__": "__readme__"})
         return
+    if what == "stores":
+        pytest.skip(
+            "trains the scorer's networks from zarr stores (minutes, and uedsteer generate "
+            "writes only the default material's frames); tests/surrogates/test_scorer_card.py "
+            "proves a card's classes reach the scores"
+        )
+    for helper in helper_dirs(block):
+        monkeypatch.syspath_prepend(str(helper))
     ns = namespaces.get(block)
-    namespaces.done.add(block.line)
+    namespaces.done.add((block.section, block.line))
+    if what == "phonons":
+        if importlib.util.find_spec("chgnet") is not None:
+            pytest.skip(
+                "CHGNet is installed: computing a phonon table takes minutes and writes the "
+                "package's data folder"
+            )
+        with pytest.raises(SystemExit, match="needs CHGNet"):
+            run_statements(block, ns)
+        return
     run_statements(block, ns)
 
 
