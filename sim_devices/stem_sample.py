@@ -9,8 +9,9 @@ Sample (:class:`NanoparticleField`, a seeded pydantic model)
     Spherical FCC Au particles (a = 4.08 Å) with log-normal radii of a few nm, placed at random
     over the field (no overlap by default) until a target projected coverage is reached, each
     in a uniformly random 3-D orientation (optionally a share of them lying on [111], the
-    preferred orientation of AuNPs on a support). Between them: amorphous carbon, which gives
-    a diffuse background but no Bragg spots.
+    preferred orientation of AuNPs on a support; drawn in
+    :mod:`uedsteer.sim_devices.stem_particles`). Between them: amorphous carbon, which gives a
+    diffuse background but no Bragg spots.
 
 Pattern at a probe position (x, y) in nm (a point probe)
     Every particle whose disc covers the probe contributes its **dynamical** (Bloch-wave)
@@ -48,74 +49,14 @@ The ophyd devices that scan a field are in :mod:`uedsteer.sim_devices.stem_devic
 from __future__ import annotations
 
 import threading
-from dataclasses import dataclass
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr
-from scipy.spatial.transform import Rotation
 
-from .physics.bragg import dynamical_bragg, structure_factor_for, zone_axis_rotation
+from .physics.bragg import dynamical_bragg, structure_factor_for
+from .stem_particles import AU_LATTICE_CONSTANT, Particle, au_cell, draw_particles
 
-__all__ = [
-    "AU_LATTICE_CONSTANT",
-    "NanoparticleField",
-    "Particle",
-    "au_cell",
-]
-
-AU_LATTICE_CONSTANT = 4.08
-"""Lattice constant of FCC gold, Å (the value the seed compares its predicted median with)."""
-
-_BEAM = np.array([0.0, 0.0, 1.0])
-
-
-def au_cell(a: float = AU_LATTICE_CONSTANT):
-    """Conventional 4-atom cubic cell of FCC gold (``ase.Atoms``) with lattice constant ``a`` Å."""
-    from ase.build import bulk
-
-    return bulk("Au", "fcc", a=float(a), cubic=True)
-
-
-@dataclass(frozen=True, eq=False)
-class Particle:
-    """One spherical Au particle of the field.
-
-    Attributes
-    ----------
-    index : int
-        Particle id (row of :attr:`NanoparticleField.particles`).
-    x_nm, y_nm : float
-        Centre in the scan frame, nm.
-    radius_nm : float
-        Radius, nm.
-    rotation : numpy.ndarray
-        (3, 3) orientation matrix passed to the Bragg simulator (crystal axes → lab frame, the
-        beam along lab z).
-    lattice_constant : float
-        Cubic lattice constant, Å.
-    """
-
-    index: int
-    x_nm: float
-    y_nm: float
-    radius_nm: float
-    rotation: np.ndarray
-    lattice_constant: float
-
-    @property
-    def beam_direction(self) -> np.ndarray:
-        """Unit vector along the beam in the crystal's Cartesian frame (≈ the zone axis)."""
-        return self.rotation.T @ _BEAM
-
-    def thickness_nm(self, x_nm, y_nm) -> np.ndarray:
-        """Projected thickness of the sphere at probe position(s) (0 outside), nm."""
-        rho2 = (np.asarray(x_nm) - self.x_nm) ** 2 + (np.asarray(y_nm) - self.y_nm) ** 2
-        return 2.0 * np.sqrt(np.clip(self.radius_nm**2 - rho2, 0.0, None))
-
-
-def _in_plane(phi: float) -> np.ndarray:
-    c, s = np.cos(phi), np.sin(phi)
-    return np.array([[c, -s, 0.0], [s, c, 0.0], [0.0, 0.0, 1.0]])
+__all__ = ["NanoparticleField"]
 
 
 class NanoparticleField(BaseModel):
@@ -206,7 +147,7 @@ class NanoparticleField(BaseModel):
             )
         if self.spurious_q_min >= self.k_max:
             raise ValueError(f"spurious_q_min={self.spurious_q_min} must be below k_max")
-        self._particles = self._draw_particles(np.random.default_rng([self.seed, 0]))
+        self._particles = draw_particles(self, np.random.default_rng([self.seed, 0]))
         self._geometry = np.array(
             [(p.x_nm, p.y_nm, p.radius_nm) for p in self._particles], dtype=float
         ).reshape(-1, 3)
@@ -231,36 +172,6 @@ class NanoparticleField(BaseModel):
     def grid_positions(self) -> tuple[np.ndarray, np.ndarray]:
         """x (nx,) and y (ny,) of the field's grid, nm."""
         return self.step_nm * np.arange(self.nx), self.step_nm * np.arange(self.ny)
-
-    def _draw_particles(self, rng: np.random.Generator) -> tuple[Particle, ...]:
-        wx = self.nx * self.step_nm  # the area the grid's pixels cover
-        wy = self.ny * self.step_nm
-        lo = -0.5 * self.step_nm
-        mu = np.log(self.radius_median_nm)
-        mean_area = np.pi * self.radius_median_nm**2 * np.exp(2 * self.radius_sigma**2)
-        n_target = int(round(self.coverage * wx * wy / mean_area))
-        cubic = au_cell(self.lattice_constant).cell.array
-        r111 = zone_axis_rotation(cubic, (1, 1, 1))
-        placed: list[Particle] = []
-        tries = 0
-        while len(placed) < n_target and tries < 200 * max(n_target, 1):
-            tries += 1
-            r = float(
-                np.clip(
-                    rng.lognormal(mu, self.radius_sigma), self.radius_min_nm, self.radius_max_nm
-                )
-            )
-            x, y = lo + wx * rng.random(), lo + wy * rng.random()
-            if not self.allow_overlap and any(
-                np.hypot(x - p.x_nm, y - p.y_nm) < r + p.radius_nm for p in placed
-            ):
-                continue
-            if rng.random() < self.fraction_111:
-                rot = _in_plane(2 * np.pi * rng.random()) @ r111
-            else:
-                rot = Rotation.random(rng=rng).as_matrix()
-            placed.append(Particle(len(placed), x, y, r, rot, self.lattice_constant))
-        return tuple(placed)
 
     def particles_at(self, x_nm: float, y_nm: float) -> list[tuple[Particle, float]]:
         """Particles under a point probe at (x, y) nm, with their projected thickness (nm)."""
