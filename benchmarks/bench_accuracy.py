@@ -18,7 +18,8 @@ import numpy as np
 from scipy.stats import spearmanr
 from sklearn.metrics import roc_auc_score
 
-from uedsteer.sim_devices.dataset import LABELS, DatasetSpec, load_dataset, write_dataset
+from uedsteer.sim_devices.frame_store import DatasetSpec, load_dataset, write_dataset
+from uedsteer.sim_devices.frames import LABELS
 from uedsteer.sim_devices.materials import INTERPOLATED
 from uedsteer.surrogates.scorer import FrameScorer
 from uedsteer.surrogates.train_models import class_metrics, confusion, on_path, vae_labels

@@ -34,7 +34,7 @@ from uedsteer.surrogates.crystal.train import evaluate, format_metrics
 
 
 def _mote2_frames() -> dict[str, np.ndarray]:
-    from uedsteer.sim_devices.dataset import generate_frames
+    from uedsteer.sim_devices.frames import generate_frames
 
     two_h, _ = generate_frames("ref_2H", n=12, seed=5, noise_level=(0.0, 0.1))
     one_tp, _ = generate_frames("interpolated", n=12, seed=5, x=1.0, noise_level=(0.0, 0.1))

@@ -28,7 +28,7 @@ from contextlib import contextmanager
 import numpy as np
 import torch
 
-from uedsteer.sim_devices.dataset import generate_frames
+from uedsteer.sim_devices.frames import generate_frames
 from uedsteer.sim_devices.physics import difference_channels
 from uedsteer.surrogates.cnn import SeedWideResNet
 from uedsteer.surrogates.scorer import SMALL_BATCH, FrameScorer

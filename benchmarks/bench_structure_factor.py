@@ -23,7 +23,8 @@ import time
 
 import numpy as np
 
-from uedsteer.sim_devices.dataset import LABELS, DatasetSpec, generate_frames, write_dataset
+from uedsteer.sim_devices.frame_store import DatasetSpec, write_dataset
+from uedsteer.sim_devices.frames import LABELS, generate_frames
 from uedsteer.sim_devices.materials import get_material
 from uedsteer.sim_devices.physics import (
     ReciprocalGrid,

@@ -74,12 +74,8 @@ def _bragg_lists(res: dict) -> None:
 
 
 def _frames(tmp: Path, res: dict) -> None:
-    from uedsteer.sim_devices.dataset import (
-        DatasetSpec,
-        generate_frames,
-        load_dataset,
-        write_dataset,
-    )
+    from uedsteer.sim_devices.frame_store import DatasetSpec, load_dataset, write_dataset
+    from uedsteer.sim_devices.frames import generate_frames
 
     for label in ("ref_2H", "vacancy_1Tp"):
         res[f"frames_{label}"] = generate_frames(label, 2, seed=3, base_size=(10, 6))[0]

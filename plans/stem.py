@@ -20,7 +20,7 @@ import bluesky.plan_stubs as bps
 import bluesky.preprocessors as bpp
 import numpy as np
 
-from uedsteer.sim_devices.stem import unpad_bragg_list
+from uedsteer.sim_devices.stem_devices import unpad_bragg_list
 
 from .scans import MsgGenerator, _check_n
 

@@ -1,6 +1,6 @@
 """Chunked, resumable data generation with Dask: the runner both data stores use.
 
-A store (the frame store of :mod:`uedsteer.sim_devices.dataset`, the crystal store of
+A store (the frame store of :mod:`uedsteer.sim_devices.frame_store`, the crystal store of
 :mod:`uedsteer.sim_devices.crystals.store`) lists the chunks it still lacks; this module runs
 them as Dask tasks, shows a progress bar that starts at the share already stored, and hands
 each finished result back to the store, which records the chunk as done. A store also refuses

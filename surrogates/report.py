@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from uedsteer.sim_devices.dataset import check_store, load_dataset
+from uedsteer.sim_devices.frame_store import check_store, load_dataset
 from uedsteer.sim_devices.materials import INTERPOLATED, Material, get_material
 
 from .preprocess import vae_input

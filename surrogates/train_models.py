@@ -17,7 +17,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from uedsteer.sim_devices.dataset import generate_frames, load_dataset
+from uedsteer.sim_devices.frame_store import load_dataset
+from uedsteer.sim_devices.frames import generate_frames
 from uedsteer.sim_devices.materials import INTERPOLATED, Material, get_material
 from uedsteer.sim_devices.physics.difference import reference_pattern
 

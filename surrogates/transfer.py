@@ -18,7 +18,7 @@ import numpy as np
 import torch
 
 from uedsteer.sim_devices.beamline import BEAMLINE_DETECTOR, FrameRenderer, SimulatedBeamline
-from uedsteer.sim_devices.dataset import generate_frames
+from uedsteer.sim_devices.frames import generate_frames
 from uedsteer.sim_devices.materials import Material, get_material
 from uedsteer.sim_devices.physics.difference import reference_pattern
 from uedsteer.sim_devices.response import ShotState, site_vacancy_state

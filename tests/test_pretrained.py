@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from uedsteer.sim_devices.dataset import generate_frames
+from uedsteer.sim_devices.frames import generate_frames
 from uedsteer.surrogates.scorer import FrameScorer
 
 CLEAR = {

@@ -269,7 +269,7 @@ def free_names(source: str) -> set[str]:
 
 
 def placeholders() -> dict[str, Any]:
-    from uedsteer.sim_devices.dataset import generate_frames
+    from uedsteer.sim_devices.frames import generate_frames
 
     return {
         "pristine_frames": generate_frames("ref_2H", 3, seed=2)[0],

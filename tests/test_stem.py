@@ -8,12 +8,9 @@ from bluesky import RunEngine
 
 from uedsteer.plans.stem import bragg_lists_from_docs, bragg_lists_from_run, raster_scan
 from uedsteer.sim_devices.devices import LimitError
-from uedsteer.sim_devices.stem import (
-    AU_LATTICE_CONSTANT,
-    NanoparticleField,
-    StemMicroscope,
-    unpad_bragg_list,
-)
+from uedsteer.sim_devices.stem_devices import StemMicroscope, unpad_bragg_list
+from uedsteer.sim_devices.stem_particles import AU_LATTICE_CONSTANT
+from uedsteer.sim_devices.stem_sample import NanoparticleField
 from uedsteer.surrogates.crystal.features import CRYSTAL_SYSTEMS
 from uedsteer.surrogates.crystal.maps import (
     crystal_maps,

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from uedsteer.sim_devices.dataset import generate_frames
+from uedsteer.sim_devices.frames import generate_frames
 from uedsteer.sim_devices.materials import MOTE2
 from uedsteer.surrogates.cnn import SeedWideResNet, UEDNet
 from uedsteer.surrogates.preprocess import cnn_input, vae_input

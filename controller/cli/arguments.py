@@ -98,7 +98,7 @@ def check_frame_stores(
     args: argparse.Namespace, option: str, stores: list[Path], labels: tuple[str, ...] = ()
 ) -> None:
     """Stop with one line naming ``option`` unless every store is finished and has ``labels``."""
-    from uedsteer.sim_devices.dataset import check_store
+    from uedsteer.sim_devices.frame_store import check_store
 
     for store in stores:
         try:

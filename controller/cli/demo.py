@@ -21,7 +21,7 @@ def add_parser(sub: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Run ``uedsteer demo``: print each class's parameters, write ``montage.png``."""
-    from uedsteer.sim_devices.dataset import LABELS, generate_frames
+    from uedsteer.sim_devices.frames import LABELS, generate_frames
     from uedsteer.sim_devices.plots import frame_montage
 
     quiet = {"noise_level": (0.1, 0.1), "charge_fc": (50.0, 50.0), "base_size": (40, 24)}

@@ -67,7 +67,8 @@ def run(args: argparse.Namespace) -> int:
 
 def _frames(args: argparse.Namespace) -> int:
     """The labelled MoTe2 frame store."""
-    from uedsteer.sim_devices.dataset import LABELS, DatasetSpec, GeneratorSettings, write_dataset
+    from uedsteer.sim_devices.frame_store import DatasetSpec, write_dataset
+    from uedsteer.sim_devices.frames import LABELS, GeneratorSettings
 
     settings = _validated(args, GeneratorSettings, _overrides(args.set))
     fields = {

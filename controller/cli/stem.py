@@ -40,7 +40,7 @@ def add_parser(sub: Any) -> None:
 def run(args: argparse.Namespace) -> int:
     """Run ``uedsteer stem``: the model first, then the scan, then the maps."""
     predictor = _load_model(args)
-    from uedsteer.sim_devices.stem import NanoparticleField
+    from uedsteer.sim_devices.stem_sample import NanoparticleField
     from uedsteer.surrogates.crystal.maps import crystal_maps
 
     field = NanoparticleField(nx=args.nx, ny=args.ny, seed=args.seed)
@@ -67,7 +67,7 @@ def _scan(args: argparse.Namespace, field: Any) -> tuple[str, Any]:
 
     from uedsteer.plans.catalog import open_catalog, scan_id_source, subscribe
     from uedsteer.plans.stem import bragg_lists_from_run, raster_scan
-    from uedsteer.sim_devices.stem import StemMicroscope
+    from uedsteer.sim_devices.stem_devices import StemMicroscope
 
     microscope = StemMicroscope(field=field)
     catalog = open_catalog(args.catalog, api_key=args.api_key)

@@ -274,7 +274,7 @@ def crystal_maps(
     bragg_lists : (ny, nx) grid of Bragg lists
         An (ny, nx) object array or nested sequence of (n, 3) arrays ``(qx, qy, I)``, or an
         (ny, nx, max_spots, 3) float array padded with NaN rows (e.g. stacked
-        :class:`~uedsteer.sim_devices.stem.BraggDetector` readings).
+        :class:`~uedsteer.sim_devices.stem_devices.BraggDetector` readings).
     predictor : CrystalPredictor or the same duck type
         ``predict(list_of_bragg_lists, route_to=...) -> PatternPrediction``.
     min_spots : int

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from uedsteer.controller.campaign import Campaign, Step, failed_scores, score_row
-from uedsteer.sim_devices.dataset import generate_frames
+from uedsteer.sim_devices.frames import generate_frames
 from uedsteer.sim_devices.materials import MOTE2
 from uedsteer.surrogates.cnn import UEDNet
 from uedsteer.surrogates.scorer import FrameScorer, card_classes

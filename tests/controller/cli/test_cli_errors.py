@@ -202,7 +202,8 @@ def test_frame_store_grows_and_keeps_its_frames_bit_for_bit(tmp_path):
     only the new rows are generated."""
     import zarr
 
-    from uedsteer.sim_devices.dataset import generate_frames, load_dataset
+    from uedsteer.sim_devices.frame_store import load_dataset
+    from uedsteer.sim_devices.frames import generate_frames
 
     store = tmp_path / "train.zarr"
     proc = uedsteer("generate", "--out", str(store), "--n-per-label", "3", *SMALL, real=True)

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from uedsteer.sim_devices.beamline import FrameRenderer
-from uedsteer.sim_devices.dataset import generate_frames
+from uedsteer.sim_devices.frames import generate_frames
 from uedsteer.sim_devices.materials import (
     INTERPOLATED,
     FrameClass,

@@ -1,4 +1,4 @@
-r"""A simulated 4D-STEM scan of Au nanoparticles on amorphous carbon, as ophyd devices.
+r"""The sample of a simulated 4D-STEM scan: Au nanoparticles on amorphous carbon.
 
 This is the experiment of the crystal-prediction seed (Gleason et al. 2024, Fig. 7): a focused
 300 kV probe rasters a field of gold nanoparticles (AuNPs) on a carbon support film in steps of
@@ -9,8 +9,9 @@ Sample (:class:`NanoparticleField`, a seeded pydantic model)
     Spherical FCC Au particles (a = 4.08 Å) with log-normal radii of a few nm, placed at random
     over the field (no overlap by default) until a target projected coverage is reached, each
     in a uniformly random 3-D orientation (optionally a share of them lying on [111], the
-    preferred orientation of AuNPs on a support). Between them: amorphous carbon, which gives
-    a diffuse background but no Bragg spots.
+    preferred orientation of AuNPs on a support; drawn in
+    :mod:`uedsteer.sim_devices.stem_particles`). Between them: amorphous carbon, which gives a
+    diffuse background but no Bragg spots.
 
 Pattern at a probe position (x, y) in nm (a point probe)
     Every particle whose disc covers the probe contributes its **dynamical** (Bloch-wave)
@@ -38,125 +39,24 @@ Detection (what a peak finder on a counting camera delivers)
 Bragg list convention: rows ``(qx, qy, I)`` with q in 1/Å **without** 2π and I in detector
 counts, sorted by decreasing intensity; the central beam is included (normally the first row).
 
-Devices
-    :class:`StemScanStage` (``x``, ``y`` in nm, hard limits = the field), :class:`BraggDetector`
-    (the Bragg list of the current position) and :class:`StemMicroscope` grouping them with the
-    accelerating voltage (kV).
-
-Fixed-shape readings. Event documents need a fixed shape per data key, and a Bragg list has a
-varying length, so :class:`BraggDetector` publishes ``spots`` as a ``(max_spots, 3)`` float64
-array padded with NaN rows, plus ``n_spots`` (the number of real rows, which come first) and
-``n_truncated`` (the weakest spots dropped when a list is longer than ``max_spots``; 0 with the
-default of 128). :func:`unpad_bragg_list` recovers the list.
-
 Ground truth (tests and benchmarks only): :meth:`NanoparticleField.truth_at` and
 :meth:`NanoparticleField.truth_maps` give, per position, the particle id (−1 = support), the
 projected thickness, the lattice constant and the particle's orientation.
+
+The ophyd devices that scan a field are in :mod:`uedsteer.sim_devices.stem_devices`.
 """
 
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
-from dataclasses import dataclass
 
 import numpy as np
-from ophyd import Component as Cpt
-from ophyd import Device, DeviceStatus, Signal
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr
-from scipy.spatial.transform import Rotation
 
-from .contracts import DetectorFault
-from .devices import LimitedSignal
-from .physics.bragg import dynamical_bragg, structure_factor_for, zone_axis_rotation
+from .physics.bragg import dynamical_bragg, structure_factor_for
+from .stem_particles import AU_LATTICE_CONSTANT, Particle, au_cell, draw_particles
 
-__all__ = [
-    "AU_LATTICE_CONSTANT",
-    "BraggDetector",
-    "BraggListSignal",
-    "NanoparticleField",
-    "Particle",
-    "StemMicroscope",
-    "StemScanStage",
-    "au_cell",
-    "unpad_bragg_list",
-]
-
-AU_LATTICE_CONSTANT = 4.08
-"""Lattice constant of FCC gold, Å (the value the seed compares its predicted median with)."""
-
-_BEAM = np.array([0.0, 0.0, 1.0])
-
-
-def au_cell(a: float = AU_LATTICE_CONSTANT):
-    """Conventional 4-atom cubic cell of FCC gold (``ase.Atoms``) with lattice constant ``a`` Å."""
-    from ase.build import bulk
-
-    return bulk("Au", "fcc", a=float(a), cubic=True)
-
-
-def unpad_bragg_list(spots: np.ndarray, n_spots: int | None = None) -> np.ndarray:
-    """The real rows of a NaN-padded ``(max_spots, 3)`` Bragg-list reading.
-
-    Parameters
-    ----------
-    spots : numpy.ndarray
-        ``(max_spots, 3)`` reading of :class:`BraggDetector` (or any (n, 3) list).
-    n_spots : int, optional
-        Number of real rows (the detector's ``n_spots``); without it, rows holding any NaN are
-        dropped.
-
-    Returns
-    -------
-    numpy.ndarray
-        ``(n, 3)`` float array ``(qx, qy, I)``.
-    """
-    arr = np.asarray(spots, dtype=float).reshape(-1, 3)
-    if n_spots is not None:
-        return arr[: int(n_spots)].copy()
-    return arr[~np.isnan(arr).any(axis=1)].copy()
-
-
-@dataclass(frozen=True, eq=False)
-class Particle:
-    """One spherical Au particle of the field.
-
-    Attributes
-    ----------
-    index : int
-        Particle id (row of :attr:`NanoparticleField.particles`).
-    x_nm, y_nm : float
-        Centre in the scan frame, nm.
-    radius_nm : float
-        Radius, nm.
-    rotation : numpy.ndarray
-        (3, 3) orientation matrix passed to the Bragg simulator (crystal axes → lab frame, the
-        beam along lab z).
-    lattice_constant : float
-        Cubic lattice constant, Å.
-    """
-
-    index: int
-    x_nm: float
-    y_nm: float
-    radius_nm: float
-    rotation: np.ndarray
-    lattice_constant: float
-
-    @property
-    def beam_direction(self) -> np.ndarray:
-        """Unit vector along the beam in the crystal's Cartesian frame (≈ the zone axis)."""
-        return self.rotation.T @ _BEAM
-
-    def thickness_nm(self, x_nm, y_nm) -> np.ndarray:
-        """Projected thickness of the sphere at probe position(s) (0 outside), nm."""
-        rho2 = (np.asarray(x_nm) - self.x_nm) ** 2 + (np.asarray(y_nm) - self.y_nm) ** 2
-        return 2.0 * np.sqrt(np.clip(self.radius_nm**2 - rho2, 0.0, None))
-
-
-def _in_plane(phi: float) -> np.ndarray:
-    c, s = np.cos(phi), np.sin(phi)
-    return np.array([[c, -s, 0.0], [s, c, 0.0], [0.0, 0.0, 1.0]])
+__all__ = ["NanoparticleField"]
 
 
 class NanoparticleField(BaseModel):
@@ -247,7 +147,7 @@ class NanoparticleField(BaseModel):
             )
         if self.spurious_q_min >= self.k_max:
             raise ValueError(f"spurious_q_min={self.spurious_q_min} must be below k_max")
-        self._particles = self._draw_particles(np.random.default_rng([self.seed, 0]))
+        self._particles = draw_particles(self, np.random.default_rng([self.seed, 0]))
         self._geometry = np.array(
             [(p.x_nm, p.y_nm, p.radius_nm) for p in self._particles], dtype=float
         ).reshape(-1, 3)
@@ -272,36 +172,6 @@ class NanoparticleField(BaseModel):
     def grid_positions(self) -> tuple[np.ndarray, np.ndarray]:
         """x (nx,) and y (ny,) of the field's grid, nm."""
         return self.step_nm * np.arange(self.nx), self.step_nm * np.arange(self.ny)
-
-    def _draw_particles(self, rng: np.random.Generator) -> tuple[Particle, ...]:
-        wx = self.nx * self.step_nm  # the area the grid's pixels cover
-        wy = self.ny * self.step_nm
-        lo = -0.5 * self.step_nm
-        mu = np.log(self.radius_median_nm)
-        mean_area = np.pi * self.radius_median_nm**2 * np.exp(2 * self.radius_sigma**2)
-        n_target = int(round(self.coverage * wx * wy / mean_area))
-        cubic = au_cell(self.lattice_constant).cell.array
-        r111 = zone_axis_rotation(cubic, (1, 1, 1))
-        placed: list[Particle] = []
-        tries = 0
-        while len(placed) < n_target and tries < 200 * max(n_target, 1):
-            tries += 1
-            r = float(
-                np.clip(
-                    rng.lognormal(mu, self.radius_sigma), self.radius_min_nm, self.radius_max_nm
-                )
-            )
-            x, y = lo + wx * rng.random(), lo + wy * rng.random()
-            if not self.allow_overlap and any(
-                np.hypot(x - p.x_nm, y - p.y_nm) < r + p.radius_nm for p in placed
-            ):
-                continue
-            if rng.random() < self.fraction_111:
-                rot = _in_plane(2 * np.pi * rng.random()) @ r111
-            else:
-                rot = Rotation.random(rng=rng).as_matrix()
-            placed.append(Particle(len(placed), x, y, r, rot, self.lattice_constant))
-        return tuple(placed)
 
     def particles_at(self, x_nm: float, y_nm: float) -> list[tuple[Particle, float]]:
         """Particles under a point probe at (x, y) nm, with their projected thickness (nm)."""
@@ -491,174 +361,3 @@ class NanoparticleField(BaseModel):
             for ix, x in enumerate(xs):
                 out[iy, ix] = self.measure(x, y, voltage_kv)
         return out
-
-
-# --------------------------------------------------------------------------- ophyd devices
-class BraggListSignal(Signal):
-    """A soft signal holding a Bragg list as a fixed-shape ``(max_spots, 3)`` NaN-padded array."""
-
-    def __init__(self, *args, max_spots: int = 128, **kwargs) -> None:
-        kwargs.setdefault("value", np.full((max_spots, 3), np.nan))
-        super().__init__(*args, **kwargs)
-        self._max_spots = int(max_spots)
-
-    @property
-    def max_spots(self) -> int:
-        """Rows of the padded array."""
-        return self._max_spots
-
-    def resize(self, max_spots: int) -> None:
-        """Change the number of rows (clears the value)."""
-        if int(max_spots) < 1:
-            raise ValueError(f"max_spots={max_spots} must be >= 1")
-        self._max_spots = int(max_spots)
-        self.put(np.full((self._max_spots, 3), np.nan))
-
-    def read(self) -> dict:
-        """Reading with the value as nested lists (``get()`` returns the array).
-
-        event_model's JSON-schema validation of an event formats the full ``repr`` of every
-        numpy array of fewer than 1,000 elements, ~2 ms for a (128, 3) list; plain lists cost
-        ~0.1 ms and are what the document stores anyway.
-        """
-        reading = super().read()
-        entry = reading[self.name]
-        entry["value"] = np.asarray(entry["value"], dtype=float).tolist()
-        return reading
-
-    def describe(self) -> dict:  # noqa: D102 - ophyd API
-        return {
-            self.name: {
-                "source": f"SIM:{self.name}",
-                "dtype": "array",
-                "dtype_numpy": "<f8",
-                "shape": [self._max_spots, 3],
-                "units": "qx 1/A, qy 1/A, I counts; NaN rows pad",
-            }
-        }
-
-
-class BraggDetector(Device):
-    """Bragg-list detector: a 4D-STEM camera plus peak finder, one list per trigger.
-
-    Components: ``spots`` ((max_spots, 3) NaN-padded, brightest first), ``n_spots`` (real rows)
-    and ``n_truncated`` (weakest spots dropped beyond ``max_spots``).
-
-    Parameters
-    ----------
-    source : callable
-        ``source() -> (n, 3) array`` delivers the Bragg list of the current position
-        (:class:`StemMicroscope` wires it to its field and stage).
-    max_spots : int
-        Rows of the padded reading.
-    trigger_timeout : float
-        Seconds before a trigger that never completes fails.
-    """
-
-    spots = Cpt(BraggListSignal, kind="normal")
-    n_spots = Cpt(Signal, value=0, kind="hinted")
-    n_truncated = Cpt(Signal, value=0, kind="normal")
-
-    def __init__(
-        self,
-        *args,
-        source: Callable[[], np.ndarray] | None = None,
-        max_spots: int = 128,
-        trigger_timeout: float = 10.0,
-        labels=("detectors",),
-        **kwargs,
-    ) -> None:
-        super().__init__(*args, labels=set(labels), **kwargs)
-        self.source = source
-        self.trigger_timeout = float(trigger_timeout)
-        if int(max_spots) != self.spots.max_spots:
-            self.spots.resize(max_spots)
-
-    @property
-    def max_spots(self) -> int:
-        """Rows of the padded ``spots`` reading."""
-        return self.spots.max_spots
-
-    def bragg_list(self) -> np.ndarray:
-        """The current reading without padding, ``(n_spots, 3)``."""
-        return unpad_bragg_list(self.spots.get(), int(self.n_spots.get()))
-
-    def trigger(self) -> DeviceStatus:  # noqa: D102 - ophyd API
-        status = DeviceStatus(self, timeout=self.trigger_timeout)
-        if self.source is None:
-            status.set_exception(DetectorFault(f"{self.name}: no Bragg-list source connected"))
-            return status
-        try:
-            spots = np.asarray(self.source(), dtype=float).reshape(-1, 3)
-        except Exception as err:  # a source failure is a recorded detector fault
-            status.set_exception(DetectorFault(f"{self.name}: Bragg-list source failed: {err}"))
-            return status
-        spots = spots[np.argsort(-spots[:, 2], kind="stable")]
-        cap = self.max_spots
-        padded = np.full((cap, 3), np.nan)
-        n = min(len(spots), cap)
-        padded[:n] = spots[:n]
-        self.spots.put(padded)
-        self.n_spots.put(n)
-        self.n_truncated.put(len(spots) - n)
-        status.set_finished()
-        return status
-
-
-class StemScanStage(Device):
-    """Probe position of the scan coils, nm; hard limits are the scanned field."""
-
-    x = Cpt(LimitedSignal, value=0.0, limits=(0.0, 132.3), units="nm", kind="hinted")
-    y = Cpt(LimitedSignal, value=0.0, limits=(0.0, 132.3), units="nm", kind="hinted")
-
-    def __init__(self, *args, labels=("motors", "stage"), **kwargs) -> None:
-        super().__init__(*args, labels=set(labels), **kwargs)
-
-
-class StemMicroscope(Device):
-    """A simulated 4D-STEM microscope over a :class:`NanoparticleField`.
-
-    Components: ``probe`` (:class:`StemScanStage`, x and y limited to the field's grid; the
-    name ``stage`` is taken by ophyd's staging API),
-    ``detector`` (:class:`BraggDetector`, the list at the stage position) and ``voltage``
-    (accelerating voltage, kV, 60 … 300).
-
-    Parameters
-    ----------
-    field : NanoparticleField, optional
-        The sample (default: ``NanoparticleField()``, 64 × 64 positions).
-    max_spots : int
-        Rows of the detector's padded reading.
-    name : str
-        Device name (components are ``{name}_probe_x``, ``{name}_detector_spots`` …).
-    """
-
-    probe = Cpt(StemScanStage, "")
-    detector = Cpt(BraggDetector, "")
-    voltage = Cpt(LimitedSignal, value=300.0, limits=(60.0, 300.0), units="kV", kind="config")
-
-    def __init__(
-        self,
-        *args,
-        field: NanoparticleField | None = None,
-        max_spots: int = 128,
-        name: str = "stem",
-        **kwargs,
-    ) -> None:
-        super().__init__(*args, name=name, **kwargs)
-        self.field = field if field is not None else NanoparticleField()
-        ex, ey = self.field.extent_nm
-        self.probe.x.set_limits(0.0, ex)
-        self.probe.y.set_limits(0.0, ey)
-        if int(max_spots) != self.detector.max_spots:
-            self.detector.spots.resize(max_spots)
-        self.detector.source = self._pattern
-
-    def _pattern(self) -> np.ndarray:
-        return self.field.measure(
-            float(self.probe.x.get()), float(self.probe.y.get()), float(self.voltage.get())
-        )
-
-    def truth(self) -> dict:
-        """Hidden truth under the probe now (tests and benchmarks only)."""
-        return self.field.truth_at(float(self.probe.x.get()), float(self.probe.y.get()))
