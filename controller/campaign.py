@@ -1,187 +1,36 @@
-"""Campaign state: the record of shots, damage attribution, halting rules and resume.
+"""Campaign state: the controller's side of the closed loop.
 
 A :class:`Campaign` is the controller's side of the loop. The bluesky plan
 (:func:`uedsteer.plans.campaign`) asks it for the next settings (:meth:`Campaign.next`), moves
 the devices, acquires and scores a frame, and hands the result back (:meth:`Campaign.ingest`),
 which applies the halting rules and says what to do next.
 
-Damage attribution. Damage is irreversible and shows in the frames *after* the shot that
-caused it. The damage evidence of a shot is therefore the damage probability of the next frame
-on the same spot (its own frame's while no later frame exists). A frame that already shows
-damage says nothing about its own settings (the spot was hurt before), so such shots are left
-out of the damage model; they stay in the record.
-
-Nothing here reads the simulated sample: :attr:`Trial.truth` is filled only by the simulation
-harness for benchmarks.
+It composes the record of shots (:mod:`.record`), damage attribution (:mod:`.attribution`),
+the ramp limits (:mod:`.ramp`), the halting rules (:mod:`.halting`) and the safe optimizer
+(:mod:`.safe.optimizer`); it holds the state between shots: the record, the spot in use, the
+damaged spots and what a resume changed.
 """
 
 from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import numpy as np
 
 from uedsteer.sim_devices.contracts import SETTING_NAMES
 
+from . import halting
+from .attribution import attributed_damage
 from .config import SCORE_NAMES, CampaignConfig
 from .errors import NoSafeCandidate
+from .ramp import propose_within_reach, ramp_origin, ramped
+from .record import CampaignRecord, Step, Stop, Trial, failed_scores, score_row
 from .safe.optimizer import Proposal, SafeOptimizer
 
-DAMAGED = 0.5
-"""A frame whose damage probability reaches this shows a hurt spot (for attribution)."""
-
 ScoreFn = Callable[[Mapping[str, Any]], float]
-
-
-@dataclass
-class Trial:
-    """One shot of a campaign.
-
-    Attributes
-    ----------
-    index : int
-        Shot number within the campaign (0, 1, …), continuous across resumes.
-    settings : dict
-        fluence (mJ/cm²), wavelength (nm), charge (fC), delay (ps).
-    spot : int
-        Sample spot.
-    status : str
-        ``"ok"`` or ``"failed"`` (device fault or an invalid frame); failed shots are kept.
-    scores : dict
-        The frame's score fields (NaN for a failed shot) and the computed ``objective``.
-    error : str
-        Why a shot failed.
-    action : str
-        What the halting rules decided after this shot (``continue``, ``move``, ``stop``).
-    proposal : dict
-        The optimizer's figures for this shot (damage bound, acquisition, safe-set size …).
-    truth : dict, optional
-        The simulated sample's hidden truth (benchmarks only; the controller never reads it).
-    """
-
-    index: int
-    settings: dict[str, float]
-    spot: int
-    status: str = "ok"
-    scores: dict[str, float] = field(default_factory=dict)
-    error: str = ""
-    action: str = "continue"
-    proposal: dict[str, float | str] = field(default_factory=dict)
-    truth: dict[str, Any] | None = None
-
-
-@dataclass
-class CampaignRecord:
-    """Every shot of a campaign in order, and why it stopped."""
-
-    trials: list[Trial] = field(default_factory=list)
-    stop_reason: str | None = None
-
-    def __len__(self) -> int:
-        return len(self.trials)
-
-    def to_dataframe(self):
-        """One row per shot: settings, spot, status, score fields and, when known, the truth
-        as ``truth_x``, ``truth_vacancy``, ``truth_molten`` (plus the other truth fields)."""
-        import pandas as pd
-
-        rows = []
-        for t in self.trials:
-            row: dict[str, Any] = {"shot": t.index, "spot": t.spot, "status": t.status}
-            row.update(t.settings)
-            row.update(t.scores)
-            row.update({"error": t.error, "action": t.action})
-            row.update({f"proposal_{k}": v for k, v in t.proposal.items()})
-            if t.truth is not None:
-                for k, v in t.truth.items():
-                    if k != "phonon_amplitudes":
-                        row[f"truth_{k}"] = v
-            rows.append(row)
-        return pd.DataFrame(rows)
-
-
-@dataclass(frozen=True)
-class Stop:
-    """The campaign is over; ``reason`` says why."""
-
-    reason: str
-
-
-@dataclass(frozen=True)
-class Step:
-    """Settings for the next shot (all four settings, plus the optimizer's figures)."""
-
-    settings: dict[str, float]
-    spot: int
-    proposal: Proposal | None = None
-
-    def info(self) -> dict[str, float | str]:
-        """The optimizer's figures as plain numbers, and why the point was chosen (``mode``:
-        see :class:`Proposal`; ``initial`` for the initial shots and ramp-down steps)."""
-        p = self.proposal
-        if p is None:  # initial shots and ramp-down steps: no optimizer figures
-            return {
-                "mode": "initial",
-                "damage_ucb": math.nan,
-                "acquisition": math.nan,
-                "n_safe": 0,
-                "n_candidates": 0,
-                "heating_limit": math.nan,
-            }
-        return {
-            "mode": p.mode,
-            "damage_ucb": p.damage_ucb,
-            "acquisition": p.acquisition,
-            "n_safe": p.n_safe,
-            "n_candidates": p.n_candidates,
-            "heating_limit": p.heating_limit,
-        }
-
-
-def _damage_free(damage: np.ndarray) -> np.ndarray:
-    """Indices of the shots whose attributed damage is known and below ``DAMAGED``, latest
-    first (failed shots and shots on a hurt spot have none)."""
-    d = np.asarray(damage, dtype=np.float64)
-    ok = np.flatnonzero(np.isfinite(d) & (d < DAMAGED))
-    return ok[::-1]
-
-
-def default_classes() -> tuple[str, ...]:
-    """Class names of the shipped scorer's model card: what a failed shot's row names before
-    any scored shot has named the scorer's classes."""
-    from uedsteer.surrogates.scorer import card_classes
-
-    return card_classes({})[0]
-
-
-def score_row(scores: Mapping[str, Any], classes: Sequence[str] | None = None) -> dict[str, float]:
-    """Flatten a scorer row (``Scores.row``) into numbers: class probabilities as
-    ``p_<class>``, latent as ``z<i>``.
-
-    The class names are the row's own ``classes`` (the scorer's model card); ``classes``
-    names them for a row without (default :func:`default_classes`).
-    """
-    out: dict[str, float] = {}
-    for k in SCORE_NAMES:
-        out[k] = float(scores.get(k, math.nan))
-    out["predicted_class"] = float(scores.get("predicted_class", -1))
-    names = scores.get("classes") or (default_classes() if classes is None else classes)
-    probs = scores.get("class_probs") or [math.nan] * len(names)
-    out.update({f"p_{c}": float(v) for c, v in zip(names, probs, strict=True)})
-    for i, v in enumerate(scores.get("latent") or []):
-        out[f"z{i}"] = float(v)
-    return out
-
-
-def failed_scores(n_latent: int = 4, classes: Sequence[str] | None = None) -> dict[str, float]:
-    """The score row of a failed shot: every field NaN (``classes``: see :func:`score_row`)."""
-    row = score_row({}, classes)
-    row.update({f"z{i}": math.nan for i in range(n_latent)})
-    return row
 
 
 class Campaign:
@@ -202,7 +51,8 @@ class Campaign:
 
     classes: tuple[str, ...] | None = None
     """Class names of the scorer's rows (``p_<class>`` of a failed shot's row), learned from
-    the scored shots; None until one names them (then :func:`default_classes`)."""
+    the scored shots; None until one names them (then
+    :func:`~uedsteer.controller.record.default_classes`)."""
 
     def __init__(
         self,
@@ -266,9 +116,7 @@ class Campaign:
         finished = self._finished_on_resume()
         if finished:
             return finished
-        if len(self.record) >= self.config.budget:
-            return f"shot budget of {self.config.budget} used"
-        return None
+        return halting.budget_reason(len(self.record), self.config) or None
 
     def fixed_settings(self) -> dict[str, float]:
         """Settings held constant, completed with the device defaults."""
@@ -289,16 +137,9 @@ class Campaign:
         return dict(self.record.trials[-1].settings)
 
     def ramp_origin(self) -> dict[str, float]:
-        """Settings the next proposal must stay within the ramp limit of.
-
-        The last shot, unless it caused or showed damage: then the latest shot with no damage
-        evidence (the devices ramp back to it with no shot in between), or the safe start.
-        Ramping on from a setting known to hurt the sample would carry the damage along.
-        """
-        clean = _damage_free(self.attributed_damage())
-        if len(clean):
-            return dict(self.record.trials[clean[0]].settings)
-        return self.start_settings()
+        """Settings the next proposal must stay within the ramp limit of: the last shot's, or
+        after damage the latest damage-free shot's, or the safe start (:mod:`.ramp`)."""
+        return ramp_origin(self.record.trials, self.attributed_damage(), self.start_settings())
 
     def objective_of(self, scores: Mapping[str, Any]) -> float:
         """The objective value of one score row (NaN for a failed shot)."""
@@ -331,25 +172,8 @@ class Campaign:
     def attributed_damage(self) -> np.ndarray:
         """Damage evidence per shot: the next frame's damage probability on the same spot
         (own frame's for the latest shot); NaN for failed shots and shots on a spot that was
-        already hurt."""
-        trials = self.record.trials
-        out = np.full(len(trials), np.nan)
-        for i, t in enumerate(trials):
-            own = t.scores.get("damage_prob", math.nan)
-            if t.status != "ok" or not np.isfinite(own) or own >= DAMAGED:
-                continue
-            nxt = next(
-                (
-                    u
-                    for u in trials[i + 1 :]
-                    if u.spot == t.spot
-                    and u.status == "ok"
-                    and np.isfinite(u.scores.get("damage_prob", math.nan))
-                ),
-                None,
-            )
-            out[i] = own if nxt is None else max(own, nxt.scores["damage_prob"])
-        return out
+        already hurt (:mod:`.attribution`)."""
+        return attributed_damage(self.record.trials)
 
     # ------------------------------------------------------------------ the loop
     def next(self) -> Step | Stop:
@@ -360,12 +184,13 @@ class Campaign:
         finished = self._finished_on_resume()
         if finished:
             return self._stop(finished)
-        if len(self.record) >= cfg.budget:
-            return self._stop(f"shot budget of {cfg.budget} used")
+        used = halting.budget_reason(len(self.record), cfg)
+        if used:
+            return self._stop(used)
         ok_trials = [t for t in self.record.trials if t.status == "ok"]
         if len(ok_trials) < cfg.n_initial:
             start = self.start_settings()
-            return Step(self._ramped(start), self.spot)
+            return Step(ramped(start, self.ramp_origin(), cfg.parameters), self.spot)
         x, cols = self.observations()
         last = np.array([self.ramp_origin()[n] for n in self.optimizer.names])
         t0 = time.perf_counter()
@@ -373,70 +198,29 @@ class Campaign:
             prop = self._propose(x, cols, last)
         except NoSafeCandidate as err:
             self.proposal_seconds.append(time.perf_counter() - t0)
-            return self._stop(f"no safe candidate: {err}")
+            return self._stop(halting.no_safe_reason(err))
         self.proposal_seconds.append(time.perf_counter() - t0)
-        if prop.strategy == "explore" and self._shots_since_best() >= cfg.patience:
-            return self._stop(
-                f"no safe candidate is expected to improve the objective: no better "
-                f"{cfg.objective if self.objective_fn is None else 'objective'} for "
-                f"{cfg.patience} shots and expected improvement below 1 % of the gap"
-            )
+        if prop.strategy == "explore":
+            stalled = halting.stalled_reason(self.record.trials, cfg, self._custom_objective)
+            if stalled:
+                return self._stop(stalled)
         settings = self.fixed_settings()
         settings.update(prop.settings)
         return Step(settings, self.spot, prop)
 
     def _propose(self, x: np.ndarray, cols: dict[str, np.ndarray], last: np.ndarray) -> Proposal:
-        """A proposal within reach of ``last``; if nothing there is safe any more (damage
-        shrank the safe set), one from the latest measured setting the models still call
-        safe. Raises :class:`NoSafeCandidate` when there is neither."""
-        try:
-            return self.optimizer.propose(x, cols, last)
-        except NoSafeCandidate:
-            origin = self._safe_origin(x, cols, last)
-            if origin is None:
-                raise
-        return self.optimizer.propose(x, cols, origin)
+        """A proposal within reach of ``last``, or of a setting the models still call safe
+        (:func:`~uedsteer.controller.ramp.propose_within_reach`)."""
+        return propose_within_reach(self.optimizer, x, cols, last, self.start_settings())
 
-    def _safe_origin(
-        self, x: np.ndarray, cols: dict[str, np.ndarray], last: np.ndarray
-    ) -> np.ndarray | None:
-        """The latest measured damage-free setting (or the safe start) that the models still
-        call safe, other than ``last``; None if there is none.
+    @property
+    def _custom_objective(self) -> bool:
+        """Whether the objective is a Python function rather than a score field."""
+        return self.objective_fn is not None
 
-        The devices ramp back to it between shots (no shot on the way), so the next proposal
-        stays within the ramp limit of a setting known not to hurt the sample.
-        """
-        options = [x[i] for i in _damage_free(cols["damage_prob"])]
-        start = self.start_settings()
-        options.append(np.array([start[n] for n in self.optimizer.names]))
-        points = np.array([o for o in options if np.any(np.abs(o - last) > 1e-9)])
-        if not len(points):
-            return None
-        try:
-            found = self.optimizer.safe_set(x, cols, points)
-        except NoSafeCandidate:
-            return None
-        self.optimizer.keep_warm(found)  # the next proposal starts from these fits
-        hits = np.flatnonzero(found.safe)
-        if not len(hits):
-            return None
-        return points[hits[0]]
-
-    def _shots_since_best(self) -> int:
-        vals = [t.scores.get("objective", math.nan) for t in self.record.trials]
-        vals = [v if np.isfinite(v) else -np.inf for v in vals]
-        if not vals:
-            return 0
-        return len(vals) - 1 - int(np.argmax(vals))
-
-    def _ramped(self, target: dict[str, float]) -> dict[str, float]:
-        """``target`` clipped to the ramp limit around :meth:`ramp_origin`."""
-        last = self.ramp_origin()
-        out = dict(target)
-        for p in self.config.parameters:
-            lo, hi = last[p.name] - p.max_step, last[p.name] + p.max_step
-            out[p.name] = float(min(max(target[p.name], lo), hi))
-        return out
+    def _extra_bounds(self) -> dict[str, float]:
+        """The bound of each extra constraint, by name."""
+        return {name: bound for name, (_, bound) in self.extra_constraints.items()}
 
     def _stop(self, reason: str) -> Stop:
         self.record.stop_reason = reason
@@ -502,83 +286,33 @@ class Campaign:
         return trial
 
     def _rules(self, trial: Trial) -> str:
+        """Apply the halting rules (:mod:`.halting`) after ``trial``, the latest shot: move to a
+        fresh spot on damage with ``on_damage="move"``, stop, or continue."""
         cfg = self.config
         if trial.status != "ok":
             self._consecutive_failures += 1
-            if self._consecutive_failures >= cfg.max_failures:
-                self._stop(
-                    f"{self._consecutive_failures} failed shots in a row (last: {trial.error})"
-                )
+            failed = halting.failures_reason(self._consecutive_failures, trial, cfg)
+            if failed:
+                self._stop(failed)
                 return "stop"
             return "continue"
         self._consecutive_failures = 0
-        what = self._damage_reason(trial, cfg)
+        what = halting.damage_reason(self.record.trials, cfg)
         if what:
             self.damaged_spots.append(trial.spot)
             if cfg.on_damage == "move" and self.spot_index + 1 < len(self.spots):
                 self.spot_index += 1
                 return "move"
-            self._stop(what + ("" if cfg.on_damage == "halt" else "; no fresh spot left"))
+            self._stop(halting.damage_stop(what, cfg))
             return "stop"
-        if self._target_met(trial.scores):
-            self._stop(self._target_reason(trial, cfg))
+        if halting.target_met(trial.scores, cfg, self._extra_bounds()):
+            self._stop(halting.target_reason(trial, cfg, self._custom_objective))
             return "stop"
-        if len(self.record) >= cfg.budget:
-            self._stop(f"shot budget of {cfg.budget} used")
+        used = halting.budget_reason(len(self.record), cfg)
+        if used:
+            self._stop(used)
             return "stop"
         return "continue"
-
-    def _damage_reason(self, trial: Trial, cfg: CampaignConfig) -> str:
-        """Why the frames up to ``trial`` (the latest) show a damaged spot ("" if they don't)."""
-        if self._damage_run(cfg.halt_damage_prob) >= cfg.halt_consecutive:
-            return (
-                f"damage on spot {trial.spot}: damage probability ≥ {cfg.halt_damage_prob} "
-                f"in {cfg.halt_consecutive} consecutive frames"
-            )
-        if cfg.hurt_spot_frames is not None and self._damage_run(DAMAGED) >= cfg.hurt_spot_frames:
-            return (
-                f"damage on spot {trial.spot}: damage probability ≥ {DAMAGED} in "
-                f"{cfg.hurt_spot_frames} consecutive frames"
-            )
-        return ""
-
-    def _target_reason(self, trial: Trial, cfg: CampaignConfig) -> str:
-        name = cfg.objective if self.objective_fn is None else "objective"
-        return (
-            f"target reached: {name} = {trial.scores['objective']:.3f} ≥ {cfg.target} on shot "
-            f"{trial.index}"
-        )
-
-    def _damage_run(self, level: float) -> int:
-        """Successful frames in a row, at the end of the record on the current shot's spot,
-        whose damage probability reaches ``level`` (failed shots are skipped)."""
-        trials = self.record.trials
-        if not trials:
-            return 0
-        run = 0
-        for t in reversed(trials):
-            if t.spot != trials[-1].spot:
-                break
-            if t.status != "ok":
-                continue
-            if not t.scores.get("damage_prob", 0.0) >= level:
-                break
-            run += 1
-        return run
-
-    def _target_met(self, s: Mapping[str, float], cfg: CampaignConfig | None = None) -> bool:
-        cfg = cfg or self.config
-        if not (s["objective"] >= cfg.target and s["damage_prob"] <= cfg.damage_bound):
-            return False
-        for c in cfg.constraints:
-            v = s[c.score]
-            if not np.isfinite(v) or (v > c.bound if c.sense == "max" else v < c.bound):
-                return False
-        for name, (_, bound) in self.extra_constraints.items():
-            v = s.get(f"constraint_{name}", math.nan)
-            if not np.isfinite(v) or v > bound:
-                return False
-        return True
 
     # ------------------------------------------------------------------ persistence
     def restore_trials(self, trials: list[Trial], damaged_spots: list[int]) -> None:
@@ -604,52 +338,21 @@ class Campaign:
         its stop document or crashed after its stopping shot. "" when the last shot did not
         stop it, or when a failed shot did (a campaign stopped by failures may continue).
         """
-        trials = self.record.trials
-        if not trials or trials[-1].action != "stop" or trials[-1].status != "ok":
-            return ""
-        last = trials[-1]
-        what = self._damage_reason(last, config)
-        if what:
-            return what + ("" if config.on_damage == "halt" else "; no fresh spot left")
-        if self._target_met(last.scores, config):
-            return self._target_reason(last, config)
-        if len(trials) >= config.budget:
-            return f"shot budget of {config.budget} used"
-        return ""
-
-    def _raised(self, name: str) -> bool:
-        change = self.resume_changes.get(name)
-        return change is not None and change["resumed"] > change["recorded"]
+        return halting.recorded_stop(
+            self.record.trials, config, self._extra_bounds(), self._custom_objective
+        )
 
     def _finished_on_resume(self) -> str | None:
-        """Why a resumed campaign whose run had finished fires nothing (None: it continues).
-
-        Only before its first new shot. A run that stopped on the target continues when the
-        target was raised; on the budget, when the budget now exceeds the shots recorded; on
-        "no safe candidate", when the budget or the target was raised; on damage, only with
-        ``on_damage="move"`` and a fresh spot. A run stopped by the user, a signal, repeated
-        failures or a crash continues.
+        """Why a resumed campaign whose run had finished fires nothing (None: it continues);
+        only before its first new shot (:func:`~uedsteer.controller.halting.finished_on_resume`).
         """
         if self.resumed_from is None or len(self.record) != self._shots_at_resume:
             return None
-        cfg, reason, n = self.config, self.previous_stop, len(self.record)
-        if reason.startswith("target reached") and not self._raised("target"):
-            return f"{reason} (resumed: raise the target above {cfg.target} to continue)"
-        if reason.startswith("damage"):
-            if cfg.on_damage != "move":
-                return f"{reason} (resumed: a campaign halted by damage does not continue)"
-            if all(s in self.damaged_spots for s in self.spots):
-                return (
-                    f"{reason} (resumed: every spot given is damaged; give fresh spots with "
-                    "spots=[...] to continue on one)"
-                )
-        if reason.startswith("no safe candidate") and not (
-            self._raised("budget") or self._raised("target")
-        ):
-            return f"{reason} (resumed: raise the budget or the target to try again)"
-        if n >= cfg.budget:
-            return (
-                f"shot budget of {cfg.budget} used (resumed with {n} shots recorded: raise the "
-                f"budget above {n} to continue)"
-            )
-        return None
+        return halting.finished_on_resume(
+            self.previous_stop,
+            len(self.record),
+            self.config,
+            self.resume_changes,
+            self.spots,
+            self.damaged_spots,
+        )

@@ -33,7 +33,9 @@ from bluesky.utils import FailedStatus, Msg
 from ophyd import Component as Cpt
 from ophyd import Device, Signal
 
-from uedsteer.controller.campaign import SETTING_NAMES, Campaign, Step, Stop, failed_scores
+from uedsteer.controller.campaign import Campaign
+from uedsteer.controller.record import Step, Stop, failed_scores
+from uedsteer.sim_devices.contracts import SETTING_NAMES
 
 from . import documents as doc
 from .protocols import check_beamline, event_devices, setting_signals

@@ -27,8 +27,9 @@ from typing import Any
 
 import numpy as np
 
-from uedsteer.controller.campaign import Campaign, Trial
+from uedsteer.controller.campaign import Campaign
 from uedsteer.controller.config import CampaignConfig
+from uedsteer.controller.record import Trial
 from uedsteer.controller.resume_changes import apply_changes, config_changes
 from uedsteer.sim_devices.contracts import SETTING_NAMES
 

@@ -17,8 +17,9 @@ from bluesky import RunEngine
 from bluesky.utils import RunEngineInterrupted
 from pydantic import BaseModel, ConfigDict, Field
 
-from uedsteer.controller.campaign import Campaign, CampaignRecord, Trial
+from uedsteer.controller.campaign import Campaign
 from uedsteer.controller.config import CampaignConfig
+from uedsteer.controller.record import CampaignRecord, Trial
 from uedsteer.sim_devices.beamline import REPLAY_SETTINGS, SimulatedBeamline
 from uedsteer.sim_devices.response import ResponseParams
 

@@ -10,8 +10,9 @@ import pandas as pd
 import pytest
 from helpers import DamagingScorer
 
-from uedsteer.controller.campaign import Campaign, Step, Stop
+from uedsteer.controller.campaign import Campaign
 from uedsteer.controller.config import CampaignConfig, ParameterSpec
+from uedsteer.controller.record import Step, Stop
 from uedsteer.controller.resume_changes import config_changes
 from uedsteer.plans.catalog import local_catalog
 from uedsteer.plans.resume import AlreadyResumed, children, resume_campaign

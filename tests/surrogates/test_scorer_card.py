@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 import torch
 
-from uedsteer.controller.campaign import Campaign, Step, failed_scores, score_row
+from uedsteer.controller.campaign import Campaign
+from uedsteer.controller.record import Step, failed_scores, score_row
 from uedsteer.sim_devices.frames import generate_frames
 from uedsteer.sim_devices.materials import MOTE2
 from uedsteer.surrogates.cnn import UEDNet

@@ -7,7 +7,7 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-from uedsteer.controller.campaign import score_row
+from uedsteer.controller.record import score_row
 from uedsteer.sim_devices.frames import generate_frames
 from uedsteer.sim_devices.materials import MOTE2
 from uedsteer.sim_devices.physics import (

@@ -14,9 +14,10 @@ import numpy as np
 import pytest
 from helpers import DamagingScorer
 
-from uedsteer.controller.campaign import Campaign, Step
+from uedsteer.controller.campaign import Campaign
 from uedsteer.controller.config import CampaignConfig, ParameterSpec
 from uedsteer.controller.plots import gp_maps
+from uedsteer.controller.record import Step
 from uedsteer.plans.catalog import local_catalog
 from uedsteer.plans.resume import resume_campaign
 from uedsteer.plans.simulate import simulate_campaign

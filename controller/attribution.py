@@ -1,0 +1,51 @@
+"""Damage attribution: which shot hurt the spot.
+
+Damage is irreversible and shows in the frames *after* the shot that caused it. The damage
+evidence of a shot is therefore the damage probability of the next frame on the same spot (its
+own frame's while no later frame exists). A frame that already shows damage says nothing about
+its own settings (the spot was hurt before), so such shots are left out of the damage model;
+they stay in the record.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import numpy as np
+
+from .record import Trial
+
+DAMAGED = 0.5
+"""A frame whose damage probability reaches this shows a hurt spot (for attribution)."""
+
+
+def attributed_damage(trials: Sequence[Trial]) -> np.ndarray:
+    """Damage evidence per shot: the next frame's damage probability on the same spot
+    (own frame's for the latest shot); NaN for failed shots and shots on a spot that was
+    already hurt."""
+    out = np.full(len(trials), np.nan)
+    for i, t in enumerate(trials):
+        own = t.scores.get("damage_prob", math.nan)
+        if t.status != "ok" or not np.isfinite(own) or own >= DAMAGED:
+            continue
+        nxt = next(
+            (
+                u
+                for u in trials[i + 1 :]
+                if u.spot == t.spot
+                and u.status == "ok"
+                and np.isfinite(u.scores.get("damage_prob", math.nan))
+            ),
+            None,
+        )
+        out[i] = own if nxt is None else max(own, nxt.scores["damage_prob"])
+    return out
+
+
+def damage_free(damage: np.ndarray) -> np.ndarray:
+    """Indices of the shots whose attributed damage is known and below ``DAMAGED``, latest
+    first (failed shots and shots on a hurt spot have none)."""
+    d = np.asarray(damage, dtype=np.float64)
+    ok = np.flatnonzero(np.isfinite(d) & (d < DAMAGED))
+    return ok[::-1]
