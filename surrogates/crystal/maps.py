@@ -50,7 +50,7 @@ from scipy import ndimage
 
 from uedsteer.sim_devices.crystals.systems import CRYSTAL_SYSTEMS
 
-from .features import MIN_SPOTS
+from .bragg_lists import MIN_SPOTS
 
 __all__ = [
     "LATTICE_SYSTEMS",

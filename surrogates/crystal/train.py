@@ -54,8 +54,8 @@ def featurize(
 
     The lists are prepared as a predictor prepares them (:func:`prepare_bragg`):
     ``q_range`` (q_min, q_max) crops each list to a detector's window (see
-    :func:`~uedsteer.surrogates.crystal.features.crop_bragg`), ``orient`` rotates it so its
-    shortest spot lies along +x (:func:`~uedsteer.surrogates.crystal.features.orient_bragg`).
+    :func:`~uedsteer.surrogates.crystal.bragg_lists.crop_bragg`), ``orient`` rotates it so its
+    shortest spot lies along +x (:func:`~uedsteer.surrogates.crystal.bragg_lists.orient_bragg`).
     ``features`` picks the inputs as :class:`CrystalPredictor` does: ``"radial"`` (the
     paper's basis), ``"zone"`` (:func:`~uedsteer.surrogates.crystal.zone.zone_lattice_features`)
     or ``"radial+zone"``.
