@@ -29,8 +29,8 @@ from uedsteer.sim_devices.crystal_dataset import (
     load_crystal_dataset,
     write_crystal_dataset,
 )
+from uedsteer.surrogates.crystal.evaluation import evaluate, format_metrics
 from uedsteer.surrogates.crystal.predictor import CrystalPredictor
-from uedsteer.surrogates.crystal.train import evaluate, format_metrics
 
 
 def _mote2_frames() -> dict[str, np.ndarray]:

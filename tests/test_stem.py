@@ -12,12 +12,8 @@ from uedsteer.sim_devices.stem_devices import StemMicroscope, unpad_bragg_list
 from uedsteer.sim_devices.stem_particles import AU_LATTICE_CONSTANT
 from uedsteer.sim_devices.stem_sample import NanoparticleField
 from uedsteer.surrogates.crystal.features import CRYSTAL_SYSTEMS
-from uedsteer.surrogates.crystal.maps import (
-    crystal_maps,
-    mode_filter,
-    nan_median_filter,
-    plot_crystal_maps,
-)
+from uedsteer.surrogates.crystal.maps import crystal_maps, mode_filter, nan_median_filter
+from uedsteer.surrogates.crystal.maps_plot import plot_crystal_maps
 
 N = 12  # small field: a handful of particles, a few dozen Bloch-wave runs
 

@@ -83,7 +83,7 @@ def _scan(args: argparse.Namespace, field: Any) -> tuple[str, Any]:
 
 def _write_maps(args: argparse.Namespace, field: Any, maps: Any, uid: str) -> None:
     """Write the PNG maps into ``--out`` and print what they show."""
-    from uedsteer.surrogates.crystal.maps import plot_crystal_maps
+    from uedsteer.surrogates.crystal.maps_plot import plot_crystal_maps
 
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)

@@ -288,7 +288,8 @@ def _train_crystal(args: argparse.Namespace) -> int:
     from uedsteer.sim_devices.crystal_dataset import concatenate_datasets, load_crystal_dataset
 
     paths = _check_crystal_inputs(args)
-    from uedsteer.surrogates.crystal.train import format_metrics, train_crystal
+    from uedsteer.surrogates.crystal.evaluation import format_metrics
+    from uedsteer.surrogates.crystal.train import train_crystal
 
     data = concatenate_datasets([load_crystal_dataset(Path(p)) for p in paths])
     _, metrics = train_crystal(

@@ -20,15 +20,8 @@ from typing import Any
 
 import numpy as np
 
-from .features import (
-    DQ,
-    MIN_SPOTS,
-    N_RADIAL,
-    P_MAX,
-    _check_min_spots,
-    prepare_bragg,
-    radial_basis,
-)
+from .bragg_lists import MIN_SPOTS, _check_min_spots, prepare_bragg
+from .features import DQ, N_RADIAL, P_MAX, radial_basis
 from .zone import ZONE_FEATURE_NAMES, zone_lattice_features
 
 FEATURE_SETS = ("radial", "zone", "radial+zone")
@@ -67,10 +60,10 @@ class CrystalFeaturizer:
         Which features (see the module docstring).
     orient : bool
         Rotate each list so its shortest spot lies along +x
-        (:func:`~uedsteer.surrogates.crystal.features.orient_bragg`) before featurizing.
+        (:func:`~uedsteer.surrogates.crystal.bragg_lists.orient_bragg`) before featurizing.
     q_range : (float, float), optional
         Detector window (q_min, q_max) in 1/Å applied to each list first
-        (:func:`~uedsteer.surrogates.crystal.features.crop_bragg`); ``0 <= q_min < q_max``.
+        (:func:`~uedsteer.surrogates.crystal.bragg_lists.crop_bragg`); ``0 <= q_min < q_max``.
     zone_features : sequence of str, optional
         The zone-feature columns, in order; default all of
         :data:`~uedsteer.surrogates.crystal.zone.ZONE_FEATURE_NAMES` for a feature set with

@@ -21,7 +21,7 @@ import numpy as np
 
 from uedsteer.sim_devices.crystals.systems import CRYSTAL_SYSTEMS
 
-from .features import INTENSITY_SUM
+from .bragg_lists import INTENSITY_SUM
 from .featurizer import FEATURE_SETS, CrystalFeaturizer
 from .zone import ZONE_FEATURE_NAMES
 

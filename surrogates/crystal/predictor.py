@@ -35,39 +35,15 @@ from .fitting import (
     check_targets,
     fit_forests,
 )
-from .lattice_target import (
-    LATTICE_TARGETS,
-    check_lattice_target,
-    from_lattice_target,
-    to_lattice_target,
-)
-from .persistence import (
-    TRAIN_HINT,
-    data_dir,
-    default_model_dir,
-    load_predictor,
-    save_predictor,
-)
+from .lattice_target import check_lattice_target, from_lattice_target, to_lattice_target
+from .persistence import TRAIN_HINT, load_predictor, save_predictor
 from .results import AggregatePrediction, PatternPrediction
 from .votes import difference_aggregate, difference_weight, tree_median, tree_votes
 
-__all__ = [
-    "FEATURE_SETS",
-    "LATTICE_PARAMS",
-    "LATTICE_TARGETS",
-    "SPACE_GROUP_PARAMS",
-    "SYSTEM_PARAMS",
-    "AggregatePrediction",
-    "CrystalFeaturizer",
-    "CrystalPredictor",
-    "PatternPrediction",
-    "data_dir",
-    "default_model_dir",
-    "difference_aggregate",
-    "difference_weight",
-    "tree_median",
-    "tree_votes",
-]
+
+def _featurizer_setting(name: str, doc: str) -> property:
+    """A read-only property giving the featurizer's setting ``name``."""
+    return property(lambda self: getattr(self.featurizer, name), doc=doc)
 
 
 class CrystalPredictor:
@@ -76,10 +52,8 @@ class CrystalPredictor:
     Parameters
     ----------
     system_params, space_group_params, lattice_params : dict, optional
-        Overrides of the forest parameters. Defaults are the paper's: crystal system
-        ``RandomForestClassifier`` 80 trees, max_depth 40; space group 128 trees, max_depth 30;
-        lattice ``RandomForestRegressor`` 80 trees, max_depth 100; ``max_features=None`` (all
-        1066 features) for all.
+        Overrides of the forest parameters; the defaults are the paper's
+        (:mod:`~uedsteer.surrogates.crystal.fitting`).
     n_jobs : int or None
         Parallel jobs for fitting the forests (joblib convention). Default −1 (all cores).
         Prediction loops over the trees in one thread (counting each tree's vote).
@@ -157,56 +131,22 @@ class CrystalPredictor:
 
     # -- the featurizer's settings (read-only: a predictor featurizes as it was built) ------
 
-    @property
-    def feature_set(self) -> str:
-        """The featurizer's feature set."""
-        return self.featurizer.feature_set
-
-    @property
-    def zone_features(self) -> tuple[str, ...]:
-        """The zone-feature columns the models use."""
-        return self.featurizer.zone_features
-
-    @property
-    def q_range(self) -> tuple[float, float] | None:
-        """Detector window applied to Bragg lists before featurization (see crop_bragg)."""
-        return self.featurizer.q_range
-
-    @property
-    def orient(self) -> bool:
-        """Whether each list is rotated so its shortest spot lies along +x (orient_bragg)."""
-        return self.featurizer.orient
-
-    @property
-    def dq(self) -> float:
-        return self.featurizer.dq
-
-    @property
-    def n_radial(self) -> int:
-        return self.featurizer.n_radial
-
-    @property
-    def p_max(self) -> int:
-        return self.featurizer.p_max
-
-    @property
-    def min_spots(self) -> int:
-        return self.featurizer.min_spots
-
-    @property
-    def n_features(self) -> int:
-        """Length of the feature vector the models expect (1066 for the paper's radial basis,
-        20 for the zone features, 1086 for both)."""
-        return self.featurizer.n_features
+    feature_set = _featurizer_setting("feature_set", "The featurizer's feature set.")
+    zone_features = _featurizer_setting("zone_features", "The zone-feature columns used.")
+    q_range = _featurizer_setting("q_range", "Detector window applied before featurization.")
+    orient = _featurizer_setting("orient", "Whether each list is rotated before featurization.")
+    dq = _featurizer_setting("dq", "Radial step of the radial basis (1/Å).")
+    n_radial = _featurizer_setting("n_radial", "Radial bins of the radial basis.")
+    p_max = _featurizer_setting("p_max", "Highest angular order of the radial basis.")
+    min_spots = _featurizer_setting("min_spots", "Fewest spots of a usable Bragg list.")
+    n_features = _featurizer_setting("n_features", "Length of the models' feature vector.")
 
     def _check_lattice_target(self) -> None:
         check_lattice_target(self.lattice_target, self.featurizer)
 
     def lattice_scale(self, features: np.ndarray) -> np.ndarray:
-        """Each pattern's length scale s (1/Å) for the scaled lattice target.
-
-        g1 (the shortest reciprocal lattice vector of the zone) where the pattern has a 2-D
-        lattice, else the smallest |q| of a spot; NaN where neither is defined.
+        """Each pattern's length scale s (1/Å) for the scaled lattice target (as
+        :meth:`CrystalFeaturizer.lattice_scale` defines it).
 
         Parameters
         ----------
@@ -245,9 +185,8 @@ class CrystalPredictor:
 
         Parameters
         ----------
-        features : array_like, shape (N, 1066)
-            Radial-basis features (:func:`~uedsteer.surrogates.crystal.features.radial_basis`);
-            rows must be finite (drop invalid patterns first).
+        features : array_like, shape (N, n_features)
+            Model inputs (:meth:`features`); rows must be finite (drop invalid patterns first).
         crystal_system : sequence of str, length N
             Each an element of :data:`CRYSTAL_SYSTEMS`.
         space_group : sequence of int, length N
@@ -360,13 +299,12 @@ class CrystalPredictor:
         Parameters
         ----------
         bragg_lists : array or sequence of arrays, optional
-            One (n, 3) Bragg list or a sequence of them; featurized with
-            ``radial_basis(..., on_invalid="nan")`` so that unusable patterns (fewer than 5
-            spots, NaN, ...) come back with ``valid=False`` instead of raising.
-        features : array_like, shape (N, 1066) or (1066,), optional
+            One (n, 3) Bragg list or a sequence of them, featurized as :meth:`features` does;
+            unusable patterns come back with ``valid=False`` instead of raising.
+        features : array_like, shape (N, n_features) or (n_features,), optional
             Precomputed features instead of Bragg lists; rows with NaN are invalid.
         preprocess : bool
-            Passed to :func:`radial_basis` (the models are trained on preprocessed lists).
+            The authors' preprocessing (the models are trained with it).
         route_to : str, optional
             Use this crystal system's space-group and lattice models for every pattern instead
             of each pattern's predicted system (e.g. the paper's gold data, where all lattices
@@ -375,32 +313,12 @@ class CrystalPredictor:
         Returns
         -------
         PatternPrediction
-
-        Notes
-        -----
-        Throughput measured on a shared 2-core machine with the paper's hyperparameters (288
-        trees in the three forests a pattern meets) fitted on 900 synthetic patterns of 3
-        systems (trees ~15 deep): about 22,000 patterns/s from precomputed features (10,000
-        patterns in 0.36–0.45 s), single-pattern latency 5–10 ms; from Bragg lists featurization
-        dominates. Forests fitted on millions of patterns are deeper and slower per tree.
         """
         self._check_fitted()
         if route_to is not None:
             self._check_system(route_to, "route_to")
         x, valid = self._inputs(bragg_lists, features, preprocess)
-        n = x.shape[0]
-        out = PatternPrediction(
-            crystal_system=np.full(n, "", dtype="<U12"),
-            system_votes=np.zeros((n, len(CRYSTAL_SYSTEMS)), dtype=np.int64),
-            system_confidence=np.full(n, np.nan),
-            difference_weight=np.full(n, np.nan),
-            space_group=np.zeros(n, dtype=np.int64),
-            space_group_confidence=np.full(n, np.nan),
-            space_group_difference_weight=np.full(n, np.nan),
-            lattice=np.full((n, 3), np.nan),
-            valid=valid,
-            routed_system=np.full(n, "", dtype="<U12"),
-        )
+        out = PatternPrediction.empty(valid)
         rows = np.flatnonzero(valid)
         if rows.size == 0:
             return out
@@ -493,17 +411,17 @@ class CrystalPredictor:
     def save(
         self, folder: str | os.PathLike | None = None, metrics: Mapping[str, Any] | None = None
     ) -> Path:
-        """Save the forests (skops) and a JSON metadata file into ``folder`` (default
-        :func:`default_model_dir`); ``metrics`` go into the metadata. Returns the folder.
-        See :func:`~uedsteer.surrogates.crystal.persistence.save_predictor`.
+        """Save the forests (skops) and a JSON metadata file, ``metrics`` included, into
+        ``folder``; returns the folder. See
+        :func:`~uedsteer.surrogates.crystal.persistence.save_predictor` (and its default
+        folder).
         """
         return save_predictor(self, folder, metrics)
 
     @classmethod
     def load(cls, folder: str | os.PathLike | None = None) -> CrystalPredictor:
-        """Load models saved by :meth:`save`, featurizer included (default folder
-        :func:`default_model_dir`). See
-        :func:`~uedsteer.surrogates.crystal.persistence.load_predictor` for what is checked
-        and raised (a missing model says how to train one).
+        """Load models saved by :meth:`save`, featurizer included. See
+        :func:`~uedsteer.surrogates.crystal.persistence.load_predictor` for the default folder
+        and what is checked and raised (a missing model says how to train one).
         """
         return load_predictor(cls, folder)

@@ -50,6 +50,29 @@ class PatternPrediction:
     valid: np.ndarray
     routed_system: np.ndarray
 
+    @classmethod
+    def empty(cls, valid: np.ndarray) -> PatternPrediction:
+        """A prediction of ``len(valid)`` patterns with every field at its invalid value.
+
+        Parameters
+        ----------
+        valid : numpy.ndarray of bool, (N,)
+            Stored as :attr:`valid`; the predictor fills in the valid rows.
+        """
+        n = valid.shape[0]
+        return cls(
+            crystal_system=np.full(n, "", dtype="<U12"),
+            system_votes=np.zeros((n, len(CRYSTAL_SYSTEMS)), dtype=np.int64),
+            system_confidence=np.full(n, np.nan),
+            difference_weight=np.full(n, np.nan),
+            space_group=np.zeros(n, dtype=np.int64),
+            space_group_confidence=np.full(n, np.nan),
+            space_group_difference_weight=np.full(n, np.nan),
+            lattice=np.full((n, 3), np.nan),
+            valid=valid,
+            routed_system=np.full(n, "", dtype="<U12"),
+        )
+
     def __len__(self) -> int:
         return int(self.valid.shape[0])
 

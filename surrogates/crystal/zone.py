@@ -40,7 +40,7 @@ from typing import Any
 import numpy as np
 from scipy.spatial import cKDTree
 
-from .features import CENTRAL_TOLERANCE, _as_patterns, validate_bragg
+from .bragg_lists import CENTRAL_TOLERANCE, _as_patterns, validate_bragg
 
 _CELL_FEATURE_NAMES = (
     "g1",

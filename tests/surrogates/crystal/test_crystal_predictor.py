@@ -147,7 +147,7 @@ def test_aggregate_uses_the_winning_system(routed):
 
 
 def test_aggregate_space_group_scores_each_material_once(routed):
-    from uedsteer.surrogates.crystal.train import aggregate_draws, aggregate_space_group
+    from uedsteer.surrogates.crystal.evaluation import aggregate_draws, aggregate_space_group
 
     model, rng = routed
     x, systems, groups, lattices = synthetic_features(rng, 12)

@@ -1,4 +1,4 @@
-"""Radial-basis features of Bragg lists (Gleason et al. 2024 eqs. 1-2) and their preprocessing."""
+"""Radial-basis features of Bragg lists (Gleason et al. 2024 eqs. 1-2)."""
 
 from __future__ import annotations
 
@@ -8,12 +8,7 @@ import math
 import numpy as np
 import pytest
 
-from uedsteer.surrogates.crystal.features import (
-    N_FEATURES,
-    feature_index,
-    preprocess_bragg,
-    radial_basis,
-)
+from uedsteer.surrogates.crystal.features import N_FEATURES, feature_index, radial_basis
 
 HALF = N_FEATURES // 2
 SMALL = {"n_estimators": 10}
@@ -95,29 +90,6 @@ def test_rotation_changes_only_the_phases():
     np.testing.assert_allclose(shift[big], 0.0, atol=1e-7)
 
 
-def test_preprocess_drops_central_beam_and_scales_to_0_3():
-    rng = np.random.default_rng(3)
-    bragg = random_list(rng, 8, q_max=1.0)
-    bragg[2] = [0.0, 0.0, 50.0]
-    out = preprocess_bragg(bragg)
-    assert out.shape == (7, 3)
-    assert not np.any((out[:, 0] == 0) & (out[:, 1] == 0))
-    assert out[:, 2].sum() == pytest.approx(0.3)
-    rest = np.delete(bragg, 2, axis=0)
-    np.testing.assert_allclose(out[:, 2], rest[:, 2] * 0.3 / rest[:, 2].sum())
-    # radial_basis(preprocess=True) is eqs. (1)-(2) on the preprocessed list
-    np.testing.assert_allclose(radial_basis(bragg), radial_basis(out, preprocess=False))
-
-
-def test_preprocess_rejects_too_few_spots_with_the_count():
-    four = np.array([[0, 0, 9.0], [0.3, 0, 1], [0, 0.3, 1], [-0.3, 0, 1]])
-    with pytest.raises(ValueError, match=r"has 4 spots.*min_spots=5"):
-        preprocess_bragg(four)
-    assert preprocess_bragg(four, min_spots=4).shape == (3, 3)
-    with pytest.raises(ValueError, match=r"bragg_lists\[1\] has 4 spots"):
-        radial_basis([np.vstack([four, [[0.5, 0.5, 1.0]]]), four])
-
-
 @pytest.mark.parametrize(
     ("bad", "match"),
     [
@@ -148,50 +120,3 @@ def test_on_invalid_nan_marks_rows():
     assert ok is False and one.shape == (N_FEATURES,) and np.isnan(one).all()
     with pytest.raises(ValueError, match="on_invalid"):
         radial_basis(good, on_invalid="skip")
-
-
-def test_preprocess_drops_the_beam_at_the_origin_even_when_a_reflection_is_brighter():
-    # thick crystals: multiple scattering can make a diffracted beam outshine the central one
-    bragg = np.array(
-        [[0.0, 0.0, 0.2], [0.5, 0.0, 0.5], [-0.5, 0.0, 0.1], [0.0, 0.5, 0.1], [0.0, -0.5, 0.1]]
-    )
-    out = preprocess_bragg(bragg)
-    assert len(out) == 4
-    assert not np.any(np.hypot(out[:, 0], out[:, 1]) < 1e-9)
-    np.testing.assert_allclose(out[:, 2].sum(), 0.3)
-    # without a spot at the origin the brightest one is taken as the central beam
-    shifted = bragg[1:].copy()
-    shifted = np.vstack([shifted, [0.7, 0.7, 0.05]])
-    out = preprocess_bragg(shifted)
-    assert not np.any(np.isclose(out[:, 0], 0.5) & np.isclose(out[:, 1], 0.0))
-
-
-def test_crop_bragg_keeps_the_central_beam_and_the_detector_window():
-    from uedsteer.surrogates.crystal.features import crop_bragg
-
-    bragg = np.array(
-        [[0.0, 0.0, 1.0], [0.1, 0.0, 0.2], [0.5, 0.0, 0.2], [0.0, 1.2, 0.2], [1.5, 0.0, 0.2]]
-    )
-    out = crop_bragg(bragg, 0.16, 1.3)
-    np.testing.assert_array_equal(out, bragg[[0, 2, 3]])
-    with pytest.raises(ValueError, match="q_min"):
-        crop_bragg(bragg, 1.0, 0.5)
-
-
-def test_orient_bragg_makes_features_independent_of_in_plane_rotation():
-    from uedsteer.surrogates.crystal.features import orient_bragg
-
-    rng = np.random.default_rng(5)
-    spots = rng.uniform(-1.5, 1.5, size=(30, 2))
-    spots[0] = [0.3, 0.1]  # the unique shortest spot
-    spots = spots[np.hypot(spots[:, 0], spots[:, 1]) >= np.hypot(0.3, 0.1) - 1e-12]
-    bragg = np.vstack([[0.0, 0.0, 5.0], np.column_stack([spots, rng.uniform(0.1, 1, len(spots))])])
-    a = orient_bragg(bragg)
-    np.testing.assert_allclose(a[0], [0.0, 0.0, 5.0])
-    assert a[1, 1] == pytest.approx(0.0, abs=1e-12) and a[1, 0] > 0
-    for angle in (0.4, 2.0, -2.9):
-        c, s = np.cos(angle), np.sin(angle)
-        turned = bragg.copy()
-        x, y = bragg[:, 0], bragg[:, 1]
-        turned[:, 0], turned[:, 1] = c * x - s * y, s * x + c * y
-        np.testing.assert_allclose(radial_basis(orient_bragg(turned)), radial_basis(a), atol=1e-9)
