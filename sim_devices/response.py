@@ -41,7 +41,9 @@ vacancy fractions grow by
 sites counts as molten too.
 
 ``ResponseParams.random(seed)`` draws a family of samples (resonance position and width,
-thresholds ±30 %) for benchmarks.
+thresholds ±30 %) for benchmarks. ``ResponseParams.random_wide(seed)`` draws the *wide family*:
+every property a real sample may have differently from the defaults (:data:`WIDE_RANGES`), to
+measure the controller under model misspecification (issue 33).
 """
 
 from __future__ import annotations
@@ -60,6 +62,86 @@ _DEFAULTS = default_material().response
 
 def _sigmoid(z: float) -> float:
     return float(1.0 / (1.0 + np.exp(-np.clip(z, -60, 60))))
+
+
+@dataclass(frozen=True)
+class WideRange:
+    """How :meth:`ResponseParams.random_wide` draws one property.
+
+    ``kind``:
+
+    * ``"factor"``: the default times a log-uniform factor in [low, high];
+    * ``"shift"``: the default plus a uniform shift in [low, high] (eV);
+    * ``"uniform"``: uniform in [low, high], whatever the default;
+    * ``"excess"``: 1 + (default − 1) × a log-uniform factor in [low, high] (for a factor
+      that must stay above 1, such as the melt factor).
+
+    Tuple-valued properties (the three excitons) draw each element independently.
+    """
+
+    kind: str
+    low: float
+    high: float
+    why: str = ""
+
+    def within(self, value: float, default: float, rtol: float = 1e-9) -> bool:
+        """Whether ``value`` is a possible draw around ``default`` (for tests)."""
+        r = self.relative(value, default)
+        return self.low * (1 - rtol) - rtol <= r <= self.high * (1 + rtol) + rtol
+
+    def relative(self, value: float, default: float) -> float:
+        """``value`` in the units of [low, high]: a factor, a shift or the value itself."""
+        if self.kind == "factor":
+            return value / default
+        if self.kind == "shift":
+            return value - default
+        if self.kind == "excess":
+            return (value - 1.0) / (default - 1.0)
+        return value
+
+
+WIDE_RANGES: dict[str, WideRange] = {
+    # absorbance spectrum
+    "exciton_energies_ev": WideRange(
+        "shift",
+        -0.10,
+        0.10,
+        "substrate, strain and dielectric screening move excitons by tens of meV",
+    ),
+    "edge_ev": WideRange("shift", -0.10, 0.10, "moves with the A exciton (the same shift)"),
+    "exciton_heights": WideRange("factor", 0.5, 2.0, "oscillator strength, thickness, substrate"),
+    "exciton_widths_ev": WideRange("factor", 1 / 1.5, 1.5, "inhomogeneous broadening"),
+    "continuum": WideRange("factor", 0.5, 2.0, "absorbance above the edge"),
+    # resonance: as ResponseParams.random draws it
+    "resonance_ev": WideRange("uniform", 1.3, 2.0, "as ResponseParams.random"),
+    "resonance_width_ev": WideRange("factor", 0.7, 1.3, "as ResponseParams.random"),
+    "resonance_gain": WideRange("factor", 0.7, 1.3, "as ResponseParams.random"),
+    # thresholds: wider than the family's ±30 %
+    "transform_threshold": WideRange("factor", 1 / 1.6, 1.6, "family: 0.7-1.3"),
+    "damage_threshold": WideRange("factor", 1 / 1.6, 1.6, "family: 0.7-1.3"),
+    "transform_steepness": WideRange("factor", 0.5, 2.0, "sharp or broad transition"),
+    # damage law
+    "damage_slow_rate": WideRange("factor", 0.5, 2.0, "sub-threshold vacancy rate at ε_D"),
+    "damage_slow_power": WideRange("factor", 0.5, 2.0, "sub-threshold power law, 2-8"),
+    "damage_fast_rate": WideRange("factor", 0.5, 2.0, "above-threshold vacancy rate"),
+    "melt_factor": WideRange("excess", 0.5, 2.0, "f_melt - 1 from half to twice: 1.75-4"),
+    # heating
+    "heating_k_per_mj": WideRange("factor", 0.5, 2.0, "heat capacity, thermal contact"),
+    "thermal_rms_k": WideRange("factor", 0.5, 2.0, "Debye-Waller rms growth per kelvin"),
+    "tau_thermal_ps": WideRange("factor", 0.5, 2.0, "electron-phonon coupling time"),
+}
+"""The wide family's ranges (:meth:`ResponseParams.random_wide`), one entry per drawn field.
+
+Every property that :meth:`ResponseParams.random` keeps at its default is drawn here too: the
+absorbance spectrum (exciton energies, heights and widths, continuum; the band edge moves with
+the A exciton), the thresholds (log-uniform within a factor 1.6 either way, against the
+family's ±30 %), the transition steepness, the damage law, the heating per absorbed energy,
+the thermal-rms coefficient and the heating time (log-uniform within a factor 2 either way).
+The resonance is drawn as ``random`` draws it. Not drawn (kept at their defaults): the band
+edge width, the Mo/Te damage ratio, the transform and recovery times, the room-temperature rms,
+the thermal expansion and the phonon amplitudes. The only ordering the model needs, a safe
+window (ε_T0/(1+g) < ε_D, the validator of :class:`ResponseParams`), is met by redrawing.
+"""
 
 
 class ResponseParams(BaseModel):
@@ -188,6 +270,53 @@ class ResponseParams(BaseModel):
                 "damage_threshold": base.damage_threshold * rng.uniform(0.7, 1.3),
                 "resonance_gain": base.resonance_gain * rng.uniform(0.7, 1.3),
             }
+            try:
+                return cls.for_material(material, **kw)
+            except ValueError:
+                continue
+        raise RuntimeError("could not draw a sample with a safe window")  # pragma: no cover
+
+    @classmethod
+    def random_wide(cls, seed: int, material: str | Material | None = None) -> ResponseParams:
+        """A sample of the wide family: every property of :data:`WIDE_RANGES` drawn.
+
+        For benchmarks of the controller under model misspecification (issue 33): a real
+        sample differs from the defaults in more than the resonance and the thresholds.
+        Independent of :meth:`random` (its own random stream), deterministic per seed;
+        draws without a safe window are redrawn.
+
+        Parameters
+        ----------
+        seed : int
+            Seed of the draw; the same seed gives the same sample.
+        material : str or Material, optional
+            Whose defaults the draw varies (default MoTe2).
+        """
+        rng = np.random.default_rng([seed, 0x71DE])
+        base = cls.for_material(material)
+
+        def draw(name: str, default: float) -> float:
+            r = WIDE_RANGES[name]
+            if r.kind == "uniform":
+                return float(rng.uniform(r.low, r.high))
+            if r.kind == "shift":
+                return float(default + rng.uniform(r.low, r.high))
+            u = float(np.exp(rng.uniform(np.log(r.low), np.log(r.high))))
+            return default * u if r.kind == "factor" else 1.0 + (default - 1.0) * u
+
+        for _ in range(100):
+            kw: dict = {}
+            for name in WIDE_RANGES:
+                if name == "edge_ev":
+                    continue
+                default = getattr(base, name)
+                if isinstance(default, tuple):
+                    kw[name] = tuple(draw(name, d) for d in default)
+                else:
+                    kw[name] = draw(name, default)
+            a_shift = kw["exciton_energies_ev"][0] - base.exciton_energies_ev[0]
+            kw["edge_ev"] = base.edge_ev + a_shift
+            kw["continuum"] = min(1.0, kw["continuum"])
             try:
                 return cls.for_material(material, **kw)
             except ValueError:

@@ -1,0 +1,287 @@
+"""The default uedsteer campaign on samples the simulator's family never draws (issue 33).
+
+Runs ``bench_campaign``'s ``uedsteer`` strategy (the defaults, budget 40, ``on_damage="move"``
+like the in-family figures of docs/benchmarks/results.md; ``--on-damage halt`` for the default
+policy) on wide-family samples ``ResponseParams.random_wide(seed)`` (every property of
+``response.WIDE_RANGES`` drawn) and, in the same run, on in-family samples
+``ResponseParams.random(seed)``, alternating so that a partial run has both. Wide-family seeds
+start at 1000 (disjoint from the in-family seeds 100-519 used elsewhere).
+
+For each family it prints success, campaigns without damage, damage events and median shots to
+success (definitions as ``bench_campaign.outcome``), then every failing sample (damage or no
+success) with its properties as ratios to the defaults (shifts in eV for the exciton energies)
+and a summary of which properties the failures share: each property's mean percentile rank of
+the failing samples among all samples of the family (0.5: no tendency; near 0 or 1: the
+failures sit at one end of the range).
+
+Drawn properties are printed by short names (``response.WIDE_RANGES``'s, see ``SHORT``: e.g.
+``E_A`` the A exciton's shift in eV, ``h_B`` the B exciton's height factor, ``epsD`` the damage
+threshold's factor, ``steep`` the transition's steepness factor, ``c_T`` the heating per
+absorbed energy, ``k_u`` the thermal-rms coefficient, ``res_eV`` the resonance in eV).
+Derived properties printed beside them: ``dw/eps`` (Debye-Waller Δ⟨u²⟩ per
+absorbed mJ/cm² at the 10 ps delay, the heating reading's scale), ``abs_band`` (absorbance at
+the resonance), ``eps_T_band`` (transformation threshold at the resonance), ``window``
+(ε_D over the absorbed fluence that gives x = 0.8 at the resonance: below 1, no damage-free
+success exists there), ``F08`` (the pump fluence, mJ/cm², for x = 0.8 at the resonance; above
+12 it is beyond the search box), each as a ratio to the default sample's value (``F08`` and
+``window`` absolute).
+
+Each finished campaign is appended to ``--out`` (JSON lines); ``--resume`` skips the seeds
+already there, ``--summary-only`` prints the figures of that file, and an interrupted run
+(Ctrl-C, SIGTERM) prints what finished.
+
+Run: ``python benchmarks/bench_misspecified.py --samples 60 --out misspecified.jsonl``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import signal
+import sys
+import time
+import warnings
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import bench_campaign  # noqa: E402
+
+from uedsteer.controller.config import CampaignConfig  # noqa: E402
+from uedsteer.sim_devices.response import HC_EV_NM, WIDE_RANGES, ResponseParams  # noqa: E402
+
+warnings.filterwarnings("ignore")
+
+DEFAULT = ResponseParams()
+SUFFIX = ("A", "B", "C")
+SHORT = {
+    "exciton_energies_ev": "E",
+    "edge_ev": "edge",
+    "exciton_heights": "h",
+    "exciton_widths_ev": "w",
+    "continuum": "cont",
+    "resonance_ev": "res_eV",
+    "resonance_width_ev": "res_w",
+    "resonance_gain": "gain",
+    "transform_threshold": "epsT0",
+    "damage_threshold": "epsD",
+    "transform_steepness": "steep",
+    "damage_slow_rate": "r_s",
+    "damage_slow_power": "p",
+    "damage_fast_rate": "r_f",
+    "melt_factor": "melt",
+    "heating_k_per_mj": "c_T",
+    "thermal_rms_k": "k_u",
+    "tau_thermal_ps": "tau_th",
+}
+"""Short names of the drawn properties in the printout (E_A: the A exciton's shift in eV)."""
+
+
+def success_point(rp: ResponseParams, delay_ps: float = 10.0) -> tuple[float, float]:
+    """(absorbed fluence, pump fluence) that give x = 0.8 at the resonance's wavelength (the
+    lowest threshold), at ``delay_ps``; inf when x = 0.8 is out of reach of the delay response."""
+    wl = HC_EV_NM / rp.resonance_ev
+    peak = (1 - np.exp(-delay_ps / rp.tau_transform_ps)) * np.exp(-delay_ps / rp.tau_recovery_ps)
+    s = 0.8 / peak
+    if s >= 1:
+        return float("inf"), float("inf")
+    eps_t = rp.transform_threshold_at(wl)
+    eps = eps_t * (1 + rp.transform_steepness * np.log(s / (1 - s)))
+    return float(eps), float(eps / rp.absorbance(wl))
+
+
+def dw_per_eps(rp: ResponseParams, delay_ps: float = 10.0) -> float:
+    """Debye-Waller Δ⟨u²⟩ (Å²) per absorbed mJ/cm² at ``delay_ps``: the heating reading's scale."""
+    return rp.thermal_rms_k * rp.heating_k_per_mj * (1 - np.exp(-delay_ps / rp.tau_thermal_ps))
+
+
+def properties(rp: ResponseParams) -> dict[str, float]:
+    """The sample's drawn properties relative to the defaults (a factor, a shift in eV, or the
+    value for the resonance position), then the derived ones."""
+    out: dict[str, float] = {}
+    for name, r in WIDE_RANGES.items():
+        value, default = getattr(rp, name), getattr(DEFAULT, name)
+        if isinstance(value, tuple):
+            for s, v, d in zip(SUFFIX, value, default, strict=True):
+                out[f"{SHORT[name]}_{s}"] = r.relative(v, d)
+        else:
+            out[SHORT[name]] = r.relative(value, default)
+    wl = HC_EV_NM / rp.resonance_ev
+    eps08, f08 = success_point(rp)
+    d_wl = HC_EV_NM / DEFAULT.resonance_ev
+    out["dw/eps"] = dw_per_eps(rp) / dw_per_eps(DEFAULT)
+    out["abs_band"] = rp.absorbance(wl) / DEFAULT.absorbance(d_wl)
+    out["eps_T_band"] = rp.transform_threshold_at(wl) / DEFAULT.transform_threshold_at(d_wl)
+    out["window"] = rp.damage_threshold / eps08
+    out["F08"] = f08
+    return out
+
+
+def draw(family: str, seed: int) -> ResponseParams:
+    return ResponseParams.random_wide(seed) if family == "wide" else ResponseParams.random(seed)
+
+
+def run_one(family: str, seed: int, scorer, budget: int) -> dict:
+    rp = draw(family, seed)
+    t0 = time.perf_counter()
+    out, _ = bench_campaign.run_uedsteer(rp, seed, scorer, budget)
+    out.pop("modes", None)
+    return {
+        "family": family,
+        "seed": seed,
+        **out,
+        "seconds": time.perf_counter() - t0,
+        "props": properties(rp),
+    }
+
+
+def failed(r: dict) -> bool:
+    return r["damage"] > 0 or not r["success"]
+
+
+def summarize(records: list[dict], budget: int) -> None:
+    """Print the figures of each family, its failing samples and what they share (the
+    properties recomputed from each record's family and seed)."""
+    for r in records:
+        r["props"] = properties(draw(r["family"], r["seed"]))
+    fams = [f for f in ("wide", "family") if any(r["family"] == f for r in records)]
+    print(f"\nbudget {budget} shots, uedsteer (on_damage={bench_campaign.ON_DAMAGE})")
+    print(
+        f"{'family':8s} {'samples':>8s} {'seeds':>12s} {'success':>8s} {'no damage':>10s} "
+        f"{'damage events':>14s} {'median shots':>13s} {'x=0.8 reachable':>16s}"
+    )
+    med = {}
+    for f in fams:
+        rs = [r for r in records if r["family"] == f]
+        seeds = sorted(r["seed"] for r in rs)
+        succ = [r["shots_to_success"] for r in rs if r["success"]]
+        med[f] = float(np.median(succ)) if succ else float("nan")
+        ok = [r["props"]["window"] > 1 and r["props"]["F08"] <= 12 for r in rs]
+        print(
+            f"{f:8s} {len(rs):8d} {f'{seeds[0]}-{seeds[-1]}':>12s} "
+            f"{np.mean([r['success'] for r in rs]):8.1%} "
+            f"{np.mean([r['damage'] == 0 for r in rs]):10.1%} "
+            f"{sum(r['damage'] for r in rs):14d} {med[f]:13.1f} {np.mean(ok):16.0%}"
+        )
+    if "wide" in med and "family" in med:
+        rs = [r for r in records if r["family"] == "wide"]
+        goals = (
+            ("campaigns without damage >= 98 %", np.mean([r["damage"] == 0 for r in rs]) >= 0.98),
+            ("success >= 85 %", np.mean([r["success"] for r in rs]) >= 0.85),
+            ("median shots <= in-family + 2", med["wide"] <= med["family"] + 2),
+        )
+        print(
+            "issue 33 goals on the wide family: "
+            + "; ".join(f"{g}: {'met' if m else 'NOT met'}" for g, m in goals)
+        )
+    for f in fams:
+        rs = [r for r in records if r["family"] == f]
+        bad = [r for r in rs if failed(r)]
+        print(
+            f"\n{f}: {len(bad)} failing of {len(rs)} (damage or no success; S<n>: success at "
+            "shot n, -: none; d<k>: k damage events)"
+        )
+        if not bad:
+            continue
+        keys = list(rs[0]["props"])
+        for r in bad:
+            stop = str(r.get("stop", "")).split(":")[0]
+            print(
+                f"  seed {r['seed']}: {'S' if r['success'] else '-'}"
+                f"{r['shots_to_success'] or ''} d{r['damage']} stop={stop}  "
+                + " ".join(f"{k}={r['props'][k]:.3g}" for k in keys)
+            )
+        print(
+            f"  what the {len(bad)} failures share (mean percentile rank among the {len(rs)}; "
+            "0.5 = none; lo/mid/hi thirds of the family's values: failures/all):"
+        )
+        rows = []
+        for k in keys:
+            v = np.array([r["props"][k] for r in rs])
+            if np.ptp(v) < 1e-12:
+                continue
+            rank = (np.argsort(np.argsort(v)) + 0.5) / len(v)
+            fail = np.array([failed(r) for r in rs])
+            cuts = np.quantile(v, [1 / 3, 2 / 3])
+            third = np.digitize(v, cuts)
+            counts = "/".join(
+                f"{int((fail & (third == t)).sum())}:{int((third == t).sum())}" for t in range(3)
+            )
+            rows.append(
+                (
+                    abs(rank[fail].mean() - 0.5),
+                    k,
+                    rank[fail].mean(),
+                    counts,
+                    np.median(v[fail]),
+                    np.median(v),
+                )
+            )
+        for _, k, mr, counts, mf, ma in sorted(rows, reverse=True)[:10]:
+            print(
+                f"    {k:24s} rank {mr:.2f}  lo/mid/hi {counts:14s} median failing {mf:.3g} "
+                f"vs all {ma:.3g}"
+            )
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--samples", type=int, default=60, help="samples per family")
+    ap.add_argument("--budget", type=int, default=40)
+    ap.add_argument("--wide-seed", type=int, default=1000, help="first wide-family seed")
+    ap.add_argument("--family-seed", type=int, default=200, help="first in-family seed")
+    ap.add_argument("--families", default="wide,family", help="wide, family or both (alternating)")
+    ap.add_argument("--on-damage", default="move", choices=("move", "halt"))
+    ap.add_argument("--out", type=Path, default=None, help="append each campaign (JSON lines)")
+    ap.add_argument("--resume", action="store_true", help="skip the seeds already in --out")
+    ap.add_argument("--summary-only", action="store_true", help="print --out's figures only")
+    args = ap.parse_args()
+    bench_campaign.ON_DAMAGE = args.on_damage
+    records: list[dict] = []
+    if args.out is not None and args.out.exists() and (args.resume or args.summary_only):
+        records = [json.loads(line) for line in args.out.read_text().splitlines() if line]
+    if args.summary_only:
+        summarize(records, args.budget)
+        return
+    fams = args.families.split(",")
+    first = {"wide": args.wide_seed, "family": args.family_seed}
+    plan = [(f, first[f] + k) for k in range(args.samples) for f in fams]
+    done = {(r["family"], r["seed"]) for r in records}
+    print(
+        "seeds: " + ", ".join(f"{f} {first[f]}-{first[f] + args.samples - 1}" for f in fams),
+        flush=True,
+    )
+
+    def stop(signum, frame):  # noqa: ARG001
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, stop)
+    from uedsteer.surrogates.scorer import FrameScorer
+
+    scorer = FrameScorer.pretrained()
+    CampaignConfig()  # fail early on a broken config
+    try:
+        for f, seed in plan:
+            if (f, seed) in done:
+                continue
+            r = run_one(f, seed, scorer, args.budget)
+            records.append(r)
+            if args.out is not None:
+                with args.out.open("a") as fh:
+                    fh.write(json.dumps(r) + "\n")
+            p = r["props"]
+            print(
+                f"{f:6s} {seed}: {'S' if r['success'] else '-'}{r['shots_to_success'] or '':<3}"
+                f"d{r['damage']} ({r['seconds']:.0f}s) window {p['window']:.2f} "
+                f"F08 {p['F08']:.1f}",
+                flush=True,
+            )
+    except KeyboardInterrupt:
+        print("\ninterrupted: figures of the finished campaigns", flush=True)
+    summarize(records, args.budget)
+
+
+if __name__ == "__main__":
+    main()
