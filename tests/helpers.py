@@ -64,3 +64,20 @@ def run_main(args, env: dict | None = None) -> subprocess.CompletedProcess:
         os.environ.clear()
         os.environ.update(saved)
     return subprocess.CompletedProcess(list(args), code, out.getvalue(), err.getvalue())
+
+
+def score_row(progress: float = 0.1, damage: float = 0.0, heating: float = 0.002) -> dict:
+    """The scores of one clean, valid frame as the scorer reports them (a row of ``Scores``),
+    with the progress, damage probability and heating a test chooses."""
+    return {
+        "progress": progress,
+        "damage_prob": damage,
+        "line_distance": 0.3,
+        "heating": heating,
+        "recon_error": 1.0,
+        "frame_quality": 0.9,
+        "predicted_class": 0,
+        "valid": True,
+        "class_probs": [1.0] + [0.0] * 7,
+        "latent": [0.0] * 4,
+    }

@@ -12,7 +12,7 @@ import time
 
 import numpy as np
 import pytest
-from helpers import DamagingScorer
+from helpers import DamagingScorer, score_row
 
 from uedsteer.controller.campaign import Campaign
 from uedsteer.controller.config import CampaignConfig, ParameterSpec
@@ -34,18 +34,7 @@ def scorer():
 
 
 def _row(progress=0.1, damage=0.0, heating=0.002):
-    return {
-        "progress": progress,
-        "damage_prob": damage,
-        "line_distance": 0.3,
-        "heating": heating,
-        "recon_error": 1.0,
-        "frame_quality": 0.9,
-        "predicted_class": 0,
-        "valid": True,
-        "class_probs": [1.0] + [0.0] * 7,
-        "latent": [0.0] * 4,
-    }
+    return score_row(progress, damage, heating)
 
 
 def test_damage_is_attributed_to_the_shot_before_it_shows():

@@ -3,6 +3,7 @@
 import math
 
 import pytest
+from helpers import score_row
 
 from uedsteer.controller import halting
 from uedsteer.controller.campaign import Campaign
@@ -22,18 +23,7 @@ def _record(*damages, spot=0):
 
 
 def _row(damage=0.0, progress=0.1):
-    return {
-        "progress": progress,
-        "damage_prob": damage,
-        "line_distance": 0.3,
-        "heating": 0.002,
-        "recon_error": 1.0,
-        "frame_quality": 0.9,
-        "predicted_class": 0,
-        "valid": True,
-        "class_probs": [1.0] + [0.0] * 7,
-        "latent": [0.0] * 4,
-    }
+    return score_row(progress, damage)
 
 
 def test_failed_shots_in_a_row_stop_and_a_good_shot_resets_the_count():
