@@ -23,12 +23,9 @@ from pathlib import Path
 
 import numpy as np
 
-from uedsteer.sim_devices.crystal_dataset import (
-    CrystalDatasetSpec,
-    CrystalGenSettings,
-    load_crystal_dataset,
-    write_crystal_dataset,
-)
+from uedsteer.sim_devices.crystals.dataset import load_crystal_dataset
+from uedsteer.sim_devices.crystals.settings import CrystalDatasetSpec, CrystalGenSettings
+from uedsteer.sim_devices.crystals.store import write_crystal_dataset
 from uedsteer.surrogates.crystal.evaluation import evaluate, format_metrics
 from uedsteer.surrogates.crystal.predictor import CrystalPredictor
 

@@ -13,6 +13,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from uedsteer.sim_devices.materials import default_material
+
 from .config import SCORE_NAMES
 from .safe.optimizer import Proposal
 
@@ -123,11 +125,9 @@ class Step:
 
 
 def default_classes() -> tuple[str, ...]:
-    """Class names of the shipped scorer's model card: what a failed shot's row names before
-    any scored shot has named the scorer's classes."""
-    from uedsteer.surrogates.scorer import card_classes
-
-    return card_classes({})[0]
+    """Class names of the default material (what a model card without names is read as):
+    what a failed shot's row names before any scored shot has named the scorer's classes."""
+    return tuple(str(c) for c in default_material().class_names)
 
 
 def score_row(scores: Mapping[str, Any], classes: Sequence[str] | None = None) -> dict[str, float]:

@@ -92,11 +92,8 @@ def _frames(args: argparse.Namespace) -> int:
 
 def _crystals(args: argparse.Namespace) -> int:
     """The random crystals' Bragg-list store."""
-    from uedsteer.sim_devices.crystal_dataset import (
-        CrystalDatasetSpec,
-        CrystalGenSettings,
-        write_crystal_dataset,
-    )
+    from uedsteer.sim_devices.crystals.settings import CrystalDatasetSpec, CrystalGenSettings
+    from uedsteer.sim_devices.crystals.store import write_crystal_dataset
 
     settings = _validated(args, CrystalGenSettings, _overrides(args.set))
     fields = {

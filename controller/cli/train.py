@@ -285,7 +285,7 @@ def _max_features(value: str) -> str:
 
 def _train_crystal(args: argparse.Namespace) -> int:
     """The crystal-system, space-group and lattice forests on one or more crystal stores."""
-    from uedsteer.sim_devices.crystal_dataset import concatenate_datasets, load_crystal_dataset
+    from uedsteer.sim_devices.crystals.dataset import concatenate_datasets, load_crystal_dataset
 
     paths = _check_crystal_inputs(args)
     from uedsteer.surrogates.crystal.evaluation import format_metrics
@@ -311,7 +311,7 @@ def _train_crystal(args: argparse.Namespace) -> int:
 
 def _check_crystal_inputs(args: argparse.Namespace) -> list[str]:
     """The crystal stores to train on; stop with one line at a bad ``--q-range`` or store."""
-    from uedsteer.sim_devices.crystal_dataset import check_crystal_store
+    from uedsteer.sim_devices.crystals.store import check_crystal_store
 
     if args.q_range is not None:
         qmin, qmax = args.q_range

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from uedsteer.sim_devices.crystal_dataset import CrystalDataset
+from uedsteer.sim_devices.crystals.dataset import CrystalDataset
 from uedsteer.sim_devices.crystals.systems import CRYSTAL_SYSTEMS
 
 from .predictor import CrystalPredictor

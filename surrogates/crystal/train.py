@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from uedsteer.sim_devices.crystal_dataset import CrystalDataset, split_by_material
+from uedsteer.sim_devices.crystals.dataset import CrystalDataset, split_by_material
 from uedsteer.sim_devices.crystals.systems import CRYSTAL_SYSTEMS
 
 from .evaluation import evaluate, plot_confusion

@@ -177,7 +177,7 @@ def test_stem_without_a_model_says_which_commands_come_first(tmp_path):
 
 def test_crystal_store_with_other_settings_names_each_difference(tmp_path):
     """Refused before any work, with the stored and asked values and the way out."""
-    from uedsteer.sim_devices.crystal_dataset import CrystalDatasetSpec
+    from uedsteer.sim_devices.crystals.settings import CrystalDatasetSpec
 
     store = tmp_path / "crystals"
     (store / "chunks").mkdir(parents=True)

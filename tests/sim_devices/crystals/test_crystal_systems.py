@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from uedsteer.sim_devices import crystal_dataset
+from uedsteer.sim_devices.crystals import store
 from uedsteer.sim_devices.crystals.systems import (
     CRYSTAL_SYSTEMS,
     SPACE_GROUP_RANGES,
@@ -16,8 +16,7 @@ from uedsteer.surrogates.crystal import features
 
 def test_one_definition_everywhere():
     assert features.CRYSTAL_SYSTEMS is CRYSTAL_SYSTEMS
-    assert crystal_dataset.CRYSTAL_SYSTEMS is CRYSTAL_SYSTEMS
-    assert crystal_dataset.SPACE_GROUP_RANGES is SPACE_GROUP_RANGES
+    assert store.CRYSTAL_SYSTEMS is CRYSTAL_SYSTEMS
 
 
 def test_the_encoded_order_is_fixed():
