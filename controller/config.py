@@ -202,19 +202,17 @@ class CampaignConfig(BaseModel):
         1, ge=1, le=20, description="Shots at the safe start before the GP proposes."
     )
     heating_growth: Number | None = Field(
-        1.5,
+        1.2,
         gt=1,
-        description="Factor by which a candidate's heating rise above the cold reading (upper "
-        "bound, Å² of apparent Debye–Waller Δ⟨u²⟩; proportional to the absorbed energy) may "
-        "exceed the hottest damage-free frame's (rule HeatingExpansion). None disables the "
-        "heating rules.",
+        description="Factor by which a candidate's heating (upper bound, Å² of apparent "
+        "Debye–Waller Δ⟨u²⟩) may exceed the hottest damage-free frame, plus heating_floor "
+        "(rule HeatingExpansion). None disables the heating rules.",
     )
     heating_floor: Number = Field(
         0.002,
         ge=0,
-        description="Least heating rise above the cold reading (Å²) the expansion allows "
-        "(rule HeatingExpansion), so that the search can leave a cold start, whose rise is "
-        "noise.",
+        description="Absolute heating allowance (Å²) of the expansion (rule HeatingExpansion), "
+        "so that the search can leave a cold start.",
     )
     heating_margin: Number = Field(
         0.8,
@@ -239,13 +237,11 @@ class CampaignConfig(BaseModel):
         "(uedsteer.controller.safe.strategies.hottest). None: every safe candidate.",
     )
     climb_heating: Number | None = Field(
-        0.006,
+        0.007,
         gt=0,
-        description="Initial climb: until a heating reading rises this much (Å²) above the "
-        "cold reading, or something transforms, shots stay at the safe start's other settings "
-        "at the highest safe fluence (uedsteer.controller.safe.strategies.climbing): a few "
-        "times the frame noise, so that the heating model has a reading clear of it. None: "
-        "no climb.",
+        description="Initial climb: until a heating reading (Å²) reaches this, or something "
+        "transforms, shots stay at the safe start's other settings at the highest safe "
+        "fluence (uedsteer.controller.safe.strategies.climbing). None: no climb.",
     )
     approach_width: Number | None = Field(
         0.1,

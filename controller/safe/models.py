@@ -32,12 +32,6 @@ ABSORBANCE_LENGTHSCALE = 0.12
 """Longest wavelength correlation of the heating GP, of the search range: exciton lines are
 ~50–80 nm wide, and with no wavelength trend in the prior mean, readings 50–70 nm away must
 still inform the absorbance at a band where every frame transforms."""
-HEATING_READING_NOISE = 0.00015
-"""Å²: standard deviation of one frame's heating reading (repeated frames at one setting
-spread by 0.0001–0.0003 Å²)."""
-HEATING_MODEL_NOISE = 0.1
-"""Standard deviation, in log, of a heating rise about the model (absorbance structure finer
-than the model's length scales, the first percent of a transformation)."""
 HEATING_LOG_SCALE = 0.5
 """log(heating) spreading less than this is flat: prior spread 1 (a factor e)."""
 CONSTRAINT_FLAT_SPREAD = 0.3
@@ -90,11 +84,10 @@ def _gp(
     *,
     flat_spread: float | None,
     mean: Mean | None,
-    noise_var: float | torch.Tensor | None = None,
+    noise_var: float | None = None,
 ) -> SingleTaskGP:
     """A SingleTaskGP with inputs normalized over [0, 1]; outcomes standardized unless
-    ``flat_spread`` is None; a fixed noise variance where ``noise_var`` is given (one for
-    all outcomes, or one per outcome, (n, 1))."""
+    ``flat_spread`` is None; a fixed noise variance where ``noise_var`` is given."""
     bounds = torch.tensor([[0.0] * x.shape[-1], [1.0] * x.shape[-1]], dtype=x.dtype)
     with warnings.catch_warnings():
         # an unstandardized outcome (the damage model) is deliberate: its prior mean is fixed
@@ -102,11 +95,7 @@ def _gp(
         return SingleTaskGP(
             x,
             y,
-            train_Yvar=(
-                None
-                if noise_var is None
-                else torch.as_tensor(noise_var, dtype=y.dtype).expand_as(y).clone()
-            ),
+            train_Yvar=None if noise_var is None else torch.full_like(y, noise_var),
             input_transform=Normalize(x.shape[-1], bounds=bounds),
             outcome_transform=None if flat_spread is None else Standardize(1, min_stdv=flat_spread),
             mean_module=mean,
@@ -165,15 +154,10 @@ class ConstraintGP:
 
 @dataclass(frozen=True)
 class HeatingGP:
-    """log(heating rise above the cold reading) over (log fluence, other sample-side
-    parameters).
+    """log(heating) over (log fluence, other sample-side parameters).
 
-    Each reading's noise is known, not fitted: :data:`HEATING_READING_NOISE` on the reading,
-    which is a large part of a small rise, plus :data:`HEATING_MODEL_NOISE` in log (so a
-    frame at the cold start says little about the absorbance, a warm one much). The prior
-    mean is linear in log fluence only (``fluence``: its input columns): the rise is
-    proportional to the absorbed energy, i.e. to the fluence scaled by the absorbance, and an
-    absorbance spectrum is
+    The prior mean is linear in log fluence only (``fluence``: its input columns): heating is
+    close to a power law of the fluence scaled by the absorbance, and an absorbance spectrum is
     no straight line in the wavelength (the C exciton quadruples it below 600 nm), so away from
     readings the model falls back to the average absorbance and its full uncertainty rather
     than a trend extrapolated from elsewhere. Short wavelength correlations
@@ -182,24 +166,10 @@ class HeatingGP:
 
     fluence: tuple[int, ...]
     wavelength: int | None
-    fluence_range: tuple[float, float] | None = None
-    """The fluence box (low, high) its input column is scaled over (log), when the outcome is
-    the rise per unit fluence; None: the outcome is the rise itself."""
     key: ClassVar[str] = "heating"
 
-    def log_fluence(self, x: torch.Tensor) -> torch.Tensor:
-        """log(fluence) of the inputs (n, 1); 0 without ``fluence_range``."""
-        if self.fluence_range is None or not self.fluence:
-            return torch.zeros(x.shape[0], 1, dtype=x.dtype)
-        lo, hi = (float(np.log(v)) for v in self.fluence_range)
-        return (lo + x[..., self.fluence[0]] * (hi - lo)).unsqueeze(-1)
-
     def build(self, x: torch.Tensor, y: torch.Tensor) -> SingleTaskGP:
-        rise = torch.exp(y + self.log_fluence(x))
-        noise = (HEATING_READING_NOISE / rise) ** 2 + HEATING_MODEL_NOISE**2
-        model = _gp(
-            x, y, flat_spread=HEATING_LOG_SCALE, mean=TrendMean(self.fluence), noise_var=noise
-        )
+        model = _gp(x, y, flat_spread=HEATING_LOG_SCALE, mean=TrendMean(self.fluence))
         _limit_wavelength(model, x, self.wavelength, ABSORBANCE_LENGTHSCALE)
         return model
 

@@ -32,7 +32,7 @@ from .evidence import Candidates, Evidence, ScoreBound, gather
 from .fitting import GPState, fit
 from .models import ObjectiveGP
 from .rules import Verdict, refusal_message, rules_for
-from .strategies import approach_point, climbing, hottest, known_start, objective_values
+from .strategies import approach_point, climbing, hottest, objective_values
 
 
 @dataclass(frozen=True, eq=False)
@@ -199,8 +199,8 @@ class SafeOptimizer:
             ``heating``. NaN entries are skipped.
         candidates : (m, d) array
         growth_exempt : (m,) bool array, optional
-            Candidates exempt from the heating expansion (:meth:`propose` exempts none);
-            every other rule applies to them.
+            Candidates exempt from the heating expansion (approach steps, whose growth in
+            absorbed energy is known); every other rule applies to them.
 
         Raises
         ------
@@ -299,7 +299,7 @@ class SafeOptimizer:
         # the whole search box too: the next target may lie beyond the ramp limit
         cand = np.vstack([local, self.generator.whole_box(settings)])
         exempt = np.zeros(len(cand), dtype=bool)
-        if approach is not None and known_start(space, settings, scores):
+        if approach is not None:
             exempt[n_local - 1] = True
         found = self.safe_set(settings, scores, cand, exempt)
         self.keep_warm(found)

@@ -167,44 +167,25 @@ class ScoreConstraint(Rule):
 
 
 class HeatingExpansion(Rule):
-    """The heating model's upper bound must stay within the expansion frontier of the hottest
-    damage-free shot: its heating's rise above the cold reading b may grow by
-    ``heating_growth``, and at least to ``heating_floor`` (:meth:`frontier`): the safe set
-    grows in steps of absorbed energy, whatever the absorbance at a wavelength (SafeOpt
-    expansion on a damage precursor).
+    """The heating model's upper bound must stay below ``heating_growth`` × the hottest
+    damage-free shot + ``heating_floor``: the safe set grows in small steps of absorbed
+    energy, whatever the absorbance at a wavelength (SafeOpt expansion on a damage precursor).
 
     Heating (the scorer's apparent Debye–Waller Δ⟨u²⟩) rises with the absorbed fluence long
-    before damage shows. A reading is b (what the scorer reads without heating,
-    :func:`~.evidence.heating_baseline`) plus a rise proportional to the absorbed energy, so
-    the growth is judged on the rise: a factor on it is the same factor of absorbed energy
-    on every sample, whatever its heating per absorbed energy or reading scale (a factor on
-    the reading itself, or an absolute allowance, is a larger step in absorbed energy on a
-    sample that reads little). The floor lets the search leave a cold start, where the rise
-    is noise. At a reading's own settings the candidates' upper bound is that reading scaled
-    by the fluence (:func:`~.evidence.proportional_heating`), elsewhere the heating model's.
-
-    Its GP (:class:`~.models.HeatingGP`) is trained on damage-free frames of an untransformed
-    lattice (progress below ``HEATING_VALID_PROGRESS``) taken at or after the safe start's
-    delay; the bunch charge is no input. A partly transformed shot is credited with the lower
-    bound of its predicted heating, or with the clean reading below it at the same other
-    settings scaled by the fluence ratio (never above the predicted mean):
-    :func:`~.evidence.gather`; a shot whose next frame shows the first vacancies
-    (:data:`~.evidence.DAMAGE_PRECURSOR`) vouches for nothing. Candidates marked
-    ``Candidates.exempt`` by a caller pass (the campaign's own strategies mark none). Without a
-    damage-free heating reading every candidate is refused. Applies when ``heating_growth`` is
-    set and the scores have ``heating``.
+    before damage shows. Its GP (:class:`~.models.HeatingGP`) is trained on damage-free frames
+    of an untransformed lattice (progress below ``HEATING_VALID_PROGRESS``) taken at or after
+    the safe start's delay; the bunch charge is no input. A partly transformed shot is
+    credited with the lower bound of its predicted heating, or with the clean reading below
+    it at the same other settings scaled by the fluence ratio (never above the predicted
+    mean): :func:`~.evidence.gather`. Approach steps (``Candidates.exempt``) are exempt: their
+    growth in absorbed energy is known. Without a damage-free heating reading every candidate
+    is refused. Applies when ``heating_growth`` is set and the scores have ``heating``.
     """
 
     def __init__(self, config: CampaignConfig) -> None:
         self.growth = config.heating_growth
         self.floor = config.heating_floor
         self.beta = config.beta
-
-    def frontier(self, hottest: float, baseline: float) -> float:
-        """The largest heating (Å²) a candidate's upper bound may reach:
-        b + max(g·(H − b), floor), for the hottest damage-free heating H and the cold
-        reading b."""
-        return baseline + max(self.growth * max(hottest - baseline, 0.0), self.floor)
 
     def judge(self, candidates: Candidates, data: Evidence) -> Verdict | None:
         if not data.heating_used:
@@ -214,15 +195,15 @@ class HeatingExpansion(Rule):
                 "heating expansion (no damage-free heating reading yet)",
                 np.ones(len(candidates), dtype=bool),
             )
-        predicted = candidates.mean_heating()
+        mean, _ = candidates.heating
         bound = candidates.upper_heating(self.beta)
-        frontier = self.frontier(data.hottest, data.baseline)
+        frontier = self.growth * data.hottest + self.floor
         grows = (bound <= frontier) | candidates.exempt
         return Verdict(
-            f"heating expansion (upper bound ≤ {data.baseline:.2g} + {self.growth:g} × "
-            f"({data.hottest:.3g} − {data.baseline:.2g}) + fading floor = {frontier:.3g} Å²)",
+            f"heating expansion (upper bound ≤ {self.growth:g} × "
+            f"{data.hottest:.3g} + {self.floor:g} = {frontier:.3g} Å²)",
             ~grows,
-            predicted,
+            np.exp(mean),
             bound,
             unit="Å²",
         )
@@ -235,9 +216,7 @@ class HeatingLimit(Rule):
 
     Damage depends on the absorbed energy, so the threshold learned at one wavelength holds
     at all of them. A damaging shot without a heating reading counts with its predicted mean
-    heating. A shot whose next frame shows the first vacancies
-    (:data:`~.evidence.DAMAGE_PRECURSOR`, long before a damage class) counts as damaging here:
-    the limit is learned at the first sign. Applies with a heating model and a finite limit.
+    heating. Applies with a heating model and a finite limit; approach steps are not exempt.
     """
 
     def __init__(self, config: CampaignConfig) -> None:
@@ -248,14 +227,14 @@ class HeatingLimit(Rule):
         limit = data.heating_limit
         if data.heating is None or not np.isfinite(limit):
             return None
-        predicted = candidates.mean_heating()
+        mean, _ = candidates.heating
         bound = candidates.upper_heating(self.beta)
         capped = self.heating_max is not None and limit >= self.heating_max
         source = "heating_max" if capped else "heating_margin × lowest damaging heating"
         return Verdict(
             f"heating limit {limit:.3g} Å² ({source})",
             ~(bound <= limit),
-            predicted,
+            np.exp(mean),
             bound,
             unit="Å²",
         )

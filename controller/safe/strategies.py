@@ -1,7 +1,9 @@
 """Where to go within the safe set besides the acquisition's choice: the initial climb, the
 approach step, and the hottest-when-flat filter.
 
-Each strategy proposes or filters candidates; none bypasses a rule.
+Each strategy proposes or filters candidates; none bypasses a rule except the approach step,
+which is exempt from the heating expansion only (its growth in absorbed energy is known) and
+must pass every other rule.
 """
 
 from __future__ import annotations
@@ -10,7 +12,7 @@ import numpy as np
 
 from ..config import CampaignConfig
 from .coordinates import SearchSpace
-from .evidence import DAMAGE_PRECURSOR, Evidence, heating_baseline, heating_readings
+from .evidence import Evidence, heating_readings
 from .models import logit
 
 APPROACH_FROM = 0.15
@@ -18,7 +20,7 @@ APPROACH_FROM = 0.15
 reads 0.09–0.16 at x ≈ 0.03–0.06 (see ``HEATING_VALID_PROGRESS``), where the step would be a
 guess."""
 APPROACH_MAX_RATIO = 1.5
-"""Largest fluence ratio of one approach step (it passes the heating expansion too)."""
+"""Largest fluence ratio of one approach step."""
 
 
 def objective_values(scores: dict[str, np.ndarray], config: CampaignConfig) -> np.ndarray:
@@ -48,10 +50,7 @@ def climbing(
     objective is flat (spread below ``objective_scale``) and no heating reading
     (:func:`~.evidence.heating_readings`: frames of an untransformed lattice; a
     transformation's onset lifts the Debye–Waller figure too, and is a reason to climb on)
-    has risen ``climb_heating`` above the cold reading (:func:`~.evidence.heating_baseline`).
-    The level is a few times the frame noise: it asks for a reading clear of the noise, not
-    for an amount of absorbed energy, which the reading's scale (heating per absorbed energy
-    times the Debye–Waller rise per kelvin, unknown for a new sample) cannot tell.
+    has reached ``climb_heating``.
     """
     cfg = config
     if cfg.climb_heating is None or "fluence" not in space.names or "heating" not in scores:
@@ -69,8 +68,7 @@ def climbing(
     if len(obj) and float(obj.max() - obj.min()) >= cfg.objective_scale:
         return False
     heat = heating_readings(scores)
-    rise = heat - heating_baseline(heat)
-    return not np.any(np.nan_to_num(rise, nan=0.0) >= cfg.climb_heating)
+    return not np.any(np.nan_to_num(heat, nan=0.0) >= cfg.climb_heating)
 
 
 def approach_point(
@@ -82,15 +80,16 @@ def approach_point(
 ) -> np.ndarray | None:
     """The approach step from the latest frame, or None (``approach_width``).
 
-    A partly transformed frame says how much more excitation the target needs at its
-    settings, which the acquisition does not know. If the
+    A partly transformed frame carries no heating reading, so the heating expansion grows
+    past it only by what it vouches for, and the climb stalls short of the target. If the
     latest measurement sits at the ramp origin ``last``, caused no damage (``damage_prob`` <
     δ) and reads a progress p with :data:`APPROACH_FROM` ≤ p < target, a transformation
     :math:`x = \\sigma((\\varepsilon - \\varepsilon_T)/(w\\,\\varepsilon_T))` of relative width
     w in absorbed energy puts the threshold at :math:`\\varepsilon/(1 + w\\,\\mathrm{logit}\\,p)`;
     the step goes to the same settings with the fluence scaled to reach
     :math:`x = (1 + \\text{target})/2` (at most :data:`APPROACH_MAX_RATIO`, within the ramp
-    limit and the search box).
+    limit and the search box). At one wavelength the absorbed energy is proportional to the
+    fluence, so the step's growth is known without the heating model.
 
     None where those limits leave the model predicting less than the target (a threshold far
     above the frame's fluence marks a wavelength off the resonance, where damage comes
@@ -99,10 +98,8 @@ def approach_point(
     The scorer reads an early transformation as more progress than it is (0.24 at x = 0.11),
     so the step errs short. The width w is an assumption about the sample, not a fit: a
     broader transition makes the step fall short, a sharper one overshoots the aim (the
-    fluence ratio is the same). Every rule applies to the step, the heating expansion too:
-    the frame it starts from may stand beyond the damage threshold already (a broad
-    transition shows an onset well below a threshold that lies above it), which only the
-    next frame shows, so the step is one of absorbed energy like any other.
+    fluence ratio is the same). The damage bound, the constraints and the heating limit still
+    apply to the step.
     """
     cfg = config
     w = cfg.approach_width
@@ -152,24 +149,6 @@ def approach_point(
     return point
 
 
-def known_start(
-    space: SearchSpace, settings: np.ndarray, scores: dict[str, np.ndarray]
-) -> bool:
-    """True when the latest shot stands at the other settings (the wavelength too) of a
-    damage-free heating reading at a lower fluence: its absorbed energy is that reading's
-    times the fluence ratio, so a step from it in fluence is a known step in absorbed energy
-    from a known start (the approach step is then exempt from the heating expansion)."""
-    settings = np.array(settings, dtype=np.float64, ndmin=2)
-    j = space.fluence
-    if j is None or not len(settings) or "heating" not in scores:
-        return False
-    here = settings[-1]
-    dmg = np.nan_to_num(np.asarray(scores["damage_prob"], dtype=np.float64), nan=1.0)
-    reading = np.isfinite(heating_readings(scores)) & (dmg < DAMAGE_PRECURSOR)
-    below = reading & (settings[:, j] < here[j]) & space.at_heating_delay(settings)
-    return bool((below & space.at_other_settings(settings, here, tol=1e-6)).any())
-
-
 def hottest(points: np.ndarray, evidence: Evidence, share: float | None) -> np.ndarray | None:
     """Mask of ``points`` whose predicted heating (GP mean) is at least ``share`` × the
     hottest of them (``explore_excitation``); None without a heating model or share.
@@ -181,4 +160,4 @@ def hottest(points: np.ndarray, evidence: Evidence, share: float | None) -> np.n
     if share is None or evidence.heating is None or len(points) == 0:
         return None
     mean, _ = evidence.heating.posterior(points)
-    return mean >= mean.max() + np.log(share)  # log rise: a share of the absorbed energy
+    return mean >= mean.max() + np.log(share)

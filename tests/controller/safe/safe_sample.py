@@ -18,9 +18,7 @@ def truth(x):
     f, lam = x[:, 0], x[:, 1]
     damage = 1 / (1 + np.exp(-(f - 6.0) / 0.3))
     progress = np.exp(-((lam - 800) ** 2) / (2 * 120**2)) / (1 + np.exp(-(f - 3.0) / 0.4))
-    # a cold reading of 0.001 Å² plus a rise proportional to the absorbed energy (the C
-    # exciton absorbs three times more)
-    heating = 0.001 + 0.002 * f * np.where(lam < 600, 3.0, 1.0)
+    heating = 0.002 * f**1.3 * np.where(lam < 600, 3.0, 1.0)  # C exciton absorbs more
     return {
         "progress": progress,
         "damage_prob": damage,

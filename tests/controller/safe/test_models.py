@@ -50,7 +50,7 @@ def test_damage_evidence_carries_over_in_predicted_heating():
     f = np.array([0.5, 1.0, 1.5, 2.0, 2.5, 3.0, 3.5, 4.0])
     x = np.column_stack([f, np.linspace(900.0, 700.0, len(f))])
     scores = truth(x)
-    at = np.array([[2.0, 650.0], [2.5, 950.0], [12.0, 800.0]])
+    at = np.array([[2.0, 650.0], [3.0, 950.0], [12.0, 800.0]])
     found = SafeOptimizer(CFG).safe_set(x, scores, at)
     ucb = found.damage_ucb
     assert np.all(ucb[:2] <= CFG.damage_bound) and ucb[2] > CFG.damage_bound
