@@ -23,6 +23,7 @@ array, ``run["primary"]["pump_fluence"].read()`` a setting per event.
 
 from __future__ import annotations
 
+import logging
 import os
 import sqlite3
 import time
@@ -56,6 +57,7 @@ folder, ``~/.local/share/uedsteer/journal/<host>_<port>``)."""
 def _quiet() -> None:
     warnings.filterwarnings("ignore", message=".*starlette.testclient.*")
     warnings.filterwarnings("ignore", message=".*Duplicate dimension names.*")
+    warnings.filterwarnings("ignore", message="No path_separator found", module="alembic")
 
 
 def is_url(target: str | os.PathLike) -> bool:
@@ -165,7 +167,14 @@ def _create_catalog_db(uri: str) -> None:
 
     def create() -> None:
         asyncio.run(create_tables())
-        stamp_head(ALEMBIC_INI_TEMPLATE_PATH, ALEMBIC_DIR, uri)
+        # alembic's progress lines went to the subprocess's stderr, which tiled kept
+        alembic_log = logging.getLogger("alembic")
+        level = alembic_log.level
+        alembic_log.setLevel(logging.WARNING)
+        try:
+            stamp_head(ALEMBIC_INI_TEMPLATE_PATH, ALEMBIC_DIR, uri)
+        finally:
+            alembic_log.setLevel(level)
 
     with ThreadPoolExecutor(max_workers=1) as pool:
         pool.submit(create).result()
