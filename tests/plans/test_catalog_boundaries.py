@@ -375,11 +375,20 @@ def test_a_second_session_reads_a_running_campaign(scorer, tmp_path):
                 errors.append(repr(err))
             time.sleep(0.2)
 
+    def wait_for_the_reader(trial):  # the next shot once the reader has seen this one
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and not any(n > trial.index for n, _ in counts):
+            time.sleep(0.05)
+
     thread = threading.Thread(target=poll)
     thread.start()
     try:
         simulate_campaign(
-            CampaignConfig(budget=4, target=2.0), scorer=scorer, catalog=writer, seed=3
+            CampaignConfig(budget=4, target=2.0),
+            scorer=scorer,
+            catalog=writer,
+            seed=3,
+            on_shot=wait_for_the_reader,
         )
     finally:
         done.set()
