@@ -23,6 +23,7 @@ array, ``run["primary"]["pump_fluence"].read()`` a setting per event.
 
 from __future__ import annotations
 
+import logging
 import os
 import sqlite3
 import time
@@ -56,6 +57,7 @@ folder, ``~/.local/share/uedsteer/journal/<host>_<port>``)."""
 def _quiet() -> None:
     warnings.filterwarnings("ignore", message=".*starlette.testclient.*")
     warnings.filterwarnings("ignore", message=".*Duplicate dimension names.*")
+    warnings.filterwarnings("ignore", message="No path_separator found", module="alembic")
 
 
 def is_url(target: str | os.PathLike) -> bool:
@@ -138,6 +140,46 @@ def _write_ahead_log(path: Path) -> None:
         con.close()
 
 
+def _create_catalog_db(uri: str) -> None:
+    """Create an empty Tiled catalog database at ``uri``, as ``tiled catalog init`` does.
+
+    Tiled's ``from_uri(init_if_not_exists=True)`` runs that command in a subprocess, which
+    imports Tiled again (seconds); the same two steps run here in a worker thread (its own
+    event loop, so an event loop running in the caller, e.g. Jupyter's, is no obstacle).
+    """
+    import asyncio
+    from concurrent.futures import ThreadPoolExecutor
+
+    from sqlalchemy.ext.asyncio import create_async_engine
+    from tiled.alembic_utils import stamp_head
+    from tiled.catalog.alembic_constants import ALEMBIC_DIR, ALEMBIC_INI_TEMPLATE_PATH
+    from tiled.catalog.core import initialize_database
+    from tiled.utils import ensure_specified_sql_driver
+
+    uri = ensure_specified_sql_driver(uri)
+
+    async def create_tables() -> None:
+        engine = create_async_engine(uri)
+        try:
+            await initialize_database(engine)
+        finally:
+            await engine.dispose()
+
+    def create() -> None:
+        asyncio.run(create_tables())
+        # alembic's progress lines went to the subprocess's stderr, which tiled kept
+        alembic_log = logging.getLogger("alembic")
+        level = alembic_log.level
+        alembic_log.setLevel(logging.WARNING)
+        try:
+            stamp_head(ALEMBIC_INI_TEMPLATE_PATH, ALEMBIC_DIR, uri)
+        finally:
+            alembic_log.setLevel(level)
+
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        pool.submit(create).result()
+
+
 def local_catalog(path: str | os.PathLike) -> Any:
     """Open (creating if needed) an embedded, writable Tiled catalog in folder ``path``.
 
@@ -180,10 +222,11 @@ def local_catalog(path: str | os.PathLike) -> Any:
     if db.exists():
         _relocate(folder, db)
     _write_ahead_log(folder / "storage.sqlite")
+    if not db.exists():
+        _create_catalog_db(f"sqlite:///{db}")
     catalog = from_uri(
         f"sqlite:///{db}",
         writable_storage=[f"file://{folder / 'data'}", f"sqlite:///{folder / 'storage.sqlite'}"],
-        init_if_not_exists=not db.exists(),
         specs=[BLUESKY_RUNS_SPEC],
     )
     client = from_context(Context.from_app(build_app(catalog)))

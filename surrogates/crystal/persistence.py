@@ -171,8 +171,6 @@ def load_predictor(cls: type, folder: str | os.PathLike | None = None) -> Any:
         If the files hold foreign types, an unknown format or a featurizer setting that
         CrystalFeaturizer refuses.
     """
-    import skops.io as sio
-
     source = Path(folder) if folder is not None else default_model_dir()
     model_path, meta_path = source / MODEL_FILE, source / METADATA_FILE
     missing = [p.name for p in (model_path, meta_path) if not p.is_file()]
@@ -190,6 +188,8 @@ def load_predictor(cls: type, folder: str | os.PathLike | None = None) -> Any:
             f"{meta_path} has format_version {meta.get('format_version')!r}; this uedsteer "
             f"reads version {FORMAT_VERSION}; {TRAIN_HINT} again"
         )
+    import skops.io as sio  # seconds of imports: only once the files are there
+
     untrusted = sio.get_untrusted_types(file=model_path)
     foreign = [t for t in untrusted if not t.startswith(_TRUSTED_PREFIXES)]
     if foreign:

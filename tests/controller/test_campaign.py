@@ -2,11 +2,6 @@
 
 import json
 import math
-import os
-import signal
-import subprocess
-import sys
-import textwrap
 import threading
 import time
 
@@ -177,64 +172,6 @@ def test_detector_faults_become_failed_trials_in_the_catalog(scorer, tmp_path):
     assert modes == [t.proposal["mode"] for t in rec.trials]
     why = ("climb", "improve", "explore", "approach")
     assert modes[0] == "initial" and modes[-1].split("+")[0] in why
-
-
-KILLED = textwrap.dedent(
-    """
-    import sys, warnings
-    warnings.filterwarnings("ignore")
-    from uedsteer.controller.config import CampaignConfig
-    from uedsteer.plans.catalog import local_catalog
-    from uedsteer.plans.simulate import simulate_campaign
-    from uedsteer.sim_devices.response import ResponseParams
-    cat = local_catalog(sys.argv[1])
-    def show(t):
-        print("shot", t.index, flush=True)
-    simulate_campaign(CampaignConfig(budget=30, target=2.0), ResponseParams(), seed=5,
-                      catalog=cat, on_shot=show)
-    """
-)
-
-
-def test_resume_after_sigkill_loses_nothing_and_repeats_no_shot(scorer, tmp_path):
-    path = tmp_path / "cat"
-    proc = subprocess.Popen(
-        [sys.executable, "-c", KILLED, str(path)], stdout=subprocess.PIPE, text=True
-    )
-    seen = []
-    deadline = time.time() + 150
-    while time.time() < deadline:
-        line = proc.stdout.readline()
-        if line.startswith("shot"):
-            seen.append(int(line.split()[1]))
-            if len(seen) == 4:
-                os.kill(proc.pid, signal.SIGKILL)
-                break
-        elif not line and proc.poll() is not None:
-            break
-    proc.wait(10)
-    assert proc.returncode == -signal.SIGKILL, "the campaign was killed mid-way"
-    cat = local_catalog(path)
-    run = cat.values().last()
-    assert "stop" not in run.metadata or run.metadata["stop"] is None
-    uid = run.metadata["start"]["uid"]
-    camp = resume_campaign(cat, uid, config=CampaignConfig(budget=7, target=2.0))
-    got = [t.index for t in camp.record.trials]
-    assert got[: len(seen)] == seen and got == list(range(len(got))), "nothing lost"
-    assert camp.reference is not None
-    states = np.asarray(run["proposals"]["proposal_gp_state"].read())
-    recorded = json.loads(str(states[-1]))
-    assert recorded and camp.optimizer.export_state() == recorded, "the GPs resume warm"
-    before = [dict(t.settings) for t in camp.record.trials]
-    rec = simulate_campaign(scorer=scorer, controller=camp, catalog=cat, seed=6)
-    assert [t.index for t in rec.trials] == list(range(7))
-    assert [t.settings for t in rec.trials[: len(before)]] == before
-    resumed = cat.values().last()
-    assert resumed.metadata["start"]["resumed_from"] == uid
-    new = np.asarray(resumed["primary"]["campaign_shot"].read()).tolist()
-    assert new == list(range(len(got), 7)), "each shot exactly once across the two runs"
-    again = resume_campaign(cat, resumed.metadata["start"]["uid"])
-    assert [t.index for t in again.record.trials] == list(range(7))
 
 
 def test_campaign_runs_in_the_ipython_session_namespace(tmp_path):

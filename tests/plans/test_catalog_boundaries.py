@@ -4,6 +4,7 @@ Every server here is a real ``tiled serve catalog`` subprocess on 127.0.0.1 with
 stopped by PID; every campaign that is killed is a real process.
 """
 
+import json
 import os
 import shutil
 import signal
@@ -12,6 +13,7 @@ import sys
 import textwrap
 import threading
 import time
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -25,6 +27,7 @@ from uedsteer.plans import acquire_frames, event_columns, read_frames, subscribe
 from uedsteer.plans.campaign import campaign
 from uedsteer.plans.catalog import local_catalog, open_catalog, scan_id_source
 from uedsteer.plans.journal import pending
+from uedsteer.plans.resume import resume_campaign
 from uedsteer.plans.simulate import simulate_campaign
 from uedsteer.plans.tiled_server import TiledServer
 from uedsteer.sim_devices.beamline import FrameRenderer, SimulatedBeamline
@@ -259,9 +262,14 @@ def test_a_stop_signal_ends_a_cli_campaign_like_ctrl_c(tmp_path, sig):
     assert any(uid in line for line in lines[:3])
 
 
-def test_cli_resume_after_kill_continues_the_recorded_campaign(tmp_path):
-    """kill -9 mid-campaign, then the README's resume command: same box, every shot once."""
-    cfg = tmp_path / "campaign.yaml"
+@pytest.fixture(scope="module")
+def killed(tmp_path_factory):
+    """``uedsteer campaign`` with a recorded search box (budget 12) as a real process, killed
+    with SIGKILL once it printed shot 2: its catalog folder as the kill left it (a test copies
+    it before opening it: opening delivers the journal, resuming adds a run), the run's uid
+    and the shots it printed."""
+    root = tmp_path_factory.mktemp("killed")
+    cfg = root / "campaign.yaml"
     cfg.write_text(
         "parameters:\n"
         "  - {name: fluence, low: 0.2, high: 12, hard_high: 20, max_step: 1.5, safe_start: 0.5}\n"
@@ -269,11 +277,25 @@ def test_cli_resume_after_kill_continues_the_recorded_campaign(tmp_path):
         "     max_step: 150, safe_start: 800}\n"
         "budget: 12\ntarget: 2.0\n"
     )
-    cat, out = tmp_path / "cat", tmp_path / "out"
-    args = ["--config", str(cfg), "--sample", "213", "--catalog", str(cat), "--out", str(out)]
-    proc, uid, _ = _campaign_until_shot_2(args)
+    cat = root / "cat"
+    args = ["--config", str(cfg), "--sample", "213", "--catalog", str(cat)]
+    proc, uid, lines = _campaign_until_shot_2([*args, "--out", str(root / "out")])
     proc.kill()
     proc.wait(10)
+    assert proc.returncode == -signal.SIGKILL, "the campaign was killed mid-way"
+    shots = [int(line[:4]) for line in lines if line[:4].strip().isdigit()]
+    return SimpleNamespace(cat=cat, uid=uid, shots=shots)
+
+
+def _copy(killed, tmp_path):
+    """A copy of the killed campaign's catalog folder, for one test."""
+    shutil.copytree(killed.cat, tmp_path / "cat")
+    return tmp_path / "cat"
+
+
+def test_cli_resume_after_kill_continues_the_recorded_campaign(killed, tmp_path):
+    """kill -9 mid-campaign, then the README's resume command: same box, every shot once."""
+    cat, out, uid = _copy(killed, tmp_path), tmp_path / "out", killed.uid
     res = _run_cli(
         ["campaign", "--resume", uid, "--budget", "5", "--catalog", str(cat), "--out", str(out)]
     )
@@ -306,6 +328,33 @@ def test_cli_resume_after_kill_continues_the_recorded_campaign(tmp_path):
     assert not (tmp_path / "none").exists()
 
 
+def test_resume_after_sigkill_loses_nothing_and_repeats_no_shot(killed, scorer, tmp_path):
+    cat = local_catalog(_copy(killed, tmp_path))
+    run = cat.values().last()
+    assert "stop" not in run.metadata or run.metadata["stop"] is None
+    uid = run.metadata["start"]["uid"]
+    assert uid == killed.uid
+    camp = resume_campaign(cat, uid, changes={"budget": 7})
+    got = [t.index for t in camp.record.trials]
+    seen = killed.shots
+    assert seen == [0, 1, 2]
+    assert got[: len(seen)] == seen and got == list(range(len(got))), "nothing lost"
+    assert camp.reference is not None
+    states = np.asarray(run["proposals"]["proposal_gp_state"].read())
+    recorded = json.loads(str(states[-1]))
+    assert recorded and camp.optimizer.export_state() == recorded, "the GPs resume warm"
+    before = [dict(t.settings) for t in camp.record.trials]
+    rec = simulate_campaign(scorer=scorer, controller=camp, catalog=cat, seed=6)
+    assert [t.index for t in rec.trials] == list(range(7))
+    assert [t.settings for t in rec.trials[: len(before)]] == before
+    resumed = cat.values().last()
+    assert resumed.metadata["start"]["resumed_from"] == uid
+    new = np.asarray(resumed["primary"]["campaign_shot"].read()).tolist()
+    assert new == list(range(len(got), 7)), "each shot exactly once across the two runs"
+    again = resume_campaign(cat, resumed.metadata["start"]["uid"])
+    assert [t.index for t in again.record.trials] == list(range(7))
+
+
 def test_a_second_session_reads_a_running_campaign(scorer, tmp_path):
     """A second client on the same catalog folder polls the run while shots are written."""
     path = tmp_path / "cat"
@@ -326,11 +375,20 @@ def test_a_second_session_reads_a_running_campaign(scorer, tmp_path):
                 errors.append(repr(err))
             time.sleep(0.2)
 
+    def wait_for_the_reader(trial):  # the next shot once the reader has seen this one
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and not any(n > trial.index for n, _ in counts):
+            time.sleep(0.05)
+
     thread = threading.Thread(target=poll)
     thread.start()
     try:
         simulate_campaign(
-            CampaignConfig(budget=4, target=2.0), scorer=scorer, catalog=writer, seed=3
+            CampaignConfig(budget=4, target=2.0),
+            scorer=scorer,
+            catalog=writer,
+            seed=3,
+            on_shot=wait_for_the_reader,
         )
     finally:
         done.set()
