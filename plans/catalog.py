@@ -231,6 +231,7 @@ def local_catalog(path: str | os.PathLike) -> Any:
     )
     client = from_context(Context.from_app(build_app(catalog)))
     client.uedsteer_journal = folder / "journal"
+    client.uedsteer_data = folder / "data"
     _deliver_pending(client)
     return client
 

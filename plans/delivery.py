@@ -17,6 +17,7 @@ the next time the catalog is opened.
 from __future__ import annotations
 
 import queue
+import shutil
 import sys
 import threading
 import time
@@ -97,12 +98,20 @@ def run_complete(client: Any, docs: list[tuple[str, dict]]) -> bool:
 
 def _rewrite(client: Any, docs: list[tuple[str, dict]], batch_size: int) -> Callable:
     """Delete the catalog's partial copy of the run and write ``docs`` again; returns the
-    writer, ready for the run's next documents."""
+    writer, ready for the run's next documents.
+
+    For a local catalog (``client.uedsteer_data``) the run's data folder goes too: a writer
+    killed between creating an array's files and recording them in the catalog leaves files
+    that no catalog entry owns, and the array could not be created again over them.
+    """
     uid = docs[0][1]["uid"]
     try:
         client[uid].delete(recursive=True, external_only=False)
     except KeyError:
         pass
+    data = getattr(client, "uedsteer_data", None)
+    if data is not None and Path(uid).name == uid and uid not in ("", ".", ".."):
+        shutil.rmtree(Path(data) / uid, ignore_errors=True)
     writer = _writer(client, batch_size)
     for name, doc in docs:
         writer(name, doc)

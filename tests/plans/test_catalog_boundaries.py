@@ -26,7 +26,7 @@ from uedsteer.controller.config import CampaignConfig
 from uedsteer.plans import acquire_frames, event_columns, read_frames, subscribe
 from uedsteer.plans.campaign import campaign
 from uedsteer.plans.catalog import local_catalog, open_catalog, scan_id_source
-from uedsteer.plans.journal import pending
+from uedsteer.plans.journal import DocumentJournal, pending
 from uedsteer.plans.resume import resume_campaign
 from uedsteer.plans.simulate import simulate_campaign
 from uedsteer.plans.tiled_server import TiledServer
@@ -145,6 +145,31 @@ def test_kill_minus_nine_loses_no_document(tmp_path):
     client = local_catalog(path)  # opening delivers what the journal holds
     frames = read_frames(client.values().last())
     assert len(frames) >= seen, "every event the RunEngine had emitted is in the catalog"
+    assert not pending(path / "journal")
+
+
+def test_a_run_whose_files_outlived_its_catalog_entry_is_delivered_again(tmp_path):
+    """A writer killed between creating a run's array files and recording them in the
+    catalog leaves the files without an entry; delivering the journal again must write the
+    run whole, not fail on the files already there."""
+    path = tmp_path / "cat"
+    client = local_catalog(path)
+    RE = RunEngine({})
+    copy = DocumentJournal(tmp_path / "copy")  # the documents as the killed writer journalled them
+    RE.subscribe(copy)
+    subscribe(RE, client)
+    bl = SimulatedBeamline(seed=0, n_spots=4, renderer=FrameRenderer(supercell=(20, 12)))
+    (uid,) = RE(acquire_frames(bl, n=3))
+    for run in copy.runs.values():
+        run.close()
+    files = path / "data" / uid
+    assert files.is_dir()
+    shutil.copytree(files, tmp_path / "files")
+    client[uid].delete(recursive=True, external_only=False)
+    shutil.copytree(tmp_path / "files", files, dirs_exist_ok=True)  # without their entry
+    shutil.copy(tmp_path / "copy" / f"{uid}.journal", path / "journal" / f"{uid}.journal")
+    reopened = local_catalog(path)  # opening delivers what the journal holds
+    assert len(read_frames(reopened[uid])) == 3
     assert not pending(path / "journal")
 
 
