@@ -301,10 +301,10 @@ class CampaignConfig(BaseModel):
         ge=1,
         le=1024,
         description="Threads the campaign process may compute with at once, its thread "
-        "budget (uedsteer.surrogates.threads): the scorer's and Dask's workers, and from it "
-        "the threads one operation is split across (one on two cores). None: the cores the "
-        "process may run on. OMP_NUM_THREADS (or MKL_NUM_THREADS, OPENBLAS_NUM_THREADS), when "
-        "set, fixes the threads per operation whatever this says.",
+        "budget (uedsteer.surrogates.threads): the scorer's and Dask's workers, and the most "
+        "threads one operation is split across (only across the cores other processes leave "
+        "free). None: the cores the process may run on. OMP_NUM_THREADS (or MKL_NUM_THREADS, "
+        "OPENBLAS_NUM_THREADS), when set, fixes the threads per operation whatever this says.",
     )
 
     @model_validator(mode="after")

@@ -22,7 +22,8 @@ no safe candidate, repeated failures). The pump shutter is closed on every exit 
 The plan applies the configuration's thread budget (``threads``,
 :func:`uedsteer.surrogates.threads.apply_thread_budget`) in the thread that runs it, before
 the run opens, and records it with the limits read back in the start document
-(:data:`~uedsteer.plans.documents.THREADS_KEY`).
+(:data:`~uedsteer.plans.documents.THREADS_KEY`); before each proposal it fits the threads per
+operation to the load of the moment (:func:`~uedsteer.surrogates.threads.fit_to_load`).
 """
 
 from __future__ import annotations
@@ -42,7 +43,7 @@ from ophyd import Device, Signal
 from uedsteer.controller.campaign import Campaign
 from uedsteer.controller.record import Step, Stop, failed_scores
 from uedsteer.sim_devices.contracts import SETTING_NAMES
-from uedsteer.surrogates.threads import apply_thread_budget, current_limits
+from uedsteer.surrogates.threads import apply_thread_budget, current_limits, fit_to_load
 
 from . import documents as doc
 from .protocols import check_beamline, event_devices, setting_signals
@@ -279,6 +280,7 @@ def campaign(
         yield from ramp_to(beamline, controller.last_settings(), controller)
         while True:
             yield from bps.checkpoint()  # a Ctrl-C (deferred pause) lands between shots
+            fit_to_load()  # the proposal's threads: the cores other processes leave free
             step = controller.next()
             if isinstance(step, Stop):
                 break

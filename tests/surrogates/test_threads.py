@@ -13,15 +13,18 @@ import os
 import subprocess
 import sys
 import textwrap
+import time
 
 import pytest
 from pydantic import ValidationError
 
 from uedsteer.controller.config import CampaignConfig, format_validation_error
 from uedsteer.controller.resume_changes import apply_changes
+from uedsteer.surrogates import threads
 from uedsteer.surrogates.threads import (
     ENVIRONMENT_VARIABLES,
     choose_thread_budget,
+    per_operation_threads,
 )
 
 CORES = len(os.sched_getaffinity(0))
@@ -54,25 +57,42 @@ def test_by_default_the_budget_is_the_cores_the_process_may_use():
     assert budget.intra_op_source == "cores"
 
 
-@pytest.mark.parametrize(
-    "cores,intra_op,scorer_workers", [(1, 1, 1), (2, 1, 2), (4, 2, 2), (16, 8, 2)]
-)
-def test_each_pool_gets_its_share_of_the_cores(cores, intra_op, scorer_workers):
+@pytest.mark.parametrize("cores,scorer_workers", [(1, 1), (2, 2), (16, 2)])
+def test_each_pool_gets_its_share_of_the_cores(cores, scorer_workers):
     budget = choose_thread_budget(environ={}, cores=cores)
-    assert budget.intra_op == intra_op
+    assert budget.follows_load and budget.intra_op == cores
     assert budget.scorer_workers == scorer_workers
     assert budget.dask_workers == budget.interop == cores
 
 
+@pytest.mark.parametrize(
+    "most,cores,others,expected",
+    [
+        (2, 2, 0.0, 2),  # an idle machine: the libraries' own default
+        (2, 2, 0.2, 2),  # a little background work leaves both cores free
+        (2, 2, 0.4, 1),  # a core another process uses even part of the time is not free
+        (2, 2, 2.0, 1),  # two busy processes: one thread, never none
+        (2, 2, 5.0, 1),
+        (16, 16, 3.2, 13),
+        (4, 16, 0.0, 4),  # never above the budget
+        (4, 2, 0.0, 2),  # nor above the cores
+    ],
+)
+def test_operations_are_split_across_the_free_cores_only(most, cores, others, expected):
+    assert per_operation_threads(most, cores, others) == expected
+
+
 def test_the_configuration_overrides_the_cores():
     budget = choose_thread_budget(4, environ={}, cores=2)
-    assert (budget.cores, budget.source, budget.intra_op) == (4, "configuration", 2)
+    assert (budget.cores, budget.source, budget.intra_op) == (4, "configuration", 4)
+    assert budget.dask_workers == 4 and budget.scorer_workers == 2
 
 
 def test_the_environment_wins_for_the_threads_per_operation():
     environ = {"OPENBLAS_NUM_THREADS": "3", "OMP_NUM_THREADS": "2"}
     budget = choose_thread_budget(4, environ=environ, cores=2)
     assert (budget.intra_op, budget.intra_op_source) == (2, "OMP_NUM_THREADS")  # first set
+    assert not budget.follows_load
     assert (budget.cores, budget.scorer_workers) == (4, 2)  # the configuration still counts
     nested = choose_thread_budget(environ={"OMP_NUM_THREADS": "3,1"}, cores=2)
     assert nested.intra_op == 3  # OpenMP's nested list: its first level
@@ -126,11 +146,14 @@ APPLY = """
     limit = ThreadpoolController.limit
     ThreadpoolController.limit = lambda self, **kw: (calls.append(("pools", kw)), limit(self, **kw))
     steps = []
-    for configured in {requests}:
+    for call, argument in {requests}:
         calls.clear()
-        budget = threads.apply_thread_budget(configured)
+        if call == "apply":
+            threads.apply_thread_budget(argument)
+        else:
+            threads.fit_to_load(argument)
         steps.append({{
-            "budget": dataclasses.asdict(budget),
+            "budget": dataclasses.asdict(threads.applied_thread_budget()),
             "limits": threads.current_limits(),
             "calls": len(calls),
             "environ": {{k: os.environ.get(k) for k in threads.ENVIRONMENT_VARIABLES}},
@@ -141,7 +164,8 @@ APPLY = """
 
 def applied(requests: list, before: str = "", env: dict[str, str] | None = None) -> list[dict]:
     """Each step's budget, the limits read back, how many setting calls it made and the
-    environment after ``apply_thread_budget(r)`` for ``r`` in ``requests``, in one process."""
+    environment after each ``("apply", configured)`` (``apply_thread_budget``) or ``("fit",
+    others_busy)`` (``fit_to_load``) of ``requests``, in one fresh process."""
     return run_python(APPLY.format(before=before, requests=requests), env)
 
 
@@ -156,23 +180,34 @@ def assert_limits(step: dict, per_operation: int) -> None:
 def test_apply_sets_every_pool_from_the_affinity_and_is_idempotent():
     # one core: the process is narrowed the way taskset or a cpuset narrows it
     one, again, four = applied(
-        [None, None, 4], before="os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})"
+        [("apply", None), ("apply", None), ("apply", 4)],
+        before="os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})",
     )
     assert one["budget"]["cores"] == 1 and one["budget"]["scorer_workers"] == 1
     assert_limits(one, 1)
-    assert one["environ"] == dict.fromkeys(ENVIRONMENT_VARIABLES, "1")  # for later libraries
-    assert again["calls"] == 0 and again["limits"] == one["limits"]  # nothing set twice
     assert one["limits"]["torch_interop"] == 1
-    # a configured budget of 4 cores: 2 threads an operation; torch's inter-op threads can be
-    # set once per process only, and keep their first value
-    assert four["budget"]["source"] == "configuration" and four["calls"] > 0
-    assert_limits(four, 2)
+    # the load-following threads are beyond libraries loaded later and child processes
+    assert one["environ"] == dict.fromkeys(ENVIRONMENT_VARIABLES, "1")
+    assert again["calls"] == 0 and again["limits"] == one["limits"]  # nothing set twice
+    # a configured budget of 4 cores: 4 Dask workers, 2 scorer workers, but one thread an
+    # operation on the one core there is; torch's inter-op threads keep their first value
+    assert four["budget"]["cores"] == 4 and four["budget"]["scorer_workers"] == 2
+    assert_limits(four, 1)
     assert four["limits"]["torch_interop"] == 1
+
+
+@pytest.mark.skipif(CORES == 1, reason="one core: nothing to split an operation across")
+def test_operations_follow_the_other_processes_load():
+    _, busy, still_busy, idle = applied([("apply", None), ("fit", 1.5), ("fit", 1.5), ("fit", 0.0)])
+    assert_limits(busy, per_operation_threads(CORES, CORES, 1.5))  # fewer than the cores
+    assert still_busy["calls"] == 0, "an unchanged load sets nothing"
+    assert idle["calls"] > 0
+    assert_limits(idle, CORES)  # an idle machine: every core of the budget
 
 
 def test_apply_leaves_the_users_variables_and_follows_them():
     env = clean_environment(OMP_NUM_THREADS="2")
-    (step,) = applied([1], env=env)
+    step, busy = applied([("apply", 1), ("fit", 5.0)], env=env)
     assert step["budget"]["intra_op_source"] == "OMP_NUM_THREADS"
     assert_limits(step, 2)  # the configuration's 1 core does not override the variable
     assert step["environ"] == {
@@ -180,3 +215,17 @@ def test_apply_leaves_the_users_variables_and_follows_them():
         "MKL_NUM_THREADS": "2",
         "OPENBLAS_NUM_THREADS": "2",
     }
+    assert busy["calls"] == 0 and busy["limits"] == step["limits"]  # fixed: no following
+
+
+def test_the_load_monitor_sees_a_busy_process():
+    monitor = threads._LoadMonitor()
+    if monitor.others_busy() is None:
+        pytest.skip("no /proc/stat on this platform: the threads per operation stay fixed")
+    busy = subprocess.Popen([sys.executable, "-c", "while True: pass"])
+    try:
+        time.sleep(1.5 * threads.LOAD_WINDOW_SECONDS)
+        assert monitor.others_busy() > 0.2  # this process's own threads are not counted
+    finally:
+        busy.kill()
+        busy.wait()

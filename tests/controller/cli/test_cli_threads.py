@@ -27,23 +27,23 @@ def uedsteer(args: list[str], env: dict[str, str], cwd) -> subprocess.CompletedP
     )
 
 
-def test_a_cli_campaign_computes_within_its_configured_budget(tmp_path):
-    """``threads: 4`` in the configuration: 4 cores, so 2 threads an operation (not the 1 of
-    this machine's own 2 cores), in the thread that ran the plan, as its start document
-    records them."""
+def test_a_cli_campaign_computes_within_its_budget(tmp_path):
+    """``threads: 3`` in the configuration and ``OMP_NUM_THREADS=2``: 3 cores for the workers,
+    2 threads an operation, in the thread that ran the plan, as its start document records
+    them."""
     cfg = tmp_path / "campaign.yaml"
-    cfg.write_text("threads: 4\nbudget: 1\n")
+    cfg.write_text("threads: 3\nbudget: 1\n")
     cat, out = tmp_path / "cat", tmp_path / "out"
     args = ["campaign", "--config", str(cfg), "--catalog", str(cat), "--out", str(out)]
-    res = uedsteer(args, clean_environment(), tmp_path)
+    res = uedsteer(args, clean_environment(OMP_NUM_THREADS="2"), tmp_path)
     assert res.returncode == 0, res.stderr
-    assert "threads: 4 cores (configuration); 2 per operation" in res.stdout
+    assert "threads: 3 cores (configuration); 2 per operation (OMP_NUM_THREADS)" in res.stdout
     recorded = local_catalog(cat).values().last().metadata["start"]["threads"]
-    assert recorded["cores"] == 4 and recorded["scorer_workers"] == 2
+    assert recorded["cores"] == 3 and recorded["scorer_workers"] == 2
     limits = recorded["limits"]
     assert limits["torch_intra_op"] == 2
     assert limits["threadpools"] and {n for *_, n in limits["threadpools"]} == {2}
-    assert limits["dask_num_workers"] == 4
+    assert limits["dask_num_workers"] == 3
 
 
 def test_a_bad_thread_variable_is_refused_before_the_catalog_is_made(tmp_path):
