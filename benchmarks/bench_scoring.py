@@ -5,7 +5,8 @@
    alternating rounds, for the scorer's default threading (batches of up to ``SMALL_BATCH``
    frames: the CNN and the VAE branch on the thread budget's worker threads, one torch thread
    each), for both branches on one thread (``concurrent=False``) and for torch's process-wide
-   setting (``threads=None, concurrent=False``: the budget's threads per operation, or
+   setting (``threads=None, concurrent=False``: the threads per operation the budget fits to
+   the load before each figure, as the campaign's thread has them after a proposal, or
    ``--threads``). Goals (issues 29 and 34): idle median <= 5 ms and median <= 10 ms with two
    busy processes, with the default. The process's thread budget is applied as the campaign's
    entry points do (``--no-budget``: the libraries' own defaults).
@@ -36,6 +37,7 @@ from uedsteer.sim_devices.frames import generate_frames  # noqa: E402
 from uedsteer.sim_devices.physics import difference_channels  # noqa: E402
 from uedsteer.surrogates.cnn import SeedWideResNet  # noqa: E402
 from uedsteer.surrogates.scorer import SMALL_BATCH, FrameScorer  # noqa: E402
+from uedsteer.surrogates.threads import fit_to_load  # noqa: E402
 
 GOAL_IDLE_MS = 5.0
 GOAL_LOADED_MS = 10.0
@@ -86,7 +88,14 @@ def main() -> None:
     budget = apply_budget(args.no_budget)
     if args.threads is not None:
         torch.set_num_threads(args.threads)
-    process_threads = torch.get_num_threads()
+
+    def fit() -> int:
+        """torch's process-wide threads for the next figure: what the budget fits to the load
+        (as the campaign's thread has after a proposal), or ``--threads``, or the default."""
+        if args.threads is None:
+            fit_to_load()
+        return torch.get_num_threads()
+
     frames = np.concatenate(
         [
             generate_frames(lab, 8, seed=5)[0]
@@ -103,7 +112,7 @@ def main() -> None:
     settings = {
         f"default: {branches}, b<={SMALL_BATCH}": scorer,
         "sequential: one thread (concurrent=False)": sequential,
-        f"torch {process_threads} threads (threads=None)": shared,
+        "torch process-wide (threads=None)": shared,
     }
     machine = machine_line()
     # idle and loaded in alternating rounds: this host's speed drifts over minutes (shared
@@ -112,7 +121,9 @@ def main() -> None:
         n: {"idle": [], "loaded": []} for n in settings
     }
     per_round = max(20, args.frames // args.rounds)
+    process_threads: dict[str, set[int]] = {"idle": set(), "loaded": set()}
     for _ in range(args.rounds):
+        process_threads["idle"].add(fit())
         for name, s in settings.items():
             rounds[name]["idle"].append(
                 latencies_ms(s.score, frames, per_round, args.max_seconds / args.rounds)
@@ -120,6 +131,7 @@ def main() -> None:
         if args.load <= 0:
             continue
         with busy_processes(args.load):
+            process_threads["loaded"].add(fit())
             for name, s in settings.items():
                 rounds[name]["loaded"].append(
                     latencies_ms(s.score, frames, per_round, args.max_seconds / args.rounds)
@@ -133,7 +145,10 @@ def main() -> None:
         for name, fig in rounds.items()
     }
 
-    print(f"{machine}; torch process-wide threads {process_threads}")
+    print(
+        f"{machine}; torch process-wide threads "
+        + ", ".join(f"{w} {'/'.join(map(str, sorted(n)))}" for w, n in process_threads.items() if n)
+    )
     print(budget)
     print(
         f"FrameScorer.score batch-1 latency, ms (loaded: {args.load} busy-loop processes; "

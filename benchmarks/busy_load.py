@@ -64,6 +64,12 @@ def machine_line() -> str:
     )
 
 
+SETTLE_SECONDS = 1.0
+"""Wait after starting the busy processes (to reach the run queue) and after ending them: as
+long as the window over which the thread budget reads the other processes' load
+(``LOAD_WINDOW_SECONDS``), so that neither column is timed with the other's threads."""
+
+
 @contextmanager
 def busy_processes(n: int) -> Iterator[list[int]]:
     """``n`` busy-loop Python processes for the duration of the block, ended by PID."""
@@ -71,10 +77,12 @@ def busy_processes(n: int) -> Iterator[list[int]]:
     try:
         for _ in range(n):
             procs.append(subprocess.Popen([sys.executable, "-c", "while True: pass"]))
-        time.sleep(1.0)  # let them reach the run queue
+        time.sleep(SETTLE_SECONDS)
         yield [p.pid for p in procs]
     finally:
         for p in procs:
             p.kill()
         for p in procs:
             p.wait()
+        if procs:
+            time.sleep(SETTLE_SECONDS)
