@@ -296,6 +296,16 @@ class CampaignConfig(BaseModel):
         512, ge=16, le=100000, description="Candidate points scored per proposal."
     )
     seed: Count = Field(0, ge=0, description="Seed of the optimizer's random numbers.")
+    threads: Count | None = Field(
+        None,
+        ge=1,
+        le=1024,
+        description="Threads the campaign process may compute with at once, its thread "
+        "budget (uedsteer.surrogates.threads): the scorer's and Dask's workers, and the most "
+        "threads one operation is split across (only across the cores other processes leave "
+        "free). None: the cores the process may run on. OMP_NUM_THREADS (or MKL_NUM_THREADS, "
+        "OPENBLAS_NUM_THREADS), when set, fixes the threads per operation whatever this says.",
+    )
 
     @model_validator(mode="after")
     def _check(self) -> CampaignConfig:

@@ -5,6 +5,7 @@ may change only what never loosens its safety:
 
 * the stop conditions ``budget`` and ``target`` (either way: they decide when the campaign
   ends, never where it shoots beyond the safety checks);
+* the process's ``threads`` (either way: a resumed campaign may run on another computer);
 * stricter halting and safety: a lower ``damage_bound``, ``halt_damage_prob``,
   ``halt_consecutive``, ``hurt_spot_frames``, ``max_failures``, ``patience``,
   ``heating_margin``, ``heating_growth``, ``heating_floor`` or ``heating_max``, a higher
@@ -41,6 +42,7 @@ CHANGEABLE: dict[str, Rule] = {
     "heating_floor": "lower",
     "heating_max": "lower",
     "on_damage": "lower",
+    "threads": "any",
 }
 """Fields a resumed campaign may change, and in which direction (``lower``: only to a
 stricter value; for the optional limits None means "no limit", the loosest value)."""

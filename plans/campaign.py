@@ -18,10 +18,17 @@ reads by):
 
 The stop document's ``reason`` says why the campaign ended (budget, target reached, damage,
 no safe candidate, repeated failures). The pump shutter is closed on every exit path.
+
+The plan applies the configuration's thread budget (``threads``,
+:func:`uedsteer.surrogates.threads.apply_thread_budget`) in the thread that runs it, before
+the run opens, and records it with the limits read back in the start document
+(:data:`~uedsteer.plans.documents.THREADS_KEY`); before each proposal it fits the threads per
+operation to the load of the moment (:func:`~uedsteer.surrogates.threads.fit_to_load`).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 from typing import Any
@@ -36,6 +43,7 @@ from ophyd import Device, Signal
 from uedsteer.controller.campaign import Campaign
 from uedsteer.controller.record import Step, Stop, failed_scores
 from uedsteer.sim_devices.contracts import SETTING_NAMES
+from uedsteer.surrogates.threads import apply_thread_budget, current_limits, fit_to_load
 
 from . import documents as doc
 from .protocols import check_beamline, event_devices, setting_signals
@@ -236,6 +244,9 @@ def campaign(
     if averaging is not None:
         averaging.check_value(cfg.frames_per_point)
         frames_before = averaging.get()
+    # Here, in the thread that runs the plan (the RunEngine's), where the proposals and the
+    # scoring compute: torch and OpenMP keep a thread's own setting once it has computed.
+    threads = apply_thread_budget(cfg.threads)
     run_md = {
         doc.PLAN_NAME_KEY: doc.CAMPAIGN_PLAN,
         "purpose": "closed-loop safe Bayesian optimization",
@@ -249,6 +260,7 @@ def campaign(
         "classes": list(scorer.classes),
         doc.DETECTORS_KEY: [beamline.detector.name],
         "motors": [d.name for d in beamline.motors],
+        doc.THREADS_KEY: {**dataclasses.asdict(threads), "limits": current_limits()},
     }
     run_md.update(md or {})
     shot = ShotReadout(name=doc.SHOT_READOUT)
@@ -268,6 +280,7 @@ def campaign(
         yield from ramp_to(beamline, controller.last_settings(), controller)
         while True:
             yield from bps.checkpoint()  # a Ctrl-C (deferred pause) lands between shots
+            fit_to_load()  # the proposal's threads: the cores other processes leave free
             step = controller.next()
             if isinstance(step, Stop):
                 break

@@ -20,7 +20,8 @@ Frames
 Start document
     ``plan_name`` is :data:`CAMPAIGN_PLAN`; :data:`CONFIG_KEY` holds the campaign
     configuration, :data:`RESUMED_FROM_KEY` the uid of the run a resumed campaign continues,
-    :data:`DETECTORS_KEY` the detector names, :data:`SIMULATION_KEY` a simulated run's sample.
+    :data:`DETECTORS_KEY` the detector names, :data:`SIMULATION_KEY` a simulated run's sample,
+    :data:`THREADS_KEY` the thread budget the campaign computed with.
 """
 
 from __future__ import annotations
@@ -48,6 +49,7 @@ __all__ = [
     "SHOT_LABELS",
     "SHOT_READOUT",
     "SIMULATION_KEY",
+    "THREADS_KEY",
     "frame_key",
     "readout_key",
     "readout_prefix",
@@ -118,6 +120,10 @@ DETECTORS_KEY = "detectors"
 """Start-document key of the detector names; the first one's image holds the frames."""
 SIMULATION_KEY = "simulation"
 """Start-document key of a simulated campaign's ``SimulationRecord``."""
+THREADS_KEY = "threads"
+"""Start-document key of the campaign's thread budget
+(:class:`~uedsteer.surrogates.threads.ThreadBudget`'s fields) and, under ``limits``, the limits
+read back in the thread that ran the plan (:func:`~uedsteer.surrogates.threads.current_limits`)."""
 
 
 def frame_key(start: Mapping[str, Any]) -> str:

@@ -39,6 +39,12 @@ def make_session(
     api_key : str, optional
         For a Tiled server.
 
+    The process's thread budget is applied first
+    (:func:`~uedsteer.surrogates.threads.apply_thread_budget`: ``OMP_NUM_THREADS`` and its
+    family, or the cores the process may use), before the RunEngine's thread or the scorer
+    computes anything. A bluesky-queueserver startup profile that builds its namespace here
+    gets it too; one that builds its own calls ``apply_thread_budget()`` first.
+
     Returns
     -------
     dict
@@ -53,7 +59,9 @@ def make_session(
     from bluesky.callbacks.best_effort import BestEffortCallback
 
     from uedsteer.sim_devices.beamline import SimulatedBeamline
+    from uedsteer.surrogates.threads import apply_thread_budget
 
+    apply_thread_budget()  # before the RunEngine's thread and the scorer compute anything
     db = _catalog.open_catalog(catalog, api_key=api_key)
     RE = RunEngine({}, scan_id_source=_catalog.scan_id_source(db))
     _catalog.subscribe(RE, db)  # durable: every document journalled before the plan goes on

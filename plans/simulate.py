@@ -22,6 +22,7 @@ from uedsteer.controller.config import CampaignConfig
 from uedsteer.controller.record import CampaignRecord, Trial
 from uedsteer.sim_devices.beamline import REPLAY_SETTINGS, SimulatedBeamline
 from uedsteer.sim_devices.response import ResponseParams
+from uedsteer.surrogates.threads import apply_thread_budget
 
 from . import documents as doc
 from .campaign import campaign
@@ -286,14 +287,23 @@ def simulate_campaign(
     Raises
     ------
     ValueError
-        Before the run opens: a resumed campaign asked to continue on another sample, or a
-        ``response`` that is not ``random(sample)``.
+        Before the run opens: a resumed campaign asked to continue on another sample, a
+        ``response`` that is not ``random(sample)``, or an ``OMP_NUM_THREADS`` (or
+        ``MKL_NUM_THREADS``, ``OPENBLAS_NUM_THREADS``) that is not a positive integer.
+
+    Notes
+    -----
+    The process's thread budget (the configuration's ``threads``,
+    :func:`uedsteer.surrogates.threads.apply_thread_budget`) is applied first, before the
+    scorer loads and the RunEngine's thread computes.
     """
+    controller = controller or Campaign(config or CampaignConfig())
+    # before the scorer loads and before a new RunEngine's thread computes anything
+    apply_thread_budget(controller.config.threads)
     if scorer is None:
         from uedsteer.surrogates.scorer import FrameScorer
 
         scorer = FrameScorer.pretrained()
-    controller = controller or Campaign(config or CampaignConfig())
     response, seed, sample, n_spots = _simulation_for(controller, response, seed, sample, beamline)
     bl = beamline or SimulatedBeamline(response or ResponseParams(), seed=seed, n_spots=n_spots)
     if controller.resumed_runs and not any(s.shots for s in bl.sample.spots):

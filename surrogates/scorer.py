@@ -21,7 +21,9 @@ busy processes (a parallel region waits for its slowest thread, and on a busy co
 thread waits a whole scheduling slice), so by default batches of up to :data:`SMALL_BATCH`
 frames are scored on the scorer's own two worker threads of one torch thread each, the CNN
 on one and the VAE branch on the other (see ``threads`` and ``concurrent`` of
-:class:`FrameScorer`). The calling thread's torch setting is never changed.
+:class:`FrameScorer`). The process's thread budget (:mod:`uedsteer.surrogates.threads`)
+bounds the workers: with a budget of one core, both branches run on one worker. The calling
+thread's torch setting is never changed.
 """
 
 from __future__ import annotations
@@ -54,6 +56,7 @@ from .frame_input import (
 from .heating import HeatingEstimator
 from .preprocess import cnn_input, reference_tensor, vae_input
 from .scores import Scores
+from .threads import affinity_cores, applied_thread_budget
 from .vae import ConvVAE, LatentLine
 
 WEIGHTS = "weights"
@@ -134,7 +137,10 @@ class FrameScorer:
         one after the other on one worker. The numbers are the same bit for bit (each branch
         runs on ``threads`` torch threads); the latency is that of the longer branch, and
         where other processes keep the cores busy, two threads get twice the CPU share of
-        one.
+        one. The process's thread budget has the last word: ``scorer_workers`` of
+        :func:`uedsteer.surrogates.threads.apply_thread_budget` (before any budget is
+        applied, the cores the process may run on), so on one core the branches run one
+        after the other.
     """
 
     def __init__(
@@ -160,6 +166,7 @@ class FrameScorer:
         self.saturation = float(saturation)
         self._pool: ThreadPoolExecutor | None = None
         self._pool_pid = 0
+        self._pool_workers = 0
         self.threads = threads
         self.concurrent = bool(concurrent)
         self.reference = reference_pattern(self._checked_reference(reference, "reference"))
@@ -421,19 +428,37 @@ class FrameScorer:
         """Both branches one after the other (one worker thread)."""
         return self._cnn_branch(frames), self._vae_branch(frames)
 
-    def _workers(self) -> ThreadPoolExecutor:
-        """The scorer's two worker threads, each set to :attr:`threads` torch threads.
+    @property
+    def workers(self) -> int:
+        """Worker threads that batches of up to :data:`SMALL_BATCH` frames are scored on: the
+        process's thread budget's ``scorer_workers`` (:mod:`uedsteer.surrogates.threads`), 2
+        or 1; before any budget is applied, as many of 2 as the process has cores. With one,
+        the two branches run one after the other."""
+        budget = applied_thread_budget()
+        return budget.scorer_workers if budget is not None else min(2, affinity_cores())
 
-        Both are started here and set once: ``torch.set_num_threads`` also empties oneDNN's
+    def _workers(self) -> tuple[ThreadPoolExecutor, int]:
+        """The scorer's worker threads and their number (two, or one where the thread budget
+        allows one), each set to :attr:`threads` torch threads.
+
+        They are started here and set once: ``torch.set_num_threads`` also empties oneDNN's
         cache of compiled convolutions, so switching per call would cost more than a frame's
-        convolutions. The process-wide default that threads started later inherit is put
-        back afterwards; the calling thread's own setting is never touched.
+        convolutions (a new thread budget, applied once, starts new workers). The process-wide
+        default that threads started later inherit is put back afterwards; the calling
+        thread's own setting is never touched.
         """
-        if self._pool is not None and self._pool_pid != os.getpid():
-            self._pool = None  # a forked child has none of its parent's threads
-        if self._pool is None:
+        n_workers = self.workers
+        if self._pool is not None and (
+            self._pool_pid != os.getpid() or self._pool_workers != n_workers
+        ):
+            # a forked child has none of its parent's threads; a new budget, other workers
+            old, self._pool = self._pool, None
+            if self._pool_pid == os.getpid():
+                old.shutdown(wait=False)
+        pool = self._pool
+        if pool is None:
             process_default = torch.get_num_threads()
-            ready = threading.Barrier(3)
+            ready = threading.Barrier(n_workers + 1)
 
             def start(n: int) -> None:
                 # torch reads the process-wide default into a thread on its first parallel
@@ -442,13 +467,13 @@ class FrameScorer:
                 torch.set_num_threads(n)
                 ready.wait()
 
-            pool = ThreadPoolExecutor(2, thread_name_prefix="uedsteer-scorer")
-            for _ in range(2):
+            pool = ThreadPoolExecutor(n_workers, thread_name_prefix="uedsteer-scorer")
+            for _ in range(n_workers):
                 pool.submit(start, self.threads)
             ready.wait()
             torch.set_num_threads(process_default)
-            self._pool, self._pool_pid = pool, os.getpid()
-        return self._pool
+            self._pool, self._pool_pid, self._pool_workers = pool, os.getpid(), n_workers
+        return pool, n_workers
 
     def __getstate__(self) -> dict[str, Any]:
         # a thread pool is neither copied nor pickled; a copy starts its own
@@ -497,14 +522,15 @@ class FrameScorer:
             if len(good) > SMALL_BATCH or self.threads is None:
                 probs[valid] = self._cnn_branch(good)
                 vae_scores = self._vae_branch(good)
-            elif self.concurrent:
-                pool = self._workers()
-                cnn = pool.submit(self._cnn_branch, good)
-                vae_scores = pool.submit(self._vae_branch, good).result()
-                probs[valid] = cnn.result()
             else:
-                cnn, vae = self._workers().submit(self._both_branches, good).result()
-                probs[valid], vae_scores = cnn, vae
+                pool, n_workers = self._workers()
+                if self.concurrent and n_workers > 1:
+                    cnn = pool.submit(self._cnn_branch, good)
+                    vae_scores = pool.submit(self._vae_branch, good).result()
+                    probs[valid] = cnn.result()
+                else:
+                    cnn, vae = pool.submit(self._both_branches, good).result()
+                    probs[valid], vae_scores = cnn, vae
             latent[valid], recon[valid], quality[valid], heating[valid] = vae_scores
         progress, distance = np.full(b, np.nan), np.full(b, np.nan)
         if len(good):

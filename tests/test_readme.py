@@ -6,10 +6,11 @@ read at test time and each fenced block becomes one test, named ``FILE:LINE`` (t
 opening fence):
 
 * ``yaml``: parsed and validated as a ``CampaignConfig``.
-* ``bash``: every ``uedsteer ...`` command (backslash continuations joined, comments and a
-  leading ``.venv/bin/`` dropped) goes through the CLI's argparse parser, so each subcommand
-  and option shown exists and takes the values shown; every ``make TARGET`` names a Makefile
-  target. Other commands are not checked.
+* ``bash``: every ``uedsteer ...`` command (backslash continuations joined, comments, leading
+  environment assignments such as ``OMP_NUM_THREADS=2`` and a leading ``.venv/bin/`` dropped)
+  goes through the CLI's argparse parser, so each subcommand and option shown exists and takes
+  the values shown; every ``make TARGET`` names a Makefile target. Other commands are not
+  checked.
 * ``python``: executed for real, statement by statement, in document order; blocks of one
   section share a namespace, and in a how-to, whose steps build on each other, all blocks of
   the document share one. A block that uses the IPython session's names (``RE``, ``bl``,
@@ -175,6 +176,8 @@ def check_bash(block: Block) -> None:
         except ValueError as exc:
             errors.append(f"README:{number}: cannot split {command!r}: {exc}")
             continue
+        while words and re.fullmatch(r"[A-Z_][A-Z0-9_]*=\S*", words[0]):
+            words = words[1:]  # an environment variable for the command: OMP_NUM_THREADS=2
         if not words:
             continue
         program = words[0].removeprefix(".venv/bin/")

@@ -5,6 +5,7 @@ the scorer's own threads."""
 from __future__ import annotations
 
 import copy
+import threading
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
@@ -297,3 +298,23 @@ def test_a_scorer_that_has_scored_can_be_copied(scorer, frames):
     np.testing.assert_array_equal(
         clone.score(frames[0]).class_probs, scorer.score(frames[0]).class_probs
     )
+
+
+def test_the_thread_budget_bounds_the_scorer_workers(scorer, frames, monkeypatch):
+    """A budget of one core (issue 34): both branches on one worker thread, the same numbers
+    bit for bit; a budget of two: two workers again."""
+    from uedsteer.surrogates import threads
+
+    two = scorer.score(frames[3:5])
+    monkeypatch.setattr(threads, "_applied", threads.choose_thread_budget(1, environ={}))
+    assert scorer.workers == 1
+    names: list[str] = []
+    for branch in (scorer.cnn, scorer.vae.encoder):
+        branch.register_forward_hook(lambda *_: names.append(threading.current_thread().name))
+    assert_same_scores(scorer.score(frames[3:5]), two)
+    assert len(names) == 2 and names[0] == names[1]  # both branches on the one worker
+    assert names[0].startswith("uedsteer-scorer")
+    assert _threads_seen(scorer, frames[3]) == [1]
+    monkeypatch.setattr(threads, "_applied", threads.choose_thread_budget(2, environ={}))
+    assert scorer.workers == 2
+    assert_same_scores(scorer.score(frames[3:5]), two)

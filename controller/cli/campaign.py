@@ -9,7 +9,10 @@ What the command guarantees at its boundaries:
   (whose finalizer closes the pump shutter), the stop document records the reason, the CSV and
   plots are written, and one line says how to resume;
 * a resumed campaign continues the recorded configuration with only the changes a user may
-  make (a larger budget, a higher target, tighter halting), on the same simulated sample.
+  make (a larger budget, a higher target, tighter halting), on the same simulated sample;
+* the process runs within its thread budget (:mod:`uedsteer.surrogates.threads`: the
+  configuration's ``threads``, the ``OMP_NUM_THREADS`` family, or the cores it may use), set
+  before the models load and printed with the banner.
 """
 
 from __future__ import annotations
@@ -185,6 +188,11 @@ def _resume(args: argparse.Namespace, catalog: Any):
 
 def run(args: argparse.Namespace) -> int:
     """Run ``uedsteer campaign`` (module docstring); returns the exit status."""
+    from uedsteer.surrogates.threads import apply_thread_budget, choose_thread_budget
+
+    # a bad OMP_NUM_THREADS is refused before torch loads (it would warn) and before the
+    # catalog is touched
+    choose_thread_budget()
     from bluesky import RunEngine
 
     from uedsteer.controller.campaign import Campaign
@@ -210,11 +218,13 @@ def run(args: argparse.Namespace) -> int:
         sample, seed = args.sample, args.seed or 0
         response = ResponseParams() if sample is None else ResponseParams.random(sample)
     cfg = camp.config
+    threads = apply_thread_budget(cfg.threads)  # before the RunEngine's thread computes
     scorer = FrameScorer.pretrained()
     print(
         f"simulated sample: {'defaults' if sample is None else f'random({sample})'}"
         f"; budget {cfg.budget} shots; catalog {args.catalog}"
     )
+    print(threads.describe())
     header, show = _table(cfg, scorer.classes)
 
     RE = RunEngine({}, call_returns_result=True, scan_id_source=scan_id_source(catalog))

@@ -46,7 +46,11 @@ def add_parser(sub: Any) -> None:
         help="frames (32, at most 4096) or materials (12, at most 1000) per chunk/task",
     )
     p.add_argument(
-        "--workers", type=positive_int, default=2, help="LocalCluster worker processes (>= 1)"
+        "--workers",
+        type=positive_int,
+        default=None,
+        help="LocalCluster worker processes (>= 1; default: the thread budget's cores, from "
+        "OMP_NUM_THREADS or the cores the process may use)",
     )
     p.add_argument("--scheduler", default=None, help="address of an existing Dask scheduler")
     p.add_argument(
@@ -62,6 +66,10 @@ def add_parser(sub: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Run ``uedsteer generate frames`` or ``uedsteer generate crystals``."""
+    if args.workers is None:  # one worker process per core of the budget, one thread each
+        from uedsteer.surrogates.threads import choose_thread_budget
+
+        args.workers = choose_thread_budget().dask_workers
     return _crystals(args) if args.what == "crystals" else _frames(args)
 
 
