@@ -27,6 +27,12 @@ def make_session(
 ) -> dict[str, Any]:
     """Build the session namespace.
 
+    The process's thread budget is applied first
+    (:func:`~uedsteer.surrogates.threads.apply_thread_budget`: ``OMP_NUM_THREADS`` and its
+    family, or the cores the process may use), before the RunEngine's thread or the scorer
+    computes anything. A bluesky-queueserver startup profile that builds its namespace here
+    gets it too; one that builds its own calls ``apply_thread_budget()`` first.
+
     Parameters
     ----------
     catalog : str or Path
@@ -38,12 +44,6 @@ def make_session(
         Print bluesky's BestEffortCallback tables while plans run (plots off: no display).
     api_key : str, optional
         For a Tiled server.
-
-    The process's thread budget is applied first
-    (:func:`~uedsteer.surrogates.threads.apply_thread_budget`: ``OMP_NUM_THREADS`` and its
-    family, or the cores the process may use), before the RunEngine's thread or the scorer
-    computes anything. A bluesky-queueserver startup profile that builds its namespace here
-    gets it too; one that builds its own calls ``apply_thread_budget()`` first.
 
     Returns
     -------
