@@ -295,6 +295,22 @@ def test_a_yaml_map_points_the_beamline_at_the_pvs(ioc, tmp_path):
     assert bl.settings["charge"].get() == pytest.approx(read_pv(f"{ioc.prefix}Gun:Charge"))
 
 
+def test_the_howto_pv_map_is_valid():
+    """docs/howto/run-against-epics.md: its YAML map validates and names what it says."""
+    import re
+
+    import yaml
+
+    from uedsteer.sim_devices.epics_beamline import EpicsPVMap, resolve_pv_names
+
+    howto = Path(__file__).resolve().parents[2] / "docs" / "howto" / "run-against-epics.md"
+    (block,) = re.findall(r"```yaml\n(.*?)```", howto.read_text(encoding="utf-8"), re.S)
+    cfg = EpicsPVMap.model_validate(yaml.safe_load(block))
+    names = resolve_pv_names(cfg.prefix, cfg.pvs)
+    assert names["fluence"] == "LAS:PUMP:FLUENCE" and names["charge"] == "UED:Gun:Charge"
+    assert (cfg.connection_timeout, cfg.trigger_timeout) == (5, 30)
+
+
 def test_no_ioc_is_one_line_naming_the_pvs():
     from uedsteer.sim_devices.epics_beamline import EpicsBeamline
 
