@@ -5,7 +5,8 @@ The documents (``README.md``, ``docs/guide.md``, ``docs/safety-model.md`` and ev
 read at test time and each fenced block becomes one test, named ``FILE:LINE`` (the line of its
 opening fence):
 
-* ``yaml``: parsed and validated as a ``CampaignConfig``.
+* ``yaml``: parsed and validated as a ``CampaignConfig``, or, where it has ``pvs``, as an EPICS
+  PV map (``EpicsPVMap``).
 * ``bash``: every ``uedsteer ...`` command (backslash continuations joined, comments, leading
   environment assignments such as ``OMP_NUM_THREADS=2`` and a leading ``.venv/bin/`` dropped)
   goes through the CLI's argparse parser, so each subcommand and option shown exists and takes
@@ -22,10 +23,13 @@ opening fence):
   the clear "train it first" error (no model is installed here); one that computes a phonon
   table must fail with the clear "needs CHGNet" error (the optional extra is not installed
   here; skipped where it is: minutes of CHGNet that write the package's data). Skipped, each
-  with its reason: an EPICS skeleton (code using ``EpicsSignal``, ``...`` placeholders), and a
+  with its reason: an EPICS skeleton (code using ``EpicsSignal``, ``...`` placeholders), code
+  that needs a running IOC (``EpicsBeamline``: ``tests/sim_devices/test_epics.py`` runs those
+  steps against ``uedsteer ioc``), and a
   block that trains the scorer's networks from zarr stores (``train_cnn``, ``train_vae_model``,
   ``run_finetune``: minutes of training). Materials a document registers are unregistered
   after the module.
+* ``output`` blocks (a program's printout): any ``uedsteer.*`` name in them must resolve.
 * plain blocks: the layout listing's folders must exist and its modules import; each
   ``uedsteer.*`` dotted name (a module, or an object in one, e.g. in a quoted message) must
   resolve.
@@ -203,9 +207,13 @@ def check_bash(block: Block) -> None:
 
 def check_yaml(block: Block) -> None:
     from uedsteer.controller.config import CampaignConfig
+    from uedsteer.sim_devices.epics_beamline import EpicsPVMap
 
     data = yaml.safe_load(block.text)
-    CampaignConfig.model_validate(data)
+    if isinstance(data, dict) and "pvs" in data:  # an EPICS PV map, not a campaign
+        EpicsPVMap.model_validate(data)
+    else:
+        CampaignConfig.model_validate(data)
 
 
 # ----------------------------------------------------------------------------- plain
@@ -227,10 +235,11 @@ def resolves(dotted: str) -> bool:
     return False
 
 
-def check_plain(block: Block) -> None:
+def check_plain(block: Block, output: bool = False) -> None:
     """The layout listing: each folder exists, each ``uedsteer.*`` module imports; each
     ``uedsteer.*`` dotted name elsewhere (a quoted message's ``...protocols.Beamline:``)
-    resolves to a module or an object in one."""
+    resolves to a module or an object in one. ``output``: a program's printout, which may
+    name nothing to check."""
     checked = 0
     for i, line in enumerate(block.lines):
         for word in line.split():
@@ -249,7 +258,9 @@ def check_plain(block: Block) -> None:
             elif re.fullmatch(r"uedsteer(\.\w+)+", name := word.strip("`'\"()[],.:;")):
                 assert resolves(name), f"{block.path.name}:{block.first + i}: no {name}"
                 checked += 1
-    assert checked, f"README:{block.line}: plain block with nothing to check; give it a language"
+    assert checked or output, (
+        f"README:{block.line}: plain block with nothing to check; give it a language"
+    )
 
 
 # ----------------------------------------------------------------------------- python
@@ -378,6 +389,8 @@ def kind(block: Block) -> str:
     names = code_names(block.text)
     if "EpicsSignal" in names:  # in the code: a comment naming it does not make a skeleton
         return "epics"
+    if "EpicsBeamline" in names:
+        return "ioc"
     if "CrystalPredictor.load()" in block.text:
         return "crystal"
     if "compute_phonon_table" in names:
@@ -410,6 +423,11 @@ def check_python(
         pytest.skip(
             "EPICS skeleton with `...` placeholders needs real EPICS PVs (the EPICS issue); "
             "its contract runs on plain ophyd Signals in tests/plans/test_real_beamline_contract.py"
+        )
+    if what == "ioc":
+        pytest.skip(
+            "needs a running IOC: tests/sim_devices/test_epics.py runs these steps (EpicsBeamline, "
+            "a YAML map, a campaign) against `uedsteer ioc` in a subprocess"
         )
     if what == "crystal":
         with pytest.raises((ValueError, FileNotFoundError), match="uedsteer train crystal"):
@@ -459,5 +477,7 @@ def test_readme_block(
         check_python(block, namespaces, tmp_path, monkeypatch)
     elif block.lang in ("", "text"):
         check_plain(block)
+    elif block.lang == "output":
+        check_plain(block, output=True)
     else:
         pytest.fail(f"README:{block.line}: no check for ```{block.lang} blocks")
