@@ -65,19 +65,21 @@ beams with |g_xy| ≤ k_max are listed. In the thin limit the two methods agree 
 No absorptive (thermal-diffuse) potential is included: the Debye–Waller factor only damps
 the elastic Fourier coefficients, and the flux stays 1.
 
-Timings (this machine: 2 CPU cores shared with other jobs; 300 kV, k_max = 2 1/Å,
-sg_max = 0.05 1/Å, 20 nm; best of repeats on an idle machine, ×3–10 slower under load)
-------------------------------------------------------------------------------------------
-* Importing abTEM: ~3 s, once per process (it is imported lazily, on the first dynamical call).
-* FCC Au, conventional 4-atom cell, [011]: structure-factor table ~5–10 ms once per crystal;
-  dynamical pattern ~2.5 ms (69 beams); kinematic pattern ~1 ms.
-* 40-atom orthorhombic cell (random Pnma Mg8Si8O24 from pyxtal; a, b, c = 5.69, 6.80,
-  17.58 Å; V = 680 Å³): table ~1.0–1.2 s once; dynamical pattern ~0.3 s along [001], [011],
-  [111] (~880 coupled beams), ~2–5 s along [100] (1,505 beams: the projected cell
-  b·c = 120 Å² is large); kinematic pattern ~5–10 ms. The complex Hermitian
-  eigendecomposition dominates and grows as the cube of the beam count, ≈ π k_max²·A_proj
-  for a projected cell area A_proj. On a shared 2-core machine OpenBLAS with 2 threads can be
-  several times slower than with one (OPENBLAS_NUM_THREADS=1; parallelise over crystals).
+Timings (this machine: 2 CPU cores shared with other jobs, one thread; 300 kV, k_max = 2 1/Å,
+20 nm; best of repeats, ×2–5 slower under load; ``benchmarks/bench_crystal_generation.py``)
+------------------------------------------------------------------------------------------------
+* Importing abTEM: ~3–6 s, once per process (it is imported lazily, on the first dynamical call).
+* FCC Au, conventional 4-atom cell, [011]: table ~2.5 ms once per crystal; dynamical pattern
+  ~2 ms (sg_max = 0.05 1/Å, 69 beams), a few ms more for the first pattern that fills the table;
+  kinematic pattern ~1 ms.
+* 30-atom hexagonal cell (random P6₃/mmc Mg6Se18Si6 from pyxtal; a = 10.68, c = 8.45 Å;
+  V = 835 Å³): its 20 symmetry-distinct zone axes together ~0.8 s at sg_max = 0.02 1/Å (the
+  crystal store's setting; 370–640 beams) and ~2.4 s at 0.05 1/Å; [001] alone ~25 ms and
+  ~55 ms once the table holds its couplings. The cost per pattern grows as the square of the
+  beam count (≈ π k_max²·A_proj for a projected cell area A_proj) times the Krylov dimension
+  (~30–60 at 20 nm, growing with thickness), plus the structure factors a new orientation
+  adds. On a shared 2-core machine OpenBLAS with 2 threads can be several times slower than
+  with one (OPENBLAS_NUM_THREADS=1; parallelise over crystals).
 """
 
 from .beam import electron_wavelength
