@@ -28,7 +28,8 @@ from .inputs import ThermalSigma, _positive, _thermal_sigmas, as_atoms
 _SF_GZ_MARGIN = 0.3  # 1/Å: table covers |g| ≤ 2·sqrt(k_max² + margin²) (beams off the ZOLZ)
 _PHASE_CHUNK = 16384  # reflections per block of atom phases (bounds memory to ~atoms × 0.25 MB)
 _CANDIDATE_MARGIN = 1e-9  # relative: candidate sphere a hair larger than the beam sphere
-_CENTRE_TOL = 1e-8  # fractional: how exactly atoms must pair up about an inversion centre
+_CENTRE_TOL = 1e-10  # fractional: how exactly atoms must pair up about an inversion centre
+_REAL_TOL = 1e-10  # largest |Im F| / Σ_j |f_j| still taken for round-off (else: complex)
 
 
 def table_g_max(k_max: float) -> float:
@@ -167,6 +168,8 @@ class StructureFactorTable:
         species = Atoms(numbers=[z for z, _ in self._groups], cell=self.cell, pbc=True)
         sigma = np.array([s for _, s in self._groups])
         out = np.empty(len(hkl), dtype=np.complex128)
+        scale = 0.0  # the largest |F| the scattering factors allow (all phases aligned)
+        counts = self._membership.real.sum(axis=1)
         for lo in range(0, len(hkl), _PHASE_CHUNK):
             part = slice(lo, lo + _PHASE_CHUNK)
             with abtem.config.set({"precision": "float64"}):  # abTEM's default is float32
@@ -180,8 +183,15 @@ class StructureFactorTable:
                 )
             phases = np.exp(2.0j * np.pi * (self._fractional @ hkl[part].T.astype(np.float64)))
             out[part] = np.sum(f * (self._membership @ phases), axis=0)
-        out /= abs(np.linalg.det(self.cell))
-        return out.real.copy() if self.real else out  # imaginary parts: round-off only
+            scale = max(scale, float(np.max(counts @ np.abs(f), initial=0.0)))
+        volume = abs(np.linalg.det(self.cell))
+        out /= volume
+        if self.real:
+            if np.max(np.abs(out.imag), initial=0.0) <= _REAL_TOL * scale / volume:
+                return out.real.copy()  # the imaginary parts are round-off
+            self.real = False  # not centrosymmetric after all: keep the phases from now on
+            self._values = self._values.astype(np.complex128)
+        return out
 
 
 @lru_cache(maxsize=1)

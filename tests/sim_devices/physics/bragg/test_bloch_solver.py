@@ -174,6 +174,23 @@ def test_table_is_real_for_centrosymmetric_crystals_and_pickles():
     np.testing.assert_array_equal(first, again)
 
 
+def test_a_table_that_meets_phases_keeps_them(monkeypatch):
+    """Safety net: an origin that is no inversion centre turns the table complex, lists right."""
+    from uedsteer.sim_devices.physics.bragg import potential
+
+    monkeypatch.setattr(potential, "_inversion_centre", lambda fractional, numbers: np.zeros(3))
+    atoms = _gaas()
+    table = structure_factor_for(atoms, STORE["k_max"], STORE["thermal_sigma"])
+    assert table.real
+    fast = dynamical_bragg(atoms, (1, 1, 2), structure_factor=table, **STORE)
+    assert not table.real
+    assert_same_list(fast, abtem_dynamical_bragg(atoms, (1, 1, 2), **STORE))
+    assert_same_list(
+        dynamical_bragg(atoms, (0, 1, 1), structure_factor=table, **STORE),
+        abtem_dynamical_bragg(atoms, (0, 1, 1), **STORE),
+    )
+
+
 def _hermitian(n: int, rng: np.random.Generator, complex_: bool) -> np.ndarray:
     a = rng.normal(size=(n, n)) + (1j * rng.normal(size=(n, n)) if complex_ else 0.0)
     return (a + np.conj(a.T)) / (2.0 * np.sqrt(n))  # spectrum within about [-1.4, 1.4]
