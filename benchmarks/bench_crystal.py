@@ -6,9 +6,11 @@ their dynamical Bragg lists (Bloch waves, 20 nm, 300 kV) along symmetry-distinct
 and scores them with the trained :class:`CrystalPredictor` (``uedsteer train crystal``).
 Prints patterns per second for :func:`radial_basis` and for ``predict``, the crystal-system
 accuracy of single patterns and of 10-pattern aggregates, per-system space-group accuracy and
-lattice errors, and how 2H and 1T' MoTe2 UED frames read.
+lattice errors, and how 2H and 1T' MoTe2 UED frames read. First, generation speed: patterns/s
+of the previous and the current Bloch-wave pipeline on ``--generation-materials`` materials of
+the same settings, in this one process (``bench_crystal_generation.py``).
 Goals (issue 6): crystal system ≥ 0.67 single, ≥ 0.79 with 10-pattern aggregation; cubic
-space group ≥ 0.85.
+space group ≥ 0.85. Issue 32: generation ≥ 3× faster per pattern, same lists.
 
 Run: ``.venv/bin/python benchmarks/bench_crystal.py --seed 9001 --materials 240``
 """
@@ -17,17 +19,25 @@ from __future__ import annotations
 
 import argparse
 import shutil
+import sys
 import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
 
-from uedsteer.sim_devices.crystals.dataset import load_crystal_dataset
-from uedsteer.sim_devices.crystals.settings import CrystalDatasetSpec, CrystalGenSettings
-from uedsteer.sim_devices.crystals.store import write_crystal_dataset
-from uedsteer.surrogates.crystal.evaluation import evaluate, format_metrics
-from uedsteer.surrogates.crystal.predictor import CrystalPredictor
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from bench_crystal_generation import compare_generation, format_comparison  # noqa: E402
+
+from uedsteer.sim_devices.crystals.dataset import load_crystal_dataset  # noqa: E402
+from uedsteer.sim_devices.crystals.settings import (  # noqa: E402
+    CrystalDatasetSpec,
+    CrystalGenSettings,
+)
+from uedsteer.sim_devices.crystals.store import write_crystal_dataset  # noqa: E402
+from uedsteer.surrogates.crystal.evaluation import evaluate, format_metrics  # noqa: E402
+from uedsteer.surrogates.crystal.predictor import CrystalPredictor  # noqa: E402
 
 
 def _mote2_frames() -> dict[str, np.ndarray]:
@@ -50,11 +60,20 @@ def main() -> None:
         "default: <data dir>/crystal_ued when it exists, else --model",
     )
     parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument(
+        "--generation-materials",
+        type=int,
+        default=6,
+        help="materials of the generation-speed comparison (previous vs current; 0: skip)",
+    )
     args = parser.parse_args()
 
     predictor = CrystalPredictor.load(args.model)
     spec_used = predictor.metadata_.get("metrics", {}).get("data_spec", {})
     settings = CrystalGenSettings(**spec_used.get("settings", {}))
+    if args.generation_materials and settings.method == "dynamical":
+        speed = compare_generation(args.seed, args.generation_materials, settings)
+        print(format_comparison(speed))
     tmp = tempfile.mkdtemp(prefix="uedsteer-crystal-")
     try:
         t0 = time.perf_counter()

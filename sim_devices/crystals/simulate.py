@@ -12,8 +12,8 @@ def simulate_material(index: int, seed: int, settings: CrystalGenSettings) -> di
     """One material and its Bragg lists (deterministic in (seed, index)).
 
     Its symmetry-distinct zone axes, then ``settings.random_orientations`` uniformly random
-    orientations (zone axis [0 0 0]); a Bloch-wave structure-factor table is built once and
-    used for all of them.
+    orientations (zone axis [0 0 0]); one Bloch-wave structure-factor table serves all of them
+    (each structure factor they share is computed once).
 
     Returns
     -------

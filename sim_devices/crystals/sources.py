@@ -42,12 +42,16 @@ from .systems import CRYSTAL_SYSTEMS, SPACE_GROUP_RANGES
 def _prototypes() -> tuple[tuple[str, int, dict, str], ...]:
     """AFLOW structure types shipped with pymatgen: (system, space group, cell, label)."""
     import gzip
-    from importlib import resources as res
+    from importlib.util import find_spec
+    from pathlib import Path
 
     from pymatgen.core import Structure
     from pymatgen.symmetry.analyzer import SpacegroupAnalyzer
 
-    path = res.files("pymatgen.analysis.prototypes").joinpath("aflow_prototypes.json.gz")
+    # the file is located without importing its package, whose import parses the ~300
+    # BibTeX references of the library (seconds per worker process)
+    folder = find_spec("pymatgen.analysis.prototypes").submodule_search_locations[0]
+    path = Path(folder) / "aflow_prototypes.json.gz"
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         entries = json.loads(gzip.decompress(path.read_bytes()))

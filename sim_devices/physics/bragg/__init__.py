@@ -2,8 +2,10 @@
 
 One job a module: :mod:`.inputs` (checked crystals and parameters), :mod:`.beam`
 (wavelength, excitation errors), :mod:`.orientation` (zone axes), :mod:`.kinematic`,
-:mod:`.bloch` (abTEM Bloch waves), :mod:`.assembly` (beams to a Bragg list) and
-:mod:`.zone_series` (many zone axes at once).
+:mod:`.bloch` (Bloch waves: beams and structure matrix), :mod:`.potential` (structure
+factors, shared by a crystal's orientations), :mod:`.propagation` (exp(iτA)e₀ through the
+slab), :mod:`.assembly` (beams to a Bragg list), :mod:`.zone_series` (many zone axes at once)
+and :mod:`.reference` (abTEM's own Bloch-wave pipeline, which tests compare against).
 
 A *Bragg list* is a float64 array of shape ``(n, 3)`` with columns ``(qx, qy, I)``: spot
 positions in 1/Å **without** 2π (q = 1/d) in the plane normal to the beam, and spot intensities
@@ -48,30 +50,36 @@ anyway), and the ratios between diffracted beams are purely kinematic.
 
 Dynamical intensities
 ---------------------
-abTEM's Bloch-wave solver (``abtem.bloch``, Lobato parameterization, float64 on the CPU,
-eager): the structure factor table is built once per crystal (``structure_factor_for``, for
-|g| ≤ 2·sqrt(k_max² + 0.3²) so that every coupling g − h between beams is present), then for each
-orientation the beams with |s_g| ≤ sg_max and |g| ≤ g_lim (the smallest sphere holding every
-beam with |g_xy| ≤ k_max and |s_g| ≤ sg_max) are coupled and propagated through the slab;
-intensities are |ψ_g(t)|² (flux-conserving up to the tiny metric of g_z ≠ 0 beams). Only
+abTEM's Bloch-wave equations (``abtem.bloch``: Lobato parameterization, float64, its
+structure matrix and metric). One structure-factor table per crystal (``structure_factor_for``,
+for |g| ≤ 2·sqrt(k_max² + 0.3²) so that every coupling g − h between beams is present) is
+filled on demand and shared by all its orientations. For each orientation the beams with
+|s_g| ≤ sg_max and |g| ≤ g_lim (the smallest sphere holding every beam with |g_xy| ≤ k_max and
+|s_g| ≤ sg_max) are coupled and the incident beam is propagated through the slab,
+ψ = M exp(iπλt A) e₀, in a Lanczos subspace (accurate to 1e-12 in ψ) rather than by the
+eigendecomposition of A; intensities are |ψ_g(t)|² (flux-conserving up to the tiny metric of
+g_z ≠ 0 beams). The lists equal those of abTEM's ``BlochWaves`` (``reference``; tests: same
+spots, intensities within 1e-6 relative, ~1e-11 measured). Only
 beams with |g_xy| ≤ k_max are listed. In the thin limit the two methods agree (tests: within
 2 % at 0.1 nm; at 1 nm gold already deviates by ~35 %, its extinction distances being short).
 No absorptive (thermal-diffuse) potential is included: the Debye–Waller factor only damps
 the elastic Fourier coefficients, and the flux stays 1.
 
-Timings (this machine: 2 CPU cores shared with other jobs; 300 kV, k_max = 2 1/Å,
-sg_max = 0.05 1/Å, 20 nm; best of repeats on an idle machine, ×3–10 slower under load)
-------------------------------------------------------------------------------------------
-* Importing abTEM: ~3 s, once per process (it is imported lazily, on the first dynamical call).
-* FCC Au, conventional 4-atom cell, [011]: structure-factor table ~5–10 ms once per crystal;
-  dynamical pattern ~2.5 ms (69 beams); kinematic pattern ~1 ms.
-* 40-atom orthorhombic cell (random Pnma Mg8Si8O24 from pyxtal; a, b, c = 5.69, 6.80,
-  17.58 Å; V = 680 Å³): table ~1.0–1.2 s once; dynamical pattern ~0.3 s along [001], [011],
-  [111] (~880 coupled beams), ~2–5 s along [100] (1,505 beams: the projected cell
-  b·c = 120 Å² is large); kinematic pattern ~5–10 ms. The complex Hermitian
-  eigendecomposition dominates and grows as the cube of the beam count, ≈ π k_max²·A_proj
-  for a projected cell area A_proj. On a shared 2-core machine OpenBLAS with 2 threads can be
-  several times slower than with one (OPENBLAS_NUM_THREADS=1; parallelise over crystals).
+Timings (this machine: 2 CPU cores shared with other jobs, one thread; 300 kV, k_max = 2 1/Å,
+20 nm; best of repeats, ×2–5 slower under load; ``benchmarks/bench_crystal_generation.py``)
+------------------------------------------------------------------------------------------------
+* Importing abTEM: ~3–6 s, once per process (it is imported lazily, on the first dynamical call).
+* FCC Au, conventional 4-atom cell, [011]: table ~2.5 ms once per crystal; dynamical pattern
+  ~2 ms (sg_max = 0.05 1/Å, 69 beams), a few ms more for the first pattern that fills the table;
+  kinematic pattern ~1 ms.
+* 30-atom hexagonal cell (random P6₃/mmc Mg6Se18Si6 from pyxtal; a = 10.68, c = 8.45 Å;
+  V = 835 Å³): its 20 symmetry-distinct zone axes together ~0.8 s at sg_max = 0.02 1/Å (the
+  crystal store's setting; 370–640 beams) and ~2.4 s at 0.05 1/Å; [001] alone ~25 ms and
+  ~55 ms once the table holds its couplings. The cost per pattern grows as the square of the
+  beam count (≈ π k_max²·A_proj for a projected cell area A_proj) times the Krylov dimension
+  (~30–60 at 20 nm, growing with thickness), plus the structure factors a new orientation
+  adds. On a shared 2-core machine OpenBLAS with 2 threads can be several times slower than
+  with one (OPENBLAS_NUM_THREADS=1; parallelise over crystals).
 """
 
 from .beam import electron_wavelength

@@ -1,9 +1,7 @@
-"""Dynamical Bragg lists from abTEM's Bloch-wave solver, and the structure-factor table."""
+"""Dynamical Bragg lists: the Bloch-wave structure matrix and its propagation through the slab."""
 
 from __future__ import annotations
 
-import math
-import warnings
 from typing import Any
 
 import numpy as np
@@ -11,21 +9,16 @@ from numpy.typing import ArrayLike
 
 from .assembly import _to_bragg_list
 from .beam import _common_checks, _g_limit
-from .inputs import ThermalSigma, _positive, _thermal_sigmas, as_atoms
+from .inputs import ThermalSigma, _thermal_sigmas, as_atoms
 from .orientation import _orientation
-
-_SF_GZ_MARGIN = 0.3  # 1/Å: table covers |g| ≤ 2·sqrt(k_max² + margin²) (beams off the ZOLZ)
-_SF_ATOM_CHUNK = 8  # atoms per partial structure-factor table (bounds abTEM's memory)
-
-
-def _abtem_config():
-    import abtem
-
-    return abtem.config.set({"device": "cpu", "precision": "float64"})
+from .potential import StructureFactorTable, build_structure_factor_table
+from .propagation import propagate
 
 
-def structure_factor_for(crystal: Any, k_max: float = 2.0, thermal_sigma: ThermalSigma = 0.0):
-    """Built abTEM structure-factor table of a crystal, reusable for many orientations.
+def structure_factor_for(
+    crystal: Any, k_max: float = 2.0, thermal_sigma: ThermalSigma = 0.0
+) -> StructureFactorTable:
+    """Structure-factor table of a crystal, reusable for many orientations and thicknesses.
 
     Parameters
     ----------
@@ -40,43 +33,17 @@ def structure_factor_for(crystal: Any, k_max: float = 2.0, thermal_sigma: Therma
 
     Returns
     -------
-    abtem.bloch.StructureFactorArray
-        Lobato parameterization, float64, on the CPU, evaluated eagerly. abTEM holds an
-        (atoms × reflections) complex array while it builds the table, so the atoms are fed in
-        chunks of 8 (same reflections, centering detected once on the whole cell) and the
-        partial tables summed; peak memory stays ~0.1 GB even for 1,000 Å³ cells.
+    StructureFactorTable
+        abTEM's Lobato structure factors, computed the first time an orientation needs them
+        and kept: building the table costs nothing, and the zone axes of a crystal share
+        every value they have in common.
 
     Raises
     ------
     ValueError
         For an invalid crystal or parameter.
     """
-    from abtem.bloch import StructureFactor, StructureFactorArray
-    from abtem.bloch.utils import auto_detect_centering
-
-    atoms = as_atoms(crystal)
-    k_max = _positive("k_max", k_max, "1/Å", hi=50.0)
-    sigmas = _thermal_sigmas(atoms, thermal_sigma)
-    g_max = 2.0 * math.hypot(k_max, _SF_GZ_MARGIN)
-    with _abtem_config(), warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message="Something went wrong with the centering")
-        centering = auto_detect_centering(atoms)
-        total = None
-        for start in range(0, len(atoms), _SF_ATOM_CHUNK):
-            stop = start + _SF_ATOM_CHUNK
-            chunk_sigmas = sigmas[start:stop]
-            part = StructureFactor(
-                atoms[start:stop],
-                g_max=g_max,
-                parametrization="lobato",
-                thermal_sigma=chunk_sigmas if np.any(chunk_sigmas) else 0.0,
-                device="cpu",
-                centering=centering,
-            ).build(lazy=False)
-            total = part.array if total is None else total + part.array
-        return StructureFactorArray(
-            total, part.hkl, atoms.cell.copy(), part.g_max, centering=centering
-        )
+    return build_structure_factor_table(crystal, k_max, thermal_sigma)
 
 
 def dynamical_bragg(
@@ -92,7 +59,7 @@ def dynamical_bragg(
     min_intensity: float = 1e-7,
     structure_factor: Any = None,
 ) -> np.ndarray:
-    """Dynamical (multiple-scattering) Bragg list from abTEM's Bloch-wave solver.
+    """Dynamical (multiple-scattering) Bragg list by the Bloch-wave method (abTEM's equations).
 
     Parameters
     ----------
@@ -100,9 +67,10 @@ def dynamical_bragg(
 min_intensity
         As in :func:`kinematic_bragg`. ``thermal_sigma`` is ignored when ``structure_factor``
         is given (it is baked into the table).
-    structure_factor : abtem.bloch.StructureFactorArray, optional
+    structure_factor : StructureFactorTable or abtem.bloch.StructureFactorArray, optional
         A table from :func:`structure_factor_for` for this crystal (same cell), built for a
-        ``k_max`` at least this one; saves rebuilding it for every orientation.
+        ``k_max`` at least this one; it is shared by every orientation it is used for. An
+        abTEM ``StructureFactorArray`` is also accepted (converted on each call).
 
     Returns
     -------
@@ -115,51 +83,86 @@ min_intensity
         For an invalid crystal, orientation or parameter, or a ``structure_factor`` of another
         cell or too small a ``k_max``.
     """
-    from abtem.bloch import BlochWaves
-
     atoms = as_atoms(crystal)
     wavelength, k_max, thickness, sg_max, min_intensity = _common_checks(
         voltage_kv, k_max, thickness_nm, sg_max, min_intensity
     )
     rot = _orientation(atoms, zone_axis, rotation)
     g_lim = _g_limit(k_max, sg_max, wavelength)
-    if structure_factor is None:
-        structure_factor = structure_factor_for(atoms, k_max, thermal_sigma)
-    else:
-        _thermal_sigmas(atoms, thermal_sigma)  # still validate it
-        sf_cell = np.asarray(getattr(structure_factor, "cell", np.zeros((3, 3))), dtype=float)
-        if not hasattr(structure_factor, "hkl") or not np.allclose(
-            sf_cell, np.asarray(atoms.cell), atol=1e-6
-        ):
-            raise ValueError(
-                "structure_factor must be the abTEM StructureFactorArray of this crystal "
-                "(same cell), e.g. structure_factor_for(crystal, k_max)"
-            )
-        if structure_factor.g_max / 2.0 < g_lim - 1e-9:
-            raise ValueError(
-                f"structure_factor covers beams up to {structure_factor.g_max / 2:.3f} 1/Å but "
-                f"k_max={k_max} and sg_max={sg_max} need {g_lim:.3f} 1/Å; rebuild it with "
-                f"structure_factor_for(crystal, k_max={k_max})"
-            )
-
-    with _abtem_config(), warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message="Something went wrong with the centering")
-        bloch = BlochWaves(
-            structure_factor,
-            energy=1e3 * float(voltage_kv),
-            sg_max=sg_max,
-            g_max=g_lim,
-            orientation_matrix=rot,
-            device="cpu",
-        )
-        hkl = np.asarray(bloch.hkl)
-        g = np.asarray(bloch.g_vec)
-        if thickness == 0.0 or len(hkl) == 0:
-            intensity = np.all(hkl == 0, axis=1).astype(np.float64)
-        else:
-            patterns = bloch.calculate_diffraction_patterns(thickness, lazy=False)
-            intensity = np.asarray(patterns.array, dtype=np.float64).reshape(-1)
+    table = _checked_table(atoms, structure_factor, k_max, sg_max, g_lim, thermal_sigma)
+    hkl, g, intensity = _beam_intensities(
+        table, rot, 1e3 * float(voltage_kv), sg_max, g_lim, thickness
+    )
     central_mask = np.all(hkl == 0, axis=1)
     central = float(intensity[central_mask].sum()) if central_mask.any() else 1.0
     listed = ~central_mask & (np.hypot(g[:, 0], g[:, 1]) <= k_max)
     return _to_bragg_list(g[listed, :2], intensity[listed], central, min_intensity)
+
+
+def _checked_table(
+    atoms: Any,
+    structure_factor: Any,
+    k_max: float,
+    sg_max: float,
+    g_lim: float,
+    thermal_sigma: ThermalSigma,
+) -> StructureFactorTable:
+    if structure_factor is None:
+        return build_structure_factor_table(atoms, k_max, thermal_sigma)
+    _thermal_sigmas(atoms, thermal_sigma)  # still validate it
+    if not isinstance(structure_factor, StructureFactorTable):
+        if not all(hasattr(structure_factor, a) for a in ("hkl", "array", "cell", "g_max")):
+            raise ValueError(
+                "structure_factor must be the table of this crystal from "
+                "structure_factor_for(crystal, k_max) (or abTEM's StructureFactorArray)"
+            )
+        structure_factor = StructureFactorTable.from_abtem(structure_factor)
+    if not np.allclose(structure_factor.cell, np.asarray(atoms.cell), atol=1e-6):
+        raise ValueError(
+            "structure_factor must be the table of this crystal (same cell), e.g. "
+            "structure_factor_for(crystal, k_max)"
+        )
+    if structure_factor.g_max / 2.0 < g_lim - 1e-9:
+        raise ValueError(
+            f"structure_factor covers beams up to {structure_factor.g_max / 2:.3f} 1/Å but "
+            f"k_max={k_max} and sg_max={sg_max} need {g_lim:.3f} 1/Å; rebuild it with "
+            f"structure_factor_for(crystal, k_max={k_max})"
+        )
+    return structure_factor
+
+
+def _beam_intensities(
+    table: StructureFactorTable,
+    rot: np.ndarray,
+    energy: float,
+    sg_max: float,
+    g_lim: float,
+    thickness: float,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Beams of one orientation (hkl, g in the lab frame) and their intensities at a depth.
+
+    abTEM's Bloch-wave equations: beams with |s_g| ≤ sg_max and |g| ≤ g_lim; structure matrix
+    A = M (2K diag(s_g) + U) M with U_ij = σ F(h_j − h_i)/(κλπ) and M = diag(1/√(1 + g_z/K));
+    amplitudes ψ = M exp(iπλt A) e₀ (t in Å).
+    """
+    from abtem.bloch.utils import excitation_errors, reciprocal_cell
+    from abtem.core.constants import kappa
+    from abtem.core.energy import energy2sigma, energy2wavelength
+
+    candidates = table.candidates(g_lim)
+    g_all = candidates @ reciprocal_cell(np.dot(table.cell, rot.T))
+    s_all = excitation_errors(g_all, energy)
+    keep = (np.abs(s_all) <= sg_max) & (np.linalg.norm(g_all, axis=-1) <= g_lim)
+    hkl, g, s = candidates[keep], g_all[keep], s_all[keep]
+    central = np.all(hkl == 0, axis=1)
+    if thickness == 0.0 or not central.any():
+        return hkl, g, central.astype(np.float64)
+    wavelength = energy2wavelength(energy)
+    metric = 1.0 / np.sqrt(1.0 + g[:, 2] / (1.0 / wavelength))  # as abTEM rounds it
+    matrix = table.couplings(hkl)
+    matrix *= energy2sigma(energy) / (kappa * wavelength * np.pi) * metric[None] * metric[:, None]
+    np.fill_diagonal(matrix, 2.0 / wavelength * s * metric**2)
+    psi = metric * propagate(
+        matrix, int(np.flatnonzero(central)[0]), np.pi * wavelength * thickness
+    )
+    return hkl, g, np.abs(psi) ** 2

@@ -115,12 +115,19 @@ def _laue_rotations(atoms: Atoms, symprec: float) -> np.ndarray:
     return rotations
 
 
-def _orbit_representative(uvw: np.ndarray, rotations: np.ndarray) -> tuple[int, int, int]:
-    members = rotations @ uvw  # spglib's W acts on fractional (direct-lattice) components
-    best = min(
-        ((int(np.sum(m < 0)), tuple(int(x) for x in m)) for m in members),
-    )
-    return best[1]
+def _orbit_representatives(grid: np.ndarray, rotations: np.ndarray) -> np.ndarray:
+    """Each [uvw]'s orbit representative: fewest negative indices, then lexicographically least.
+
+    All orbits at once: every member gets one integer key that orders as the pair (number of
+    negative indices, (u, v, w)), and the member with the least key is kept.
+    """
+    members = np.einsum("rij,gj->gri", rotations, grid)  # spglib's W acts on [uvw]
+    low = int(members.min())
+    span = int(members.max()) - low + 1
+    shifted = members - low
+    negatives = np.sum(members < 0, axis=-1)
+    key = ((negatives * span + shifted[..., 0]) * span + shifted[..., 1]) * span + shifted[..., 2]
+    return members[np.arange(len(grid)), np.argmin(key, axis=1)]
 
 
 def zone_axes(crystal: Any, n: int = 30, max_index: int = 4, symprec: float = 1e-3) -> np.ndarray:
@@ -173,7 +180,10 @@ def zone_axes(crystal: Any, n: int = 30, max_index: int = 4, symprec: float = 1e
     grid = np.stack(np.meshgrid(rng, rng, rng, indexing="ij"), axis=-1).reshape(-1, 3)
     grid = grid[np.any(grid != 0, axis=1)]
     grid = grid[np.gcd.reduce(np.abs(grid), axis=1) == 1]
-    reps = {_orbit_representative(uvw, rotations) for uvw in grid}
+    best = [
+        _orbit_representatives(grid[i : i + 8192], rotations) for i in range(0, len(grid), 8192)
+    ]
+    reps = {tuple(int(x) for x in r) for r in np.unique(np.concatenate(best), axis=0)}
     ordered = sorted(reps, key=lambda r: (round(float(np.linalg.norm(np.array(r) @ cell)), 8), r))
     return np.array(ordered[:n], dtype=np.int64).reshape(-1, 3)
 

@@ -23,8 +23,9 @@ def bragg_lists_for_zone_axes(
 ) -> list[np.ndarray]:
     """Bragg lists of one crystal along several zone axes.
 
-    For ``method="dynamical"`` the abTEM structure-factor table is built once (or taken from
-    ``structure_factor=`` in ``kw``) and reused for every zone axis.
+    For ``method="dynamical"`` one structure-factor table (:func:`structure_factor_for`, or
+    ``structure_factor=`` in ``kw``) serves every zone axis: each coupling the axes share is
+    computed once.
 
     Parameters
     ----------
