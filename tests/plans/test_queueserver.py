@@ -85,14 +85,14 @@ def environment(**values: str) -> Iterator[None]:
                 os.environ[k] = v
 
 
-@pytest.fixture(scope="module")
-def stack(tmp_path_factory) -> Iterator[Stack]:
+@contextlib.contextmanager
+def running_stack(root: Path) -> Iterator[Stack]:
+    """The processes of the module docstring, started on loopback, stopped by their pids."""
     from uedsteer.plans.catalog import connect_catalog
     from uedsteer.plans.qserver_manager import REManager
     from uedsteer.plans.redis_server import RedisServer
     from uedsteer.plans.tiled_server import TiledServer
 
-    root = tmp_path_factory.mktemp("qserver")
     with contextlib.ExitStack() as stop, ThreadPoolExecutor(max_workers=1) as pool:
         # the IOC first: it sets the loopback rule in this process too, which every process
         # started after it inherits
@@ -227,9 +227,22 @@ def test_existing_plans_and_devices_is_what_the_profile_generates(tmp_path):
 
 
 # ---- the stack ------------------------------------------------------------------------------
+# One test runs every step on one stack: `make test` spreads tests over two workers, and a
+# module fixture would start a second stack (40 s of both cores) in the other worker.
 
 
-def test_every_server_listens_on_loopback_only(stack):
+@pytest.mark.timeout(480)  # about 80 s alone; more beside a busy suite
+def test_campaigns_through_the_queueserver(tmp_path):
+    """Each step below, in order, on one stack (each step's docstring says what it shows)."""
+    with running_stack(tmp_path) as stack:
+        every_server_listens_on_loopback_only(stack)
+        the_queue_checks_parameters_and_shows_limits(stack)
+        a_bad_configuration_fails_the_item_before_anything_moves(stack)
+        a_queued_campaign_runs_to_its_budget_and_closes_the_shutter(stack)
+        pause_resume_stop_and_abort_through_the_queue_leave_the_shutter_closed(stack)
+
+
+def every_server_listens_on_loopback_only(stack: Stack) -> None:
     """Redis, Tiled, the IOC, the RE Manager and its worker: every socket on 127.0.0.1."""
     pids = {
         "redis": stack.redis.pid,
@@ -255,7 +268,7 @@ def test_every_server_listens_on_loopback_only(stack):
     assert stack.manager.control_port in listening
 
 
-def test_the_queue_checks_parameters_and_shows_limits(stack):
+def the_queue_checks_parameters_and_shows_limits(stack: Stack) -> None:
     """The RE Manager refuses, before queueing, a budget outside its limits, an unknown device
     or scorer and a parameter the plan lacks; the plans' limits are in its plan list; the
     permissions file lets an observer queue nothing."""
@@ -287,7 +300,7 @@ def test_the_queue_checks_parameters_and_shows_limits(stack):
     assert stack.api.queue_get()["items"] == []
 
 
-def test_a_bad_configuration_fails_the_item_before_anything_moves(stack):
+def a_bad_configuration_fails_the_item_before_anything_moves(stack: Stack) -> None:
     """What the queue cannot check (a field of the configuration, a YAML file) fails the item
     when it starts, in one line, with no run opened."""
     runs_before = len(stack.catalog)
@@ -300,7 +313,9 @@ def test_a_bad_configuration_fails_the_item_before_anything_moves(stack):
     assert shutter(stack) == "closed"
 
 
-def test_a_queued_campaign_runs_to_its_budget_and_closes_the_shutter(stack):
+def a_queued_campaign_runs_to_its_budget_and_closes_the_shutter(stack: Stack) -> None:
+    """A campaign queued and run to its end: every shot, frame and proposal in the catalog,
+    the metadata of the queue item in the run, the shutter PV closed at the end."""
     item = run_item(stack, "uedsteer_campaign", config=FAST, budget=4, md={"operator": "qs"})
     result = item["result"]
     assert result["exit_status"] == "completed", (result, stack.logs())
@@ -327,7 +342,7 @@ def test_a_queued_campaign_runs_to_its_budget_and_closes_the_shutter(stack):
     assert read_pv(f"{stack.ioc.prefix}Pump:Fluence") == pytest.approx(last)
 
 
-def test_pause_resume_stop_and_abort_through_the_queue_leave_the_shutter_closed(stack):
+def pause_resume_stop_and_abort_through_the_queue_leave_the_shutter_closed(stack: Stack) -> None:
     """A campaign paused at a checkpoint waits with the shutter closed and carries on when
     resumed; paused mid-shot and stopped, it ends a success with the shutter closed; resumed
     from the catalog by a queue item, it continues the same shots, and an abort closes the
