@@ -29,7 +29,8 @@ What the devices do:
   image-shape PV.
 
 Channel Access is kept on this machine: the constructor calls
-:func:`~uedsteer.sim_devices.epics_env.loopback_environment` before the first PV is made. ophyd
+:func:`~uedsteer.sim_devices.epics_env.loopback_environment` and
+:func:`~uedsteer.sim_devices.epics_env.bind_client_to_loopback` before the first PV is made. ophyd
 uses pyepics where it is installed and caproto's threading client otherwise (``ophyd.cl.name``
 says which); both read the variables when they search.
 """
@@ -50,7 +51,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from .contracts import SETTINGS, DetectorFault
 from .devices import LimitError
-from .epics_env import loopback_environment
+from .epics_env import bind_client_to_loopback, loopback_environment
 from .epics_pvs import PV_KEYS, default_pv_names
 
 __all__ = [
@@ -407,6 +408,7 @@ class EpicsBeamline:
         trigger_timeout: float = 30.0,
     ) -> None:
         loopback_environment()  # before the first PV: no search leaves this machine
+        bind_client_to_loopback()  # and nothing from another machine reaches the client
         self.pv_names = resolve_pv_names(prefix, pv_map)
         pv = self.pv_names
         self.pump = EpicsPump(pv, name="pump", labels={"motors", "pump"})

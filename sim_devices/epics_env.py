@@ -16,6 +16,11 @@ variable                            value       effect
 ``EPICS_CAS_AUTO_BEACON_ADDR_LIST`` ``NO``      servers do not add the interfaces' broadcasts
 ==================================  ==========  =============================================
 
+The variables decide where Channel Access *sends*. caproto's client (ophyd's Channel Access layer
+where pyepics is not installed) also *binds* its UDP search socket to every interface (address
+``0.0.0.0``); :func:`bind_client_to_loopback` makes it bind to 127.0.0.1, so that nothing from
+another machine reaches it either. The EPICS beamline calls both before its first PV.
+
 ``EPICS_CA_SERVER_PORT`` is left as it is (default 5064): on a machine where several IOCs run
 at once, each on its own port (and its clients with the same port) keeps a unicast search from
 reaching the wrong one; the tests do that.
@@ -24,10 +29,17 @@ reaching the wrong one; the tests do that.
 from __future__ import annotations
 
 import os
+import socket
 from collections.abc import Mapping, MutableMapping
 from types import MappingProxyType
 
-__all__ = ["LOOPBACK", "LOOPBACK_ENVIRONMENT", "loopback_environment", "off_loopback"]
+__all__ = [
+    "LOOPBACK",
+    "LOOPBACK_ENVIRONMENT",
+    "bind_client_to_loopback",
+    "loopback_environment",
+    "off_loopback",
+]
 
 LOOPBACK = "127.0.0.1"
 
@@ -79,3 +91,67 @@ def off_loopback(environ: Mapping[str, str] | None = None) -> list[str]:
         for key, value in LOOPBACK_ENVIRONMENT.items()
         if env.get(key) != value
     ]
+
+
+class _LoopbackSocket(socket.socket):
+    """A socket that binds to 127.0.0.1 when asked to bind to every interface (``''`` or
+    ``0.0.0.0``)."""
+
+    def bind(self, address) -> None:  # noqa: D102 - socket API
+        host, *rest = address
+        super().bind((LOOPBACK if host in ("", "0.0.0.0") else host, *rest))
+
+
+def bind_client_to_loopback() -> None:
+    """Make caproto's Channel Access client bind its UDP search socket to 127.0.0.1.
+
+    caproto's threading client (ophyd's Channel Access layer without pyepics) makes that socket
+    with ``caproto.bcast_socket()`` and binds it to ``('', 0)``: every interface. ophyd makes
+    its client context when it is imported, so this does two things, and is idempotent:
+
+    * the client context already made (ophyd's) gets a new search socket bound to 127.0.0.1 in
+      place of its own, which is closed; call this before the first PV, while no search is
+      under way;
+    * the sockets ``bcast_socket`` makes from now on (with the standard ``socket`` module) turn
+      a bind to every interface into one to 127.0.0.1, keeping the options caproto set.
+
+    caproto's asyncio server (``uedsteer ioc``) does not use ``bcast_socket``: it binds to
+    ``EPICS_CAS_INTF_ADDR_LIST``. With pyepics (libca) as ophyd's layer this changes nothing:
+    libca binds its own sockets.
+    """
+    import caproto
+
+    original = caproto.bcast_socket
+    if not getattr(original, "uedsteer_loopback", False):
+
+        def bcast_socket(socket_module=socket):
+            sock = original(socket_module)
+            if socket_module is not socket:
+                return sock
+            return _LoopbackSocket(sock.family, sock.type, sock.proto, fileno=sock.detach())
+
+        bcast_socket.uedsteer_loopback = True
+        bcast_socket.__doc__ = original.__doc__
+        caproto.bcast_socket = bcast_socket
+    from caproto.threading import pyepics_compat
+
+    if pyepics_compat._make_context.cache_info().currsize:  # a context exists: rebind it
+        _rebind(pyepics_compat.PV.default_context().broadcaster)
+
+
+def _rebind(broadcaster) -> None:
+    """Give a caproto ``SharedBroadcaster`` a search socket bound to 127.0.0.1 (unless it
+    has one), registered with its selector thread in place of the old one."""
+    import caproto
+
+    old = broadcaster.udp_sock
+    if old is None or old.getsockname()[0] == LOOPBACK:
+        return
+    new = caproto.bcast_socket()
+    new.bind((LOOPBACK, 0))
+    broadcaster.selector.remove_socket(old)
+    broadcaster.udp_sock = new
+    broadcaster.broadcaster.client_address = new.getsockname()
+    broadcaster.selector.add_socket(new, broadcaster)
+    old.close()
+    broadcaster._register()  # with the repeater, from the new address

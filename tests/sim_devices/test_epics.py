@@ -7,20 +7,17 @@ searches; the fixture waits until its PVs answer and stops it by its process id.
 
 from __future__ import annotations
 
-import contextlib
-import os
 import socket
-import subprocess
-import sys
 import time
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import psutil
 import pytest
+from epics_ioc import Ioc, read_pv, running_ioc
+from epics_ioc import stop_process as _stop
 
 from uedsteer.sim_devices.contracts import SETTING_NAMES, SETTINGS
 from uedsteer.sim_devices.epics_env import (
@@ -31,100 +28,6 @@ from uedsteer.sim_devices.epics_env import (
 from uedsteer.sim_devices.epics_pvs import PV_KEYS, default_pv_names
 
 pytestmark = pytest.mark.filterwarnings("ignore")
-
-UEDSTEER = [sys.executable, "-m", "uedsteer.controller.cli"]
-START_TIMEOUT = 60.0  # s for the IOC to import the physics and answer (a busy machine)
-
-
-def free_port() -> int:
-    """A port free for both TCP and UDP on 127.0.0.1 (Channel Access uses both)."""
-    for _ in range(50):
-        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as tcp:
-            tcp.bind(("127.0.0.1", 0))
-            port = tcp.getsockname()[1]
-            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp:
-                try:
-                    udp.bind(("127.0.0.1", port))
-                except OSError:
-                    continue
-                return port
-    raise RuntimeError("no free port on 127.0.0.1")
-
-
-@dataclass
-class Ioc:
-    """A running ``uedsteer ioc`` subprocess."""
-
-    proc: subprocess.Popen
-    prefix: str
-    port: int
-    env: dict[str, str]
-    log: Path
-
-    def output(self) -> str:
-        return self.log.read_text()
-
-
-def _wait_until_answering(ioc: Ioc) -> None:
-    """Until the IOC says it listens and one of its PVs answers a Channel Access read."""
-    from ophyd import EpicsSignalRO
-
-    deadline = time.monotonic() + START_TIMEOUT
-    while "ready" not in ioc.output().splitlines():
-        if ioc.proc.poll() is not None:
-            pytest.fail(f"uedsteer ioc exited with {ioc.proc.returncode}:\n{ioc.output()}")
-        if time.monotonic() > deadline:
-            pytest.fail(f"uedsteer ioc not ready within {START_TIMEOUT} s:\n{ioc.output()}")
-        time.sleep(0.05)
-    probe = EpicsSignalRO(f"{ioc.prefix}Det:ImageShape", name="probe")
-    probe.wait_for_connection(timeout=max(1.0, deadline - time.monotonic()))
-    assert list(probe.get(use_monitor=False)) == [261, 261]
-    probe.destroy()
-
-
-def _stop(proc: subprocess.Popen) -> int:
-    """SIGTERM, then SIGKILL after 10 s; the exit status."""
-    if proc.poll() is None:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=10)
-    return proc.returncode
-
-
-@contextlib.contextmanager
-def running_ioc(folder: Path, *args: str) -> Iterator[Ioc]:
-    """``uedsteer ioc --prefix <random> ARGS`` on a free port, this process's Channel Access
-    pointed at it; stopped by its pid at the end."""
-    prefix = f"T{uuid.uuid4().hex[:10]}:"
-    port = free_port()
-    env = dict(os.environ)
-    loopback_environment(env)
-    env["EPICS_CA_SERVER_PORT"] = str(port)
-    assert off_loopback(env) == [], "the loopback rule holds before the IOC starts"
-    loopback_environment()  # and in this process, before its first PV
-    old_port = os.environ.get("EPICS_CA_SERVER_PORT")
-    os.environ["EPICS_CA_SERVER_PORT"] = str(port)
-    log = folder / f"ioc-{prefix.rstrip(':')}.log"
-    with log.open("w") as out:
-        proc = subprocess.Popen(
-            [*UEDSTEER, "ioc", "--prefix", prefix, *args],
-            env=env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
-    ioc = Ioc(proc, prefix, port, env, log)
-    try:
-        _wait_until_answering(ioc)
-        yield ioc
-    finally:
-        _stop(proc)
-        if old_port is None:
-            os.environ.pop("EPICS_CA_SERVER_PORT", None)
-        else:
-            os.environ["EPICS_CA_SERVER_PORT"] = old_port
 
 
 @pytest.fixture(scope="module")
@@ -138,18 +41,6 @@ def beamline(ioc):
     from uedsteer.sim_devices.epics_beamline import EpicsBeamline
 
     return EpicsBeamline(ioc.prefix, connection_timeout=20)
-
-
-def read_pv(name: str, string: bool = False):
-    """One Channel Access read of ``name`` through a new signal (no cached monitor value)."""
-    from ophyd import EpicsSignalRO
-
-    sig = EpicsSignalRO(name, name="read", string=string)
-    try:
-        sig.wait_for_connection(timeout=10)
-        return sig.get(use_monitor=False)
-    finally:
-        sig.destroy()
 
 
 def wait_for_line(ioc: Ioc, text: str, timeout: float = 10.0) -> str:
@@ -180,7 +71,8 @@ def test_loopback_environment_overrides_whatever_was_there():
 def test_channel_access_stays_on_loopback(ioc, beamline):
     """The IOC started with the loopback variables (set before it started), says so itself,
     and every socket it holds is bound to (and sends to) 127.0.0.1; this process's client
-    searches there too."""
+    searches there too, from a socket bound to 127.0.0.1 (caproto's binds to every
+    interface unless told otherwise)."""
     import ophyd
 
     assert {k: ioc.env[k] for k in LOOPBACK_ENVIRONMENT} == dict(LOOPBACK_ENVIRONMENT)
@@ -195,6 +87,29 @@ def test_channel_access_stays_on_loopback(ioc, beamline):
         assert c.laddr.ip == "127.0.0.1", c
         assert not c.raddr or c.raddr.ip == "127.0.0.1", c
     assert any(c.laddr.port == ioc.port and c.type == socket.SOCK_DGRAM for c in conns)
+    if ophyd.cl.name == "caproto":  # pyepics (libca) binds its own sockets
+        mine = psutil.Process().net_connections(kind="udp")
+        assert mine, "the client's search socket"
+        assert all(c.laddr.ip == "127.0.0.1" for c in mine), mine
+
+
+def test_a_client_socket_made_later_binds_to_loopback_too():
+    """After bind_client_to_loopback, caproto's broadcast sockets bind to 127.0.0.1 when asked
+    for every interface, and keep their options; an explicit address is kept."""
+    import caproto
+
+    from uedsteer.sim_devices.epics_env import bind_client_to_loopback
+
+    bind_client_to_loopback()
+    bind_client_to_loopback()  # idempotent: wrapped once
+    assert caproto.bcast_socket.uedsteer_loopback
+    with caproto.bcast_socket() as sock:
+        sock.bind(("", 0))
+        assert sock.getsockname()[0] == "127.0.0.1"
+        assert sock.getsockopt(socket.SOL_SOCKET, socket.SO_BROADCAST) == 1
+    with caproto.bcast_socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        assert sock.getsockname()[0] == "127.0.0.1"
 
 
 # ---- the PVs and the limits -------------------------------------------------------------
