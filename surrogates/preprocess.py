@@ -44,28 +44,30 @@ def cnn_input(frames: np.ndarray, reference: np.ndarray | torch.Tensor) -> torch
     The same arithmetic as :func:`~uedsteer.sim_devices.physics.difference_channels`
     (normalize, subtract the normalized reference, zero rounding-level changes, scale gain and
     loss to [0, 1]) in float32 torch, then 3 × 3 average pooling: ~20× faster than the numpy
-    version, which matters at 120 Hz. Written with fused thresholds and in-place arithmetic
-    rather than masks (``where`` and comparisons over a whole frame cost several times an
-    arithmetic pass); the result is bit for bit that of the masked form, so weights trained
-    with either are the same.
+    version, which matters at 120 Hz. Written as whole-tensor passes into one output buffer
+    (``where`` and comparisons over a whole frame cost several times an arithmetic pass), and
+    each channel is divided by its full-resolution peak after the pooling, on 9× fewer
+    pixels (pooling is linear: the same numbers up to float rounding, ≤ 1e-7).
     """
-    f = torch.from_numpy(check_frames(frames).copy())
+    arr = check_frames(frames)
+    f = torch.from_numpy(arr if arr.flags.writeable else arr.copy())  # read, never written
     # one sum is a cheap finiteness test; the exact test runs only when it fails (overflow)
     if not bool(torch.isfinite(f.sum())) and not bool(torch.isfinite(f).all()):
         raise ValueError("frames hold NaN or infinite pixels")
     ref = reference_tensor(reference)
     tol = float(RELATIVE_TOLERANCE * ref.abs().max())
     total = f.sum((1, 2), keepdim=True)
-    # an empty frame (total ≤ 0) divides by inf: zero, as in the numpy version
-    d = f.div_(torch.where(total > 0, total, torch.inf)).sub_(ref)
-    gain = F.threshold(d, tol, 0.0)  # d where d > tol, else 0
-    loss = F.threshold(d.neg_(), tol, 0.0)  # −d where −d > tol, else 0
     # float32 whatever torch's default dtype (BoTorch sessions, Xopt set float64)
-    out = torch.empty((len(d), 2, *d.shape[1:]), dtype=d.dtype)
-    for k, channel in enumerate((gain, loss)):
-        peak = channel.amax((1, 2), keepdim=True)
-        torch.div(channel, torch.where(peak > 0, peak, torch.inf), out=out[:, k])
-    return F.avg_pool2d(out, CNN_POOL)
+    out = torch.empty((len(f), 2, *f.shape[1:]), dtype=torch.float32)
+    gain, loss = out[:, 0], out[:, 1]
+    # an empty frame (total ≤ 0) divides by inf: zero, as in the numpy version
+    torch.div(f, torch.where(total > 0, total, torch.inf), out=gain)
+    gain.sub_(ref)
+    torch.neg(gain, out=loss)
+    # gain: d where d > tol, else 0; loss: −d where −d > tol, else 0
+    torch.threshold_(out, tol, 0.0)
+    peak = out.amax((2, 3), keepdim=True)
+    return F.avg_pool2d(out, CNN_POOL).div_(torch.where(peak > 0, peak, torch.inf))
 
 
 def vae_input(frames: np.ndarray) -> torch.Tensor:

@@ -21,9 +21,11 @@ busy processes (a parallel region waits for its slowest thread, and on a busy co
 thread waits a whole scheduling slice), so by default batches of up to :data:`SMALL_BATCH`
 frames are scored on the scorer's own two worker threads of one torch thread each, the CNN
 on one and the VAE branch on the other (see ``threads`` and ``concurrent`` of
-:class:`FrameScorer`). The process's thread budget (:mod:`uedsteer.surrogates.threads`)
-bounds the workers: with a budget of one core, both branches run on one worker. The calling
-thread's torch setting is never changed.
+:class:`FrameScorer`), while two cores are free; where other processes keep the cores busy
+the two branches run one after the other on one worker
+(:func:`~uedsteer.surrogates.threads.free_workers`), which contends less. The process's
+thread budget (:mod:`uedsteer.surrogates.threads`) bounds the workers: with a budget of one
+core, both branches run on one worker. The calling thread's torch setting is never changed.
 """
 
 from __future__ import annotations
@@ -56,7 +58,7 @@ from .frame_input import (
 from .heating import HeatingEstimator
 from .preprocess import cnn_input, reference_tensor, vae_input
 from .scores import Scores
-from .threads import affinity_cores, applied_thread_budget
+from .threads import affinity_cores, applied_thread_budget, free_workers
 from .vae import ConvVAE, LatentLine
 
 WEIGHTS = "weights"
@@ -135,9 +137,11 @@ class FrameScorer:
         Score a batch of up to :data:`SMALL_BATCH` frames as two branches at once, the CNN on
         one worker thread and the VAE, frame quality and heating on the other (default), or
         one after the other on one worker. The numbers are the same bit for bit (each branch
-        runs on ``threads`` torch threads); the latency is that of the longer branch, and
-        where other processes keep the cores busy, two threads get twice the CPU share of
-        one. The process's thread budget has the last word: ``scorer_workers`` of
+        runs on ``threads`` torch threads); the latency is that of the longer branch. The
+        branches run at once only while the other processes leave two cores free
+        (:func:`uedsteer.surrogates.threads.free_workers`, over the last second): on busy
+        cores the second thread waits for a core, and one after the other is faster. The
+        process's thread budget has the last word: ``scorer_workers`` of
         :func:`uedsteer.surrogates.threads.apply_thread_budget` (before any budget is
         applied, the cores the process may run on), so on one core the branches run one
         after the other.
@@ -524,10 +528,14 @@ class FrameScorer:
                 vae_scores = self._vae_branch(good)
             else:
                 pool, n_workers = self._workers()
-                if self.concurrent and n_workers > 1:
+                if self.concurrent and n_workers > 1 and free_workers(n_workers) > 1:
                     cnn = pool.submit(self._cnn_branch, good)
                     vae_scores = pool.submit(self._vae_branch, good).result()
                     probs[valid] = cnn.result()
+                elif torch.get_num_threads() == self.threads:
+                    # busy cores: a worker would wait for a core twice a frame (to start and
+                    # to hand back); the calling thread has one and the workers' setting
+                    probs[valid], vae_scores = self._both_branches(good)
                 else:
                     cnn, vae = pool.submit(self._both_branches, good).result()
                     probs[valid], vae_scores = cnn, vae

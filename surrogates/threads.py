@@ -24,7 +24,9 @@ explains. :func:`apply_thread_budget` decides, for the whole process:
   the libraries anyway).
 * ``interop``: torch's inter-op threads (settable once per process, before any inter-op work).
 * ``scorer_workers``: the frame scorer's worker threads, CNN on one and VAE on the other
-  (:class:`~uedsteer.surrogates.scorer.FrameScorer`), each of one torch thread.
+  (:class:`~uedsteer.surrogates.scorer.FrameScorer`), each of one torch thread; the two
+  branches run at once only while the other processes leave two cores free
+  (:func:`free_workers`), one after the other on one worker otherwise.
 * ``dask_workers``: Dask's default number of local workers (its threaded scheduler's pool, and
   the ``LocalCluster`` of ``uedsteer generate``), each of one thread.
 
@@ -283,6 +285,17 @@ class _LoadMonitor:
         self._samples.append(first)
         threading.Thread(target=self._run, name="uedsteer-load", daemon=True).start()
 
+    def recent(self) -> float | None:
+        """Cores' worth of CPU time other processes took over the background thread's last
+        window, without reading ``/proc/stat`` or waiting (None until two samples exist)."""
+        self._start()
+        with self._mutex:
+            if len(self._samples) < 2:
+                return None
+            (t0, busy0, own0), (t1, busy1, own1) = self._samples[0], self._samples[-1]
+        # this process's CPU time between the samples is its own, not the others' load
+        return max(0.0, ((busy1 - busy0) - (own1 - own0)) / (t1 - t0))
+
     def others_busy(self) -> float | None:
         """Cores' worth of CPU time other processes took over the last window (or, just
         started, over a first fifth of it), or None where it cannot be read."""
@@ -390,6 +403,25 @@ def fit_to_load(others_busy: float | None = None) -> int:
         _set_torch(n)
         _set_threadpools(n)
     return n
+
+
+def free_workers(most: int) -> int:
+    """How many of ``most`` threads may work at once without waiting for a core: ``most``
+    while the other processes leave that many cores free, fewer while they keep cores busy
+    (:func:`per_operation_threads`, on the background thread's last window; no wait, no
+    file read). ``most`` where the load cannot be read.
+
+    The frame scorer asks this before each small batch: two branches on two threads halve a
+    frame's latency on free cores, but where other processes keep the cores busy the second
+    thread waits for a core and the two contend, which costs more than running the branches
+    one after the other.
+    """
+    if most <= 1:
+        return max(1, most)
+    others_busy = _monitor.recent()
+    if others_busy is None:
+        return most
+    return per_operation_threads(most, affinity_cores(), others_busy)
 
 
 def _set_environment(budget: ThreadBudget) -> None:

@@ -312,9 +312,56 @@ def test_the_thread_budget_bounds_the_scorer_workers(scorer, frames, monkeypatch
     for branch in (scorer.cnn, scorer.vae.encoder):
         branch.register_forward_hook(lambda *_: names.append(threading.current_thread().name))
     assert_same_scores(scorer.score(frames[3:5]), two)
-    assert len(names) == 2 and names[0] == names[1]  # both branches on the one worker
-    assert names[0].startswith("uedsteer-scorer")
+    assert len(names) == 2 and names[0] == names[1]  # both branches on one thread
+    # the calling thread where it computes on the workers' torch threads, else the one worker
+    inline = torch.get_num_threads() == scorer.threads
+    assert (names[0] == threading.current_thread().name) == inline
+    assert inline or names[0].startswith("uedsteer-scorer")
     assert _threads_seen(scorer, frames[3]) == [1]
     monkeypatch.setattr(threads, "_applied", threads.choose_thread_budget(2, environ={}))
     assert scorer.workers == 2
     assert_same_scores(scorer.score(frames[3:5]), two)
+
+
+def _branch_threads(scorer, batch) -> list[str]:
+    names: list[str] = []
+    hooks = [
+        m.register_forward_hook(lambda *_: names.append(threading.current_thread().name))
+        for m in (scorer.cnn, scorer.vae.encoder)
+    ]
+    try:
+        scorer.score(batch)
+    finally:
+        for h in hooks:
+            h.remove()
+    return names
+
+
+def test_on_busy_cores_the_branches_run_one_after_the_other_in_the_calling_thread(
+    scorer, frames, monkeypatch
+):
+    """Other processes keep both cores busy (issues 29 and 34): a worker thread would wait
+    for a core to start and again to hand back, so the calling thread, computing on the
+    workers' one torch thread, scores both branches itself; the numbers are the same bit for
+    bit. On free cores the two branches run on two worker threads at once."""
+    from uedsteer.surrogates import threads
+
+    if threads.affinity_cores() < 2:
+        pytest.skip("one core: the branches never run at once")
+    old = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        monkeypatch.setattr(threads._monitor, "recent", lambda: 0.0)
+        assert threads.free_workers(2) == 2
+        free = scorer.score(frames[3:5])
+        names = _branch_threads(scorer, frames[3:5])
+        assert len(set(names)) == 2 and all(n.startswith("uedsteer-scorer") for n in names)
+        monkeypatch.setattr(threads._monitor, "recent", lambda: 2.0)
+        assert threads.free_workers(2) == 1
+        assert _branch_threads(scorer, frames[3:5]) == [threading.current_thread().name] * 2
+        assert_same_scores(scorer.score(frames[3:5]), free)
+        torch.set_num_threads(2)  # a caller set up otherwise: one worker, not the caller
+        names = _branch_threads(scorer, frames[3:5])
+        assert names[0] == names[1] and names[0].startswith("uedsteer-scorer")
+    finally:
+        torch.set_num_threads(old)

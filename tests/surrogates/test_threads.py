@@ -13,6 +13,7 @@ import os
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 
 import pytest
@@ -229,3 +230,31 @@ def test_the_load_monitor_sees_a_busy_process():
     finally:
         busy.kill()
         busy.wait()
+
+
+@pytest.mark.parametrize(("others", "expected"), [(0.0, 2), (0.5, 1), (2.0, 1), (None, 2)])
+def test_free_workers_follow_the_other_processes_load(monkeypatch, others, expected):
+    """Two workers only while the other processes leave two cores free; where the load
+    cannot be read, as many as asked."""
+    monkeypatch.setattr(threads, "affinity_cores", lambda: 2)
+    monkeypatch.setattr(threads._monitor, "recent", lambda: others)
+    assert threads.free_workers(2) == expected
+    assert threads.free_workers(1) == 1
+
+
+def test_the_recent_load_needs_no_wait_and_no_file_read(monkeypatch):
+    monitor = threads._LoadMonitor()
+    if monitor.others_busy() is None:
+        pytest.skip("no /proc/stat on this platform")
+    read, here = monitor._read, []
+
+    def counted():  # the sampling thread goes on reading; this thread must not
+        if threading.current_thread() is threading.main_thread():
+            here.append(1)
+        return read()
+
+    monkeypatch.setattr(monitor, "_read", counted)
+    start = time.monotonic()
+    value = monitor.recent()
+    assert time.monotonic() - start < 0.05 and not here
+    assert value is None or value >= 0.0
