@@ -19,10 +19,11 @@ API needs no special case); a frame that cannot be scored is flagged, never clas
 Threads: at batch 1 the scorer's parallel regions are too short to share well with other
 busy processes (a parallel region waits for its slowest thread, and on a busy core that
 thread waits a whole scheduling slice), so by default batches of up to :data:`SMALL_BATCH`
-frames are scored on the scorer's own two worker threads of one torch thread each, the CNN
-on one and the VAE branch on the other (see ``threads`` and ``concurrent`` of
-:class:`FrameScorer`), while two cores are free; where other processes keep the cores busy
-the two branches run one after the other on one worker
+frames are scored on one torch thread: in the calling thread where it computes on one
+torch thread itself (no hand-over), else on the scorer's own worker threads of one torch
+thread each, the CNN on one and the VAE branch on the other while two cores are free (see
+``threads`` and ``concurrent`` of :class:`FrameScorer`), one after the other on one worker
+where other processes keep the cores busy
 (:func:`~uedsteer.surrogates.threads.free_workers`), which contends less. The process's
 thread budget (:mod:`uedsteer.surrogates.threads`) bounds the workers: with a budget of one
 core, both branches run on one worker. The calling thread's torch setting is never changed.
@@ -528,14 +529,14 @@ class FrameScorer:
                 vae_scores = self._vae_branch(good)
             else:
                 pool, n_workers = self._workers()
-                if self.concurrent and n_workers > 1 and free_workers(n_workers) > 1:
+                if torch.get_num_threads() == self.threads:
+                    # the calling thread computes as a worker would: no hand-over (on busy
+                    # cores a worker waits for a core to start and again to hand back)
+                    probs[valid], vae_scores = self._both_branches(good)
+                elif self.concurrent and n_workers > 1 and free_workers(n_workers) > 1:
                     cnn = pool.submit(self._cnn_branch, good)
                     vae_scores = pool.submit(self._vae_branch, good).result()
                     probs[valid] = cnn.result()
-                elif torch.get_num_threads() == self.threads:
-                    # busy cores: a worker would wait for a core twice a frame (to start and
-                    # to hand back); the calling thread has one and the workers' setting
-                    probs[valid], vae_scores = self._both_branches(good)
                 else:
                     cnn, vae = pool.submit(self._both_branches, good).result()
                     probs[valid], vae_scores = cnn, vae

@@ -337,19 +337,18 @@ def _branch_threads(scorer, batch) -> list[str]:
     return names
 
 
-def test_on_busy_cores_the_branches_run_one_after_the_other_in_the_calling_thread(
-    scorer, frames, monkeypatch
-):
-    """Other processes keep both cores busy (issues 29 and 34): a worker thread would wait
-    for a core to start and again to hand back, so the calling thread, computing on the
-    workers' one torch thread, scores both branches itself; the numbers are the same bit for
-    bit. On free cores the two branches run on two worker threads at once."""
+def test_the_branches_run_where_they_wait_least(scorer, frames, monkeypatch):
+    """Issues 29 and 34. A calling thread on the workers' one torch thread scores both
+    branches itself (a worker would wait for a core to start and again to hand back); a
+    caller that splits its operations hands the frame to the workers: both branches at once
+    on free cores, one after the other on one worker where other processes keep the cores
+    busy. The numbers are the same bit for bit."""
     from uedsteer.surrogates import threads
 
     if threads.affinity_cores() < 2:
         pytest.skip("one core: the branches never run at once")
     old = torch.get_num_threads()
-    torch.set_num_threads(1)
+    torch.set_num_threads(2)  # a caller that splits its own operations: the workers score
     try:
         monkeypatch.setattr(threads._monitor, "recent", lambda: 0.0)
         assert threads.free_workers(2) == 2
@@ -358,10 +357,13 @@ def test_on_busy_cores_the_branches_run_one_after_the_other_in_the_calling_threa
         assert len(set(names)) == 2 and all(n.startswith("uedsteer-scorer") for n in names)
         monkeypatch.setattr(threads._monitor, "recent", lambda: 2.0)
         assert threads.free_workers(2) == 1
-        assert _branch_threads(scorer, frames[3:5]) == [threading.current_thread().name] * 2
-        assert_same_scores(scorer.score(frames[3:5]), free)
-        torch.set_num_threads(2)  # a caller set up otherwise: one worker, not the caller
-        names = _branch_threads(scorer, frames[3:5])
+        names = _branch_threads(scorer, frames[3:5])  # busy cores: one worker, in turn
         assert names[0] == names[1] and names[0].startswith("uedsteer-scorer")
+        assert_same_scores(scorer.score(frames[3:5]), free)
+        torch.set_num_threads(1)  # a caller on the workers' setting scores in its own thread
+        for recent in (0.0, 2.0):
+            monkeypatch.setattr(threads._monitor, "recent", lambda r=recent: r)
+            assert _branch_threads(scorer, frames[3:5]) == [threading.current_thread().name] * 2
+        assert_same_scores(scorer.score(frames[3:5]), free)
     finally:
         torch.set_num_threads(old)
