@@ -349,8 +349,8 @@ def _check_crystal_inputs(args: argparse.Namespace) -> list[str]:
         except FileNotFoundError as err:
             fail(
                 args,
-                f"argument --data: {err} (≈ 8 min for --n-materials 1000 on 2 cores), then run "
-                "this command again (≈ 3 min), then `CrystalPredictor.load()` and `uedsteer "
+                f"argument --data: {err} (≈ 5–20 min for --n-materials 1000 on 2 cores), then run "
+                "this command again (≈ 2–10 min), then `CrystalPredictor.load()` and `uedsteer "
                 "stem` use the model it writes (without one they use the model shipped with "
                 "uedsteer)",
             )

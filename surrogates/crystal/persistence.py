@@ -42,15 +42,15 @@ SHIPPED_MODEL_DIR = Path(__file__).resolve().parent / "model"
 
 MAKE_HINT = (
     "make a model: `uedsteer generate crystals --out data/crystals --n-materials 1000` "
-    "(≈ 8 min on 2 cores), then `uedsteer train crystal --data data/crystals` (≈ 3 min; it "
+    "(≈ 5–20 min on 2 cores), then `uedsteer train crystal --data data/crystals` (≈ 2–10 min; it "
     "writes {out}), then `CrystalPredictor.load()` or `uedsteer stem` use it"
 )
 """The whole path to a crystal model, generate → train → use, with times (``{out}``: where
 ``uedsteer train crystal`` writes)."""
 
 TRAIN_HINT = (
-    "run `uedsteer generate crystals --out data/crystals` (≈ 8 min) then `uedsteer train "
-    "crystal --data data/crystals` (≈ 3 min) to train and save the crystal models"
+    "run `uedsteer generate crystals --out data/crystals` (≈ 5–20 min) then `uedsteer train "
+    "crystal --data data/crystals` (≈ 2–10 min) to train and save the crystal models"
 )
 
 _TRUSTED_PREFIXES = ("sklearn.", "numpy.")

@@ -172,8 +172,8 @@ def test_a_missing_crystal_model_says_the_whole_path_in_one_line(tmp_path, monke
 
     model = tmp_path / "mymodel"
     line = error_line(uedsteer("stem", "--model", str(model)), "argument --model", str(model))
-    assert "`uedsteer generate crystals --out data/crystals --n-materials 1000` (≈ 8 min" in line
-    assert f"`uedsteer train crystal --data data/crystals` (≈ 3 min; it writes {model}" in line
+    assert "`uedsteer generate crystals --out data/crystals --n-materials 1000` (≈ 5–20 min" in line
+    assert f"`uedsteer train crystal --data data/crystals` (≈ 2–10 min; it writes {model}" in line
     assert "`uedsteer stem` use it" in line
     # no user model and no shipped one (a package without its data): the same path, in load()
     monkeypatch.setenv("UEDSTEER_DATA", str(tmp_path))
@@ -182,14 +182,14 @@ def test_a_missing_crystal_model_says_the_whole_path_in_one_line(tmp_path, monke
         CrystalPredictor.load()
     text = str(err.value)
     assert "\n" not in text and f"no trained crystal model in {tmp_path / 'crystal'}" in text
-    assert "the package holds no shipped model" in text and "(≈ 3 min" in text
+    assert "the package holds no shipped model" in text and "(≈ 2–10 min" in text
     # training without a store: the same path, naming the store
     line = error_line(
         uedsteer("train", "crystal", "--data", str(tmp_path / "none"), data_dir=tmp_path),
         "argument --data",
         "uedsteer generate crystals --out",
     )
-    assert "(≈ 8 min" in line and "run this command again (≈ 3 min)" in line
+    assert "(≈ 5–20 min" in line and "run this command again (≈ 2–10 min)" in line
     assert "without one they use the model shipped with uedsteer" in line
 
 
