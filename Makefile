@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 DEV_STAMP := $(VENV)/.installed-dev
 
-.PHONY: demo test install install-dev lint bench clean
+.PHONY: demo test install install-dev lint bench clean crystal-model
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -25,11 +25,31 @@ $(DEV_STAMP): $(STAMP)
 install: $(STAMP)
 install-dev: $(DEV_STAMP)
 
-# The montage of structural classes, then a closed-loop simulated campaign with its plots.
+# The montage of structural classes, then a closed-loop simulated campaign with its plots, then
+# a 4D-STEM scan of gold nanoparticles mapped by the shipped crystal model.
 demo: $(STAMP)
 	$(BIN)/uedsteer demo --out demo_output
-	rm -rf demo_output/catalog
+	rm -rf demo_output/catalog demo_output/stem_catalog
 	$(BIN)/uedsteer campaign --catalog demo_output/catalog --out demo_output
+	$(BIN)/uedsteer stem --nx 32 --ny 32 --catalog demo_output/stem_catalog --out demo_output
+
+# The shipped crystal model (surrogates/crystal/model, its card MODEL_CARD.md): three crystal
+# stores from recorded seeds (random crystals along 20 zone axes; thin, randomly oriented ones;
+# small cells of real structure types), resumable (rerun to finish), then the compact models
+# on the zone features, trained and evaluated on held-out materials.
+CRYSTAL_DATA ?= data
+CRYSTAL_STORES := $(CRYSTAL_DATA)/crystals_s21,$(CRYSTAL_DATA)/crystals_thin_s23,$(CRYSTAL_DATA)/crystals_types_s25
+crystal-model: $(STAMP)
+	$(BIN)/uedsteer generate crystals --out $(CRYSTAL_DATA)/crystals_s21 --n-materials 1000 \
+		--seed 21 --workers 2
+	$(BIN)/uedsteer generate crystals --out $(CRYSTAL_DATA)/crystals_thin_s23 \
+		--n-materials 400 --seed 23 --workers 2 --set zone_axes=4 \
+		--set random_orientations=12 --set thickness_nm=8.0
+	$(BIN)/uedsteer generate crystals --out $(CRYSTAL_DATA)/crystals_types_s25 \
+		--n-materials 600 --seed 25 --workers 2 --set 'sources={"prototype":1.0}' \
+		--set max_atoms=8
+	$(BIN)/uedsteer train crystal --data $(CRYSTAL_STORES) --features zone \
+		--estimators compact --seed 0 --threads 2 --out surrogates/crystal/model
 
 # Two workers: the suite is CPU-bound, one core each. The slow tests sit together in a few
 # modules; with worksteal a worker that runs out of tests takes half of the other's queue

@@ -3,7 +3,8 @@
 Generates ``--materials`` new random crystals from ``--seed`` (a seed the model was not trained
 on, so every material is new: the test set is material-disjoint by construction), simulates
 their dynamical Bragg lists (Bloch waves, 20 nm, 300 kV) along symmetry-distinct zone axes,
-and scores them with the trained :class:`CrystalPredictor` (``uedsteer train crystal``).
+and scores them with the crystal model (:meth:`CrystalPredictor.load`: the user's model from
+``uedsteer train crystal`` when there is one, else the shipped one).
 Prints patterns per second for :func:`radial_basis` and for ``predict``, the crystal-system
 accuracy of single patterns and of 10-pattern aggregates, per-system space-group accuracy and
 lattice errors, and how 2H and 1T' MoTe2 UED frames read. First, generation speed: patterns/s
@@ -52,7 +53,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seed", type=int, default=9001, help="data seed of the fresh crystals")
     parser.add_argument("--materials", type=int, default=240)
-    parser.add_argument("--model", default=None, help="model folder (default: the user cache)")
+    parser.add_argument(
+        "--model",
+        default=None,
+        help="model folder (default: the user's model when there is one, else the shipped one)",
+    )
     parser.add_argument(
         "--ued-model",
         default=None,
@@ -69,6 +74,9 @@ def main() -> None:
     args = parser.parse_args()
 
     predictor = CrystalPredictor.load(args.model)
+    from uedsteer.surrogates.crystal.persistence import model_source
+
+    print(f"model: {model_source(args.model)}")
     spec_used = predictor.metadata_.get("metrics", {}).get("data_spec", {})
     settings = CrystalGenSettings(**spec_used.get("settings", {}))
     if args.generation_materials and settings.method == "dynamical":

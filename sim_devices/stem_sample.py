@@ -58,6 +58,11 @@ from .stem_particles import AU_LATTICE_CONSTANT, Particle, au_cell, draw_particl
 
 __all__ = ["NanoparticleField"]
 
+# The ideal lists keep beams down to 1e-7 of the incident beam (not the simulation
+# convention's 1e-5, which is the training lists' threshold): what a probe records is decided
+# by the detection threshold and the noise of ``measure``.
+_IDEAL_MIN_INTENSITY = 1e-7
+
 
 class NanoparticleField(BaseModel):
     """A seeded field of FCC Au nanoparticles on amorphous carbon, scanned by a 4D-STEM probe.
@@ -280,6 +285,7 @@ class NanoparticleField(BaseModel):
                     thickness_nm=t,
                     sg_max=self.sg_max,
                     thermal_sigma=self.thermal_sigma,
+                    min_intensity=_IDEAL_MIN_INTENSITY,
                     structure_factor=self.structure_factor,
                 ),
                 dtype=float,

@@ -19,8 +19,9 @@ opening fence):
   statement whose comment names an exception (``# LimitError: ...``) must raise it. Documented
   placeholders (``pristine_frames``, ``frames``) are given simulated frames. A block that
   imports a helper module of the tests (``from safe_sample import ...``, a non-test module
-  beside them) finds it as pytest does. A block that loads the crystal model must fail with
-  the clear "train it first" error (no model is installed here); one that computes a phonon
+  beside them) finds it as pytest does. A block that loads the crystal model runs with the
+  model shipped in the package (``$UEDSTEER_DATA`` points at an empty folder, so no user model
+  takes its place); one that computes a phonon
   table must fail with the clear "needs CHGNet" error (the optional extra is not installed
   here; skipped where it is: minutes of CHGNet that write the package's data). Skipped, each
   with its reason: an EPICS skeleton (code using ``EpicsSignal``, ``...`` placeholders), code
@@ -391,8 +392,6 @@ def kind(block: Block) -> str:
         return "epics"
     if "EpicsBeamline" in names:
         return "ioc"
-    if "CrystalPredictor.load()" in block.text:
-        return "crystal"
     if "compute_phonon_table" in names:
         return "phonons"
     if names & STORE_TRAINING:
@@ -417,7 +416,7 @@ def check_python(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.chdir(tmp_path)  # plots and outputs the README writes land here
-    monkeypatch.setenv("UEDSTEER_DATA", str(tmp_path / "data"))  # no trained crystal model
+    monkeypatch.setenv("UEDSTEER_DATA", str(tmp_path / "data"))  # the shipped crystal model
     what = kind(block)
     if what == "epics":
         pytest.skip(
@@ -429,10 +428,6 @@ def check_python(
             "needs a running IOC: tests/sim_devices/test_epics.py runs these steps (EpicsBeamline, "
             "a YAML map, a campaign) against `uedsteer ioc` in a subprocess"
         )
-    if what == "crystal":
-        with pytest.raises((ValueError, FileNotFoundError), match="uedsteer train crystal"):
-            run_statements(block, {"__name__": "__readme__"})
-        return
     if what == "stores":
         pytest.skip(
             "trains the scorer's networks from zarr stores (minutes, and uedsteer generate "

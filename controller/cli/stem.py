@@ -1,6 +1,6 @@
 """``uedsteer stem``: a simulated 4D-STEM raster scan of Au nanoparticles, logged to a catalog,
-read back and turned into crystal-system and lattice-constant maps by the crystal model that
-``uedsteer train crystal`` wrote."""
+read back and turned into crystal-system and lattice-constant maps by the crystal model: the one
+``uedsteer train crystal`` wrote when there is one, else the model shipped with uedsteer."""
 
 from __future__ import annotations
 
@@ -26,8 +26,8 @@ def add_parser(sub: Any) -> None:
         "--model",
         default=None,
         help="crystal model folder (default: ~/.local/share/uedsteer/crystal, where "
-        "`uedsteer train crystal` writes; make it with `uedsteer generate crystals --out "
-        "data/crystals` then `uedsteer train crystal --data data/crystals`)",
+        "`uedsteer train crystal` writes, when it holds a model; else the model shipped with "
+        "uedsteer)",
     )
     p.add_argument(
         "--lattice-system",
@@ -52,12 +52,15 @@ def run(args: argparse.Namespace) -> int:
 
 def _load_model(args: argparse.Namespace) -> Any:
     """The crystal predictor, before the scan's imports: a missing model says how to make one."""
+    from uedsteer.surrogates.crystal.persistence import model_source
     from uedsteer.surrogates.crystal.predictor import CrystalPredictor
 
     try:
-        return CrystalPredictor.load(args.model)
+        predictor = CrystalPredictor.load(args.model)
     except (FileNotFoundError, ValueError) as err:
         fail(args, f"argument --model: {err}" if args.model else str(err))
+    print(f"crystal model: {model_source(args.model)}")
+    return predictor
 
 
 def _scan(args: argparse.Namespace, field: Any) -> tuple[str, Any]:

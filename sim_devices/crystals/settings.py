@@ -1,4 +1,8 @@
-"""How random crystals are drawn and simulated, and what determines a crystal store."""
+"""How random crystals are drawn and simulated, and what determines a crystal store.
+
+The simulation defaults are the simulation convention
+(:mod:`uedsteer.sim_devices.physics.bragg.convention`), shared with ``dynamical_bragg``.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +10,14 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from ..physics.bragg.convention import (
+    K_MAX,
+    MIN_INTENSITY,
+    SG_MAX,
+    THERMAL_SIGMA,
+    THICKNESS_NM,
+    VOLTAGE_KV,
+)
 from .systems import CRYSTAL_SYSTEMS
 
 SOURCES = ("prototype", "wyckoff", "random")
@@ -44,19 +56,23 @@ class CrystalGenSettings(BaseModel):
     method: Literal["dynamical", "kinematic"] = Field(
         "dynamical", description="Bloch-wave (abTEM) or kinematic Bragg lists."
     )
-    thickness_nm: float = Field(20.0, gt=0, description="Specimen thickness, nm (paper: 20).")
-    voltage_kv: float = Field(300.0, gt=0, description="Accelerating voltage, kV.")
-    k_max: float = Field(2.0, gt=0, description="Largest in-plane |q| kept, 1/Å (no 2π).")
+    thickness_nm: float = Field(
+        THICKNESS_NM, gt=0, description="Specimen thickness, nm (paper: 20)."
+    )
+    voltage_kv: float = Field(VOLTAGE_KV, gt=0, description="Accelerating voltage, kV.")
+    k_max: float = Field(K_MAX, gt=0, description="Largest in-plane |q| kept, 1/Å (no 2π).")
     sg_max: float = Field(
-        0.02,
+        SG_MAX,
         gt=0,
         description="Largest excitation error, 1/Å (at 20 nm a spot with s = 0.02 is already "
         "< 1 % of its in-zone intensity; larger values only add slow upper-layer beams).",
     )
     thermal_sigma: float = Field(
-        0.08, ge=0, description="RMS thermal displacement (Debye–Waller), Å."
+        THERMAL_SIGMA, ge=0, description="RMS thermal displacement (Debye–Waller), Å."
     )
-    min_intensity: float = Field(1e-5, ge=0, description="Weakest spot kept (central beam 1).")
+    min_intensity: float = Field(
+        MIN_INTENSITY, ge=0, description="Weakest spot kept (central beam 1)."
+    )
 
     @field_validator("sources")
     @classmethod

@@ -1,9 +1,10 @@
-"""Hierarchical random forests: crystal system → space group and lattice (Gleason et al. 2024).
+"""Hierarchical models: crystal system → space group and lattice (Gleason et al. 2024).
 
-Thirteen forests, as in the paper: one classifier for the crystal system trained on every
-pattern, and for each crystal system one space-group classifier and one (a, b, c) lattice
-regressor trained only on that system's patterns. A pattern is routed to the sub-models of its
-predicted crystal system.
+Thirteen models, as in the paper: one classifier for the crystal system trained on every
+pattern (the paper's random forest, or a gradient-boosted classifier: ``system_estimator``),
+and for each crystal system one space-group forest and one (a, b, c) lattice forest trained
+only on that system's patterns. A pattern is routed to the sub-models of its predicted crystal
+system.
 
 This module is the hierarchy: construction, routing, prediction. Its neighbours hold the other
 jobs: :mod:`.featurizer` (Bragg lists → features, a validated constructor argument of the
@@ -21,24 +22,37 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from sklearn.ensemble import RandomForestClassifier, RandomForestRegressor
+from sklearn.ensemble import (
+    HistGradientBoostingClassifier,
+    RandomForestClassifier,
+    RandomForestRegressor,
+)
 from sklearn.exceptions import NotFittedError
 
 from uedsteer.sim_devices.crystals.systems import CRYSTAL_SYSTEMS
 
+from .convention import warn_convention
 from .featurizer import FEATURE_SETS, CrystalFeaturizer
 from .fitting import (
     LATTICE_PARAMS,
     SPACE_GROUP_PARAMS,
-    SYSTEM_PARAMS,
+    SYSTEM_ESTIMATORS,
     _merge_params,
     check_targets,
-    fit_forests,
+    fit_models,
+    system_defaults,
 )
 from .lattice_target import check_lattice_target, from_lattice_target, to_lattice_target
 from .persistence import TRAIN_HINT, load_predictor, save_predictor
 from .results import AggregatePrediction, PatternPrediction
-from .votes import difference_aggregate, difference_weight, tree_median, tree_votes
+from .votes import (
+    class_votes,
+    difference_aggregate,
+    difference_weight,
+    tree_median,
+    tree_outputs,
+    tree_votes,
+)
 
 
 def _featurizer_setting(name: str, doc: str) -> property:
@@ -47,13 +61,15 @@ def _featurizer_setting(name: str, doc: str) -> property:
 
 
 class CrystalPredictor:
-    """Crystal system, space group and lattice constants from Bragg lists (13 random forests).
+    """Crystal system, space group and lattice constants from Bragg lists (13 models).
 
     Parameters
     ----------
     system_params, space_group_params, lattice_params : dict, optional
-        Overrides of the forest parameters; the defaults are the paper's
-        (:mod:`~uedsteer.surrogates.crystal.fitting`).
+        Overrides of the estimators' parameters; the defaults are the paper's forests and, for
+        a boosted crystal-system classifier, ``BOOSTING_SYSTEM_PARAMS``
+        (:mod:`~uedsteer.surrogates.crystal.fitting`; its ``ESTIMATOR_PRESETS`` hold the
+        "paper" and "compact" configurations).
     n_jobs : int or None
         Parallel jobs for fitting the forests (joblib convention). Default −1 (all cores).
         Prediction loops over the trees in one thread (counting each tree's vote).
@@ -68,16 +84,26 @@ class CrystalPredictor:
     featurizer : CrystalFeaturizer, optional
         How Bragg lists become features (feature set, detector window, orientation, basis
         size); its settings are saved with the models.
+    system_estimator : {"forest", "boosting"}
+        The crystal-system classifier: the paper's random forest (confidence: the share of
+        trees voting for a class) or a histogram gradient-boosted classifier (confidence: its
+        class probability). Difference aggregation uses either.
 
     Attributes
     ----------
-    system_model_ : RandomForestClassifier or None
+    system_model_ : RandomForestClassifier, HistGradientBoostingClassifier or None
     space_group_models_ : dict[str, RandomForestClassifier or None]
         None for a system whose training patterns all share one space group.
     space_group_classes_ : dict[str, numpy.ndarray]
     lattice_models_ : dict[str, RandomForestRegressor]
     training_sizes_ : dict[str, int]
         Patterns per crystal system plus ``"total"``.
+    simulation_ : dict
+        How the training lists were simulated
+        (:func:`~uedsteer.surrogates.crystal.convention.simulation_record`; empty when not
+        known). :meth:`predict` and :meth:`predict_aggregate` warn
+        (:class:`~uedsteer.surrogates.crystal.convention.SimulationConventionWarning`) when
+        Bragg lists visibly depart from it.
     """
 
     def __init__(
@@ -92,9 +118,12 @@ class CrystalPredictor:
         features: str = "radial",
         lattice_target: str | None = None,
         featurizer: CrystalFeaturizer | None = None,
+        system_estimator: str = "forest",
     ) -> None:
+        defaults = system_defaults(system_estimator)  # refuses an unknown kind
+        self.system_estimator = system_estimator
         self.system_params = _merge_params(
-            SYSTEM_PARAMS, system_params, "system_params", RandomForestClassifier
+            defaults, system_params, "system_params", SYSTEM_ESTIMATORS[system_estimator]
         )
         self.space_group_params = _merge_params(
             SPACE_GROUP_PARAMS, space_group_params, "space_group_params", RandomForestClassifier
@@ -122,11 +151,12 @@ class CrystalPredictor:
             lattice_target = "scaled" if "zone" in featurizer.feature_set else "direct"
         self.lattice_target = lattice_target
         self._check_lattice_target()
-        self.system_model_: RandomForestClassifier | None = None
+        self.system_model_: RandomForestClassifier | HistGradientBoostingClassifier | None = None
         self.space_group_models_: dict[str, RandomForestClassifier | None] = {}
         self.space_group_classes_: dict[str, np.ndarray] = {}
         self.lattice_models_: dict[str, RandomForestRegressor] = {}
         self.training_sizes_: dict[str, int] = {}
+        self.simulation_: dict[str, Any] = {}
         self.metadata_: dict[str, Any] = {}
 
     # -- the featurizer's settings (read-only: a predictor featurizes as it was built) ------
@@ -160,7 +190,7 @@ class CrystalPredictor:
         """Crystal systems with sub-models, in :data:`CRYSTAL_SYSTEMS` order."""
         return tuple(s for s in CRYSTAL_SYSTEMS if s in self.lattice_models_)
 
-    def _check_fitted(self) -> RandomForestClassifier:
+    def _check_fitted(self) -> RandomForestClassifier | HistGradientBoostingClassifier:
         if self.system_model_ is None:
             raise NotFittedError(
                 "this CrystalPredictor is not fitted; call fit() or CrystalPredictor.load() "
@@ -219,7 +249,7 @@ class CrystalPredictor:
         present = [s for s in CRYSTAL_SYSTEMS if np.any(systems == s)]
         self.system_model_ = None
         self.space_group_models_, self.space_group_classes_, self.lattice_models_ = {}, {}, {}
-        model = fit_forests(self, x, systems, groups, target, usable, weight, present, progress)
+        model = fit_models(self, x, systems, groups, target, usable, weight, present, progress)
         self.system_model_ = model
         self.training_sizes_ = {"total": int(x.shape[0])}
         self.training_sizes_.update({s: int(np.sum(systems == s)) for s in present})
@@ -228,10 +258,11 @@ class CrystalPredictor:
     # -- prediction helpers -----------------------------------------------------------------
 
     def _system_votes(self, x32: np.ndarray) -> np.ndarray:
-        """Tree votes (n, 6) in CRYSTAL_SYSTEMS order."""
+        """Votes (n, 6) in CRYSTAL_SYSTEMS order: a forest's tree votes, a boosted
+        classifier's class probabilities (:func:`~.votes.class_votes`)."""
         model = self._check_fitted()
-        raw = tree_votes(model, x32)
-        votes = np.zeros((x32.shape[0], len(CRYSTAL_SYSTEMS)), dtype=np.int64)
+        raw = class_votes(model, x32)
+        votes = np.zeros((x32.shape[0], len(CRYSTAL_SYSTEMS)), dtype=np.float64)
         columns = [CRYSTAL_SYSTEMS.index(str(c)) for c in model.classes_]
         votes[:, columns] = raw
         return votes
@@ -246,8 +277,19 @@ class CrystalPredictor:
         return tree_votes(model, x32), np.asarray(model.classes_, dtype=np.int64)
 
     def _lattice(self, system: str, x32: np.ndarray) -> np.ndarray:
+        """Each pattern's (a, b, c) in Å: the median of the trees (n, 3)."""
         median = np.atleast_2d(tree_median(self.lattice_models_[system], x32))
         return from_lattice_target(median, x32, self.lattice_target, self.featurizer)
+
+    def _pooled_lattice(self, system: str, x32: np.ndarray) -> np.ndarray:
+        """(a, b, c) in Å of several patterns of one material: the median of every tree's
+        prediction for every pattern (3,)."""
+        trees = tree_outputs(self.lattice_models_[system], x32)  # (trees, n, 3)
+        per_tree = [
+            from_lattice_target(np.atleast_2d(t), x32, self.lattice_target, self.featurizer)
+            for t in trees
+        ]
+        return np.median(np.concatenate(per_tree, axis=0), axis=0)
 
     def _check_system(self, system: str, name: str) -> str:
         if system not in self.lattice_models_:
@@ -270,7 +312,25 @@ class CrystalPredictor:
         if features is not None:
             x = self._check_features(features)
             return x, np.isfinite(x).all(axis=1)
-        return self.featurizer.transform(bragg_lists, preprocess)
+        if isinstance(bragg_lists, np.ndarray) and bragg_lists.ndim == 2:
+            bragg_lists = [bragg_lists]  # one list (an object array is many)
+        elif not isinstance(bragg_lists, list | tuple | np.ndarray):
+            bragg_lists = list(bragg_lists)  # a generator is read once, by both steps
+        x, valid = self.featurizer.transform(bragg_lists, preprocess)
+        if self.simulation_:
+            self._check_convention(bragg_lists, valid, preprocess)
+        return x, valid
+
+    def _check_convention(
+        self, bragg_lists: Sequence[Any], valid: np.ndarray, preprocess: bool
+    ) -> None:
+        """Warn when the valid lists visibly depart from the training lists' simulation."""
+        lists = [b for b, ok in zip(bragg_lists, valid, strict=True) if ok]
+        record = dict(self.simulation_)
+        q_range = self.featurizer.q_range
+        if q_range is not None and q_range[1] <= record.get("k_max", np.inf):
+            record.pop("k_max", None)  # the model crops every list to its window first
+        warn_convention(lists, record, preprocess, stacklevel=5)
 
     def features(self, bragg_lists: Any) -> tuple[np.ndarray, np.ndarray]:
         """The model's input for Bragg lists: cropped and oriented as the model was trained,
@@ -324,12 +384,12 @@ class CrystalPredictor:
             return out
         x32 = np.ascontiguousarray(x[rows], dtype=np.float32)
         votes = self._system_votes(x32)
-        n_trees = votes.sum(axis=1)
+        total = votes.sum(axis=1)
         winner = np.argmax(votes, axis=1)
         systems = np.asarray(CRYSTAL_SYSTEMS)[winner]
         out.system_votes[rows] = votes
         out.crystal_system[rows] = systems
-        out.system_confidence[rows] = votes[np.arange(rows.size), winner] / n_trees
+        out.system_confidence[rows] = votes[np.arange(rows.size), winner] / total
         out.difference_weight[rows] = difference_weight(votes)
         routed = systems if route_to is None else np.full(rows.size, route_to)
         out.routed_system[rows] = routed
@@ -357,8 +417,13 @@ class CrystalPredictor:
 
         The crystal system is the difference aggregate of the patterns' system votes. Then all
         valid patterns go through the winning system's space-group model (difference
-        aggregate of their votes) and lattice model (median over patterns of each pattern's
-        tree-median lattice). Invalid patterns are left out.
+        aggregate of their votes) and lattice model: the median of every tree's (a, b, c) for
+        every pattern. (The paper takes the median over patterns of each pattern's tree
+        median; pooling the trees keeps a pattern whose trees disagree from casting a
+        coin-flip vote: on the shipped model's held-out materials the median error of the
+        aggregated a fell from 0.026 to 0.000 Å for hexagonal, 0.155 to 0.044 Å for trigonal
+        and 0.25 to 0.10 Å for tetragonal crystals, and gold's 10 zone axes read 4.08 Å
+        instead of 3.04 Å.) Invalid patterns are left out.
 
         Parameters
         ----------
@@ -393,7 +458,7 @@ class CrystalPredictor:
         routed = route_to or self._check_system(system, "aggregated crystal system")
         sg_votes, classes = self._space_group_votes(routed, x32)
         group, sg_confidence, sg_weights = difference_aggregate(sg_votes, classes.tolist())
-        lattice = np.median(self._lattice(routed, x32), axis=0)
+        lattice = self._pooled_lattice(routed, x32)
         return AggregatePrediction(
             crystal_system=str(system),
             confidence=confidence,

@@ -17,13 +17,17 @@ class PatternPrediction:
     Attributes
     ----------
     crystal_system : numpy.ndarray of str, (N,)
-        Majority of the crystal-system trees; "" for an invalid pattern.
-    system_votes : numpy.ndarray of int, (N, 6)
-        Tree votes, columns in :data:`CRYSTAL_SYSTEMS` order (zeros when invalid).
+        The crystal-system classifier's winner (the majority of a forest's trees); "" for an
+        invalid pattern.
+    system_votes : numpy.ndarray of float, (N, 6)
+        Votes, columns in :data:`CRYSTAL_SYSTEMS` order (zeros when invalid): a forest's tree
+        votes (counts summing to its trees) or a boosted classifier's class probabilities
+        (summing to 1).
     system_confidence : numpy.ndarray, (N,)
-        Share of the trees voting for ``crystal_system`` (NaN when invalid).
+        Share of the votes for ``crystal_system`` (NaN when invalid).
     difference_weight : numpy.ndarray, (N,)
-        (votes of the winner − votes of the runner-up) / trees (NaN when invalid).
+        (votes of the winner − votes of the runner-up) / all votes (NaN when invalid): the
+        weight of the pattern in difference aggregation.
     space_group : numpy.ndarray of int, (N,)
         Majority of the routed space-group trees; 0 (not a space group) when invalid.
     space_group_confidence : numpy.ndarray, (N,)
@@ -62,7 +66,7 @@ class PatternPrediction:
         n = valid.shape[0]
         return cls(
             crystal_system=np.full(n, "", dtype="<U12"),
-            system_votes=np.zeros((n, len(CRYSTAL_SYSTEMS)), dtype=np.int64),
+            system_votes=np.zeros((n, len(CRYSTAL_SYSTEMS)), dtype=np.float64),
             system_confidence=np.full(n, np.nan),
             difference_weight=np.full(n, np.nan),
             space_group=np.zeros(n, dtype=np.int64),
@@ -95,7 +99,7 @@ class PatternPrediction:
             "valid": bool(self.valid[i]),
             "routed_system": str(self.routed_system[i]),
             "system_votes": {
-                s: int(v) for s, v in zip(CRYSTAL_SYSTEMS, self.system_votes[i], strict=True)
+                s: float(v) for s, v in zip(CRYSTAL_SYSTEMS, self.system_votes[i], strict=True)
             },
         }
 

@@ -1,16 +1,18 @@
 """Train the crystal predictor on a crystal store (``uedsteer train crystal``).
 
 The store is split **by material** (25 % of the materials are test materials, as in the
-paper), the Bragg lists are featurized with :func:`radial_basis`, the hierarchical forests
-are trained on the training materials and evaluated on the test materials
-(:mod:`~uedsteer.surrogates.crystal.evaluation`):
+paper), the Bragg lists are featurized (the zone features by default), the hierarchical models
+(the "compact" preset by default) are trained on the training materials and evaluated on the
+test materials (:mod:`~uedsteer.surrogates.crystal.evaluation`):
 
 * crystal-system accuracy of single patterns, and of 10-pattern aggregates per test material
   (difference aggregation over 10 zone axes drawn without replacement, seeded);
 * per crystal system: space-group accuracy of that system's sub-model on its own patterns
   (``given the system``, the paper's per-system figure) and end-to-end through the predicted
   system (``hierarchical``), and the median absolute error of a, b, c;
-* confusion matrices as PNG and everything in ``crystal_metrics.json``.
+* confusion matrices as PNG and everything in ``crystal_metrics.json``;
+* how textbook crystals read (:mod:`~uedsteer.surrogates.crystal.reference_structures`), and
+  the model card ``MODEL_CARD.md`` (:mod:`~uedsteer.surrogates.crystal.card`).
 """
 
 from __future__ import annotations
@@ -25,9 +27,13 @@ import numpy as np
 from uedsteer.sim_devices.crystals.dataset import CrystalDataset, split_by_material
 from uedsteer.sim_devices.crystals.systems import CRYSTAL_SYSTEMS
 
+from .card import write_model_card
+from .convention import simulation_record
 from .evaluation import evaluate, plot_confusion
+from .fitting import ESTIMATOR_PRESETS
 from .persistence import default_model_dir
 from .predictor import CrystalPredictor
+from .reference_structures import read_reference_structures
 
 
 def _code_version() -> str:
@@ -62,6 +68,13 @@ def featurize(
     or ``"radial+zone"``.
     """
     return CrystalPredictor(q_range=q_range, orient=orient, features=features).features(data.bragg)
+
+
+def store_specs(spec: dict) -> list[dict]:
+    """Each store's configuration from a data set's ``spec`` (several stores: the first one's
+    with the others under ``"also"``, as :func:`concatenate_datasets` writes it)."""
+    first = {k: v for k, v in spec.items() if k != "also"}
+    return [first, *spec.get("also", [])] if first else list(spec.get("also", []))
 
 
 LATTICE_WEIGHTINGS = ("cell_size", "none")
@@ -100,8 +113,10 @@ def train_crystal(
     progress: bool = True,
     command: str = "",
     q_range: tuple[float, float] | None = None,
-    features: str = "radial",
+    features: str = "zone",
     lattice_weighting: str = "cell_size",
+    estimators: str = "compact",
+    reference: bool = True,
 ) -> tuple[CrystalPredictor, dict]:
     """Split by material, featurize, train the hierarchy, evaluate, save model and report.
 
@@ -116,7 +131,7 @@ def train_crystal(
     test_fraction, seed : float, int
         Material-disjoint split.
     system_params, space_group_params, lattice_params : dict, optional
-        Overrides of the paper's forest hyperparameters.
+        Overrides of the preset's hyperparameters.
     n_jobs : int
         Parallel tree fits (−1: all cores).
     progress : bool
@@ -126,11 +141,18 @@ def train_crystal(
     q_range : (float, float), optional
         Train on lists cropped to this |q| window (1/Å), e.g. ``(0.16, 1.3)`` for a model that
         reads UED frames; the predictor then crops every list it is given the same way.
-    features : {"radial", "zone", "radial+zone"}
-        Model inputs: the paper's radial basis, the zone-lattice and symmetry features
-        (:mod:`.zone`), or both.
+    features : {"zone", "radial", "radial+zone"}
+        Model inputs: the zone-lattice and symmetry features (:mod:`.zone`, default), the
+        paper's radial basis, or both.
     lattice_weighting : {"cell_size", "none"}
         Training weights of the lattice regressors (:data:`LATTICE_WEIGHTINGS`).
+    estimators : {"compact", "paper"}
+        The preset (:data:`~uedsteer.surrogates.crystal.fitting.ESTIMATOR_PRESETS`): a boosted
+        crystal-system classifier and forests with a few patterns a leaf, or the paper's
+        forests.
+    reference : bool
+        Read the textbook crystals
+        (:mod:`~uedsteer.surrogates.crystal.reference_structures`) for the model card.
 
     Returns
     -------
@@ -141,15 +163,25 @@ def train_crystal(
         raise ValueError(
             f"lattice_weighting={lattice_weighting!r} is not known; allowed: {LATTICE_WEIGHTINGS}"
         )
+    if estimators not in ESTIMATOR_PRESETS:
+        raise ValueError(
+            f"estimators={estimators!r} is not known; allowed: {tuple(ESTIMATOR_PRESETS)}"
+        )
+    preset = ESTIMATOR_PRESETS[estimators]
+    given = {
+        "system_params": system_params,
+        "space_group_params": space_group_params,
+        "lattice_params": lattice_params,
+    }
+    params = {name: {**preset.get(name, {}), **(value or {})} for name, value in given.items()}
     t0 = time.perf_counter()
     feats, valid = featurize(data, q_range, features=features)
     t_feat = time.perf_counter() - t0
     train, test = split_by_material(data.material, test_fraction=test_fraction, seed=seed)
     fit_rows = train & valid
     predictor = CrystalPredictor(
-        system_params=system_params,
-        space_group_params=space_group_params,
-        lattice_params=lattice_params,
+        **params,
+        system_estimator=preset["system_estimator"],
         n_jobs=n_jobs,
         random_state=seed,
         q_range=q_range,
@@ -167,6 +199,7 @@ def train_crystal(
         ),
     )
     t_fit = time.perf_counter() - t1
+    predictor.simulation_ = simulation_record(store_specs(data.spec))
     test_data = data.subset(test)
     metrics = evaluate(predictor, test_data, feats[test], valid[test], seed=seed)
     metrics.update(
@@ -182,11 +215,14 @@ def train_crystal(
             "features": features,
             "lattice_target": predictor.lattice_target,
             "lattice_weighting": lattice_weighting,
+            "estimators": estimators,
             "code_version": _code_version(),
             "created": time.strftime("%Y-%m-%dT%H:%M:%S"),
             "command": command,
         }
     )
+    if reference:
+        metrics["reference_structures"] = read_reference_structures(predictor)
     metrics["model_folder"] = str(Path(out) if out is not None else default_model_dir())
     folder = predictor.save(metrics["model_folder"], metrics=metrics)
     report_dir = Path(report) if report is not None else Path(folder)
@@ -205,4 +241,5 @@ def train_crystal(
         f"{metrics['system_accuracy_aggregate']:.1%}",
         report_dir / "crystal_confusion_aggregate.png",
     )
+    write_model_card(folder, metrics.get("reference_structures"))
     return predictor, metrics

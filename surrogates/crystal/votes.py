@@ -1,9 +1,11 @@
-"""Tree votes of the forests and their aggregation over patterns (Gleason et al. 2024).
+"""Votes of the classifiers and their aggregation over patterns (Gleason et al. 2024).
 
-A class label is the majority of the *trees'* votes (counted explicitly per tree, not averaged
-probabilities), its confidence the share of trees voting for it; a lattice is the median of the
-trees' predictions. Over several patterns of one material the labels are combined by
-*difference aggregation* (:func:`difference_aggregate`).
+For a forest, a class label is the majority of the *trees'* votes (counted explicitly per
+tree, not averaged probabilities), its confidence the share of trees voting for it; a lattice
+is the median of the trees' predictions. A gradient-boosted classifier votes with its class
+probabilities instead (:func:`class_votes`); a confidence is then the winner's probability.
+Over several patterns of one material the labels are combined by *difference aggregation*
+(:func:`difference_aggregate`), which takes either kind of vote.
 """
 
 from __future__ import annotations
@@ -12,7 +14,11 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
-from sklearn.ensemble import RandomForestClassifier, RandomForestRegressor
+from sklearn.ensemble import (
+    HistGradientBoostingClassifier,
+    RandomForestClassifier,
+    RandomForestRegressor,
+)
 
 
 def _check_votes(votes: np.ndarray, n_labels: int | None = None) -> np.ndarray:
@@ -131,6 +137,41 @@ def tree_votes(forest: RandomForestClassifier, features: np.ndarray) -> np.ndarr
     return votes
 
 
+def class_votes(
+    model: RandomForestClassifier | HistGradientBoostingClassifier, features: np.ndarray
+) -> np.ndarray:
+    """Votes of a fitted classifier, columns in ``model.classes_`` order.
+
+    Parameters
+    ----------
+    model : RandomForestClassifier or HistGradientBoostingClassifier
+    features : array_like, shape (N, F)
+
+    Returns
+    -------
+    numpy.ndarray
+        float64 (N, K): a forest's tree votes (:func:`tree_votes`, rows summing to the number
+        of trees) or a boosted classifier's class probabilities (rows summing to 1). Shares of
+        the row sum are confidences; :func:`difference_weight` is the same either way.
+    """
+    x32 = np.ascontiguousarray(features, dtype=np.float32)
+    if isinstance(model, RandomForestClassifier):
+        return tree_votes(model, x32).astype(np.float64)
+    return np.asarray(model.predict_proba(x32), dtype=np.float64)
+
+
+def tree_outputs(forest: RandomForestRegressor, features: np.ndarray) -> np.ndarray:
+    """Every tree's prediction of a fitted forest regressor.
+
+    Returns
+    -------
+    numpy.ndarray
+        Shape (trees, N) or (trees, N, n_outputs).
+    """
+    x32 = np.ascontiguousarray(features, dtype=np.float32)
+    return np.stack(_tree_outputs(forest, x32))
+
+
 def tree_median(forest: RandomForestRegressor, features: np.ndarray) -> np.ndarray:
     """Median over the trees of a fitted forest regressor (paper: far better than the mean).
 
@@ -139,5 +180,4 @@ def tree_median(forest: RandomForestRegressor, features: np.ndarray) -> np.ndarr
     numpy.ndarray
         Shape (N,) or (N, n_outputs), like ``forest.predict``.
     """
-    x32 = np.ascontiguousarray(features, dtype=np.float32)
-    return np.median(np.stack(_tree_outputs(forest, x32)), axis=0)
+    return np.median(tree_outputs(forest, features), axis=0)

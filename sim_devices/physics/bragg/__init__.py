@@ -4,8 +4,10 @@ One job a module: :mod:`.inputs` (checked crystals and parameters), :mod:`.beam`
 (wavelength, excitation errors), :mod:`.orientation` (zone axes), :mod:`.kinematic`,
 :mod:`.bloch` (Bloch waves: beams and structure matrix), :mod:`.potential` (structure
 factors, shared by a crystal's orientations), :mod:`.propagation` (exp(iτA)e₀ through the
-slab), :mod:`.assembly` (beams to a Bragg list), :mod:`.zone_series` (many zone axes at once)
-and :mod:`.reference` (abTEM's own Bloch-wave pipeline, which tests compare against).
+slab), :mod:`.assembly` (beams to a Bragg list), :mod:`.zone_series` (many zone axes at once),
+:mod:`.convention` (the default settings: those of the crystal stores and the shipped crystal
+model: 300 kV, k_max 2 1/Å, 20 nm, sg_max 0.02 1/Å, thermal σ 0.08 Å, spots ≥ 1e-5 of the
+beam) and :mod:`.reference` (abTEM's own Bloch-wave pipeline, which tests compare against).
 
 A *Bragg list* is a float64 array of shape ``(n, 3)`` with columns ``(qx, qy, I)``: spot
 positions in 1/Å **without** 2π (q = 1/d) in the plane normal to the beam, and spot intensities
@@ -84,12 +86,14 @@ Timings (this machine: 2 CPU cores shared with other jobs, one thread; 300 kV, k
 
 from .beam import electron_wavelength
 from .bloch import dynamical_bragg, structure_factor_for
+from .convention import SIMULATION_CONVENTION
 from .inputs import as_atoms
 from .kinematic import kinematic_bragg
 from .orientation import zone_axes, zone_axis_rotation
 from .zone_series import bragg_lists_for_zone_axes
 
 __all__ = [
+    "SIMULATION_CONVENTION",
     "as_atoms",
     "bragg_lists_for_zone_axes",
     "dynamical_bragg",

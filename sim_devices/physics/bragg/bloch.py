@@ -9,6 +9,14 @@ from numpy.typing import ArrayLike
 
 from .assembly import _to_bragg_list
 from .beam import _common_checks, _g_limit
+from .convention import (
+    K_MAX,
+    MIN_INTENSITY,
+    SG_MAX,
+    THERMAL_SIGMA,
+    THICKNESS_NM,
+    VOLTAGE_KV,
+)
 from .inputs import ThermalSigma, _thermal_sigmas, as_atoms
 from .orientation import _orientation
 from .potential import StructureFactorTable, build_structure_factor_table
@@ -16,7 +24,7 @@ from .propagation import propagate
 
 
 def structure_factor_for(
-    crystal: Any, k_max: float = 2.0, thermal_sigma: ThermalSigma = 0.0
+    crystal: Any, k_max: float = K_MAX, thermal_sigma: ThermalSigma = THERMAL_SIGMA
 ) -> StructureFactorTable:
     """Structure-factor table of a crystal, reusable for many orientations and thicknesses.
 
@@ -29,7 +37,8 @@ def structure_factor_for(
         |g| ≤ 2·sqrt(k_max² + 0.3²), so every coupling g − h between beams is present, also for
         beams up to 0.3 1/Å off the zero-order Laue zone (enough for sg_max ≲ 0.25 1/Å).
     thermal_sigma : float or mapping of str to float
-        Isotropic rms displacement in Å (Debye–Waller exp(−2π² σ² g²)).
+        Isotropic rms displacement in Å (Debye–Waller exp(−2π² σ² g²)); default the
+        simulation convention's 0.08 Å, as :func:`dynamical_bragg`'s.
 
     Returns
     -------
@@ -51,15 +60,20 @@ def dynamical_bragg(
     zone_axis: ArrayLike = (0, 0, 1),
     *,
     rotation: ArrayLike | None = None,
-    voltage_kv: float = 300.0,
-    k_max: float = 2.0,
-    thickness_nm: float = 20.0,
-    sg_max: float = 0.05,
-    thermal_sigma: ThermalSigma = 0.0,
-    min_intensity: float = 1e-7,
+    voltage_kv: float = VOLTAGE_KV,
+    k_max: float = K_MAX,
+    thickness_nm: float = THICKNESS_NM,
+    sg_max: float = SG_MAX,
+    thermal_sigma: ThermalSigma = THERMAL_SIGMA,
+    min_intensity: float = MIN_INTENSITY,
     structure_factor: Any = None,
 ) -> np.ndarray:
     """Dynamical (multiple-scattering) Bragg list by the Bloch-wave method (abTEM's equations).
+
+    The defaults are the simulation convention
+    (:mod:`~uedsteer.sim_devices.physics.bragg.convention`): the settings of the crystal
+    stores the shipped crystal model was trained on, so a list made with them reads as the
+    model expects.
 
     Parameters
     ----------

@@ -11,6 +11,14 @@ from numpy.typing import ArrayLike
 from ..form_factors import electron_form_factor
 from .assembly import _to_bragg_list
 from .beam import _common_checks, _g_limit, _lorentz_factor
+from .convention import (
+    K_MAX,
+    MIN_INTENSITY,
+    SG_MAX,
+    THERMAL_SIGMA,
+    THICKNESS_NM,
+    VOLTAGE_KV,
+)
 from .inputs import ThermalSigma, _thermal_sigmas, as_atoms
 from .orientation import _orientation
 
@@ -20,17 +28,18 @@ def kinematic_bragg(
     zone_axis: ArrayLike = (0, 0, 1),
     *,
     rotation: ArrayLike | None = None,
-    voltage_kv: float = 300.0,
-    k_max: float = 2.0,
-    thickness_nm: float = 20.0,
-    sg_max: float = 0.05,
-    thermal_sigma: ThermalSigma = 0.0,
-    min_intensity: float = 1e-7,
+    voltage_kv: float = VOLTAGE_KV,
+    k_max: float = K_MAX,
+    thickness_nm: float = THICKNESS_NM,
+    sg_max: float = SG_MAX,
+    thermal_sigma: ThermalSigma = THERMAL_SIGMA,
+    min_intensity: float = MIN_INTENSITY,
 ) -> np.ndarray:
     """Kinematic Bragg list of a slab (first Born approximation with a shape function).
 
     I_g ∝ (λ γ |F_g| / V_cell)² (sin(π t s_g)/(π s_g))², renormalised with the central beam
-    so that the total flux is 1 (see the module docstring for the derivation).
+    so that the total flux is 1 (see the module docstring for the derivation). The defaults
+    are the simulation convention (:mod:`~uedsteer.sim_devices.physics.bragg.convention`).
 
     Parameters
     ----------
@@ -43,19 +52,19 @@ def kinematic_bragg(
         A proper rotation R (r_lab = R r_crystal) for an arbitrary orientation, e.g. a
         randomly oriented nanoparticle. Overrides ``zone_axis``.
     voltage_kv : float
-        Accelerating voltage in kV.
+        Accelerating voltage in kV (default 300).
     k_max : float
-        Largest in-plane |q| listed, 1/Å (without 2π).
+        Largest in-plane |q| listed, 1/Å (without 2π; default 2).
     thickness_nm : float
-        Slab thickness t in nm (≥ 0).
+        Slab thickness t in nm (≥ 0; default 20).
     sg_max : float
-        Largest |excitation error| kept, 1/Å (in (0, 1]).
+        Largest |excitation error| kept, 1/Å (in (0, 1]; default 0.02).
     thermal_sigma : float or mapping of str to float
         Isotropic rms displacement per Cartesian component in Å (one value, or one per
-        element); Debye–Waller factor exp(−2π² σ² g²).
+        element); Debye–Waller factor exp(−2π² σ² g²). Default 0.08 Å.
     min_intensity : float
         Diffracted spots weaker than this (fraction of the incident beam) are dropped; the
-        central beam is always kept.
+        central beam is always kept. Default 1e-5.
 
     Returns
     -------

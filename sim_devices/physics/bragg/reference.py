@@ -17,6 +17,14 @@ from numpy.typing import ArrayLike
 
 from .assembly import _to_bragg_list
 from .beam import _common_checks, _g_limit
+from .convention import (
+    K_MAX,
+    MIN_INTENSITY,
+    SG_MAX,
+    THERMAL_SIGMA,
+    THICKNESS_NM,
+    VOLTAGE_KV,
+)
 from .inputs import ThermalSigma, _positive, _thermal_sigmas, as_atoms
 from .orientation import _orientation
 from .potential import table_g_max
@@ -31,7 +39,7 @@ def _abtem_config():
 
 
 def abtem_structure_factor(
-    crystal: Any, k_max: float = 2.0, thermal_sigma: ThermalSigma = 0.0
+    crystal: Any, k_max: float = K_MAX, thermal_sigma: ThermalSigma = THERMAL_SIGMA
 ) -> Any:
     """abTEM's full structure-factor table of a crystal (every hkl up to the table radius).
 
@@ -83,12 +91,12 @@ def abtem_dynamical_bragg(
     zone_axis: ArrayLike = (0, 0, 1),
     *,
     rotation: ArrayLike | None = None,
-    voltage_kv: float = 300.0,
-    k_max: float = 2.0,
-    thickness_nm: float = 20.0,
-    sg_max: float = 0.05,
-    thermal_sigma: ThermalSigma = 0.0,
-    min_intensity: float = 1e-7,
+    voltage_kv: float = VOLTAGE_KV,
+    k_max: float = K_MAX,
+    thickness_nm: float = THICKNESS_NM,
+    sg_max: float = SG_MAX,
+    thermal_sigma: ThermalSigma = THERMAL_SIGMA,
+    min_intensity: float = MIN_INTENSITY,
     structure_factor: Any = None,
 ) -> np.ndarray:
     """Dynamical Bragg list by abTEM's ``BlochWaves`` (eigendecomposition of the full matrix).

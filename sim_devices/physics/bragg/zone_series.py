@@ -8,6 +8,7 @@ import numpy as np
 from numpy.typing import ArrayLike
 
 from .bloch import dynamical_bragg, structure_factor_for
+from .convention import K_MAX, THERMAL_SIGMA
 from .inputs import _zone_axis_vector, as_atoms
 from .kinematic import kinematic_bragg
 
@@ -68,6 +69,6 @@ def bragg_lists_for_zone_axes(
         return [kinematic_bragg(atoms, uvw, **kw) for uvw in axes.astype(np.int64)]
     if kw.get("structure_factor") is None:
         kw["structure_factor"] = structure_factor_for(
-            atoms, kw.get("k_max", 2.0), kw.get("thermal_sigma", 0.0)
+            atoms, kw.get("k_max", K_MAX), kw.get("thermal_sigma", THERMAL_SIGMA)
         )
     return [dynamical_bragg(atoms, uvw, **kw) for uvw in axes.astype(np.int64)]

@@ -165,14 +165,32 @@ def test_training_writes_to_a_user_folder_by_default(tmp_path, monkeypatch):
     assert "FrameScorer.load(DIR)" in help_text and "~/.local/share/uedsteer/scorer" in help_text
 
 
-def test_stem_without_a_model_says_which_commands_come_first(tmp_path):
-    line = error_line(uedsteer("stem", "--nx", "4", "--ny", "4", data_dir=tmp_path, real=True))
-    assert f"no trained crystal model in {tmp_path / 'crystal'}" in line
-    assert "`uedsteer generate crystals --out data/crystals`, then " in line
-    assert "`uedsteer train crystal --data data/crystals`" in line
+def test_a_missing_crystal_model_says_the_whole_path_in_one_line(tmp_path, monkeypatch):
+    """generate → train → use, with times; without a user model the shipped one is used."""
+    from uedsteer.surrogates.crystal import persistence
+    from uedsteer.surrogates.crystal.predictor import CrystalPredictor
+
     model = tmp_path / "mymodel"
     line = error_line(uedsteer("stem", "--model", str(model)), "argument --model", str(model))
-    assert f"`uedsteer train crystal --data data/crystals --out {model}`" in line
+    assert "`uedsteer generate crystals --out data/crystals --n-materials 1000` (≈ 5–20 min" in line
+    assert f"`uedsteer train crystal --data data/crystals` (≈ 2–10 min; it writes {model}" in line
+    assert "`uedsteer stem` use it" in line
+    # no user model and no shipped one (a package without its data): the same path, in load()
+    monkeypatch.setenv("UEDSTEER_DATA", str(tmp_path))
+    monkeypatch.setattr(persistence, "SHIPPED_MODEL_DIR", tmp_path / "nothing")
+    with pytest.raises(FileNotFoundError) as err:
+        CrystalPredictor.load()
+    text = str(err.value)
+    assert "\n" not in text and f"no trained crystal model in {tmp_path / 'crystal'}" in text
+    assert "the package holds no shipped model" in text and "(≈ 2–10 min" in text
+    # training without a store: the same path, naming the store
+    line = error_line(
+        uedsteer("train", "crystal", "--data", str(tmp_path / "none"), data_dir=tmp_path),
+        "argument --data",
+        "uedsteer generate crystals --out",
+    )
+    assert "(≈ 5–20 min" in line and "run this command again (≈ 2–10 min)" in line
+    assert "without one they use the model shipped with uedsteer" in line
 
 
 def test_crystal_store_with_other_settings_names_each_difference(tmp_path):

@@ -270,8 +270,11 @@ def test_load_refuses_missing_or_foreign_files(trained, tmp_path, monkeypatch):
     with pytest.raises(FileNotFoundError, match="uedsteer train crystal"):
         CrystalPredictor.load(tmp_path)
     monkeypatch.setenv("UEDSTEER_DATA", str(tmp_path / "nowhere"))
+    from uedsteer.surrogates.crystal import persistence
+
+    monkeypatch.setattr(persistence, "SHIPPED_MODEL_DIR", tmp_path / "no_shipped_model")
     with pytest.raises(FileNotFoundError, match="nowhere"):
-        CrystalPredictor.load()
+        CrystalPredictor.load()  # (with a shipped model, load() would fall back to it)
     model, _ = trained
     folder = model.save(tmp_path / "m")
     import skops.io

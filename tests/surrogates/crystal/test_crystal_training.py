@@ -9,16 +9,17 @@ import pytest
 
 
 def test_cli_generate_train_and_stem_map(tmp_path, capsys):
-    """The README's crystal commands end to end on a tiny store (kinematic, small forests)."""
+    """The README's crystal commands end to end on a tiny store (kinematic, small forests):
+    the default zone features and compact models, a model card with the files' hashes."""
     from uedsteer.controller.cli import main
+    from uedsteer.surrogates.crystal.persistence import sha256_of
 
     store, model = tmp_path / "crystals", tmp_path / "model"
     args = ["generate", "crystals", "--out", str(store), "--n-materials", "12", "--seed", "4"]
     args += ["--workers", "1", "--set", 'method="kinematic"', "--set", "zone_axes=6"]
     assert main(args) == 0
     args = ["train", "crystal", "--data", str(store), "--out", str(model), "--threads", "1"]
-    args += ["--system-trees", "8", "--space-group-trees", "8", "--lattice-trees", "8"]
-    args += ["--max-features", "sqrt"]
+    args += ["--space-group-trees", "8", "--lattice-trees", "8", "--max-features", "sqrt"]
     assert main(args) == 0
     text = capsys.readouterr().out
     assert "crystal system, single pattern" in text and "10-pattern aggregate" in text
@@ -26,12 +27,49 @@ def test_cli_generate_train_and_stem_map(tmp_path, capsys):
     assert metrics["split"]["by"] == "material"
     assert (model / "crystal_confusion_single.png").stat().st_size > 1000
     assert metrics["test_materials"] == 3 and metrics["train_materials"] == 9
-    assert metrics["lattice_weighting"] == "cell_size" and metrics["lattice_target"] == "direct"
+    assert metrics["lattice_weighting"] == "cell_size" and metrics["lattice_target"] == "scaled"
+    assert metrics["features"] == "zone" and metrics["estimators"] == "compact"
+    meta = json.loads((model / "metadata.json").read_text())
+    assert meta["hyperparameters"]["system_estimator"] == "boosting"
+    assert meta["simulation"]["stores"][0]["method"] == "kinematic"
+    assert meta["simulation"]["min_intensity"] == 1e-5
+    card = (model / "MODEL_CARD.md").read_text()
+    assert sha256_of(model / "models.skops") in card and sha256_of(model / "metadata.json") in card
+    assert "* command: `uedsteer " in card and "| Au (fcc) | cubic | 225 |" in card
+    assert {r["name"] for r in metrics["reference_structures"]} >= {"Au (fcc)", "NaCl (rock salt)"}
     args = ["stem", "--nx", "6", "--ny", "5", "--model", str(model)]
     args += ["--catalog", str(tmp_path / "cat"), "--out", str(tmp_path / "stem")]
     assert main(args) == 0
     assert "median lattice constant" in capsys.readouterr().out
     assert (tmp_path / "stem" / "stem_crystal_maps.png").exists()
+
+
+def test_the_paper_preset_keeps_the_forests_and_the_compact_one_has_no_system_trees(tmp_path):
+    from uedsteer.controller.cli import main
+    from uedsteer.sim_devices.crystals.dataset import load_crystal_dataset
+    from uedsteer.surrogates.crystal.train import train_crystal
+
+    store = tmp_path / "crystals"
+    args = ["generate", "crystals", "--out", str(store), "--n-materials", "8", "--seed", "5"]
+    args += ["--workers", "1", "--set", 'method="kinematic"', "--set", "zone_axes=4"]
+    assert main(args) == 0
+    small = {"n_estimators": 6}
+    predictor, metrics = train_crystal(
+        load_crystal_dataset(store),
+        out=tmp_path / "paper",
+        estimators="paper",
+        features="radial",
+        system_params=small,
+        space_group_params=small,
+        lattice_params=small,
+        n_jobs=1,
+        progress=False,
+        reference=False,
+    )
+    assert predictor.system_estimator == "forest" and metrics["lattice_target"] == "direct"
+    assert predictor.system_model_.n_estimators == 6
+    with pytest.raises(SystemExit):
+        main(["train", "crystal", "--data", str(store), "--system-trees", "8"])
 
 
 def test_cell_size_weights_follow_the_atoms_in_the_cell():
