@@ -176,16 +176,17 @@ def run(args: argparse.Namespace) -> int:
     else:
         _finetune(args, out)
     section = {"cnn": "cnn_syn", "vae": "vae", "finetune": "cnn_exp"}[args.model]
-    tm.note_command(out, section, _command())
+    tm.note_command(out, section, _command(args))
     print(f"wrote {out}")
     if (out / "scorer.json").is_file() and (out / "cnn_syn.pt").is_file():
         print(f"use it: FrameScorer.load({str(out)!r})")
     return 0
 
 
-def _command() -> str:
-    """The command line as the user typed it, for the model card."""
-    return " ".join(["uedsteer", *sys.argv[1:]])
+def _command(args: argparse.Namespace) -> str:
+    """The command line as the user typed it (or as ``main`` was given it), for the model
+    card."""
+    return " ".join(["uedsteer", *getattr(args, "argv", sys.argv[1:])])
 
 
 def _check_scorer_inputs(args: argparse.Namespace, out: Path, extra: list[Path]) -> None:
@@ -278,7 +279,7 @@ def _mixed(args: argparse.Namespace, out: Path) -> None:
 
     result = transfer.run_mixed_finetune(out, seed=args.seed, n_mixed=args.mixed_frames)
     print(json.dumps(result, indent=1))
-    command = _command()
+    command = _command(args)
     tm._edit_card(out, lambda card: card["cnn_exp"]["mixed_stage"].update(command=command))
     print(f"wrote {out}")
 
@@ -312,7 +313,7 @@ def _train_crystal(args: argparse.Namespace) -> int:
         report=args.report,
         seed=args.seed,
         n_jobs=args.threads,
-        command=_command(),
+        command=_command(args),
         q_range=tuple(args.q_range) if args.q_range else None,
         features=args.features,
         lattice_weighting=args.lattice_weights.replace("-", "_"),
