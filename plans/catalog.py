@@ -261,6 +261,7 @@ def connect_catalog(uri: str, api_key: str | None = None) -> Any:
     import httpx
     from bluesky_tiled_plugins.clients.catalog_of_bluesky_runs import CatalogOfBlueskyRuns
     from tiled.client import from_uri
+    from tiled.client.context import CannotPrompt
 
     api_key = api_key or os.environ.get("TILED_API_KEY") or None
     try:
@@ -271,8 +272,10 @@ def connect_catalog(uri: str, api_key: str | None = None) -> Any:
             f"catalog {uri}: the Tiled server does not answer ({type(err).__name__}); start it "
             "(tiled serve catalog …) or check the address"
         ) from None
-    except RuntimeError as err:  # tiled: "This server requires API key authentication."
-        if "API key" not in str(err):
+    except (RuntimeError, CannotPrompt) as err:
+        # tiled: "This server requires API key authentication.", or, from a server with
+        # user accounts, that it cannot prompt for a login here
+        if "API key" not in str(err) and not isinstance(err, CannotPrompt):
             raise
         raise ValueError(
             f"catalog {uri}: the server requires an API key; pass --api-key KEY or set "
@@ -349,12 +352,14 @@ def subscribe(RE: Any, client: Any, batch_size: int = 1) -> int:
     Raises
     ------
     ValueError
-        ``batch_size`` below 1, or ``RE`` already writes into another catalog.
+        ``batch_size`` below 1, ``RE`` already writes into another catalog, or the server
+        lets ``client``'s API key only read (a reader's key).
     """
     from .delivery import CatalogDelivery
 
     if isinstance(batch_size, bool) or int(batch_size) < 1:
         raise ValueError(f"batch_size={batch_size!r} must be an integer >= 1")
+    _refuse_read_only_key(client)
     current = getattr(RE, "uedsteer_delivery", None)
     if current is not None and current[1] in RE.dispatcher._token_mapping:
         delivery, token = current
@@ -367,6 +372,43 @@ def subscribe(RE: Any, client: Any, batch_size: int = 1) -> int:
     token = RE.subscribe(delivery)
     RE.uedsteer_delivery = (delivery, token)
     return token
+
+
+WRITE_SCOPES = ("create:node", "write:metadata", "write:data")
+"""The Tiled scopes a key needs to write runs (bluesky's TiledWriter makes nodes, writes
+their metadata and appends their data)."""
+
+
+def _key_scopes(client: Any) -> set[str] | None:
+    """The Tiled scopes of the API key ``client`` holds, where the server tells them.
+
+    None for a catalog without API keys of their own (an embedded one, or a server with a
+    single key), where the key, if any, may do everything.
+    """
+    context = getattr(client, "context", None)
+    if context is None or not getattr(context, "api_key", None):
+        return None
+    try:
+        r = context.http_client.get(f"{context.api_uri}auth/apikey")
+    except Exception:  # noqa: BLE001 - the server went away: the journal keeps the documents
+        return None
+    if r.status_code != 200:
+        return None  # single-user servers have no key records
+    return set(r.json().get("scopes") or ())
+
+
+def _refuse_read_only_key(client: Any) -> None:
+    """Refuse, before anything fires, to write with a key the server lets only read."""
+    scopes = _key_scopes(client)
+    if scopes is None or "inherit" in scopes:
+        return
+    missing = [s for s in WRITE_SCOPES if s not in scopes]
+    if missing:
+        raise ValueError(
+            f"catalog {client.context.api_uri}: this API key may not write runs (its scopes: "
+            f"{', '.join(sorted(scopes)) or 'none'}; writing needs {', '.join(WRITE_SCOPES)}); "
+            "give the writer's key"
+        )
 
 
 def scan_id_source(client: Any):
