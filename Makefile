@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 DEV_STAMP := $(VENV)/.installed-dev
 
-.PHONY: demo test install install-dev lint bench clean crystal-model
+.PHONY: demo test install install-dev lint bench clean crystal-model postgres
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -51,10 +51,18 @@ crystal-model: $(STAMP)
 	$(BIN)/uedsteer train crystal --data $(CRYSTAL_STORES) --features zone \
 		--estimators compact --seed 0 --threads 2 --out surrogates/crystal/model
 
+# Debian's PostgreSQL server for a facility's catalog (`uedsteer serve --start-postgres`) and its
+# tests: installed when no initdb is found (needs root and Debian's package registry).
+postgres:
+	@ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || command -v initdb >/dev/null || \
+		(apt-get install -y --no-install-recommends postgresql || \
+		 (apt-get update && apt-get install -y --no-install-recommends postgresql))
+
 # Two workers: the suite is CPU-bound, one core each. The slow tests sit together in a few
 # modules; with worksteal a worker that runs out of tests takes half of the other's queue
 # instead of waiting idle for it to finish.
 test: $(DEV_STAMP)
+	-$(MAKE) --no-print-directory postgres  # without it the PostgreSQL tests skip, saying why
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest -q -n 2 --dist worksteal
 
