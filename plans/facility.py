@@ -86,7 +86,7 @@ DEFAULT_FOLDER = "uedsteer_facility"
 QUEUE_USER = "uedsteer facility"
 """The user name the queue items of :func:`queue_item` carry."""
 
-PV_PREFIX = r"[A-Za-z0-9_:.\-]+"
+PV_PREFIX = r"^[A-Za-z0-9_:.\-]+$"
 """The characters a PV prefix may hold (as ``uedsteer ioc`` allows)."""
 
 
@@ -517,7 +517,9 @@ def start_facility(config: FacilityConfig, say: Callable[[str], None] = print) -
         )
     with _starting("the facility's folder", None):
         folder.mkdir(parents=True, exist_ok=True)
-        os.chmod(folder, 0o700)
+        # others may pass through (PostgreSQL runs as its own user when this is root) but not
+        # list it; the files with secrets are the owner's only (facility.json, catalog/)
+        os.chmod(folder, 0o711)
     loopback_environment()  # this process and every process it starts, before anything starts
     env = dict(os.environ)
     env.pop("EPICS_CA_SERVER_PORT", None)
@@ -795,7 +797,8 @@ def queue_item(
 
     The RE Worker's environment is opened first if it is closed. The queue is started unless
     it is already running (then the item waits its turn). A failed item, which the queueserver
-    puts back at the front of the queue, is removed from the queue (its history entry stays).
+    puts back at the front of the queue (under a new uid), is removed from the queue (its
+    history entry stays), so that the next start does not run it again.
 
     Parameters
     ----------
@@ -860,9 +863,12 @@ def queue_item(
                 raise TimeoutError(f"item {uid} not finished in {timeout:g} s; it stays queued")
             time.sleep(0.2)
         result = done.get("result", {})
-        if any(i["item_uid"] == uid for i in api.queue_get(reload=True)["items"]):
-            with contextlib.suppress(Exception):
-                api.item_remove(uid=uid)
+        for item in api.queue_get(reload=True)["items"]:
+            # a failed item comes back to the queue under a new uid, with the same result
+            again = item.get("result", {}).get("time_start") == result.get("time_start")
+            if item["item_uid"] == uid or (item["name"] == plan and again):
+                with contextlib.suppress(Exception):
+                    api.item_remove(uid=item["item_uid"])
         return ItemOutcome(
             item_uid=uid,
             exit_status=result.get("exit_status"),
