@@ -32,6 +32,7 @@ def add_parser(sub: Any) -> None:
         description="Redis, the served catalog, the IOC and the RE Manager on 127.0.0.1.",
     )
     actions = p.add_subparsers(dest="action", required=True, metavar="ACTION")
+    p.set_defaults(func=run)
 
     def action(name: str, help: str) -> argparse.ArgumentParser:
         a = actions.add_parser(name, help=help, description=help)
@@ -74,10 +75,8 @@ def add_parser(sub: Any) -> None:
         default=300.0,
         help="seconds to wait for each server and the RE Worker (default 300)",
     )
-    up.set_defaults(func=run_up)
 
-    status = action("status", "what runs, from the state file (status 1 if anything is down)")
-    status.set_defaults(func=run_status)
+    action("status", "what runs, from the state file (status 1 if anything is down)")
 
     down = action("down", "stop every process by its id and remove the state file")
     down.add_argument(
@@ -86,7 +85,6 @@ def add_parser(sub: Any) -> None:
         default=15.0,
         help="seconds each process has after SIGTERM before SIGKILL (default 15)",
     )
-    down.set_defaults(func=run_down)
 
     camp = action("campaign", "queue a campaign on the RE Manager and wait for its run")
     camp.add_argument("--config", help="campaign YAML (fields of CampaignConfig)")
@@ -98,7 +96,6 @@ def add_parser(sub: Any) -> None:
         help="pristine reference frames first (default 3)",
     )
     _queue_arguments(camp)
-    camp.set_defaults(func=run_campaign)
 
     res = action("resume", "queue the continuation of campaign run UID and wait for its run")
     res.add_argument("uid", help="the campaign run's uid (or a unique prefix)")
@@ -109,7 +106,18 @@ def add_parser(sub: Any) -> None:
         help="continue the newest run of that campaign, however often it was resumed",
     )
     _queue_arguments(res)
-    res.set_defaults(func=run_resume)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run ``uedsteer facility ACTION`` (module docstring); returns the exit status."""
+    actions = {
+        "up": run_up,
+        "status": run_status,
+        "down": run_down,
+        "campaign": run_campaign,
+        "resume": run_resume,
+    }
+    return actions[args.action](args)
 
 
 def _queue_arguments(p: argparse.ArgumentParser) -> None:
