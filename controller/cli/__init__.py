@@ -20,16 +20,28 @@ from __future__ import annotations
 import argparse
 import sys
 
-from . import campaign, demo, generate, ioc, ipython, phonons, report, serve, stem, train
+from . import (
+    campaign,
+    demo,
+    generate,
+    ioc,
+    ipython,
+    monitor,
+    phonons,
+    report,
+    serve,
+    stem,
+    train,
+)
 from .errors import print_error
 
 #: The command modules, in the order ``uedsteer --help`` lists them.
-COMMANDS = (demo, generate, campaign, ioc, serve, ipython, train, stem, report, phonons)
+COMMANDS = (demo, generate, campaign, ioc, serve, monitor, ipython, train, stem, report, phonons)
 
 #: The text under the usage line of ``uedsteer --help``.
 DESCRIPTION = (
     "The ``uedsteer`` command line: ``demo``, ``campaign``, ``generate``, ``ioc``, ``serve``,\n"
-    "``ipython``, ``train``, ``report``, ``phonons``."
+    "``monitor``, ``ipython``, ``train``, ``report``, ``phonons``."
 )
 
 
