@@ -44,6 +44,7 @@ __all__ = [
     "HOST",
     "IMAGES",
     "CampaignFollower",
+    "ModelWorker",
     "MonitorConfig",
     "Snapshot",
     "bind_socket",
@@ -226,7 +227,7 @@ class CampaignFollower:
         self._seen: tuple | None = None  # (uid, shots, stopped) last drawn fast
         self._wanted: tuple | None = None  # (uid, shots, stopped) for the model plots
         self._wake = threading.Condition()
-        self._pool: Any | None = None  # the modelling process (while run() runs)
+        self._worker: ModelWorker | None = None  # the modelling process (while run() runs)
         self._reference: tuple[str, np.ndarray | None] | None = None
 
     # ------------------------------------------------------------------ the page's side
@@ -249,6 +250,8 @@ class CampaignFollower:
             "notes": {},
             "error": None,
             "checked": None,
+            "read_seconds": None,
+            "draw_seconds": None,
             "model_shots": None,
             "model_seconds": None,
             "poll_s": self.config.poll_s,
@@ -295,11 +298,9 @@ class CampaignFollower:
         (:meth:`model`), always for the newest shot count, so a slow GP map never holds back
         the shot count, the frame or the stop reason.
         """
-        import multiprocessing
-
         # the models are drawn in their own process: a GP map holds neither this process's
         # GIL (the shot count and the web requests go on) nor the campaign's cores (niced)
-        self._pool = multiprocessing.get_context("spawn").Pool(1, _model_worker_init)
+        self._worker = ModelWorker()
         modeller = threading.Thread(
             target=self.model, args=(stop,), name="uedsteer-monitor-model", daemon=True
         )
@@ -337,17 +338,16 @@ class CampaignFollower:
         if wanted is None:
             return
         started = time.monotonic()
-        images = self._draw_campaign(wanted[0])
-        if self._wanted is not None and self._wanted[0] == wanted[0]:
-            self._publish(images, model_shots=wanted[1])
+        images, shots = self._draw_campaign(wanted[0])
+        if images and self._wanted is not None and self._wanted[0] == wanted[0]:
+            self._publish(images, model_shots=shots)
         self._publish(model_seconds=round(time.monotonic() - started, 2))
 
     def close(self) -> None:
         """Stop the modelling process, if one runs."""
-        if self._pool is not None:
-            self._pool.terminate()
-            self._pool.join()
-            self._pool = None
+        worker, self._worker = self._worker, None
+        if worker is not None:
+            worker.close()
 
     def _open(self) -> Any:
         if self.catalog is None:
@@ -402,6 +402,7 @@ class CampaignFollower:
     def _follow(self, run: Any, now: str) -> None:
         from .resume import stream_table
 
+        began = time.monotonic()
         start = run.metadata["start"]
         stop = run.metadata.get("stop") or None
         uid = start["uid"]
@@ -438,9 +439,11 @@ class CampaignFollower:
         if key == self._seen:
             self._publish(**values)
             return
-        self._publish(**values)  # the numbers at once; the plots follow
-        if n and key[:2] != (self._seen or ())[:2]:
-            self._publish(self._draw_fast(run, start, cols, n))
+        self._publish(read_seconds=round(time.monotonic() - began, 2), **values)
+        if n and key[:2] != (self._seen or ())[:2]:  # the numbers are out; the plots follow
+            began = time.monotonic()
+            images = self._draw_fast(run, start, cols, n)
+            self._publish(images, draw_seconds=round(time.monotonic() - began, 2))
         self._seen = key
         if n:
             with self._wake:
@@ -482,27 +485,22 @@ class CampaignFollower:
             self._reference = (uid, ref)
         return self._reference[1]
 
-    def _draw_campaign(self, uid: str) -> dict[str, bytes]:
+    def _draw_campaign(self, uid: str) -> tuple[dict[str, bytes], int]:
         """Objective per shot and the GP maps (:func:`draw_models`), in the modelling
-        process where :meth:`model` started one, else here; their notes go to the page."""
+        process where :meth:`model` started one, else here; their notes go to the page.
+        Returns the PNGs and the number of shots they show."""
         args = (self.config.catalog, self.config.api_key, uid, self.config.gp_grid)
         try:
-            pool = self._pool
-            if pool is not None:
-                pending = pool.apply_async(draw_models, args)
-                end = time.monotonic() + MODEL_TIMEOUT
-                while not pending.ready():  # a monitor that stops does not wait for it
-                    if self._pool is None or time.monotonic() > end:
-                        raise TimeoutError("the modelling process gave no plots")
-                    pending.wait(0.5)
-                images, notes = pending.get()
+            worker = self._worker
+            if worker is not None:
+                images, notes, shots = worker.draw(args, lambda: self._worker is None)
             else:
-                images, notes = draw_models(*args)
+                images, notes, shots = draw_models(*args)
         except Exception as err:  # noqa: BLE001 - e.g. the modelling process died
-            images, notes = {}, {"gp": f"model plots: {self._explain(err)}"}
+            images, notes, shots = {}, {"gp": f"model plots: {self._explain(err)}"}, 0
         for name in ("objective", "gp"):
             self._note(name, notes.get(name))
-        return images
+        return images, shots
 
 
 MODEL_TIMEOUT = 300.0
@@ -511,9 +509,58 @@ MODEL_TIMEOUT = 300.0
 _MODEL_CATALOGS: dict[tuple[str, str | None], Any] = {}
 
 
-def _model_worker_init() -> None:
-    """The modelling process: below the campaign's priority, one thread, no Ctrl-C of its own
-    (the monitor stops it)."""
+class ModelWorker:
+    """A process of its own that runs :func:`draw_models` (spawned on first use, niced, one
+    thread, deaf to Ctrl-C: the monitor stops it with :meth:`close`)."""
+
+    def __init__(self) -> None:
+        self._process: Any | None = None
+        self._conn: Any | None = None
+
+    def _start(self) -> None:
+        import multiprocessing
+
+        ctx = multiprocessing.get_context("spawn")
+        self._conn, child = ctx.Pipe()
+        self._process = ctx.Process(
+            target=_model_worker, args=(child,), name="uedsteer-monitor-model", daemon=True
+        )
+        self._process.start()
+        child.close()
+
+    def draw(self, args: tuple, cancelled: Any) -> tuple[dict[str, bytes], dict[str, str], int]:
+        """:func:`draw_models` ``(*args)`` in the process; a process that died is started
+        again. Raises ``TimeoutError`` after :data:`MODEL_TIMEOUT` s or once ``cancelled()``."""
+        if self._process is None or not self._process.is_alive():
+            self._start()
+        conn, process = self._conn, self._process
+        try:
+            conn.send(args)
+            end = time.monotonic() + MODEL_TIMEOUT
+            while not conn.poll(0.5):
+                if cancelled() or time.monotonic() > end or not process.is_alive():
+                    break
+            else:
+                return conn.recv()
+        except (EOFError, OSError):  # the process died, or close() ended it meanwhile
+            pass
+        self.close()
+        raise TimeoutError("the modelling process gave no plots")
+
+    def close(self) -> None:
+        """End the process (at once: a drawing under way is dropped)."""
+        process, self._process = self._process, None
+        if process is not None and process.is_alive():
+            process.kill()
+            process.join(10)
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
+
+
+def _model_worker(conn: Any) -> None:
+    """The modelling process: below the campaign's priority, one thread, Ctrl-C left to the
+    monitor; draws what it is sent until the pipe closes."""
     import os
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)
@@ -524,11 +571,17 @@ def _model_worker_init() -> None:
     import torch
 
     torch.set_num_threads(1)
+    while True:
+        try:
+            args = conn.recv()
+        except (EOFError, OSError):
+            return
+        conn.send(draw_models(*args))
 
 
 def draw_models(
     catalog: str, api_key: str | None, uid: str, grid: int
-) -> tuple[dict[str, bytes], dict[str, str]]:
+) -> tuple[dict[str, bytes], dict[str, str], int]:
     """Rebuild campaign ``uid`` from the catalog and draw its objective trace and GP maps.
 
     The campaign comes back as ``uedsteer campaign --resume`` would rebuild it
@@ -551,6 +604,8 @@ def draw_models(
         PNG bytes of ``objective`` and ``gp`` (those that could be drawn).
     notes : dict
         One line per plot that could not be drawn.
+    shots : int
+        The shots the plots show (the run may have grown since the monitor asked).
     """
     from uedsteer.controller.plots import gp_maps, objective_trace
 
@@ -569,9 +624,9 @@ def draw_models(
             camp = resume_campaign(client, uid)
     except Exception as err:  # noqa: BLE001 - e.g. a shot written between two reads
         notes["objective"] = f"campaign not rebuilt yet: {_one_line(err)}"
-        return images, notes
+        return images, notes, 0
     if not len(camp.record):
-        return images, notes
+        return images, notes, 0
     camp.record.stop_reason = camp.previous_stop or None
     with tempfile.TemporaryDirectory(prefix="uedsteer-monitor-") as tmp:
         for name, draw in (
@@ -584,7 +639,7 @@ def draw_models(
                     images[name] = draw(Path(tmp) / f"{name}.png").read_bytes()
             except Exception as err:  # noqa: BLE001 - one line on the page
                 notes[name] = f"{name} plot: {_one_line(err)}"
-    return images, notes
+    return images, notes, len(camp.record)
 
 
 def bind_socket(port: int) -> Any:
