@@ -45,7 +45,7 @@ CHROMIUM_FLAGS = (
     "--disable-background-networking",
     "--disable-component-update",
     "--disable-sync",
-    "--window-size=1400,1500",
+    "--window-size=1400,1760",
 )
 SCREENSHOT_ENV = "UEDSTEER_MONITOR_SCREENSHOT"
 IMAGE_IDS = ("img-frame", "img-objective", "img-gp", "img-latent")
@@ -266,7 +266,10 @@ def test_two_browsers_follow_a_campaign_from_the_served_catalog(tmp_path, monkey
             )
             assert all(width > 200 for width in loaded.values()), (loaded, b.text("notes"))
         shot_path = os.environ.get(SCREENSHOT_ENV)
-        if shot_path:
+        if shot_path:  # once the model plots show every shot
+            done = f"of {len(shots)} shots"
+            _wait("the final model plots", lambda: done in browsers[0].text("model"), 120)
+            time.sleep(1.5)  # the page fetches the new plots
             Path(shot_path).parent.mkdir(parents=True, exist_ok=True)
             browsers[0].driver.save_screenshot(shot_path)
         state = browsers[0].driver.execute_script("return fetch('api/state').then(r => r.json())")
@@ -345,6 +348,7 @@ def test_the_follower_draws_a_finished_campaign_from_a_catalog_folder(tmp_path):
         assert snap.state["last"]["shot"] == 2 and snap.state["error"] is None
         assert set(snap.images) == {"frame", "objective", "latent", "gp"}, snap.state["notes"]
         assert all(png.startswith(b"\x89PNG") for png in snap.images.values())
+        assert snap.state["model_shots"] == 3, "the model plots show every shot"
 
         app = TestClient(create_app(follower))
         assert app.get("/api/state").json()["shots"] == 3
