@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 DEV_STAMP := $(VENV)/.installed-dev
 
-.PHONY: demo test install install-dev lint bench clean crystal-model postgres
+.PHONY: demo test install install-dev lint bench clean crystal-model postgres chromium
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -57,6 +57,14 @@ postgres:
 	@ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || command -v initdb >/dev/null || \
 		(apt-get install -y --no-install-recommends postgresql || \
 		 (apt-get update && apt-get install -y --no-install-recommends postgresql))
+
+# Debian's headless Chromium and its WebDriver for the browser test of `uedsteer monitor`:
+# installed when /usr/bin/chromium is missing (needs root and Debian's package registry); without
+# it that test skips, saying why.
+chromium:
+	@test -x /usr/bin/chromium || \
+		(apt-get install -y --no-install-recommends chromium chromium-driver || \
+		 (apt-get update && apt-get install -y --no-install-recommends chromium chromium-driver))
 
 # Two workers: the suite is CPU-bound, one core each. The slow tests sit together in a few
 # modules; with worksteal a worker that runs out of tests takes half of the other's queue

@@ -65,7 +65,12 @@ def is_url(target: str | os.PathLike) -> bool:
     return str(target).startswith(("http://", "https://"))
 
 
-def open_catalog(target: str | os.PathLike, api_key: str | None = None, create: bool = True) -> Any:
+def open_catalog(
+    target: str | os.PathLike,
+    api_key: str | None = None,
+    create: bool = True,
+    read_only: bool = False,
+) -> Any:
     """Open a catalog folder or connect to a Tiled server, whichever ``target`` names.
 
     Parameters
@@ -76,6 +81,9 @@ def open_catalog(target: str | os.PathLike, api_key: str | None = None, create: 
         For a server; default: the ``TILED_API_KEY`` environment variable.
     create : bool
         Create a missing folder (False when only reading, e.g. to resume a campaign).
+    read_only : bool
+        For a reader that never writes (the campaign monitor): journals of other processes
+        are not delivered, and a server reached without a key need not allow writing.
 
     Returns
     -------
@@ -87,14 +95,14 @@ def open_catalog(target: str | os.PathLike, api_key: str | None = None, create: 
         One line naming the folder or address and the fix.
     """
     if is_url(target):
-        return connect_catalog(str(target), api_key=api_key)
+        return connect_catalog(str(target), api_key=api_key, read_only=read_only)
     folder = Path(target).expanduser()
     if not create and not (folder / "catalog.db").exists():
         raise ValueError(
             f"catalog {str(target)!r} holds no catalog (no catalog.db there); give the folder "
             "or server address the campaign was written to with --catalog"
         )
-    return local_catalog(folder)
+    return local_catalog(folder, read_only=read_only)
 
 
 def _relocate(folder: Path, db: Path) -> None:
@@ -180,7 +188,7 @@ def _create_catalog_db(uri: str) -> None:
         pool.submit(create).result()
 
 
-def local_catalog(path: str | os.PathLike) -> Any:
+def local_catalog(path: str | os.PathLike, read_only: bool = False) -> Any:
     """Open (creating if needed) an embedded, writable Tiled catalog in folder ``path``.
 
     Runs journalled by a process that died before the catalog had them are delivered first.
@@ -189,6 +197,8 @@ def local_catalog(path: str | os.PathLike) -> Any:
     ----------
     path : str or PathLike
         Catalog folder. Runs written in one process are there for the next.
+    read_only : bool
+        Leave the journals of other processes undelivered (a reader that never writes).
 
     Returns
     -------
@@ -232,11 +242,12 @@ def local_catalog(path: str | os.PathLike) -> Any:
     client = from_context(Context.from_app(build_app(catalog)))
     client.uedsteer_journal = folder / "journal"
     client.uedsteer_data = folder / "data"
-    _deliver_pending(client)
+    if not read_only:
+        _deliver_pending(client)
     return client
 
 
-def connect_catalog(uri: str, api_key: str | None = None) -> Any:
+def connect_catalog(uri: str, api_key: str | None = None, read_only: bool = False) -> Any:
     """Connect to a Tiled server (e.g. a facility's, backed by PostgreSQL).
 
     Parameters
@@ -246,6 +257,9 @@ def connect_catalog(uri: str, api_key: str | None = None) -> Any:
         a sub-catalog).
     api_key : str, optional
         API key; default: the ``TILED_API_KEY`` environment variable.
+    read_only : bool
+        For a reader that never writes: journals are not delivered, and a server reached
+        without a key need not allow anonymous writing.
 
     Returns
     -------
@@ -289,7 +303,7 @@ def connect_catalog(uri: str, api_key: str | None = None) -> Any:
                 f"catalog {uri}: the server refused access (HTTP {code}); {fix}"
             ) from None
         raise ValueError(f"catalog {uri}: the server answered HTTP {code}") from None
-    if not api_key and not _may_write(client):
+    if not api_key and not read_only and not _may_write(client):
         raise ValueError(
             f"catalog {uri}: no API key, and the server allows no anonymous writing; pass "
             "--api-key KEY or set TILED_API_KEY"
@@ -302,7 +316,8 @@ def connect_catalog(uri: str, api_key: str | None = None) -> Any:
     default = Path.home() / ".local/share/uedsteer/journal"
     root = Path(os.environ.get(JOURNAL_ENV) or default)
     client.uedsteer_journal = root / f"{split.hostname}_{split.port or 80}".replace(":", "_")
-    _deliver_pending(client)
+    if not read_only:
+        _deliver_pending(client)
     return client
 
 

@@ -27,6 +27,7 @@ from . import (
     generate,
     ioc,
     ipython,
+    monitor,
     phonons,
     report,
     serve,
@@ -43,6 +44,7 @@ COMMANDS = (
     ioc,
     serve,
     facility,
+    monitor,
     ipython,
     train,
     stem,
@@ -53,7 +55,7 @@ COMMANDS = (
 #: The text under the usage line of ``uedsteer --help``.
 DESCRIPTION = (
     "The ``uedsteer`` command line: ``demo``, ``campaign``, ``generate``, ``ioc``, ``serve``,\n"
-    "``facility``, ``ipython``, ``train``, ``report``, ``phonons``."
+    "``facility``, ``monitor``, ``ipython``, ``train``, ``report``, ``phonons``."
 )
 
 
