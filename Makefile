@@ -70,7 +70,7 @@ chromium:
 # modules; with worksteal a worker that runs out of tests takes half of the other's queue
 # instead of waiting idle for it to finish.
 test: $(DEV_STAMP)
-	-$(MAKE) --no-print-directory postgres  # without it the PostgreSQL tests skip, saying why
+	-$(MAKE) --no-print-directory postgres chromium  # without them their tests skip, saying why
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest -q -n 2 --dist worksteal
 

@@ -34,8 +34,7 @@ and removes the state file; run twice, it finds nothing to stop. :func:`queue_it
 ``uedsteer_campaign`` or ``uedsteer_resume`` item through ``bluesky_queueserver_api`` and,
 if asked, waits for its result.
 
-The browser monitor (``uedsteer monitor``) is not part of this yet: :func:`start_monitor` is
-where it will start.
+Last, the browser monitor (``uedsteer monitor``, :func:`start_monitor`) with the reader key.
 """
 
 from __future__ import annotations
@@ -133,6 +132,12 @@ class FacilityConfig(BaseModel):
         ge=1,
         le=65535,
         description="the RE Manager's control socket (default: a free one)",
+    )
+    monitor_port: int | None = Field(
+        default=None,
+        ge=1,
+        le=65535,
+        description="the browser monitor's port (default: a free one)",
     )
     open_timeout: float = Field(
         default=300.0,
@@ -465,21 +470,55 @@ def _starting(name: str, log: Path | None) -> Iterator[None]:
         raise FacilityError(f"{name} failed to start: {message}") from None
 
 
-def start_monitor(state: FacilityState) -> ProcessRecord | None:
-    """Start the browser monitor of the facility: the place where :func:`start_facility` will.
+def start_monitor(state: FacilityState, port: int | None = None) -> ProcessRecord:
+    """Start the browser monitor of the facility (``uedsteer monitor``): a live view of the
+    running campaign read from the catalog alone, with the *reader* key, on 127.0.0.1.
 
-    The monitor (``uedsteer monitor --catalog URL --api-key KEY``, a live view of the running
-    campaign read from the catalog with the *reader* key) is not part of uedsteer yet. Once
-    it is, this starts it on 127.0.0.1 as a detached process like the others, waits until it
-    answers and returns its record (name ``monitor``), which :func:`start_facility` adds to the
-    state, so that :func:`facility_status` and :func:`stop_facility` handle it unchanged.
+    A detached process like the others; it answers once it prints ``ready`` and its port
+    takes a connection. :func:`facility_status` and :func:`stop_facility` handle it as any
+    other process of the state.
+
+    Parameters
+    ----------
+    state : FacilityState
+        The stack so far (catalog address, reader key, folder, timeout).
+    port : int, optional
+        Default: a free port.
 
     Returns
     -------
-    ProcessRecord or None
-        None: no monitor is started.
+    ProcessRecord
+        Name ``monitor``, address ``http://127.0.0.1:PORT/``.
+
+    Raises
+    ------
+    FacilityError
+        When it does not answer within ``state.open_timeout``; one line naming its log.
     """
-    return None
+    from .tiled_server import free_port
+
+    port = port or free_port()
+    log = state.folder / "monitor.log"
+    cmd = [sys.executable, "-m", "uedsteer.controller.cli", "monitor", "--catalog"]
+    cmd += [state.catalog_url, "--api-key", state.reader_key, "--port", str(port)]
+    with _starting("the monitor (uedsteer monitor)", log), open(log, "wb") as out:
+        process = subprocess.Popen(
+            cmd,
+            cwd=state.folder,
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        end = time.monotonic() + state.open_timeout
+        while not ("ready" in log.read_text(errors="replace") and port_open(port)):
+            if process.poll() is not None:
+                raise RuntimeError(f"uedsteer monitor exited with {process.returncode}")
+            if time.monotonic() > end:
+                process.kill()
+                raise TimeoutError(f"uedsteer monitor did not answer in {state.open_timeout:g} s")
+            time.sleep(0.1)
+    return _record("monitor", process, f"http://{LOOPBACK}:{port}/", [port], log)
 
 
 def start_facility(config: FacilityConfig, say: Callable[[str], None] = print) -> FacilityState:
@@ -641,9 +680,9 @@ def start_facility(config: FacilityConfig, say: Callable[[str], None] = print) -
             journal=journal,
             open_timeout=config.open_timeout,
         )
-        monitor = start_monitor(state)  # nothing yet: see its docstring
-        if monitor is not None:
-            state.processes.append(monitor)
+        monitor = start_monitor(state, config.monitor_port)
+        state.processes.append(monitor)
+        say(f"monitor   {monitor.address}  pid {monitor.pid} (the reader key)")
         state.save()
         undo.pop_all()  # everything runs: leave it running
     return state

@@ -70,6 +70,9 @@ def add_parser(sub: Any) -> None:
         help="the RE Manager's control port (default: free)",
     )
     up.add_argument(
+        "--monitor-port", type=port, default=None, help="the browser monitor's port (default: free)"
+    )
+    up.add_argument(
         "--timeout",
         type=number(0, open_low=True),
         default=300.0,
@@ -165,6 +168,7 @@ def run_up(args: argparse.Namespace) -> int:
         "ca_port": args.ca_port,
         "catalog_port": args.catalog_port,
         "control_port": args.control_port,
+        "monitor_port": args.monitor_port,
         "open_timeout": args.timeout,
     }
     try:

@@ -93,10 +93,11 @@ def test_facility_up_campaign_down(tmp_path, monkeypatch):
         state = json.loads(state_file.read_text())
         pids = {p["name"]: p["pid"] for p in state["processes"]}
         ports = [port for p in state["processes"] for port in p["ports"]]
-        assert set(pids) == {"redis", "catalog", "ioc", "manager"}
+        assert set(pids) == {"redis", "catalog", "ioc", "manager", "monitor"}
         children = the_stack_outlives_up_on_loopback_with_its_keys(up, state, state_file)
         status_says_everything_runs(folder)
         uid = a_queued_campaign_reads_back_with_the_reader_key(folder, state, tmp_path)
+        the_monitor_follows_the_run_with_the_reader_key(state, uid)
     finally:
         down = run_main(["facility", "down", "--folder", str(folder)])
         kill_leftovers(folder)
@@ -183,6 +184,26 @@ def a_queued_campaign_reads_back_with_the_reader_key(folder, state, tmp_path) ->
     assert frames.shape == (SHOTS, 261, 261) and np.isfinite(frames).all() and frames.max() > 0
     assert len(run["proposals"][doc.readout_key(doc.PROPOSAL_READOUT, "shot")].read()) == SHOTS
     return uid
+
+
+def the_monitor_follows_the_run_with_the_reader_key(state, uid) -> None:
+    """The monitor ``up`` started (with the reader key, in its command line) shows the run the
+    queue just made, all its shots."""
+    import httpx
+
+    (monitor,) = [p for p in state["processes"] if p["name"] == "monitor"]
+    assert monitor["address"].startswith("http://127.0.0.1:")
+    assert state["reader_key"] in psutil.Process(monitor["pid"]).cmdline()
+    assert state["writer_key"] not in psutil.Process(monitor["pid"]).cmdline()
+    seen: dict = {}
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        seen = httpx.get(monitor["address"] + "api/state", timeout=5).json()
+        if seen.get("uid") == uid and seen.get("shots") == SHOTS:
+            break
+        time.sleep(0.5)
+    assert seen.get("uid") == uid and seen.get("shots") == SHOTS, seen
+    assert "uedsteer" in httpx.get(monitor["address"], timeout=5).text
 
 
 def test_bad_arguments_are_one_line_and_start_nothing(tmp_path):
