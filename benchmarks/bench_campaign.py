@@ -222,6 +222,8 @@ def ramp_oracle(rp: ResponseParams, cfg: CampaignConfig | None = None) -> int | 
 
 
 ON_DAMAGE = "move"
+CHECK_FRAMES = False
+"""uedsteer takes a probe-only frame after each shot (``CampaignConfig.check_frames``)."""
 CHARGE = ParameterSpec(name="charge", low=5.0, high=100.0, max_step=20.0, safe_start=20.0)
 DELAY = ParameterSpec(name="delay", low=-5.0, high=50.0, max_step=10.0, safe_start=10.0)
 STEER: tuple[ParameterSpec, ...] = ()  # extra steered settings of uedsteer (--steer)
@@ -242,7 +244,13 @@ def campaign_config(budget: int, start_wavelength: float | None = None) -> Campa
         + STEER
     )
     fixed = {k: v for k, v in cfg.fixed.items() if k not in {q.name for q in STEER}}
-    return CampaignConfig(budget=budget, on_damage=ON_DAMAGE, parameters=params, fixed=fixed)
+    return CampaignConfig(
+        budget=budget,
+        on_damage=ON_DAMAGE,
+        parameters=params,
+        fixed=fixed,
+        check_frames=CHECK_FRAMES,
+    )
 
 
 def run_uedsteer(rp, seed, scorer, budget, start_wavelength: float | None = None):

@@ -147,7 +147,10 @@ def summarize(records: list[dict], budget: int) -> None:
     for r in records:
         r["props"] = properties(draw(r["family"], r["seed"]))
     fams = [f for f in ("wide", "family") if any(r["family"] == f for r in records)]
-    print(f"\nbudget {budget} shots, uedsteer (on_damage={bench_campaign.ON_DAMAGE})")
+    print(
+        f"\nbudget {budget} shots, uedsteer (on_damage={bench_campaign.ON_DAMAGE}, "
+        f"check_frames={bench_campaign.CHECK_FRAMES})"
+    )
     print(
         f"{'family':8s} {'samples':>8s} {'seeds':>12s} {'success':>8s} {'no damage':>10s} "
         f"{'damage events':>14s} {'median shots':>13s} {'x=0.8 reachable':>16s}"
@@ -234,11 +237,17 @@ def main() -> None:
     ap.add_argument("--family-seed", type=int, default=200, help="first in-family seed")
     ap.add_argument("--families", default="wide,family", help="wide, family or both (alternating)")
     ap.add_argument("--on-damage", default="move", choices=("move", "halt"))
+    ap.add_argument(
+        "--check-frames",
+        action="store_true",
+        help="uedsteer takes a probe-only frame after each shot (check_frames)",
+    )
     ap.add_argument("--out", type=Path, default=None, help="append each campaign (JSON lines)")
     ap.add_argument("--resume", action="store_true", help="skip the seeds already in --out")
     ap.add_argument("--summary-only", action="store_true", help="print --out's figures only")
     args = ap.parse_args()
     bench_campaign.ON_DAMAGE = args.on_damage
+    bench_campaign.CHECK_FRAMES = args.check_frames
     records: list[dict] = []
     if args.out is not None and args.out.exists() and (args.resume or args.summary_only):
         records = [json.loads(line) for line in args.out.read_text().splitlines() if line]

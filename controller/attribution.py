@@ -2,9 +2,10 @@
 
 Damage is irreversible and shows in the frames *after* the shot that caused it. The damage
 evidence of a shot is therefore the damage probability of the next frame on the same spot (its
-own frame's while no later frame exists). A frame that already shows damage says nothing about
-its own settings (the spot was hurt before), so such shots are left out of the damage model;
-they stay in the record.
+own frame's while no later frame exists), and of the probe-only frame taken right after it
+where the campaign takes one (``check_frames``: ``check_damage_prob``). A frame that already
+shows damage says nothing about its own settings (the spot was hurt before), so such shots are
+left out of the damage model; they stay in the record.
 """
 
 from __future__ import annotations
@@ -22,8 +23,8 @@ DAMAGED = 0.5
 
 def attributed_damage(trials: Sequence[Trial]) -> np.ndarray:
     """Damage evidence per shot: the next frame's damage probability on the same spot
-    (own frame's for the latest shot); NaN for failed shots and shots on a spot that was
-    already hurt."""
+    (own frame's for the latest shot), at least its check frame's; NaN for failed shots and
+    shots on a spot that was already hurt."""
     out = np.full(len(trials), np.nan)
     for i, t in enumerate(trials):
         own = t.scores.get("damage_prob", math.nan)
@@ -40,6 +41,9 @@ def attributed_damage(trials: Sequence[Trial]) -> np.ndarray:
             None,
         )
         out[i] = own if nxt is None else max(own, nxt.scores["damage_prob"])
+        check = t.scores.get("check_damage_prob", math.nan)
+        if np.isfinite(check):
+            out[i] = max(out[i], check)
     return out
 
 

@@ -285,6 +285,12 @@ class Campaign:
         trial.action = self._rules(trial)
         return trial
 
+    def note_check(self, trial: Trial, damage_prob: float) -> None:
+        """Record the damage probability of the probe-only frame taken right after ``trial``'s
+        shot (``check_frames``): its damage attribution (:mod:`.attribution`) counts it, so
+        damage the shot caused bounds the next proposal, not the one after."""
+        trial.scores["check_damage_prob"] = float(damage_prob)
+
     def _rules(self, trial: Trial) -> str:
         """Apply the halting rules (:mod:`.halting`) after ``trial``, the latest shot: move to a
         fresh spot on damage with ``on_damage="move"``, stop, or continue."""

@@ -214,6 +214,13 @@ class CampaignConfig(BaseModel):
         description="Absolute heating allowance (Å²) of the expansion (rule HeatingExpansion), "
         "so that the search can leave a cold start.",
     )
+    check_frames: bool = Field(
+        False,
+        description="After each shot, a probe-only frame on the same spot with the pump "
+        "shutter closed (no dose): damage the shot caused shows before the next shot is "
+        "chosen instead of on the next shot's frame. Costs one frame and two shutter moves a "
+        "shot.",
+    )
     heating_margin: Number = Field(
         0.8,
         gt=0,

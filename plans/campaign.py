@@ -74,6 +74,16 @@ ShotReadout = type(
     },
 )
 
+CheckReadout = type(
+    "CheckReadout",
+    (Device,),
+    {
+        **_signals(doc.CHECK_FIELDS[:2], 0, doc.CHECK_FIELDS[:2]),
+        **_signals(doc.CHECK_FIELDS[2:], math.nan, doc.CHECK_FIELDS[2:]),
+        "__doc__": "Soft signals carrying a check frame's shot, spot and damage probability.",
+    },
+)
+
 ProposalReadout = type(
     "ProposalReadout",
     (Device,),
@@ -155,7 +165,9 @@ def _acquire_reference(beamline, scorer, campaign: Campaign, n: int) -> MsgGener
     campaign.reference = scorer.reference
 
 
-def _shot(beamline, scorer, campaign: Campaign, step: Step, shot, truth_fn) -> MsgGenerator:
+def _shot(
+    beamline, scorer, campaign: Campaign, step: Step, shot, truth_fn, check=None
+) -> MsgGenerator:
     det = beamline.detector
     try:
         yield from bps.trigger(det, wait=True)
@@ -172,7 +184,27 @@ def _shot(beamline, scorer, campaign: Campaign, step: Step, shot, truth_fn) -> M
     trial = campaign.ingest(step, scores, truth=truth)
     _put(shot, _shot_values(trial, scores.get("class_name", "")))
     yield from _emit(shot, doc.SHOTS, event_devices(beamline))
+    if campaign.config.check_frames:
+        yield from _check_frame(beamline, scorer, campaign, trial, check)
     return trial
+
+
+def _check_frame(beamline, scorer, campaign: Campaign, trial, check) -> MsgGenerator:
+    """The probe-only frame after ``trial``'s shot (``check_frames``): shutter closed, the same
+    spot, no dose; its damage probability goes into the trial's damage attribution and, with
+    the frame, into the :data:`~uedsteer.plans.documents.CHECKS` stream. The plan opens the
+    shutter again before the next shot. A detector fault leaves the check NaN (recorded)."""
+    det = beamline.detector
+    yield from close_shutter(beamline)
+    try:
+        yield from bps.trigger(det, wait=True)
+        scores = scorer.score(np.asarray(det.image.get())[None]).row(0)
+        p = float(scores["damage_prob"]) if scores.get("valid", True) else math.nan
+    except FailedStatus:
+        p = math.nan
+    campaign.note_check(trial, p)
+    _put(check, {"shot": trial.index, "spot": trial.spot, "damage_prob": p})
+    yield from _emit(check, doc.CHECKS, event_devices(beamline))
 
 
 def _shot_values(trial, class_name: str = "invalid") -> dict[str, Any]:
@@ -265,6 +297,7 @@ def campaign(
     run_md.update(md or {})
     shot = ShotReadout(name=doc.SHOT_READOUT)
     prop = ProposalReadout(name=doc.PROPOSAL_READOUT)
+    check = CheckReadout(name=doc.CHECK_READOUT)
     guard = ShutterGuard(beamline.shutter)
 
     def body() -> MsgGenerator:
@@ -301,7 +334,7 @@ def campaign(
             yield from _emit(prop, doc.PROPOSALS)
             yield from ramp_to(beamline, step.settings, controller)
             yield from bps.mv(beamline.shutter, "open")  # closed by a pause or a move
-            trial = yield from _shot(beamline, scorer, controller, step, shot, truth_fn)
+            trial = yield from _shot(beamline, scorer, controller, step, shot, truth_fn, check)
             if on_shot is not None:
                 on_shot(trial)
             if trial.action == "move":

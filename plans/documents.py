@@ -7,12 +7,14 @@ what new runs record and what is looked up in old ones, so a change needs a read
 
 Streams (``run[stream]``)
     :data:`REFERENCE` (pristine frames, shutter closed), :data:`PROPOSALS` (one event per
-    proposal), :data:`SHOTS` (one event per shot: frame, settings, scores, decision) and
-    :data:`FAILURES` (one event per failed shot).
+    proposal), :data:`SHOTS` (one event per shot: frame, settings, scores, decision),
+    :data:`FAILURES` (one event per failed shot) and, with ``check_frames``, :data:`CHECKS`
+    (the probe-only frame after each shot, shutter closed).
 Readouts
     Soft devices that carry the controller's side into events; a field ``f`` of readout ``r``
     is the event key ``f"{r}_{f}"`` (:func:`readout_key`): :data:`SHOT_READOUT` in
-    :data:`SHOTS` and :data:`FAILURES`, :data:`PROPOSAL_READOUT` in :data:`PROPOSALS`. Besides
+    :data:`SHOTS` and :data:`FAILURES`, :data:`PROPOSAL_READOUT` in :data:`PROPOSALS`,
+    :data:`CHECK_READOUT` (:data:`CHECK_FIELDS`) in :data:`CHECKS`. Besides
     the fields named here, both carry every setting (``SETTING_NAMES``) and the shot readout
     every score.
 Frames
@@ -31,6 +33,9 @@ from typing import Any
 
 __all__ = [
     "CAMPAIGN_PLAN",
+    "CHECKS",
+    "CHECK_FIELDS",
+    "CHECK_READOUT",
     "CONFIG_KEY",
     "DETECTORS_KEY",
     "FAILURES",
@@ -64,8 +69,15 @@ SHOTS = "primary"
 """One event per shot: frame, every device reading, scores and decision (atomic)."""
 FAILURES = "failures"
 """One event per failed shot (a detector fault): settings and the error."""
+CHECKS = "checks"
+"""With ``check_frames``: one event per shot, the probe-only frame taken right after it on the
+same spot with the pump shutter closed, and its damage probability."""
 
 # ------------------------------------------------------------------ readouts
+CHECK_READOUT = "check"
+"""Name of the readout of a check frame (keys ``check_<field>``)."""
+CHECK_FIELDS = ("shot", "spot", "damage_prob")
+"""A check frame's readout: the shot it checks, its spot, its damage probability."""
 SHOT_READOUT = "campaign"
 """Name of the readout carrying a shot's scores and decision (keys ``campaign_<field>``)."""
 SHOT_COUNTS = ("shot", "spot")

@@ -202,6 +202,11 @@ def _trials_of(run: Any) -> list[Trial]:
                     action=str(cols["action"][i]),
                 )
             )
+    checks = stream_table(run, doc.CHECKS, doc.readout_prefix(doc.CHECK_READOUT))
+    by_shot = {t.index: t for t in trials}
+    for shot, p in zip(checks.get("shot", ()), checks.get("damage_prob", ()), strict=True):
+        if int(shot) in by_shot:
+            by_shot[int(shot)].scores["check_damage_prob"] = float(p)
     return trials
 
 

@@ -135,7 +135,7 @@ def recorded_pulses(runs: list[Any], beamline: SimulatedBeamline) -> list[dict[s
     for run in runs:
         start = run.metadata["start"]
         frames = int((start.get(doc.CONFIG_KEY) or {}).get("frames_per_point", 1))
-        for stream in (doc.REFERENCE, doc.SHOTS):
+        for stream in (doc.REFERENCE, doc.SHOTS, doc.CHECKS):
             table = stream_table(run, stream)
             if not table:
                 continue
