@@ -20,3 +20,29 @@ def grid() -> ReciprocalGrid:
 @pytest.fixture
 def rng() -> np.random.Generator:
     return np.random.default_rng(1234)
+
+
+LONG_END_TO_END = (
+    "tests/plans/test_queueserver.py",
+    "tests/plans/test_facility.py",
+    "tests/plans/test_monitor.py",
+    "tests/plans/test_served_catalog_access.py",
+)
+"""Modules of real-process end-to-end tests that take a minute or more each."""
+
+
+def pytest_collection_modifyitems(session, config, items):
+    """Start the long end-to-end modules first, half of them at the head of each half of the
+    list: ``make test``'s two workers begin on contiguous halves, so each starts one and the
+    short tests fill in around them, instead of one worker ending on a minute-long test while
+    the other waits."""
+    module = {it: it.nodeid.split("::")[0] for it in items}
+    present = [m for m in LONG_END_TO_END if m in module.values()]
+    if not present:
+        return
+    # whole modules, so that a module's servers (its fixtures) start once, on one worker
+    first = [it for m in present[0::2] for it in items if module[it] == m]
+    second = [it for m in present[1::2] for it in items if module[it] == m]
+    rest = [it for it in items if module[it] not in present]
+    k = max(0, len(items) // 2 - len(first))
+    items[:] = first + rest[:k] + second + rest[k:]

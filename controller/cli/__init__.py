@@ -70,14 +70,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``uedsteer`` command."""
-    from uedsteer.sim_devices.epics_env import bind_client_to_loopback, loopback_environment
-
-    # Channel Access stays on 127.0.0.1 for every command, before anything imports ophyd:
-    # its client context binds a search socket at import
-    loopback_environment()
-    bind_client_to_loopback()
     argv = sys.argv[1:] if argv is None else list(argv)
     args = build_parser().parse_args(argv)
+    from uedsteer.sim_devices.epics_env import bind_client_to_loopback, loopback_environment
+
+    # Channel Access stays on 127.0.0.1 for every command, before its work imports ophyd
+    # (whose client context binds a search socket at import); --help has exited already
+    loopback_environment()
+    bind_client_to_loopback()
     args.argv = argv  # the command line as given, which model cards record
     try:
         return args.func(args)
