@@ -221,12 +221,18 @@ class ServedCatalog(TiledServer):
             It did not answer within ``timeout`` seconds (it is stopped).
         """
         (self.folder / "data").mkdir(parents=True, exist_ok=True)
-        os.chmod(self.folder, 0o700)
+        os.chmod(self.folder / "data", 0o700)
+        # the owner's only; where a started PostgreSQL keeps its data inside (it runs as the
+        # postgres user when we are root), others may pass through to it but not list the
+        # folder: access.json is the owner's only either way
+        inside = (self.folder / "postgres").is_dir()
+        os.chmod(self.folder, 0o711 if inside else 0o700)
         access = self._access()
         if "admin_password" not in access:
             access = {"admin_password": secrets.token_hex(16), "secret_key": secrets.token_hex(32)}
             self._save_access(access)
         _write_ahead_log(self.folder / "storage.sqlite")
+        os.chmod(self.folder / "storage.sqlite", 0o600)
         auth_db = self.config.auth_database
         if auth_db and auth_db.startswith("postgresql") and "writer_key" not in access:
             _init_auth_database(auth_db)
