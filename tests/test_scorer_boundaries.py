@@ -353,8 +353,12 @@ def test_the_branches_run_where_they_wait_least(scorer, frames, monkeypatch):
         monkeypatch.setattr(threads._monitor, "recent", lambda: 0.0)
         assert threads.free_workers(2) == 2
         free = scorer.score(frames[3:5])
-        names = _branch_threads(scorer, frames[3:5])
-        assert len(set(names)) == 2 and all(n.startswith("uedsteer-scorer") for n in names)
+        # both branches are handed to the workers at once; which worker takes the second is
+        # the scheduler's (a busy suite may let the first worker finish and take it too), so
+        # a few frames must show both workers at work
+        seen = [_branch_threads(scorer, frames[3:5]) for _ in range(10)]
+        assert all(n.startswith("uedsteer-scorer") for names in seen for n in names)
+        assert any(len(set(names)) == 2 for names in seen), seen
         monkeypatch.setattr(threads._monitor, "recent", lambda: 2.0)
         assert threads.free_workers(2) == 1
         names = _branch_threads(scorer, frames[3:5])  # busy cores: one worker, in turn
