@@ -272,6 +272,14 @@ class CampaignConfig(BaseModel):
         description="Consecutive failed shots (device fault, invalid frame) that stop "
         "the campaign.",
     )
+    reconnect_timeout: Number = Field(
+        60.0,
+        ge=0,
+        le=3600,
+        description="Seconds the campaign waits, after a failed shot, for every device to "
+        "answer again (it proposes nothing meanwhile and closes the pump shutter first once "
+        "they do) before it stops; also how long it tries to close the shutter at the end.",
+    )
     halt_damage_prob: Number = Field(
         0.8, gt=0, le=1, description="Damage probability that counts as a damaged frame."
     )

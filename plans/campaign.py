@@ -14,10 +14,18 @@ reads by):
     One event per shot: the frame, every device setting and, in the same event, the frame's
     scores and what the halting rules decided (atomic: a shot and its scores are never apart).
 ``failures``
-    One event per failed shot (device fault): settings and the error.
+    One event per failed shot (device fault): the settings asked for and the error.
 
 The stop document's ``reason`` says why the campaign ended (budget, target reached, damage,
-no safe candidate, repeated failures). The pump shutter is closed on every exit path.
+no safe candidate, repeated failures, a beamline that stopped answering). The pump shutter is
+closed on every exit path.
+
+A device fault at any step of a shot (a ramp step, the shutter, the trigger, the readings: a
+disconnected PV, a put or a frame that fails) becomes a failed shot in ``failures``. The
+campaign then proposes nothing until every device answers again: it waits up to the
+configuration's ``reconnect_timeout``, closes the shutter first thing once the devices are
+back (a restarted IOC may come back with it open), and carries on; otherwise it stops with
+the devices that did not answer as its reason.
 
 The plan applies the configuration's thread budget (``threads``,
 :func:`uedsteer.surrogates.threads.apply_thread_budget`) in the thread that runs it, before
@@ -30,7 +38,10 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import logging
 import math
+import re
+import time
 from typing import Any
 
 import bluesky.plan_stubs as bps
@@ -39,10 +50,11 @@ import numpy as np
 from bluesky.utils import FailedStatus, Msg
 from ophyd import Component as Cpt
 from ophyd import Device, Signal
+from ophyd.utils import DisconnectedError
 
 from uedsteer.controller.campaign import Campaign
 from uedsteer.controller.record import Step, Stop, failed_scores
-from uedsteer.sim_devices.contracts import SETTING_NAMES
+from uedsteer.sim_devices.contracts import SETTING_NAMES, DetectorFault
 from uedsteer.surrogates.threads import apply_thread_budget, current_limits, fit_to_load
 
 from . import documents as doc
@@ -50,6 +62,19 @@ from .protocols import check_beamline, event_devices, setting_signals
 from .scans import MsgGenerator, close_shutter, settings_of
 
 N_REFERENCE = 3
+
+DEVICE_FAULTS = (FailedStatus, TimeoutError, DisconnectedError, DetectorFault)
+"""What a device raises when it fails or does not answer (a limit violation is not one: it
+stops the campaign as an error)."""
+
+BEAMLINE_UNREACHABLE = "beamline unreachable"
+"""How the stop reason of a campaign whose devices stopped answering begins."""
+
+RECONNECT_POLL = 0.5  # s between two looks at the devices while they do not answer
+
+logger = logging.getLogger(__name__)
+
+_PV_REPR = re.compile(r"<PV name='([^']+)'[^>]*>")  # caproto's PV in an error: its name
 
 _SCORE_KEYS = tuple(failed_scores().keys()) + ("objective",)
 
@@ -112,8 +137,13 @@ class ShutterGuard:
         self.name = f"{shutter.name}_guard"
 
     def pause(self) -> None:
-        """Close the shutter (called by the RunEngine as it pauses)."""
-        self.shutter.set("closed").wait(10)
+        """Close the shutter (called by the RunEngine as it pauses). A shutter that does not
+        answer is logged, not raised: the pause goes ahead, and the plan closes the shutter
+        before anything else once the devices answer again."""
+        try:
+            self.shutter.set("closed").wait(10)
+        except Exception as err:  # noqa: BLE001 - the pause must happen
+            logger.error("pausing: the pump shutter did not close: %s", fault_text(err))
 
     def resume(self) -> None:
         """Nothing: the plan reopens the shutter before the next shot."""
@@ -149,10 +179,36 @@ def ramp_to(beamline, target: dict[str, float], campaign: Campaign) -> MsgGenera
 
 def _emit(device: Device, stream: str, extra: list | None = None) -> MsgGenerator:
     yield from bps.create(stream)
-    for d in extra or []:
-        yield from bps.read(d)
-    yield from bps.read(device)
+    try:
+        for d in extra or []:
+            yield from bps.read(d)
+        yield from bps.read(device)
+    except DEVICE_FAULTS:
+        yield from bps.drop()  # no half event: the caller records the fault
+        raise
     yield from bps.save()
+
+
+def fault_text(err: BaseException) -> str:
+    """One line saying what failed: a failed status's own cause with its device's name, the
+    first line of the text."""
+    status = err.args[0] if isinstance(err, FailedStatus) and err.args else None
+    cause = status.exception() if hasattr(status, "exception") else None
+    lines = _PV_REPR.sub(r"\1", str(cause or err)).strip().splitlines()
+    text = (lines[0] if lines else type(cause or err).__name__)[:300]
+    device = getattr(getattr(status, "device", None), "name", None)
+    return f"{device}: {text}" if device and not text.startswith(f"{device}:") else text
+
+
+def unreachable(beamline) -> list[str]:
+    """The names of the devices a campaign moves or reads that do not answer now (their
+    ``connected`` is false): the settings, the shutter, the spot and the detector."""
+    devices = [*setting_signals(beamline).values(), beamline.shutter, beamline.spot]
+    devices.append(beamline.detector)
+    seen: dict[str, bool] = {}
+    for d in devices:
+        seen.setdefault(d.name, bool(getattr(d, "connected", True)))
+    return [name for name, ok in seen.items() if not ok]
 
 
 def _acquire_reference(beamline, scorer, campaign: Campaign, n: int) -> MsgGenerator:
@@ -168,43 +224,105 @@ def _acquire_reference(beamline, scorer, campaign: Campaign, n: int) -> MsgGener
 def _shot(
     beamline, scorer, campaign: Campaign, step: Step, shot, truth_fn, check=None
 ) -> MsgGenerator:
+    """Ramp to ``step``, open the shutter, take and score the frame, record it (one event
+    in ``primary``); a device fault on the way records a failed shot in ``failures``."""
     det = beamline.detector
     try:
+        yield from ramp_to(beamline, step.settings, campaign)
+        yield from bps.mv(beamline.shutter, "open")  # closed by a pause or a move
         yield from bps.trigger(det, wait=True)
-    except FailedStatus as err:
-        status = err.args[0] if err.args else None
-        cause = status.exception() if hasattr(status, "exception") else None
-        trial = campaign.ingest(step, None, error=f"{det.name}: {cause or err}")
+        # the event opens before the frame is scored, so that the frame read with it is the
+        # one scored and a device that no longer answers fails the shot, not half an event
+        yield from bps.create(doc.SHOTS)
+        try:
+            frame = None
+            for d in event_devices(beamline):
+                reading = yield from bps.read(d)
+                if d is det:
+                    frame = np.asarray(reading[det.image.name]["value"])
+        except DEVICE_FAULTS:
+            yield from bps.drop()
+            raise
+    except DEVICE_FAULTS as err:
+        trial = campaign.ingest(step, None, error=fault_text(err))
         _put(shot, _shot_values(trial))
-        yield from _emit(shot, doc.FAILURES, beamline.motors)
+        yield from _emit(shot, doc.FAILURES)
         return trial
-    frame = np.asarray(det.image.get())
     scores = scorer.score(frame[None]).row(0)
     truth = truth_fn() if truth_fn is not None else None
     trial = campaign.ingest(step, scores, truth=truth)
     _put(shot, _shot_values(trial, scores.get("class_name", "")))
-    yield from _emit(shot, doc.SHOTS, event_devices(beamline))
+    yield from bps.read(shot)
+    yield from bps.save()
     if campaign.config.check_frames:
         yield from _check_frame(beamline, scorer, campaign, trial, check)
     return trial
+
+
+def _after_fault(beamline, campaign: Campaign) -> MsgGenerator:
+    """After a failed shot: wait until every device answers and the shutter has closed, up to
+    ``reconnect_timeout`` seconds; proposes nothing meanwhile. Stops the campaign when the
+    devices do not come back."""
+    deadline = time.monotonic() + campaign.config.reconnect_timeout
+    while True:
+        missing = unreachable(beamline)
+        if not missing:
+            try:
+                yield from close_shutter(beamline)  # first: a restarted IOC may have it open
+                return
+            except DEVICE_FAULTS as err:
+                missing = [f"{beamline.shutter.name} ({fault_text(err)})"]
+        if time.monotonic() >= deadline:
+            campaign.stop(
+                f"{BEAMLINE_UNREACHABLE}: {', '.join(missing)} did not answer within "
+                f"{campaign.config.reconnect_timeout:g} s of a failed shot"
+            )
+            return
+        yield from bps.sleep(RECONNECT_POLL)
+
+
+def _close_shutter_at_exit(beamline, timeout: float) -> MsgGenerator:
+    """Close the pump shutter as the campaign ends, waiting up to ``timeout`` seconds for a
+    shutter that does not answer; raises, naming it, when it never does."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            yield from close_shutter(beamline)
+            return
+        except DEVICE_FAULTS as err:
+            if time.monotonic() >= deadline:
+                raise ShutterNotClosed(
+                    f"the pump shutter {beamline.shutter.name!r} did not close "
+                    f"({fault_text(err)}): its state is unknown, close it by hand"
+                ) from err
+        yield from bps.sleep(RECONNECT_POLL)
+
+
+class ShutterNotClosed(RuntimeError):
+    """The pump shutter did not answer as the campaign ended."""
 
 
 def _check_frame(beamline, scorer, campaign: Campaign, trial, check) -> MsgGenerator:
     """The probe-only frame after ``trial``'s shot (``check_frames``): shutter closed, the same
     spot, no dose; its damage probability goes into the trial's damage attribution and, with
     the frame, into the :data:`~uedsteer.plans.documents.CHECKS` stream. The plan opens the
-    shutter again before the next shot. A detector fault leaves the check NaN (recorded)."""
+    shutter again before the next shot. A detector fault leaves the check NaN (recorded); a
+    beamline that stops answering loses the check's event (logged), and the plan then waits
+    for it as after a failed shot."""
     det = beamline.detector
-    yield from close_shutter(beamline)
     try:
+        yield from close_shutter(beamline)
         yield from bps.trigger(det, wait=True)
         scores = scorer.score(np.asarray(det.image.get())[None]).row(0)
         p = float(scores["damage_prob"]) if scores.get("valid", True) else math.nan
-    except FailedStatus:
+    except DEVICE_FAULTS:
         p = math.nan
     campaign.note_check(trial, p)
     _put(check, {"shot": trial.index, "spot": trial.spot, "damage_prob": p})
-    yield from _emit(check, doc.CHECKS, event_devices(beamline))
+    try:
+        yield from _emit(check, doc.CHECKS, event_devices(beamline))
+    except DEVICE_FAULTS as err:
+        logger.error("shot %d: the check frame's event is lost: %s", trial.index, fault_text(err))
 
 
 def _shot_values(trial, class_name: str = "invalid") -> dict[str, Any]:
@@ -299,6 +417,7 @@ def campaign(
     prop = ProposalReadout(name=doc.PROPOSAL_READOUT)
     check = CheckReadout(name=doc.CHECK_READOUT)
     guard = ShutterGuard(beamline.shutter)
+    closing = {"tried": False}  # the body's last close failed: the cleanup tries once more
 
     def body() -> MsgGenerator:
         yield from bps.open_run(run_md)
@@ -332,21 +451,34 @@ def campaign(
                 },
             )
             yield from _emit(prop, doc.PROPOSALS)
-            yield from ramp_to(beamline, step.settings, controller)
-            yield from bps.mv(beamline.shutter, "open")  # closed by a pause or a move
             trial = yield from _shot(beamline, scorer, controller, step, shot, truth_fn, check)
             if on_shot is not None:
                 on_shot(trial)
+            if (trial.status != "ok" or unreachable(beamline)) and trial.action != "stop":
+                yield from _after_fault(beamline, controller)
+                if controller.stopped:
+                    break
             if trial.action == "move":
                 yield from close_shutter(beamline)
                 yield from bps.mv(beamline.spot, controller.spot)
             elif trial.action == "stop":
                 break
-        yield from close_shutter(beamline)
-        yield from bps.close_run(exit_status="success", reason=controller.record.stop_reason or "")
+        reason = controller.record.stop_reason or ""
+        lost = reason.startswith(BEAMLINE_UNREACHABLE)  # the wait for the devices is over
+        closing["tried"] = True
+        try:
+            yield from _close_shutter_at_exit(beamline, 0.0 if lost else cfg.reconnect_timeout)
+        except ShutterNotClosed as err:
+            yield from bps.close_run(
+                exit_status="fail", reason="; ".join(filter(None, [reason, str(err)]))
+            )
+            raise
+        yield from bps.close_run(exit_status="fail" if lost else "success", reason=reason)
 
     def cleanup() -> MsgGenerator:
-        yield from close_shutter(beamline)
+        yield from _close_shutter_at_exit(
+            beamline, 0.0 if closing["tried"] else cfg.reconnect_timeout
+        )
         if averaging is not None:
             yield from bps.mv(averaging, frames_before)  # the detector as the campaign found it
 

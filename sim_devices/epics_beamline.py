@@ -245,7 +245,8 @@ class EpicsDetector(_PVDevice):
     ``trigger()`` puts 1 to ``acquire``; the status completes when ``acquire`` returns from 1
     to 0 (watched by a monitor subscribed when the device is made), and fails with
     :class:`~uedsteer.sim_devices.contracts.DetectorFault` when it returns with an alarm (the
-    IOC made no frame) or not within ``trigger_timeout`` seconds.
+    IOC made no frame), when the PV disconnects while the frame is taken (the IOC is gone:
+    no need to wait out the timeout), or not within ``trigger_timeout`` seconds.
 
     Parameters
     ----------
@@ -276,6 +277,17 @@ class EpicsDetector(_PVDevice):
         self._lock = threading.Lock()
         self._monitoring = threading.Event()
         self.acquire.subscribe(self._acquire_changed, run=False)
+        self.acquire.subscribe(self._connection_changed, event_type="meta", run=False)
+
+    def _connection_changed(self, connected: bool = True, **kwargs: Any) -> None:
+        if connected:
+            return
+        with self._lock:
+            status, self._pending = self._pending, None
+        if status is not None and not status.done:
+            status.set_exception(
+                DetectorFault(f"{self.name}: {self.acquire.pvname} disconnected: no frame")
+            )
 
     def _acquire_changed(self, value=None, old_value=None, severity=0, **kwargs) -> None:
         self._monitoring.set()

@@ -32,6 +32,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
+import os
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -43,6 +44,7 @@ from .beamline import SimulatedBeamline
 from .contracts import SETTING_NAMES, SETTINGS
 from .epics_env import LOOPBACK, off_loopback
 from .epics_pvs import PV_KEYS, PV_SUFFIXES
+from .ioc_state import restore_state, save_state
 
 __all__ = ["ACQUIRE_STATES", "SHUTTER_ENUM", "BeamlineIOC", "beamline_ioc", "serve"]
 
@@ -64,6 +66,9 @@ class BeamlineIOC(PVGroup):
         The beamline whose devices the PVs move and whose detector they trigger.
     frame_timeout : float
         Seconds a frame may take before the acquisition fails.
+    state_file : path, optional
+        Where every put to a setting, the spot or the shutter saves the devices' state
+        (:mod:`uedsteer.sim_devices.ioc_state`).
     **kwargs
         Passed to ``caproto.server.PVGroup``.
     """
@@ -74,11 +79,13 @@ class BeamlineIOC(PVGroup):
         *,
         beamline: SimulatedBeamline,
         frame_timeout: float = 60.0,
+        state_file: str | os.PathLike | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(prefix, **kwargs)
         self.beamline = beamline
         self.frame_timeout = float(frame_timeout)
+        self.state_file = state_file
         self._busy = asyncio.Lock()
 
     @property
@@ -97,6 +104,8 @@ class BeamlineIOC(PVGroup):
         signal = self._signal(instance.pvspec.attr)
         async with self._busy:  # a frame being made reads the settings it started with
             signal.put(value)
+            if self.state_file is not None:
+                save_state(self.beamline, self.state_file)
         return value
 
     async def acquire_frame(self, instance: Any, value: Any) -> str:
@@ -180,7 +189,10 @@ def _setting_pv(key: str, signal: Any, doc: str, units: str, integer: bool = Fal
 
 
 def beamline_ioc(
-    beamline: SimulatedBeamline, prefix: str, frame_timeout: float = 60.0
+    beamline: SimulatedBeamline,
+    prefix: str,
+    frame_timeout: float = 60.0,
+    state_file: str | os.PathLike | None = None,
 ) -> BeamlineIOC:
     """The IOC of a simulated beamline: its PVs under ``prefix``, backed by ``beamline``.
 
@@ -192,6 +204,9 @@ def beamline_ioc(
         PV prefix, e.g. ``"UED:"`` for ``UED:Pump:Fluence``.
     frame_timeout : float
         Seconds a frame may take before the acquisition fails.
+    state_file : path, optional
+        The devices' state file: restored before the PVs take their first values when it
+        exists, saved on every put (:mod:`uedsteer.sim_devices.ioc_state`).
 
     Returns
     -------
@@ -201,10 +216,13 @@ def beamline_ioc(
     Raises
     ------
     ValueError
-        One line: an empty prefix, or a device whose limits are not finite.
+        One line: an empty prefix, a device whose limits are not finite, or a state file
+        that cannot be restored.
     """
     if not prefix:
         raise ValueError("prefix '' is not allowed: give a PV prefix such as 'UED:'")
+    if state_file is not None:
+        restore_state(beamline, state_file)
     pvs: dict[str, pvproperty] = {}
     for name in SETTING_NAMES:
         s = SETTINGS[name]
@@ -246,7 +264,7 @@ def beamline_ioc(
         doc="the frame's (rows, columns)",
     )
     cls = type("SimulatedBeamlineIOC", (BeamlineIOC,), {**pvs, "__doc__": BeamlineIOC.__doc__})
-    return cls(prefix, beamline=beamline, frame_timeout=frame_timeout)
+    return cls(prefix, beamline=beamline, frame_timeout=frame_timeout, state_file=state_file)
 
 
 class _NoBeaconFailures(logging.Filter):

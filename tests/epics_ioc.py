@@ -54,9 +54,32 @@ class Ioc:
     port: int
     env: dict[str, str]
     log: Path
+    args: tuple[str, ...] = ()
 
     def output(self) -> str:
         return self.log.read_text()
+
+    def launch(self) -> None:
+        """Start ``uedsteer ioc`` (again, after a kill: same prefix, port and arguments; its
+        output appended to the log)."""
+        with self.log.open("a") as out:
+            self.proc = subprocess.Popen(
+                [*UEDSTEER, "ioc", "--prefix", self.prefix, *self.args],
+                env=self.env,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+            )
+
+    def kill(self) -> None:
+        """SIGKILL, as a crash: nothing the IOC could close or save on the way out."""
+        self.proc.kill()
+        self.proc.wait(timeout=10)
+
+    def restart(self) -> None:
+        """Start it again after :meth:`kill` and wait until its PVs answer."""
+        self.log.write_text(self.output().replace("ready\n", "(was ready)\n"))
+        self.launch()
+        wait_until_answering(self)
 
 
 def wait_until_answering(ioc: Ioc) -> None:
@@ -103,19 +126,14 @@ def running_ioc(folder: Path, *args: str) -> Iterator[Ioc]:
     old_port = os.environ.get("EPICS_CA_SERVER_PORT")
     os.environ["EPICS_CA_SERVER_PORT"] = str(port)
     log = folder / f"ioc-{prefix.rstrip(':')}.log"
-    with log.open("w") as out:
-        proc = subprocess.Popen(
-            [*UEDSTEER, "ioc", "--prefix", prefix, *args],
-            env=env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
-    ioc = Ioc(proc, prefix, port, env, log)
+    log.write_text("")
+    ioc = Ioc(None, prefix, port, env, log, args)  # type: ignore[arg-type]
+    ioc.launch()
     try:
         wait_until_answering(ioc)
         yield ioc
     finally:
-        stop_process(proc)
+        stop_process(ioc.proc)
         if old_port is None:
             os.environ.pop("EPICS_CA_SERVER_PORT", None)
         else:

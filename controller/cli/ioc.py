@@ -5,13 +5,15 @@ The command keeps Channel Access on this machine before anything starts
 on 127.0.0.1 only), builds a :class:`~uedsteer.sim_devices.beamline.SimulatedBeamline` on the
 sample asked for, prints the prefix, the Channel Access settings and the PV list once the
 server listens, and serves until SIGINT (Ctrl-C) or SIGTERM, which end it with status 0.
-``EPICS_CA_SERVER_PORT`` (default 5064) picks the port, as for any IOC.
+``EPICS_CA_SERVER_PORT`` (default 5064) picks the port, as for any IOC. ``--state FILE`` keeps
+the settings, spot and shutter across a restart (:mod:`uedsteer.sim_devices.ioc_state`).
 """
 
 from __future__ import annotations
 
 import argparse
 import re
+from pathlib import Path
 from typing import Any
 
 from .arguments import non_negative_int, positive_int
@@ -46,6 +48,14 @@ def add_parser(sub: Any) -> None:
         "--seed", type=non_negative_int, default=0, help="seed of the simulated beamline"
     )
     p.add_argument("--spots", type=positive_int, default=100, help="spots on the simulated sample")
+    p.add_argument(
+        "--state",
+        type=Path,
+        default=None,
+        metavar="FILE",
+        help="keep the settings, spot and shutter in FILE across restarts, as hardware does: "
+        "restored at start when it exists, saved on every put",
+    )
     p.set_defaults(func=run)
 
 
@@ -68,7 +78,10 @@ def run(args: argparse.Namespace) -> int:
 
     response = ResponseParams() if args.sample is None else ResponseParams.random(args.sample)
     beamline = SimulatedBeamline(response, seed=args.seed, n_spots=args.spots)
-    ioc = beamline_ioc(beamline, args.prefix)
+    try:
+        ioc = beamline_ioc(beamline, args.prefix, state_file=args.state)
+    except ValueError as err:
+        fail(args, str(err))
     sample = "defaults" if args.sample is None else f"random({args.sample})"
 
     def ready() -> None:

@@ -28,7 +28,8 @@ run), ``db`` (the catalog), ``bl`` (the beamline), the beamline's devices under 
 (bluesky's table of each event in the RE Manager's console) and the queue plans
 ``uedsteer_campaign`` and ``uedsteer_resume`` (:mod:`uedsteer.plans.queue_plans`). The thread
 budget (:func:`~uedsteer.surrogates.threads.apply_thread_budget`) is applied before anything
-else computes.
+else computes. Opening the environment closes the pump shutter: an RE Worker that was killed
+mid-shot could close nothing.
 """
 
 from __future__ import annotations
@@ -133,6 +134,8 @@ def profile_namespace(environ: Mapping[str, str] | None = None) -> dict[str, Any
     bec.disable_plots()
     RE.subscribe(bec)
     bl = make_beamline(env)
+    # A worker that died mid-shot left the shutter as it was: closed before any plan runs.
+    bl.shutter.set("closed").wait(30)
     devices = dict(
         zip(DEVICE_ROLES, (bl.detector, bl.pump, bl.gun, bl.delay, bl.stage), strict=True)
     )

@@ -2,16 +2,20 @@
 
 One stack for the module, every server on 127.0.0.1 and stopped by its pid: Redis
 (:class:`uedsteer.plans.redis_server.RedisServer`), a served Tiled catalog, ``uedsteer ioc``
-(the simulated beamline over EPICS, :mod:`epics_ioc`) and ``start-re-manager`` with uedsteer's
-profile (:class:`uedsteer.plans.qserver_manager.REManager`), whose RE Worker drives the IOC's
-PVs through ``EpicsBeamline``. This process talks to the RE Manager through
-``bluesky_queueserver_api`` and reads the catalog and the shutter PV as any client would.
+(the simulated beamline over EPICS, :mod:`epics_ioc`, keeping its devices' state across a
+restart as hardware does) and ``start-re-manager`` with uedsteer's profile
+(:class:`uedsteer.plans.qserver_manager.REManager`), whose RE Worker drives the IOC's PVs
+through ``EpicsBeamline``. This process talks to the RE Manager through
+``bluesky_queueserver_api`` and reads the catalog and the shutter PV as any client would. The
+last steps kill the IOC and then the RE Manager mid-campaign (SIGKILL, as a crash).
 """
 
 from __future__ import annotations
 
 import contextlib
+import json
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -96,7 +100,7 @@ def running_stack(root: Path) -> Iterator[Stack]:
     with contextlib.ExitStack() as stop, ThreadPoolExecutor(max_workers=1) as pool:
         # the IOC first: it sets the loopback rule in this process too, which every process
         # started after it inherits
-        ioc = stop.enter_context(running_ioc(root))
+        ioc = stop.enter_context(running_ioc(root, "--state", str(root / "ioc-state.json")))
         assert off_loopback() == []
         tiled = TiledServer(root / "catalog")
         stop.callback(tiled.stop)
@@ -168,11 +172,13 @@ class ShutterWatch:
         from ophyd import EpicsSignalRO
 
         self.stack, self.opened = stack, 0
+        self.seen: list[tuple[float, str]] = []  # (time, value) of every update
         self.signal = EpicsSignalRO(f"{stack.ioc.prefix}Pump:Shutter", name="watch", string=True)
         self.signal.wait_for_connection(timeout=10)
         self.signal.subscribe(self._changed, run=False)
 
     def _changed(self, value=None, old_value=None, **kwargs) -> None:
+        self.seen.append((time.time(), value))
         if value == "open" and old_value != "open":
             self.opened += 1
 
@@ -231,7 +237,7 @@ def test_existing_plans_and_devices_is_what_the_profile_generates(tmp_path):
 # module fixture would start a second stack (40 s of both cores) in the other worker.
 
 
-@pytest.mark.timeout(480)  # about 80 s alone; more beside a busy suite
+@pytest.mark.timeout(600)  # about 150 s alone; more beside a busy suite
 def test_campaigns_through_the_queueserver(tmp_path):
     """Each step below, in order, on one stack (each step's docstring says what it shows)."""
     with running_stack(tmp_path) as stack:
@@ -240,6 +246,8 @@ def test_campaigns_through_the_queueserver(tmp_path):
         a_bad_configuration_fails_the_item_before_anything_moves(stack)
         a_queued_campaign_runs_to_its_budget_and_closes_the_shutter(stack)
         pause_resume_stop_and_abort_through_the_queue_leave_the_shutter_closed(stack)
+        an_ioc_killed_mid_campaign_fails_the_shot_and_nothing_is_proposed_until_it_is_back(stack)
+        a_killed_re_manager_leaves_a_campaign_that_resumes_from_the_catalog(stack, tmp_path)
 
 
 def every_server_listens_on_loopback_only(stack: Stack) -> None:
@@ -392,3 +400,142 @@ def pause_resume_stop_and_abort_through_the_queue_leave_the_shutter_closed(stack
         assert run["proposals"][PROPOSAL_SHOT].read()[0] == len(shots)
     finally:
         watch.close()
+
+
+def shots_in(stack: Stack, uid: str) -> int:
+    """How many shots of run ``uid`` the catalog holds now (the stream and its columns come
+    with the first event)."""
+    try:
+        return len(stack.catalog[uid]["primary"][SHOT].read())
+    except KeyError:
+        return 0
+
+
+def stream_times(run: Any, stream: str) -> list[float]:
+    """The event times of ``stream`` (empty when the run has none)."""
+    if stream not in run:
+        return []
+    return [float(t) for t in run[stream]["time"].read()] if "time" in run[stream] else []
+
+
+def an_ioc_killed_mid_campaign_fails_the_shot_and_nothing_is_proposed_until_it_is_back(
+    stack: Stack,
+) -> None:
+    """The IOC killed while a campaign shoots: the shot in flight is a failed shot (in
+    ``failures``, naming the PV), the campaign proposes nothing while the IOC is gone, closes
+    the shutter first when it is back (restored open, as the hardware was left) and shoots on,
+    with the same shot numbers."""
+    watch = ShutterWatch(stack)
+    try:
+        item = start_item(
+            stack, "uedsteer_campaign", config={**LONG, "reconnect_timeout": 120}, budget=40
+        )
+        watch.wait_opened(1)
+        uid = current_run(stack)
+        wait_for(
+            "two shots",
+            lambda: shots_in(stack, uid) >= 2,
+            RUN_TIMEOUT,
+            stack,
+        )
+        stack.ioc.kill()  # as a crash: the shutter stays as it was, open
+        killed = time.time()
+
+        def failure() -> bool:
+            return "failures" in stack.catalog[uid]
+
+        wait_for("the failed shot in the catalog", failure, RUN_TIMEOUT, stack)
+        time.sleep(3.0)  # the campaign waits, proposing nothing
+        proposals_while_gone = len(stack.catalog[uid]["proposals"][PROPOSAL_SHOT].read())
+        left = json.loads(Path(stack.ioc.args[1]).read_text())["shutter"]  # the hardware's
+        stack.ioc.restart()
+        back = time.time()
+        restored = read_pv(f"{stack.ioc.prefix}Pump:Shutter", string=True)
+        opened = watch.opened
+        watch.wait_opened(opened + 1)  # shooting again
+        stack.api.re_pause(option="deferred")
+        wait_for_state(stack, "paused")
+        stack.api.re_stop()
+        finished_item(stack, item)
+        assert shutter(stack) == "closed"
+    finally:
+        watch.close()
+    run = stack.catalog[uid]
+    assert run.metadata["stop"]["exit_status"] == "success", run.metadata["stop"]
+    failures = run["failures"]
+    errors = failures[doc.readout_key(doc.SHOT_READOUT, "error")].read().tolist()
+    failed = failures[SHOT].read().tolist()
+    assert stack.ioc.prefix in errors[0] or "disconnected" in errors[0], errors
+    shots = run["primary"][SHOT].read().tolist()
+    assert sorted(shots + failed) == list(range(len(shots) + len(failed)))  # numbers go on
+    assert any(n > failed[0] for n in shots), "shots after the IOC came back"
+    # no proposal while the IOC was gone: the one of the failed shot was the last before
+    proposals = run["proposals"][PROPOSAL_SHOT].read().tolist()
+    assert proposals_while_gone == failed[0] + 1
+    times = stream_times(run, "proposals")
+    assert not [t for t in times if killed + 1.0 < t < back], (killed, back, times)
+    # the restarted IOC came back with the shutter open; the campaign closed it before it
+    # opened it again for the next shot
+    after = [v for t, v in watch.seen if t > back]
+    assert restored == left
+    actions = run["primary"][doc.readout_key(doc.SHOT_READOUT, "action")].read().tolist()
+    assert left == "open" or actions[failed[0] - 1] == "move", (left, actions)
+    if left == "open":
+        assert "closed" in after and "open" in after[after.index("closed") :], after
+    assert len(proposals) == len(shots) + len(failed)
+
+
+def a_killed_re_manager_leaves_a_campaign_that_resumes_from_the_catalog(
+    stack: Stack, root: Path
+) -> None:
+    """The RE Manager and its worker killed mid-campaign (SIGKILL): every shot taken is in the
+    catalog (from the worker's journal, delivered when the next worker opens the catalog), the
+    next environment closes the shutter, and a ``uedsteer_resume`` item continues the same
+    campaign (its configuration, its shot numbers) on a new manager on the same queue."""
+    from uedsteer.plans.qserver_manager import REManager
+
+    watch = ShutterWatch(stack)
+    try:
+        start_item(stack, "uedsteer_campaign", config=LONG, budget=40)
+        watch.wait_opened(1)
+        uid = current_run(stack)
+        wait_for(
+            "two shots",
+            lambda: shots_in(stack, uid) >= 2,
+            RUN_TIMEOUT,
+            stack,
+        )
+    finally:
+        watch.close()
+    old = stack.manager
+    os.killpg(old.process.pid, signal.SIGKILL)  # the watchdog, the manager and the worker
+    old.process.wait(timeout=10)
+    stack.api.close()
+    manager = REManager(
+        stack.redis.address, root / "manager-2", environ=old.environ, redis_prefix=old.redis_prefix
+    )
+    try:
+        manager.start()
+        stack.manager, stack.api = manager, manager.api()
+        stack.api.environment_open()
+        stack.api.wait_for_idle(timeout=OPEN_TIMEOUT)
+        assert shutter(stack) == "closed", "opening the environment closes the shutter"
+        stack.api.queue_clear()  # the killed item, if the new manager put it back
+        run = stack.catalog[uid]
+        assert "stop" not in run.metadata or run.metadata["stop"] is None
+        recorded = run["primary"][SHOT].read().tolist()
+        assert recorded == list(range(len(recorded))) and len(recorded) >= 2
+        n = len(recorded) + (len(run["failures"][SHOT].read()) if "failures" in run else 0)
+        item = run_item(stack, "uedsteer_resume", uid=uid, budget=n + 2)
+        assert item["result"]["exit_status"] == "completed", (item["result"], stack.logs())
+        (resumed,) = item["result"]["run_uids"]
+        again = stack.catalog[resumed]
+        start = again.metadata["start"]
+        assert start[doc.RESUMED_FROM_KEY] == uid
+        assert start[doc.CONFIG_KEY]["n_candidates"] == LONG["n_candidates"]
+        assert start[doc.CONFIG_KEY]["target"] == LONG["target"]
+        assert again["proposals"][PROPOSAL_SHOT].read().tolist()[0] == n
+        assert again["primary"][SHOT].read().tolist()[0] == n
+        assert shutter(stack) == "closed"
+    finally:
+        manager.stop()
