@@ -11,7 +11,10 @@ only. What is the same for each lives here:
   the log's last lines;
 * :func:`stop_process` stops a process by its id: a polite request first where there is one,
   then its stop signal, then SIGKILL to it and the processes it started; an exit status of a
-  child of this process is collected, so no zombie is left.
+  child of this process is collected, so no zombie is left;
+* :class:`ChildServer` puts the three together for a server class (``RedisServer``,
+  ``PostgresServer``, ``TiledServer``, ``REManager``): its process, its log, and
+  ``with Server(...) as server:`` starting and stopping it.
 
 :func:`free_port`, :func:`port_open` and :func:`script_command` are the small helpers around
 them: a port to listen on, whether one answers, and the executable to run.
@@ -29,12 +32,13 @@ import sys
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, Self
 
 import psutil
 
 __all__ = [
     "LOOPBACK",
+    "ChildServer",
     "NoAnswer",
     "ServerExited",
     "StartFailed",
@@ -44,6 +48,7 @@ __all__ = [
     "log_tail",
     "port_open",
     "reap",
+    "running",
     "script_command",
     "stop_process",
     "wait_until_answers",
@@ -266,7 +271,7 @@ def reap(pid: int) -> None:
         os.waitpid(pid, os.WNOHANG)
 
 
-def _running(process: subprocess.Popen | psutil.Process | int) -> psutil.Process | None:
+def running(process: subprocess.Popen | psutil.Process | int) -> psutil.Process | None:
     """The psutil process of ``process`` if it runs (not a zombie), else None."""
     if isinstance(process, subprocess.Popen):
         if process.poll() is not None:
@@ -396,7 +401,7 @@ def stop_process(
     StillRunning
         A process still runs :data:`KILL_WAIT` seconds after SIGKILL.
     """
-    proc = _running(process)
+    proc = running(process)
     if proc is None:
         return "not running"
     family = _Family(proc, process if isinstance(process, subprocess.Popen) else None, group)
@@ -422,3 +427,87 @@ def stop_process(
     if family.wait(everyone, KILL_WAIT):
         raise StillRunning(f"pid {proc.pid} still runs after SIGKILL")
     return how
+
+
+# ---- a server class -------------------------------------------------------------------------
+
+
+class ChildServer:
+    """A server run as a child process of this one, listening on 127.0.0.1.
+
+    A subclass sets :attr:`what` and :attr:`log`, and defines :meth:`start` (prepare, then
+    :meth:`_launch` and :meth:`_wait`) and, where SIGTERM is not the way to stop it,
+    :meth:`stop`. ``with Server(...) as server:`` starts it and stops it at the end.
+
+    Attributes
+    ----------
+    what : str
+        Its name in messages (``redis-server``).
+    log : Path
+        Its log file.
+    process : subprocess.Popen or None
+        The running server (None before :meth:`start`).
+    """
+
+    what = "server"
+    log: Path
+    process: subprocess.Popen | None = None
+
+    @property
+    def pid(self) -> int | None:
+        """The server's process id (None before :meth:`start`)."""
+        return self.process.pid if self.process is not None else None
+
+    def _launch(
+        self, command: Sequence[str], *, own_log: bool = False, **popen: Any
+    ) -> subprocess.Popen:
+        """:func:`launch` ``command`` with its output in :attr:`log` (discarded with
+        ``own_log``: a server that writes the log itself); sets :attr:`process`."""
+        self.process = launch(command, None if own_log else self.log, **popen)
+        return self.process
+
+    def _wait(
+        self,
+        check: Callable[[], bool],
+        timeout: float,
+        where: str,
+        **options: Any,
+    ) -> None:
+        """:func:`wait_until_answers` for this server at ``where``; on a timeout it is
+        stopped (:meth:`stop`, unless ``on_timeout`` says otherwise). ``options``: those of
+        :func:`wait_until_answers` (``interval``, ``errors``, ``on_timeout``)."""
+        assert self.process is not None, "launch it first"
+        options.setdefault("on_timeout", self.stop)
+        wait_until_answers(
+            check,
+            process=self.process,
+            timeout=timeout,
+            what=self.what,
+            where=where,
+            log=self.log,
+            **options,
+        )
+
+    def start(self, timeout: float = 60.0) -> Self:
+        """Start the server and wait until it answers.
+
+        Raises
+        ------
+        ServerExited
+            A ``RuntimeError``: the server exited; the message names its log and ends with
+            the log's last lines.
+        NoAnswer
+            A ``TimeoutError``: it did not answer within ``timeout`` seconds (it is stopped).
+        """
+        raise NotImplementedError
+
+    def stop(self) -> None:
+        """Stop the server: SIGTERM, then SIGKILL after 15 s (:func:`stop_process`)."""
+        if self.process is not None:
+            stop_process(self.process)
+
+    def __enter__(self) -> Self:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
