@@ -210,6 +210,8 @@ class ServedCatalog(TiledServer):
     def start(self, timeout: float = 60.0) -> ServedCatalog:
         """Start the server, wait until it answers, make the two keys on the first start.
 
+        Later starts reuse the keys kept in :attr:`access_file`.
+
         Raises
         ------
         ServerExited, NoAnswer
