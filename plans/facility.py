@@ -44,7 +44,6 @@ import datetime
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -56,6 +55,9 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from uedsteer.sim_devices.epics_env import LOOPBACK, loopback_environment
+
+from .processes import ChildServer, StartFailed, StillRunning, free_port, port_open, running
+from .processes import stop_process as _stop
 
 __all__ = [
     "DEFAULT_FOLDER",
@@ -235,64 +237,15 @@ def _psutil_process(record: ProcessRecord) -> Any:
 
     try:
         proc = psutil.Process(record.pid)
-        if abs(proc.create_time() - record.create_time) > 0.01:
-            return None  # the id was given to another process since
-        if proc.status() == psutil.STATUS_ZOMBIE:
-            _reap(record.pid)
-            return None
-        return proc
+        same = abs(proc.create_time() - record.create_time) <= 0.01  # else: the id was reused
     except (psutil.NoSuchProcess, psutil.AccessDenied):
         return None
+    return running(proc) if same else None
 
 
 def is_running(record: ProcessRecord) -> bool:
     """Whether the process of ``record`` runs (same id and start time, not a zombie)."""
     return _psutil_process(record) is not None
-
-
-def port_open(port: int, host: str = LOOPBACK, timeout: float = 1.0) -> bool:
-    """Whether something accepts a TCP connection on ``host:port``."""
-    try:
-        with socket.create_connection((host, port), timeout=timeout):
-            return True
-    except OSError:
-        return False
-
-
-def _reap(pid: int) -> None:
-    """Collect the exit status of ``pid`` if it is a child of this process (no zombie left)."""
-    with contextlib.suppress(ChildProcessError, OSError):
-        os.waitpid(pid, os.WNOHANG)
-
-
-def _gone(proc: Any) -> bool:
-    import psutil
-
-    try:
-        if proc.status() == psutil.STATUS_ZOMBIE:
-            _reap(proc.pid)
-            return True
-        return not proc.is_running()
-    except psutil.NoSuchProcess:
-        return True
-
-
-def _wait_gone(procs: list[Any], timeout: float) -> list[Any]:
-    """Wait until each of ``procs`` has ended (a zombie counts as ended); those still running."""
-    end = time.monotonic() + timeout
-    alive = [p for p in procs if not _gone(p)]
-    while alive and time.monotonic() < end:
-        time.sleep(0.05)
-        alive = [p for p in alive if not _gone(p)]
-    return alive
-
-
-def _send(procs: list[Any], sig: int) -> None:
-    import psutil
-
-    for p in procs:
-        with contextlib.suppress(psutil.NoSuchProcess, ProcessLookupError):
-            p.send_signal(sig)
 
 
 def stop_process(
@@ -301,83 +254,68 @@ def stop_process(
     tree: bool = False,
     ask: Callable[[], Any] | None = None,
 ) -> str:
-    """Stop the process of ``record`` by its id, and the processes it started.
+    """Stop the process of ``record`` by its id, and the processes it started, with the
+    record's stop signal (SIGTERM, or SIGINT for PostgreSQL).
 
-    ``ask`` first, if given (a polite request, e.g. the RE Manager's ``manager_stop``), with
-    ``timeout`` seconds to take effect; then its stop signal (SIGTERM, or SIGINT for
-    PostgreSQL), to it alone or, with ``tree``, to it and every process it started; after
-    ``timeout`` seconds SIGKILL to whichever of them still runs. Processes it started that
-    outlive it get SIGTERM, then SIGKILL after 5 s.
+    :func:`uedsteer.plans.processes.stop_process` does the work: ``ask`` first, then the stop
+    signal, SIGKILL after ``timeout`` seconds; processes it started that outlive it get
+    SIGTERM, then SIGKILL after 5 s.
 
     Parameters
     ----------
     record : ProcessRecord
-        From the state file.
+        From the state file; a process with its id but another start time is not it.
     timeout : float
-        Seconds to wait after the request and after the stop signal.
+        Seconds the request and the stop signal each have to take effect.
     tree : bool
-        Send the stop signal to the processes it started too (the RE Manager's watchdog,
+        The stop signal goes to the processes it started too (the RE Manager's watchdog,
         manager and worker).
     ask : callable, optional
-        Asks the process to end; an exception it raises is ignored (the signals follow).
+        A polite request to end (the RE Manager's ``manager_stop``).
 
     Returns
     -------
     str
-        ``"stopped"``, ``"killed"`` (SIGKILL was needed) or ``"not running"``.
+        ``"stopped"``, ``"killed"`` or ``"not running"``.
 
     Raises
     ------
     FacilityError
         A process still runs after SIGKILL.
     """
-    import psutil
-
     proc = _psutil_process(record)
     if proc is None:
         return "not running"
     try:
-        children = proc.children(recursive=True)
-    except psutil.NoSuchProcess:
-        children = []
-    alive = [proc]
-    if ask is not None:
-        with contextlib.suppress(Exception):
-            ask()
-        alive = _wait_gone(alive, timeout)
-    how = "stopped"
-    if alive:
-        _send([proc, *children] if tree else [proc], getattr(signal, record.stop_signal))
-        if _wait_gone([proc], timeout):
-            _send([proc, *children], signal.SIGKILL)
-            how = "killed"
-    left = _wait_gone(children, 0 if how == "killed" else 5.0)
-    if left:
-        _send(left, signal.SIGTERM)
-        left = _wait_gone(left, 5.0)
-        _send(left, signal.SIGKILL)
-    if _wait_gone([proc, *children], 10.0):
-        raise FacilityError(f"{record.name} (pid {record.pid}) still runs after SIGKILL")
-    return how
+        return _stop(
+            proc,
+            timeout=timeout,
+            stop_signal=getattr(signal, record.stop_signal),
+            tree=tree,
+            ask=ask,
+        )
+    except StillRunning:
+        raise FacilityError(f"{record.name} (pid {record.pid}) still runs after SIGKILL") from None
 
 
 def _record(
     name: str,
-    process: subprocess.Popen,
+    server: Any,
     address: str,
-    ports: list[int],
-    log: Path,
+    ports: list[int] | None = None,
     stop_signal: Literal["SIGTERM", "SIGINT"] = "SIGTERM",
 ) -> ProcessRecord:
+    """The record of a started ``server`` (its ``process``, ``log`` and, unless ``ports`` are
+    given, its one ``port``)."""
     import psutil
 
     return ProcessRecord(
         name=name,
-        pid=process.pid,
-        create_time=psutil.Process(process.pid).create_time(),
+        pid=server.process.pid,
+        create_time=psutil.Process(server.process.pid).create_time(),
         address=address,
-        ports=ports,
-        log=log,
+        ports=ports or [server.port],
+        log=server.log,
         stop_signal=stop_signal,
     )
 
@@ -385,75 +323,69 @@ def _record(
 # ---- starting -------------------------------------------------------------------------------
 
 
-def _free_ca_port() -> int:
-    """A port free for both TCP and UDP on 127.0.0.1 (Channel Access uses both)."""
-    for _ in range(50):
-        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as tcp:
-            tcp.bind((LOOPBACK, 0))
-            port = tcp.getsockname()[1]
-            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp:
-                try:
-                    udp.bind((LOOPBACK, port))
-                except OSError:
-                    continue
-                return int(port)
-    raise FacilityError("no port free for both TCP and UDP on 127.0.0.1")
+class _Command(ChildServer):
+    """A ``uedsteer`` command (``ioc``, ``monitor``) as a detached process: it answers once it
+    prints a line starting ``ready`` and its port takes a connection; stopped by SIGTERM, then
+    SIGKILL after 15 s.
 
+    Parameters
+    ----------
+    args : list of str
+        The command and its arguments after ``uedsteer``.
+    port : int
+        The TCP port it listens on.
+    log : Path
+        Its output (emptied on launch, so that an old ``ready`` does not count).
+    folder : Path
+        Its working folder.
+    env : mapping, optional
+        Its environment (default: this process's).
+    """
 
-class _Ioc:
-    """``uedsteer ioc`` as a detached process, with the stop that :func:`start_facility` needs
-    when a later step fails."""
-
-    def __init__(self, config: FacilityConfig, folder: Path, env: Mapping[str, str]) -> None:
-        self.prefix = config.prefix
-        self.port = config.ca_port or _free_ca_port()
-        self.log = folder / "ioc.log"
-        self.env = {**env, "EPICS_CA_SERVER_PORT": str(self.port)}
-        loopback_environment(self.env)
-        self.cmd = [sys.executable, "-m", "uedsteer.controller.cli", "ioc", "--prefix"]
-        self.cmd += [config.prefix, "--seed", str(config.seed)]
-        if config.sample is not None:
-            self.cmd += ["--sample", str(config.sample)]
+    def __init__(
+        self,
+        args: list[str],
+        port: int,
+        log: Path,
+        folder: Path,
+        env: Mapping[str, str] | None = None,
+    ) -> None:
+        self.what = f"uedsteer {args[0]}"
+        self.cmd = [sys.executable, "-m", "uedsteer.controller.cli", *args]
+        self.port = port
+        self.log = log
         self.folder = folder
+        self.env = env
         self.process: subprocess.Popen | None = None
 
     def launch(self) -> None:
-        with open(self.log, "wb") as out:
-            self.process = subprocess.Popen(
-                self.cmd,
-                env=self.env,
-                cwd=self.folder,
-                stdin=subprocess.DEVNULL,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
-
-    def wait(self, timeout: float) -> None:
-        """Until the IOC says it serves and its Channel Access port takes a connection."""
-        assert self.process is not None
-        end = time.monotonic() + timeout
-        while time.monotonic() < end:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"uedsteer ioc exited with {self.process.returncode}")
-            if "ready" in self.log.read_text(errors="replace").splitlines() and port_open(
-                self.port
-            ):
-                return
-            time.sleep(0.1)
-        raise TimeoutError(
-            f"uedsteer ioc did not answer on {LOOPBACK}:{self.port} in {timeout:g} s"
+        self._launch(
+            self.cmd, fresh_log=True, env=self.env, cwd=self.folder, stdin=subprocess.DEVNULL
         )
 
-    def stop(self) -> None:
-        if self.process is None or self.process.poll() is not None:
-            return
-        self.process.terminate()
-        try:
-            self.process.wait(15)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait(15)
+    def answers(self) -> bool:
+        """Whether it said ``ready`` and its port takes a connection."""
+        said = self.log.read_text(errors="replace").splitlines()
+        return any(line.startswith("ready") for line in said) and port_open(self.port)
+
+    def wait(self, timeout: float) -> None:
+        """Until it :meth:`answers`; stopped if it does not within ``timeout`` seconds."""
+        self._wait(self.answers, timeout, f"{LOOPBACK}:{self.port}")
+
+
+class _Ioc(_Command):
+    """``uedsteer ioc`` of ``config`` on its Channel Access port (TCP and UDP), its environment
+    held to the loopback interface."""
+
+    def __init__(self, config: FacilityConfig, folder: Path, env: Mapping[str, str]) -> None:
+        self.prefix = config.prefix
+        port = config.ca_port or free_port(udp=True)
+        env = {**env, "EPICS_CA_SERVER_PORT": str(port)}
+        loopback_environment(env)
+        args = ["ioc", "--prefix", config.prefix, "--seed", str(config.seed)]
+        if config.sample is not None:
+            args += ["--sample", str(config.sample)]
+        super().__init__(args, port, folder / "ioc.log", folder, env)
 
 
 @contextlib.contextmanager
@@ -464,7 +396,8 @@ def _starting(name: str, log: Path | None) -> Iterator[None]:
     except FacilityError:
         raise
     except (RuntimeError, TimeoutError, OSError, ValueError) as err:
-        message = " ".join(str(err).split()) or type(err).__name__
+        text = err.headline if isinstance(err, StartFailed) else str(err)  # not the log's tail
+        message = " ".join(text.split()) or type(err).__name__
         if log is not None and str(log) not in message:
             message += f"; its log: {log}"
         raise FacilityError(f"{name} failed to start: {message}") from None
@@ -495,30 +428,15 @@ def start_monitor(state: FacilityState, port: int | None = None) -> ProcessRecor
     FacilityError
         When it does not answer within ``state.open_timeout``; one line naming its log.
     """
-    from .tiled_server import free_port
-
     port = port or free_port()
-    log = state.folder / "monitor.log"
-    cmd = [sys.executable, "-m", "uedsteer.controller.cli", "monitor", "--catalog"]
-    cmd += [state.catalog_url, "--api-key", state.reader_key, "--port", str(port)]
-    with _starting("the monitor (uedsteer monitor)", log), open(log, "wb") as out:
-        process = subprocess.Popen(
-            cmd,
-            cwd=state.folder,
-            stdin=subprocess.DEVNULL,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-        end = time.monotonic() + state.open_timeout
-        while not ("ready" in log.read_text(errors="replace") and port_open(port)):
-            if process.poll() is not None:
-                raise RuntimeError(f"uedsteer monitor exited with {process.returncode}")
-            if time.monotonic() > end:
-                process.kill()
-                raise TimeoutError(f"uedsteer monitor did not answer in {state.open_timeout:g} s")
-            time.sleep(0.1)
-    return _record("monitor", process, f"http://{LOOPBACK}:{port}/", [port], log)
+    args = ["monitor", "--catalog", state.catalog_url, "--api-key", state.reader_key]
+    monitor = _Command(
+        [*args, "--port", str(port)], port, state.folder / "monitor.log", state.folder
+    )
+    with _starting("the monitor (uedsteer monitor)", monitor.log):
+        monitor.launch()
+        monitor.wait(state.open_timeout)
+    return _record("monitor", monitor, f"http://{LOOPBACK}:{port}/")
 
 
 def start_facility(config: FacilityConfig, say: Callable[[str], None] = print) -> FacilityState:
@@ -567,9 +485,9 @@ def start_facility(config: FacilityConfig, say: Callable[[str], None] = print) -
 
     with contextlib.ExitStack() as undo, ThreadPoolExecutor(max_workers=1) as pool:
         # the IOC and the catalog take longest (imports): both are started first, in parallel
-        ioc = _Ioc(config, folder, env)
-        undo.callback(ioc.stop)
-        with _starting("uedsteer ioc", ioc.log):
+        with _starting("uedsteer ioc", folder / "ioc.log"):
+            ioc = _Ioc(config, folder, env)
+            undo.callback(ioc.stop)
             ioc.launch()
         postgres = None
         if config.postgres:
@@ -577,16 +495,8 @@ def start_facility(config: FacilityConfig, say: Callable[[str], None] = print) -
             undo.callback(postgres.stop)
             with _starting("postgres", postgres.log):
                 postgres.start(timeout=config.open_timeout)
-            records.append(
-                _record(
-                    "postgres",
-                    postgres.process,
-                    f"{LOOPBACK}:{postgres.port}",
-                    [postgres.port],
-                    postgres.log,
-                    stop_signal="SIGINT",
-                )
-            )
+            address = f"{LOOPBACK}:{postgres.port}"
+            records.append(_record("postgres", postgres, address, stop_signal="SIGINT"))
             say(f"postgres  {LOOPBACK}:{postgres.port}  pid {postgres.pid}")
         with _starting("the catalog", folder / "catalog" / "server.log"):
             if postgres is not None:
@@ -606,7 +516,7 @@ def start_facility(config: FacilityConfig, say: Callable[[str], None] = print) -
         undo.callback(redis.stop)
         with _starting("redis", redis.log):
             redis.start()
-        records.append(_record("redis", redis.process, redis.address, [redis.port], redis.log))
+        records.append(_record("redis", redis, redis.address))
         say(f"redis     {redis.address}  pid {redis.pid}")
 
         with _starting("the catalog (tiled serve)", catalog.log):
@@ -616,18 +526,12 @@ def start_facility(config: FacilityConfig, say: Callable[[str], None] = print) -
             if postgres is not None
             else f"SQLite {catalog.folder / 'catalog.db'}"
         )
-        records.append(
-            _record("catalog", catalog.process, catalog.url, [catalog.port], catalog.log)
-        )
+        records.append(_record("catalog", catalog, catalog.url))
         say(f"catalog   {catalog.url}  pid {catalog.process.pid}  ({database})")
 
         with _starting("uedsteer ioc", ioc.log):
             ioc.wait(config.open_timeout)
-        records.append(
-            _record(
-                "ioc", ioc.process, f"ca://{LOOPBACK}:{ioc.port} {ioc.prefix}", [ioc.port], ioc.log
-            )
-        )
+        records.append(_record("ioc", ioc, f"ca://{LOOPBACK}:{ioc.port} {ioc.prefix}"))
         say(
             f"ioc       Channel Access {LOOPBACK}:{ioc.port}, prefix {ioc.prefix}  "
             f"pid {ioc.process.pid}"
@@ -650,15 +554,8 @@ def start_facility(config: FacilityConfig, say: Callable[[str], None] = print) -
         undo.callback(manager.stop)
         with _starting("the RE Manager", manager.log):
             manager.start(timeout=config.open_timeout)
-        records.append(
-            _record(
-                "manager",
-                manager.process,
-                manager.control_address,
-                [manager.control_port, manager.info_port],
-                manager.log,
-            )
-        )
+        ports = [manager.control_port, manager.info_port]
+        records.append(_record("manager", manager, manager.control_address, ports))
         say(f"manager   {manager.control_address}  pid {manager.process.pid}; opening its worker")
         with _starting("the RE Worker's environment", manager.log):
             _open_environment(manager.api(), config.open_timeout)

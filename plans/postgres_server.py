@@ -24,14 +24,12 @@ import shutil
 import signal
 import subprocess
 import tempfile
-import time
 from pathlib import Path
 
-from .tiled_server import free_port
+from .processes import LOOPBACK, ChildServer, free_port, stop_process
 
 __all__ = ["LOOPBACK", "PostgresServer", "postgres_bin_dir"]
 
-LOOPBACK = "127.0.0.1"
 BIN_ENV = "UEDSTEER_POSTGRES_BIN"
 """Environment variable: the folder holding ``initdb``, ``postgres``, ``pg_isready``, ``psql``."""
 
@@ -104,7 +102,7 @@ def _run_as() -> pwd.struct_passwd | None:
     raise PermissionError("PostgreSQL refuses to run as root, and there is no user postgres")
 
 
-class PostgresServer:
+class PostgresServer(ChildServer):
     """A ``postgres`` subprocess listening on 127.0.0.1 only.
 
     Parameters
@@ -124,6 +122,8 @@ class PostgresServer:
     process : subprocess.Popen or None
         The running server.
     """
+
+    what = "postgres"
 
     def __init__(
         self,
@@ -150,11 +150,6 @@ class PostgresServer:
     def pgdata(self) -> Path:
         """The cluster's data folder."""
         return self.folder / "pgdata"
-
-    @property
-    def pid(self) -> int | None:
-        """The server's process id (None before :meth:`start`)."""
-        return self.process.pid if self.process is not None else None
 
     @property
     def password(self) -> str:
@@ -277,52 +272,21 @@ class PostgresServer:
         Raises
         ------
         RuntimeError
-            ``initdb`` failed, or the server exited (the message names its log).
-        TimeoutError
-            It did not answer within ``timeout`` seconds (it is stopped).
+            ``initdb`` failed (its last line of error).
+        ServerExited, NoAnswer
+            As :meth:`ChildServer.start <uedsteer.plans.processes.ChildServer.start>`.
         """
         owner = _run_as()
         self.folder.mkdir(parents=True, exist_ok=True)
         if not (self.pgdata / "PG_VERSION").exists():
             self._initdb(owner)
-        with open(self.log, "ab") as out:
-            self.process = subprocess.Popen(
-                self.command(),
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-                **self._as(owner),
-            )
-        end = time.monotonic() + timeout
-        while time.monotonic() < end:
-            if self.process.poll() is not None:
-                raise RuntimeError(
-                    f"postgres exited with {self.process.returncode}; see {self.log}"
-                )
-            if self.ready():
-                self.create_database(self.database)
-                return self
-            time.sleep(0.1)
-        self.stop()
-        raise TimeoutError(
-            f"postgres did not answer on {LOOPBACK}:{self.port} within {timeout:g} s"
-        )
+        self._launch(self.command(), **self._as(owner))
+        self._wait(self.ready, timeout, f"{LOOPBACK}:{self.port}")
+        self.create_database(self.database)
+        return self
 
     def stop(self, timeout: float = 15.0) -> None:
-        """Stop the server by its pid: SIGINT (fast shutdown), then SIGKILL after ``timeout``."""
-        if self.process is None or self.process.poll() is not None:
-            return
-        try:
-            os.kill(self.process.pid, signal.SIGINT)
-            self.process.wait(timeout)
-        except ProcessLookupError:
-            pass
-        except subprocess.TimeoutExpired:
-            os.killpg(self.process.pid, signal.SIGKILL)
-            self.process.wait(timeout)
-
-    def __enter__(self) -> PostgresServer:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
+        """Stop the server by its pid: SIGINT (fast shutdown), then SIGKILL to its process
+        group after ``timeout`` seconds."""
+        if self.process is not None:
+            stop_process(self.process, timeout=timeout, stop_signal=signal.SIGINT, group=True)

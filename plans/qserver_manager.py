@@ -21,10 +21,7 @@ from __future__ import annotations
 
 import os
 import shutil
-import signal
 import subprocess
-import sys
-import time
 import uuid
 from collections.abc import Mapping
 from pathlib import Path
@@ -32,19 +29,18 @@ from typing import Any
 
 from uedsteer.sim_devices.epics_env import LOOPBACK, loopback_environment
 
+from .processes import ChildServer, free_port, script_command, stop_process
 from .qserver_profile import EXISTING_PLANS_AND_DEVICES, STARTUP_MODULE, USER_GROUP_PERMISSIONS
-from .tiled_server import free_port
 
 __all__ = ["REManager", "start_re_manager_command"]
 
 
 def start_re_manager_command() -> list[str]:
     """The ``start-re-manager`` executable beside this Python, else the ``PATH``'s."""
-    exe = Path(sys.executable).with_name("start-re-manager")
-    return [str(exe)] if exe.exists() else [shutil.which("start-re-manager") or "start-re-manager"]
+    return script_command("start-re-manager")
 
 
-class REManager:
+class REManager(ChildServer):
     """A ``start-re-manager`` subprocess serving uedsteer's profile on 127.0.0.1.
 
     Parameters
@@ -71,6 +67,8 @@ class REManager:
     process : subprocess.Popen or None
         The ``start-re-manager`` process.
     """
+
+    what = "start-re-manager"
 
     def __init__(
         self,
@@ -150,83 +148,39 @@ class REManager:
 
         Raises
         ------
-        RuntimeError
-            The manager exited (the message names its log).
-        TimeoutError
-            It did not answer within ``timeout`` seconds (it is stopped).
+        ServerExited, NoAnswer
+            As :meth:`ChildServer.start <uedsteer.plans.processes.ChildServer.start>`.
         """
         self.folder.mkdir(parents=True, exist_ok=True)
         if not self.existing.exists():
             shutil.copyfile(EXISTING_PLANS_AND_DEVICES, self.existing)
-        with open(self.log, "ab") as out:
-            self.process = subprocess.Popen(
-                self.command(),
-                env=self.environ,
-                cwd=self.folder,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
-        end = time.monotonic() + timeout
-        while time.monotonic() < end:
-            if self.process.poll() is not None:
-                raise RuntimeError(
-                    f"start-re-manager exited with {self.process.returncode}; see {self.log}"
-                )
-            try:
-                self.api().status(reload=True)
-                return self
-            except Exception:  # noqa: BLE001 - not listening yet: the request times out
-                time.sleep(0.1)
-        self.stop()
-        raise TimeoutError(f"RE Manager did not answer on {self.control_address} in {timeout} s")
+        self._launch(self.command(), env=self.environ, cwd=self.folder)
+        # a request before it listens times out (an exception): not yet
+        self._wait(self._answers, timeout, self.control_address, errors=(Exception,))
+        return self
 
-    def _descendants(self) -> list[Any]:
-        import psutil
-
-        try:
-            return psutil.Process(self.process.pid).children(recursive=True)
-        except psutil.NoSuchProcess:
-            return []
+    def _answers(self) -> bool:
+        self.api().status(reload=True)  # raises until the manager listens
+        return True
 
     def stop(self, timeout: float = 30.0) -> None:
         """Close the RE Manager: ``manager_stop`` (``safe_off``: a running plan is not
-        finished), then SIGTERM, then SIGKILL, each to the process ids of the manager and every
-        process it started (the RE Worker among them)."""
+        finished) with ``timeout`` seconds to take effect, then SIGTERM, then SIGKILL after 10
+        s, each to the process ids of the manager and every process it started (the RE Worker
+        among them)."""
         if self.process is None or self.process.poll() is not None:
             return
-        children = self._descendants()
         try:
-            self.api().send_request(method="manager_stop", params={"option": "safe_off"})
-            self.process.wait(timeout)
-        except Exception:  # noqa: BLE001 - no answer, or not closed in time
-            self._signal(signal.SIGTERM, children)
-            try:
-                self.process.wait(10)
-            except subprocess.TimeoutExpired:
-                pass
-        self._signal(signal.SIGKILL, children)
-        if self.process.poll() is None:
-            self.process.wait(10)
-        if self._api is not None:
-            self._api.close()
-            self._api = None
-
-    def _signal(self, sig: int, children: list[Any]) -> None:
-        """Send ``sig`` to the manager and to those of ``children`` that still run."""
-        for proc in [*children, self.process]:
-            pid = proc.pid
-            try:
-                if proc is self.process:
-                    if self.process.poll() is None:
-                        os.kill(pid, sig)
-                elif proc.is_running() and proc.status() != "zombie":
-                    os.kill(pid, sig)
-            except (ProcessLookupError, OSError):
-                pass
-
-    def __enter__(self) -> REManager:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
+            stop_process(
+                self.process,
+                ask=lambda: self.api().send_request(
+                    method="manager_stop", params={"option": "safe_off"}
+                ),
+                ask_timeout=timeout,
+                timeout=10.0,
+                tree=True,
+            )
+        finally:
+            if self._api is not None:
+                self._api.close()
+                self._api = None

@@ -35,6 +35,7 @@ from pydantic import ValidationError
 
 from uedsteer.controller.campaign import Campaign
 from uedsteer.controller.config import CampaignConfig, format_validation_error
+from uedsteer.sim_devices.roles import BeamlineRoles
 
 from .campaign import N_REFERENCE, campaign
 from .resume import FOLLOW, AlreadyResumed, resume_campaign
@@ -53,9 +54,9 @@ MAX_REFERENCE = 100
 """The most pristine reference frames a queue item may ask for."""
 
 
-class DeviceBeamline:
+class DeviceBeamline(BeamlineRoles):
     """The beamline a plan drives (:class:`uedsteer.plans.protocols.Beamline`), made of the
-    devices a queue item named.
+    devices a queue item named (the accessors: :class:`~uedsteer.sim_devices.roles.BeamlineRoles`).
 
     Parameters
     ----------
@@ -85,31 +86,6 @@ class DeviceBeamline:
             stage,
         )
         self.sample_name = sample_name
-
-    @property
-    def settings(self) -> dict[str, Any]:
-        """The signal that moves each setting, by name."""
-        return {
-            "fluence": self.pump.fluence,
-            "wavelength": self.pump.wavelength,
-            "charge": self.gun.charge,
-            "delay": self.delay.delay,
-        }
-
-    @property
-    def shutter(self) -> Any:
-        """The pump shutter (``"open"`` / ``"closed"``)."""
-        return self.pump.shutter
-
-    @property
-    def spot(self) -> Any:
-        """The sample spot index."""
-        return self.stage.spot
-
-    @property
-    def motors(self) -> list[Any]:
-        """The devices read with every frame besides the detector."""
-        return [self.pump, self.gun, self.delay, self.stage]
 
 
 def load_config(

@@ -14,18 +14,14 @@ from __future__ import annotations
 
 import os
 import shutil
-import signal
 import socket
 import subprocess
 import tempfile
-import time
 from pathlib import Path
 
-from .tiled_server import free_port
+from .processes import LOOPBACK, ChildServer, free_port, stop_process
 
 __all__ = ["LOOPBACK", "RedisServer", "ping", "redis_executable"]
-
-LOOPBACK = "127.0.0.1"
 
 
 def redis_executable() -> str:
@@ -62,7 +58,7 @@ def ping(port: int, host: str = LOOPBACK, timeout: float = 1.0) -> bool:
         return False
 
 
-class RedisServer:
+class RedisServer(ChildServer):
     """A ``redis-server`` subprocess bound to 127.0.0.1.
 
     Parameters
@@ -79,6 +75,8 @@ class RedisServer:
         The running server.
     """
 
+    what = "redis-server"
+
     def __init__(self, port: int | None = None, folder: str | os.PathLike | None = None) -> None:
         self.port = port or free_port()
         self.folder = Path(folder) if folder else Path(tempfile.mkdtemp(prefix="uedsteer-redis-"))
@@ -89,11 +87,6 @@ class RedisServer:
     def address(self) -> str:
         """``127.0.0.1:PORT``, as ``start-re-manager --redis-addr`` takes it."""
         return f"{LOOPBACK}:{self.port}"
-
-    @property
-    def pid(self) -> int | None:
-        """The server's process id (None before :meth:`start`)."""
-        return self.process.pid if self.process is not None else None
 
     def command(self) -> list[str]:
         """The command line that starts the server."""
@@ -122,47 +115,17 @@ class RedisServer:
 
         Raises
         ------
-        RuntimeError
-            The server exited (the message names its log).
-        TimeoutError
-            It did not answer within ``timeout`` seconds (it is stopped).
+        ServerExited, NoAnswer
+            As :meth:`ChildServer.start <uedsteer.plans.processes.ChildServer.start>`.
         FileNotFoundError
             No ``redis-server`` (:func:`redis_executable`).
         """
         self.folder.mkdir(parents=True, exist_ok=True)
-        self.process = subprocess.Popen(
-            self.command(),
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-        end = time.monotonic() + timeout
-        while time.monotonic() < end:
-            if self.process.poll() is not None:
-                raise RuntimeError(
-                    f"redis-server exited with {self.process.returncode}; see {self.log}"
-                )
-            if ping(self.port):
-                return self
-            time.sleep(0.02)
-        self.stop()
-        raise TimeoutError(f"redis-server did not answer on {self.address} within {timeout:g} s")
+        self._launch(self.command(), own_log=True)
+        self._wait(lambda: ping(self.port), timeout, self.address, interval=0.02)
+        return self
 
     def stop(self, timeout: float = 10.0) -> None:
         """Stop the server by its pid: SIGTERM, then SIGKILL after ``timeout`` seconds."""
-        if self.process is None or self.process.poll() is not None:
-            return
-        try:
-            os.kill(self.process.pid, signal.SIGTERM)
-            self.process.wait(timeout)
-        except ProcessLookupError:
-            pass
-        except subprocess.TimeoutExpired:
-            os.kill(self.process.pid, signal.SIGKILL)
-            self.process.wait(timeout)
-
-    def __enter__(self) -> RedisServer:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
+        if self.process is not None:
+            stop_process(self.process, timeout=timeout)

@@ -26,8 +26,6 @@ from __future__ import annotations
 import json
 import os
 import secrets
-import subprocess
-import time
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -37,11 +35,10 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from .catalog import BLUESKY_RUNS_SPEC, _write_ahead_log
-from .tiled_server import TiledServer, _tiled_command
+from .processes import LOOPBACK, script_command
+from .tiled_server import TiledServer
 
 __all__ = ["READER_SCOPES", "WRITER_SCOPES", "ServeConfig", "ServedCatalog"]
-
-LOOPBACK = "127.0.0.1"
 
 WRITER_SCOPES = (
     "read:metadata",
@@ -200,7 +197,7 @@ class ServedCatalog(TiledServer):
     def command(self) -> list[str]:
         """The command line that starts the server."""
         return [
-            *_tiled_command(),
+            *script_command("tiled"),
             "serve",
             "config",
             str(self.folder / "tiled.yml"),
@@ -213,12 +210,14 @@ class ServedCatalog(TiledServer):
     def start(self, timeout: float = 60.0) -> ServedCatalog:
         """Start the server, wait until it answers, make the two keys on the first start.
 
+        Later starts reuse the keys kept in :attr:`access_file`.
+
         Raises
         ------
+        ServerExited, NoAnswer
+            As :meth:`TiledServer.start <uedsteer.plans.tiled_server.TiledServer.start>`.
         RuntimeError
-            The server exited (the message names its log), or refused to make the keys.
-        TimeoutError
-            It did not answer within ``timeout`` seconds (it is stopped).
+            The server refused to make the keys.
         """
         (self.folder / "data").mkdir(parents=True, exist_ok=True)
         os.chmod(self.folder / "data", 0o700)
@@ -240,25 +239,7 @@ class ServedCatalog(TiledServer):
         fd = os.open(config, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "w") as f:
             yaml.safe_dump(self.tiled_config(access), f, sort_keys=False)
-        with open(self.log, "ab") as out:
-            self.process = subprocess.Popen(
-                self.command(), stdout=out, stderr=subprocess.STDOUT, start_new_session=True
-            )
-        end = time.monotonic() + timeout
-        while time.monotonic() < end:
-            if self.process.poll() is not None:
-                raise RuntimeError(
-                    f"tiled serve exited with {self.process.returncode}; see {self.log}"
-                )
-            try:
-                if httpx.get(f"{self.url}/", timeout=2).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            time.sleep(0.2)
-        else:
-            self.kill()
-            raise TimeoutError(f"tiled serve did not answer on {self.url} within {timeout} s")
+        self._serve(timeout)
         try:
             if "writer_key" not in access:
                 self._make_keys(access)

@@ -11,30 +11,18 @@ from __future__ import annotations
 
 import os
 import secrets
-import shutil
 import signal
-import socket
 import subprocess
-import sys
-import time
 from pathlib import Path
 
 import httpx
 
+from .processes import ChildServer, free_port, script_command, stop_process
 
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that nothing listens on right now."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+__all__ = ["TiledServer", "free_port"]
 
 
-def _tiled_command() -> list[str]:
-    exe = Path(sys.executable).with_name("tiled")
-    return [str(exe)] if exe.exists() else [shutil.which("tiled") or "tiled"]
-
-
-class TiledServer:
+class TiledServer(ChildServer):
     """A ``tiled serve catalog`` subprocess bound to 127.0.0.1.
 
     Parameters
@@ -48,6 +36,8 @@ class TiledServer:
     log : str or PathLike, optional
         File for the server's output (default: ``<folder>/server.log``).
     """
+
+    what = "tiled serve"
 
     def __init__(
         self,
@@ -67,12 +57,11 @@ class TiledServer:
         """The API address, ``http://127.0.0.1:PORT/api/v1``."""
         return f"http://127.0.0.1:{self.port}/api/v1"
 
-    def start(self, timeout: float = 60.0) -> TiledServer:
-        """Start the server and wait until it answers (``TimeoutError`` if it does not)."""
-        (self.folder / "data").mkdir(parents=True, exist_ok=True)
+    def command(self) -> list[str]:
+        """The command line that starts the server (``--init`` on the first start)."""
         db = self.folder / "catalog.db"
         cmd = [
-            *_tiled_command(),
+            *script_command("tiled"),
             "serve",
             "catalog",
             str(db),
@@ -87,52 +76,42 @@ class TiledServer:
             "--port",
             str(self.port),
         ]
-        if not db.exists():
-            cmd.append("--init")
-        with open(self.log, "ab") as out:
-            self.process = subprocess.Popen(
-                cmd, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
-            )
-        end = time.monotonic() + timeout
-        while time.monotonic() < end:
-            if self.process.poll() is not None:
-                raise RuntimeError(
-                    f"tiled serve exited with {self.process.returncode}; see {self.log}"
-                )
-            try:
-                r = httpx.get(
-                    f"{self.url}/", headers={"Authorization": f"Apikey {self.api_key}"}, timeout=2
-                )
-                if r.status_code == 200:
-                    return self
-            except httpx.TransportError:
-                pass
-            time.sleep(0.2)
-        self.kill()
-        raise TimeoutError(f"tiled serve did not answer on {self.url} within {timeout} s")
+        return cmd if db.exists() else [*cmd, "--init"]
+
+    def answers(self) -> bool:
+        """Whether the server answers its API address (with the API key, where there is one)."""
+        headers = {"Authorization": f"Apikey {self.api_key}"} if self.api_key else {}
+        try:
+            return httpx.get(f"{self.url}/", headers=headers, timeout=2).status_code == 200
+        except httpx.TransportError:
+            return False
+
+    def _serve(self, timeout: float) -> None:
+        """Start :meth:`command` and wait until it :meth:`answers` (killed if it never does)."""
+        self._launch(self.command())
+        self._wait(self.answers, timeout, self.url, interval=0.2, on_timeout=self.kill)
+
+    def start(self, timeout: float = 60.0) -> TiledServer:
+        """Start the server and wait until it answers.
+
+        Raises
+        ------
+        ServerExited, NoAnswer
+            As :meth:`ChildServer.start <uedsteer.plans.processes.ChildServer.start>` (killed
+            on a timeout).
+        """
+        (self.folder / "data").mkdir(parents=True, exist_ok=True)
+        self._serve(timeout)
+        return self
 
     def kill(self) -> None:
         """Stop the server at once (SIGKILL to its process group) and wait for it."""
-        if self.process is None or self.process.poll() is not None:
-            return
-        try:
-            os.killpg(self.process.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-        self.process.wait(30)
+        if self.process is not None:
+            stop_process(
+                self.process, timeout=30, stop_signal=signal.SIGKILL, tree=True, group=True
+            )
 
     def stop(self) -> None:
-        """Stop the server politely (SIGTERM), then for good."""
-        if self.process is None or self.process.poll() is not None:
-            return
-        try:
-            os.killpg(self.process.pid, signal.SIGTERM)
-            self.process.wait(15)
-        except (ProcessLookupError, subprocess.TimeoutExpired):
-            self.kill()
-
-    def __enter__(self) -> TiledServer:
-        return self.start()
-
-    def __exit__(self, *exc) -> None:
-        self.stop()
+        """Stop the server politely (SIGTERM to its process group), then for good."""
+        if self.process is not None:
+            stop_process(self.process, timeout=15, tree=True, group=True)

@@ -11,7 +11,6 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 import numpy as np
-from ophyd import Device, Signal
 
 from .devices import DelayStage, ElectronGun, PumpLaser, SampleStage, UEDDetector
 from .materials import Material, get_material
@@ -25,6 +24,7 @@ from .physics import (
     kinematic_intensity,
 )
 from .response import ResponseParams, SampleResponse, ShotState, truth_record
+from .roles import BeamlineRoles
 
 BEAMLINE_DETECTOR = DetectorModel(
     psf_sigma_px=3.0,
@@ -99,7 +99,7 @@ class FrameRenderer:
         )
 
 
-class SimulatedBeamline:
+class SimulatedBeamline(BeamlineRoles):
     """A complete simulated MeV-UED beamline.
 
     Parameters
@@ -119,8 +119,9 @@ class SimulatedBeamline:
     ----------
     pump, gun, delay, stage, detector
         The ophyd devices.
-    settings, shutter, spot, motors
-        The beamline contract (:class:`uedsteer.plans.protocols.Beamline`) over them.
+    settings, shutter, spot, motors, devices
+        The beamline contract (:class:`uedsteer.plans.protocols.Beamline`) over them
+        (:class:`~uedsteer.sim_devices.roles.BeamlineRoles`).
     sample : SampleResponse
         The hidden sample; benchmarks read :meth:`truth`, the controller never does.
     """
@@ -149,36 +150,6 @@ class SimulatedBeamline:
     def sample_name(self) -> str:
         """The sample's material, for run metadata (``"MoTe2 monolayer"``)."""
         return self.renderer.material.description
-
-    @property
-    def settings(self) -> dict[str, Signal]:
-        """The signal that moves each setting, by name (every one of ``SETTING_NAMES``)."""
-        return {
-            "fluence": self.pump.fluence,
-            "wavelength": self.pump.wavelength,
-            "charge": self.gun.charge,
-            "delay": self.delay.delay,
-        }
-
-    @property
-    def shutter(self) -> Signal:
-        """The pump shutter (``"open"`` / ``"closed"``)."""
-        return self.pump.shutter
-
-    @property
-    def spot(self) -> Signal:
-        """The sample spot index."""
-        return self.stage.spot
-
-    @property
-    def motors(self) -> list[Device]:
-        """The devices read with every frame besides the detector."""
-        return [self.pump, self.gun, self.delay, self.stage]
-
-    @property
-    def devices(self) -> list[Device]:
-        """All devices, the detector and then :attr:`motors`."""
-        return [self.detector, *self.motors]
 
     def _shot(self) -> np.ndarray:
         spot = int(self.spot.get())

@@ -53,6 +53,7 @@ from .contracts import SETTINGS, DetectorFault
 from .devices import LimitError
 from .epics_env import bind_client_to_loopback, loopback_environment
 from .epics_pvs import PV_KEYS, default_pv_names
+from .roles import BeamlineRoles
 
 __all__ = [
     "EpicsBeamline",
@@ -381,7 +382,7 @@ def _one_line(err: ValidationError) -> str:
     return "; ".join(parts)
 
 
-class EpicsBeamline:
+class EpicsBeamline(BeamlineRoles):
     """A beamline of EPICS PVs that the plans drive (module docstring: the devices).
 
     Parameters
@@ -400,6 +401,8 @@ class EpicsBeamline:
     ----------
     pump, gun, delay, stage, detector
         The ophyd devices (names ``pump``, ``gun``, ``delay``, ``stage``, ``det``).
+    settings, shutter, spot, motors, devices
+        The beamline contract over them (:class:`~uedsteer.sim_devices.roles.BeamlineRoles`).
     pv_names : dict
         Key → PV name in use.
 
@@ -484,36 +487,6 @@ class EpicsBeamline:
                 f"{', '.join(silent) or self.detector.acquire.pvname}; is the IOC running "
                 "(uedsteer ioc --prefix P) on this machine's Channel Access port?"
             ) from None
-
-    @property
-    def settings(self) -> dict[str, HardLimitSignal]:
-        """The signal that moves each setting, by name (every one of ``SETTING_NAMES``)."""
-        return {
-            "fluence": self.pump.fluence,
-            "wavelength": self.pump.wavelength,
-            "charge": self.gun.charge,
-            "delay": self.delay.delay,
-        }
-
-    @property
-    def shutter(self) -> ShutterSignal:
-        """The pump shutter (``"open"`` / ``"closed"``)."""
-        return self.pump.shutter
-
-    @property
-    def spot(self) -> HardLimitSignal:
-        """The sample spot index."""
-        return self.stage.spot
-
-    @property
-    def motors(self) -> list[Device]:
-        """The devices read with every frame besides the detector."""
-        return [self.pump, self.gun, self.delay, self.stage]
-
-    @property
-    def devices(self) -> list[Device]:
-        """All devices, the detector and then :attr:`motors`."""
-        return [self.detector, *self.motors]
 
     def units(self) -> dict[str, str]:
         """Each setting's units as its PV reports them (``EGU``), by setting name."""

@@ -1,10 +1,12 @@
-"""What several commands share about their arguments: the catalog options, the argparse
-``type``s that check a value (argparse then names the option in its one-line error), and the
-check of a frame store named on the command line."""
+"""What several commands share about their arguments: the catalog options, the simulated
+beamline's options, the argparse ``type``s that check a value (argparse then names the option in
+its one-line error: numbers, ports, PV prefixes, output paths), and the check of a frame store
+named on the command line."""
 
 from __future__ import annotations
 
 import argparse
+import re
 from collections.abc import Callable
 from pathlib import Path
 
@@ -46,6 +48,52 @@ def int_at_least(minimum: int) -> Callable[[str], int]:
 
 positive_int = int_at_least(1)
 non_negative_int = int_at_least(0)
+
+
+def tcp_port(free: bool = False) -> Callable[[str], int]:
+    """An argparse ``type``: a TCP port from 1 to 65535, or with ``free`` also 0 (the server
+    takes a free one)."""
+    low = 0 if free else 1
+    allowed = "a port from 1 to 65535" + (", or 0 for a free one" if free else "")
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            value = -1
+        if not low <= value <= 65535:
+            raise argparse.ArgumentTypeError(f"{text!r} is not allowed: use {allowed}")
+        return value
+
+    return parse
+
+
+PV_PREFIX = re.compile(r"[A-Za-z0-9_:.\-]+")
+"""The characters a PV prefix may hold (EPICS record names: letters, digits, ``_ - : .``)."""
+
+
+def pv_prefix(text: str) -> str:
+    """An argparse ``type``: a non-empty PV prefix of the characters EPICS allows in a record
+    name."""
+    if not PV_PREFIX.fullmatch(text):
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not allowed: use letters, digits and _ - : . (e.g. 'UED:')"
+        )
+    return text
+
+
+def add_simulation_arguments(p: argparse.ArgumentParser, whose: str = "") -> None:
+    """``--sample`` and ``--seed`` of the simulated beamline (``uedsteer ioc``, ``uedsteer
+    facility up``); ``whose`` starts the sample's help (``"the IOC's "``)."""
+    p.add_argument(
+        "--sample",
+        type=non_negative_int,
+        default=None,
+        help=f"{whose}simulated sample ResponseParams.random(SAMPLE) instead of the defaults",
+    )
+    p.add_argument(
+        "--seed", type=non_negative_int, default=0, help="seed of the simulated beamline"
+    )
 
 
 def number(

@@ -16,12 +16,19 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from .arguments import int_at_least, non_negative_int, number, positive_int
+from .arguments import (
+    add_simulation_arguments,
+    int_at_least,
+    number,
+    positive_int,
+    pv_prefix,
+    tcp_port,
+)
 from .errors import fail, print_error
 
 DEFAULT_FOLDER = "uedsteer_facility"  # uedsteer.plans.facility.DEFAULT_FOLDER (light import)
 
-port = int_at_least(1)
+port = tcp_port()
 
 
 def add_parser(sub: Any) -> None:
@@ -49,16 +56,10 @@ def add_parser(sub: Any) -> None:
         action="store_true",
         help="keep the catalog and the keys in a PostgreSQL started in FOLDER/postgres",
     )
-    up.add_argument("--prefix", default="UED:", help="the IOC's PV prefix (default UED:)")
     up.add_argument(
-        "--sample",
-        type=non_negative_int,
-        default=None,
-        help="the IOC's simulated sample ResponseParams.random(SAMPLE) instead of the defaults",
+        "--prefix", default="UED:", type=pv_prefix, help="the IOC's PV prefix (default UED:)"
     )
-    up.add_argument(
-        "--seed", type=non_negative_int, default=0, help="seed of the simulated beamline"
-    )
+    add_simulation_arguments(up, whose="the IOC's ")
     up.add_argument(
         "--ca-port", type=port, default=None, help="Channel Access port (default: free)"
     )

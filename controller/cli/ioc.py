@@ -12,24 +12,11 @@ the settings, spot and shutter across a restart (:mod:`uedsteer.sim_devices.ioc_
 from __future__ import annotations
 
 import argparse
-import re
 from pathlib import Path
 from typing import Any
 
-from .arguments import non_negative_int, positive_int
+from .arguments import add_simulation_arguments, positive_int, pv_prefix
 from .errors import fail
-
-PREFIX = re.compile(r"[A-Za-z0-9_:.\-]+")
-"""The characters a PV prefix may hold (EPICS record names: letters, digits, ``_ - : .``)."""
-
-
-def pv_prefix(text: str) -> str:
-    """argparse type: a non-empty PV prefix of the characters EPICS allows in a record name."""
-    if not PREFIX.fullmatch(text):
-        raise argparse.ArgumentTypeError(
-            f"{text!r} is not allowed: use letters, digits and _ - : . (e.g. 'UED:')"
-        )
-    return text
 
 
 def add_parser(sub: Any) -> None:
@@ -38,15 +25,7 @@ def add_parser(sub: Any) -> None:
         "ioc", help="serve the simulated beamline as EPICS PVs (Channel Access on 127.0.0.1)"
     )
     p.add_argument("--prefix", required=True, type=pv_prefix, help="PV prefix, e.g. 'UED:'")
-    p.add_argument(
-        "--sample",
-        type=non_negative_int,
-        default=None,
-        help="simulated sample ResponseParams.random(SAMPLE) instead of the defaults",
-    )
-    p.add_argument(
-        "--seed", type=non_negative_int, default=0, help="seed of the simulated beamline"
-    )
+    add_simulation_arguments(p)
     p.add_argument("--spots", type=positive_int, default=100, help="spots on the simulated sample")
     p.add_argument(
         "--state",

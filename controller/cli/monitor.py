@@ -14,23 +14,10 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from .arguments import add_catalog_arguments
+from .arguments import add_catalog_arguments, tcp_port
 from .errors import fail
 
 DEFAULT_PORT = 8765
-
-
-def port_number(text: str) -> int:
-    """argparse type: a TCP port, 0 (a free one) to 65535."""
-    try:
-        value = int(text)
-    except ValueError:
-        value = -1
-    if not 0 <= value <= 65535:
-        raise argparse.ArgumentTypeError(
-            f"{text!r} is not allowed: use a port from 1 to 65535, or 0 for a free one"
-        )
-    return value
 
 
 def add_parser(sub: Any) -> None:
@@ -42,7 +29,7 @@ def add_parser(sub: Any) -> None:
     add_catalog_arguments(p)
     p.add_argument(
         "--port",
-        type=port_number,
+        type=tcp_port(free=True),
         default=DEFAULT_PORT,
         help=f"port on 127.0.0.1 (default {DEFAULT_PORT}; 0: a free one, printed)",
     )

@@ -84,6 +84,7 @@ def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from uedsteer.plans.postgres_server import PostgresServer
+    from uedsteer.plans.processes import StartFailed
     from uedsteer.plans.served_catalog import ServedCatalog
 
     _config(args)  # refuse bad arguments before anything starts
@@ -111,7 +112,7 @@ def run(args: argparse.Namespace) -> int:
             if server.process.poll() is not None:
                 fail(args, f"tiled serve exited with {server.process.returncode}; see {server.log}")
     except (RuntimeError, TimeoutError, FileNotFoundError, PermissionError) as err:
-        fail(args, str(err))
+        fail(args, err.headline if isinstance(err, StartFailed) else str(err))  # not the log's tail
     finally:
         if server is not None:
             server.stop()

@@ -83,6 +83,9 @@ def error_line(proc: subprocess.CompletedProcess, *parts: str) -> str:
         (["train", "crystal", "--system-trees", "0"], ["argument --system-trees", ">= 1"]),
         (["train", "crystal", "--q-range", "1", "0.5"], ["argument --q-range", "1 0.5", "QMIN"]),
         (["phonons", "--supercell", "6", "0", "1"], ["argument --supercell", "'0'", ">= 1"]),
+        (["ioc", "--prefix", "U D:"], ["argument --prefix", "'U D:'", "letters, digits"]),
+        (["facility", "up", "--ca-port", "70000"], ["argument --ca-port", "'70000'", "1 to 65535"]),
+        (["facility", "up", "--sample", "-1"], ["argument --sample", "'-1'", ">= 0"]),
     ],
 )
 def test_bad_values_name_the_option_and_what_is_allowed(tmp_path, args, parts):
