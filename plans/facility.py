@@ -373,6 +373,10 @@ class _Command(ChildServer):
         self._wait(self.answers, timeout, f"{LOOPBACK}:{self.port}")
 
 
+IOC_STATE = "ioc-state.json"
+"""The simulated IOC's device state in the facility folder (``uedsteer ioc --state``)."""
+
+
 class _Ioc(_Command):
     """``uedsteer ioc`` of ``config`` on its Channel Access port (TCP and UDP), its environment
     held to the loopback interface."""
@@ -383,6 +387,8 @@ class _Ioc(_Command):
         env = {**env, "EPICS_CA_SERVER_PORT": str(port)}
         loopback_environment(env)
         args = ["ioc", "--prefix", config.prefix, "--seed", str(config.seed)]
+        # the simulated devices keep their state across an IOC restart, as hardware does
+        args += ["--state", str(folder / IOC_STATE)]
         if config.sample is not None:
             args += ["--sample", str(config.sample)]
         super().__init__(args, port, folder / "ioc.log", folder, env)
