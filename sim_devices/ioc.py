@@ -125,7 +125,13 @@ class BeamlineIOC(PVGroup):
                 )
                 raise RuntimeError(f"{instance.pvname}: no frame: {err}") from err
             await self.image.write(frame.ravel())
-            await instance.alarm.write(status=AlarmStatus.NO_ALARM, severity=AlarmSeverity.NO_ALARM)
+            if instance.alarm.severity != AlarmSeverity.NO_ALARM:  # a failed frame's, cleared
+                # (only then: every alarm write is a monitor update of its own, and caproto
+                # holds an update that follows another closely for 10 ms to batch them, so an
+                # unconditional one delayed the end of every frame by about 10 ms)
+                await instance.alarm.write(
+                    status=AlarmStatus.NO_ALARM, severity=AlarmSeverity.NO_ALARM
+                )
         return ACQUIRE_STATES[0]
 
     def _take_frame(self) -> np.ndarray:

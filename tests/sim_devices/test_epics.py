@@ -186,6 +186,30 @@ def test_a_ramp_step_is_not_held_up_by_nagle(beamline):
     assert min(tries) < 0.03, [round(t * 1e3, 1) for t in tries]
 
 
+def test_the_end_of_a_frame_reaches_the_client_at_once(beamline):
+    """The acquire PV's return to 0 (which completes a trigger) arrives within a few ms of the
+    IOC's timestamp: it is the only update after the frame (an alarm write before it made
+    caproto hold it about 10 ms to batch the two). The fastest of five probe-only frames."""
+    det, shutter = beamline.detector, beamline.shutter
+    was = shutter.get()
+    shutter.set("closed").wait(10)
+    lags: list[float] = []
+
+    def ended(value=None, old_value=None, timestamp=None, **kwargs) -> None:
+        if old_value == 1 and value == 0:
+            lags.append(time.time() - timestamp)
+
+    token = det.acquire.subscribe(ended, run=False)
+    try:
+        for _ in range(5):
+            det.trigger().wait(30)
+            time.sleep(0.05)
+    finally:
+        det.acquire.unsubscribe(token)
+        shutter.set(was).wait(10)
+    assert lags and min(lags) < 0.006, [round(x * 1e3, 1) for x in lags]
+
+
 def test_no_delay_turns_nagle_off_on_an_accepted_socket():
     from uedsteer.sim_devices.ioc import no_delay
 
