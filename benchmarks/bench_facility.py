@@ -41,7 +41,7 @@ timed from this process against the IOC beside the same operations on the soft d
 
 Every process is stopped by its id at the end (:func:`uedsteer.plans.facility.stop_facility`),
 also on an error, Ctrl-C or SIGTERM. Run:
-``./py benchmarks/bench_facility.py [--budget 20] [--repeats 1] [--load N]``.
+``./py benchmarks/bench_facility.py [--budget 20] [--repeats 2] [--load N] [--no-monitor]``.
 """
 
 from __future__ import annotations
@@ -55,6 +55,7 @@ import statistics
 import sys
 import tempfile
 import time
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -504,7 +505,7 @@ def _interrupt(signum: int, frame: Any) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--budget", type=int, default=20, help="shots per campaign (default 20)")
-    parser.add_argument("--repeats", type=int, default=1, help="campaigns per side (default 1)")
+    parser.add_argument("--repeats", type=int, default=2, help="campaigns per side (default 2)")
     parser.add_argument(
         "--n-candidates", type=int, default=512, help="candidates per proposal (default 512)"
     )
@@ -524,6 +525,7 @@ def main() -> None:
     )
     parser.add_argument("--keep", action="store_true", help="keep the facility's folder")
     args = parser.parse_args()
+    warnings.filterwarnings("ignore")  # GPyTorch's jitter notes, as in bench_campaign.py
 
     from uedsteer.sim_devices.epics_env import loopback_environment
 
@@ -625,4 +627,8 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    try:
+        main()
+    except KeyboardInterrupt as err:  # Ctrl-C or SIGTERM: the stack was stopped on the way out
+        print(f"bench_facility: interrupted ({err or 'Ctrl-C'}); nothing left running")
+        sys.exit(130)
