@@ -32,7 +32,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
-import socket
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -287,6 +286,8 @@ def no_delay(sock: Any) -> None:
     sock : socket-like or None
         The circuit's socket (``writer.get_extra_info("socket")``); None is ignored.
     """
+    import socket
+
     if sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6):
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
