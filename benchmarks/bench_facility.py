@@ -36,8 +36,12 @@ and the ``primary`` event's time (the frame, scored and recorded). Per side it p
   readings, the event document).
 
 and the goal of issue 31: the stack adds ≤ 100 ms per shot (difference of the medians of the
-proposal → frame latency). Then, unless ``--no-breakdown``, a few Channel Access operations
-timed from this process against the IOC beside the same operations on the soft devices.
+proposal → frame latency). Then the CPU time per shot of each process (this one, and each
+server of the stack with the processes it started), and, unless ``--no-breakdown``, a few
+Channel Access operations timed from this process against the IOC beside the same operations
+on the soft devices. ``--no-monitor`` stops the stack's browser monitor once it is up;
+``--load N`` keeps N busy-loop processes running during the campaigns. Figures:
+``docs/benchmarks/facility.md``.
 
 Every process is stopped by its id at the end (:func:`uedsteer.plans.facility.stop_facility`),
 also on an error, Ctrl-C or SIGTERM. Run:
