@@ -170,6 +170,61 @@ def test_limits_reach_the_client_and_a_move_outside_is_refused(ioc, beamline):
     assert read_pv(fluence.pvname) == 1.5, "nothing moved"
 
 
+def test_a_ramp_step_is_not_held_up_by_nagle(beamline):
+    """The four puts of a ramp step, in flight together, complete in a few ms: the IOC turns
+    Nagle's algorithm off on each circuit (with it on, every try took >= 40 ms, the client's
+    delayed acknowledgement). The fastest of ten tries, so a busy machine does not fail it."""
+    settings = beamline.settings
+    now = {k: float(s.get()) for k, s in settings.items()}  # nothing moves
+    tries = []
+    for _ in range(10):
+        t = time.perf_counter()
+        statuses = [settings[k].set(v) for k, v in now.items()]
+        for status in statuses:
+            status.wait(10)
+        tries.append(time.perf_counter() - t)
+    assert min(tries) < 0.03, [round(t * 1e3, 1) for t in tries]
+
+
+def test_the_end_of_a_frame_reaches_the_client_at_once(beamline):
+    """The acquire PV's return to 0 (which completes a trigger) arrives within a few ms of the
+    IOC's timestamp: it is the only update after the frame (an alarm write before it made
+    caproto hold it about 10 ms to batch the two). The fastest of five probe-only frames."""
+    det, shutter = beamline.detector, beamline.shutter
+    was = shutter.get()
+    shutter.set("closed").wait(10)
+    lags: list[float] = []
+
+    def ended(value=None, old_value=None, timestamp=None, **kwargs) -> None:
+        if old_value == 1 and value == 0:
+            lags.append(time.time() - timestamp)
+
+    token = det.acquire.subscribe(ended, run=False)
+    try:
+        for _ in range(5):
+            det.trigger().wait(30)
+            time.sleep(0.05)
+    finally:
+        det.acquire.unsubscribe(token)
+        shutter.set(was).wait(10)
+    assert lags and min(lags) < 0.006, [round(x * 1e3, 1) for x in lags]
+
+
+def test_no_delay_turns_nagle_off_on_an_accepted_socket():
+    from uedsteer.sim_devices.ioc import no_delay
+
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM, 0) as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(1)
+        with socket.create_connection(listener.getsockname()) as _client:
+            accepted, _ = listener.accept()
+            with accepted:
+                assert accepted.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) == 0
+                no_delay(accepted)
+                assert accepted.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) != 0
+    no_delay(None)  # no socket: nothing to do
+
+
 def test_a_bad_pv_map_is_refused_in_one_line(tmp_path):
     from uedsteer.sim_devices.epics_beamline import EpicsBeamline, resolve_pv_names
 
