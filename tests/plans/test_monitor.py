@@ -248,7 +248,11 @@ def test_two_browsers_follow_a_campaign_from_the_served_catalog(tmp_path, monkey
             print("on the page (s):   ", {k: round(v, 1) for k, v in seen.items()})
             counts = [k for k in seen if k != "stop"]
             assert counts == sorted(counts), f"the shot count went back: {counts}"
-            assert len([c for c in counts if c > 0]) >= 2, f"the page skipped the run: {counts}"
+            # the page showed the run while it ran (a shot count between the first and the
+            # last), not only its end; how close it follows each shot is a matter of the
+            # machine's load, bounded below by the lag
+            running = [c for c in counts if 0 < c < len(shots)]
+            assert running, f"the page showed only the run's start and end: {counts}"
             for what in (len(shots), "stop"):
                 assert what in seen, f"the page never showed {what!r}: {seen}"
                 lag = seen[what] - in_catalog[what]
