@@ -423,6 +423,13 @@ def campaign(
         yield from bps.open_run(run_md)
         if averaging is not None:
             yield from bps.mv(averaging, cfg.frames_per_point)  # reference frames too
+        # The shot streams are declared while the devices answer: the RunEngine caches each
+        # device's description and configuration with a stream's first event, and a device
+        # that failed in that first read would leave the cache half made for the whole run.
+        if controller.finished_reason is None:  # a campaign with nothing to do shoots nothing
+            yield from bps.declare_stream(*event_devices(beamline), shot, name=doc.SHOTS)
+            if cfg.check_frames:
+                yield from bps.declare_stream(*event_devices(beamline), check, name=doc.CHECKS)
         if controller.reference is None:
             yield from _acquire_reference(beamline, scorer, controller, n_reference)
         else:

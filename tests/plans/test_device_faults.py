@@ -171,3 +171,37 @@ def test_a_shutter_that_never_answers_is_said_in_the_stop_and_raised(scorer, mon
     (stop,) = [d for n, d in docs if n == "stop"]
     assert stop["exit_status"] == "fail"
     assert stop["reason"].startswith(BEAMLINE_UNREACHABLE) and "state is unknown" in stop["reason"]
+
+
+def test_devices_lost_in_the_first_shots_readings_leave_the_run_writable(scorer, monkeypatch):
+    """The devices stop answering right after the first shot's frame, while its event is read:
+    that shot fails and, once they answer again, the next shots are recorded (the RunEngine's
+    cache of the stream was made when the run opened, not half made by the failed reading)."""
+    bl = SimulatedBeamline(seed=0)
+    outage = Outage(bl, monkeypatch)
+    trigger, shots = bl.detector.trigger, []
+
+    def trigger_then_fail():
+        status = trigger()
+        shots.append(status)
+        if len(shots) == 4:  # 3 reference frames, then the first shot's frame
+            status.wait(10)
+            outage.seconds = 1.0
+            outage.begin()
+        return status
+
+    configuration = bl.detector.read_configuration
+
+    def read_configuration():  # an EPICS detector's configuration is a PV too
+        if outage.down:
+            raise DisconnectedError("det_image_shape: disconnected")
+        return configuration()
+
+    monkeypatch.setattr(bl.detector, "trigger", trigger_then_fail)
+    monkeypatch.setattr(bl.detector, "read_configuration", read_configuration)
+    cfg = CampaignConfig(budget=3, target=5.0, n_candidates=64, reconnect_timeout=30)
+    camp, docs, error = run_campaign(bl, scorer, cfg)
+    assert error is None, error
+    assert [t.status for t in camp.record.trials] == ["failed", "ok", "ok"]
+    assert [e["data"][SHOT] for e in events(docs, doc.SHOTS)] == [1, 2]
+    assert [e["data"][SHOT] for e in events(docs, doc.FAILURES)] == [0]

@@ -186,7 +186,7 @@ class PVWatch:
 
     def _changed(self, value=None, old_value=None, **kwargs) -> None:
         self.seen.append((time.time(), value))
-        if value == self.value and old_value != self.value:
+        if value == self.value and old_value not in (None, self.value):  # not the first
             self.count += 1
 
     def wait_count(self, n: int) -> None:
