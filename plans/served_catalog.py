@@ -283,6 +283,9 @@ class ServedCatalog(TiledServer):
         auth_db = self.config.auth_database
         if auth_db and auth_db.startswith("postgresql") and "writer_key" not in access:
             _init_auth_database(auth_db)
+        # Tiled logs the catalog's address with its password ("Initializing links store ...")
+        os.close(os.open(self.log, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600))
+        os.chmod(self.log, 0o600)
         config = self.folder / "tiled.yml"
         fd = os.open(config, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "w") as f:

@@ -94,8 +94,8 @@ def test_postgres_listens_on_loopback_only_and_holds_the_catalog(postgres, serve
     for sqlite_file in ("catalog.db", "authn.db", "storage.sqlite"):
         assert not (served.folder / sqlite_file).exists(), sqlite_file
     assert served.storage_uri == postgres.uri("uedsteer_storage", driver="postgresql")
-    # the files that hold the password (tiled.yml) or keys
-    for secret in (served.access_file, served.folder / "tiled.yml"):
+    # the files that hold the password (tiled.yml; Tiled logs the catalog's address) or keys
+    for secret in (served.access_file, served.folder / "tiled.yml", served.log):
         assert oct(os.stat(secret).st_mode & 0o777) == "0o600", secret
     assert postgres.password not in served.banner()
 
