@@ -7,7 +7,8 @@ own session) that outlives the command that started it:
 name       process                                              address
 =========  ===================================================  ================================
 postgres   :class:`~.postgres_server.PostgresServer` (only      ``127.0.0.1:PORT``
-           with ``postgres=True``: the catalog and the keys)
+           with ``postgres=True``: the catalog, its event
+           columns and the keys)
 redis      :class:`~.redis_server.RedisServer`: the queue       ``127.0.0.1:PORT``
 catalog    :class:`~.served_catalog.ServedCatalog` (what        ``http://127.0.0.1:PORT/api/v1``
            ``uedsteer serve`` runs): SQLite or PostgreSQL,
@@ -106,8 +107,8 @@ class FacilityConfig(BaseModel):
     )
     postgres: bool = Field(
         default=False,
-        description="keep the catalog and Tiled's keys in a PostgreSQL server started in "
-        "FOLDER/postgres (Debian's binaries) instead of SQLite files",
+        description="keep the catalog, its event columns and Tiled's keys in a PostgreSQL server "
+        "started in FOLDER/postgres (Debian's binaries) instead of SQLite files",
     )
     prefix: str = Field(
         default="UED:", pattern=PV_PREFIX, description="PV prefix of the IOC, e.g. 'UED:'"

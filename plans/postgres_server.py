@@ -3,9 +3,10 @@
 ``with PostgresServer(folder) as pg: pg.uri("uedsteer")`` makes a database cluster in
 ``folder/pgdata`` (``initdb``, once), starts ``postgres`` on a free port of 127.0.0.1 with its
 Unix socket in ``folder`` (no other address is listened on), waits until it answers, creates the
-database and stops the server by its process id at the end. Connections need the password that
-``initdb`` was given (``folder/password``, readable by its owner only; SCRAM authentication,
-no ``trust``).
+database and its event-table database (``uedsteer_storage``: Tiled's tabular storage, see
+:data:`STORAGE_SUFFIX`) and stops the server by its process id at the end. Connections need the
+password that ``initdb`` was given (``folder/password``, readable by its owner only; SCRAM
+authentication, no ``trust``).
 
 The binaries are Debian's (``apt-get install postgresql``: ``/usr/lib/postgresql/<version>/bin``),
 else those on the ``PATH``, else the folder named by the ``UEDSTEER_POSTGRES_BIN`` environment
@@ -28,13 +29,17 @@ from pathlib import Path
 
 from .processes import LOOPBACK, ChildServer, free_port, stop_process
 
-__all__ = ["LOOPBACK", "PostgresServer", "postgres_bin_dir"]
+__all__ = ["LOOPBACK", "STORAGE_SUFFIX", "PostgresServer", "postgres_bin_dir"]
 
 BIN_ENV = "UEDSTEER_POSTGRES_BIN"
 """Environment variable: the folder holding ``initdb``, ``postgres``, ``pg_isready``, ``psql``."""
 
 NAME = re.compile(r"[a-z_][a-z0-9_]{0,62}")
 """A database or role name this module accepts (lower-case SQL identifiers, no quoting)."""
+
+STORAGE_SUFFIX = "_storage"
+"""The event-table database of a catalog database ``DB`` is ``DB_storage`` on the same server:
+Tiled's tabular ``writable_storage`` when the catalog is on PostgreSQL."""
 
 _TOOLS = ("initdb", "postgres", "pg_isready", "psql")
 
@@ -113,7 +118,8 @@ class PostgresServer(ChildServer):
     port : int, optional
         Default: a free port.
     database : str
-        Created on start if missing.
+        Created on start if missing, with its event-table database :attr:`storage_database`
+        (at most 55 characters, so that the latter fits PostgreSQL's 63).
     user : str
         The database superuser that ``initdb`` makes (and :meth:`uri` connects as).
 
@@ -133,6 +139,11 @@ class PostgresServer(ChildServer):
         user: str = "uedsteer",
     ) -> None:
         self.database = _check_name("database", database)
+        if len(database + STORAGE_SUFFIX) > 63:
+            raise ValueError(
+                f"database={database!r} is too long: at most {63 - len(STORAGE_SUFFIX)} "
+                f"characters (its event tables go to {database}{STORAGE_SUFFIX})"
+            )
         self.user = _check_name("user", user)
         if port is not None and not (isinstance(port, int) and 0 < port < 65536):
             raise ValueError(f"port={port!r} is not allowed: give an integer 1..65535")
@@ -150,6 +161,11 @@ class PostgresServer(ChildServer):
     def pgdata(self) -> Path:
         """The cluster's data folder."""
         return self.folder / "pgdata"
+
+    @property
+    def storage_database(self) -> str:
+        """The database of event tables (Tiled's tabular storage): ``<database>_storage``."""
+        return self.database + STORAGE_SUFFIX
 
     @property
     def password(self) -> str:
@@ -267,7 +283,8 @@ class PostgresServer(ChildServer):
         return self.uri(name)
 
     def start(self, timeout: float = 60.0) -> PostgresServer:
-        """Make the cluster if needed, start the server, wait for it, create the database.
+        """Make the cluster if needed, start the server, wait for it, create the database and
+        its event-table database :attr:`storage_database` unless they exist.
 
         Raises
         ------
@@ -283,6 +300,7 @@ class PostgresServer(ChildServer):
         self._launch(self.command(), **self._as(owner))
         self._wait(self.ready, timeout, f"{LOOPBACK}:{self.port}")
         self.create_database(self.database)
+        self.create_database(self.storage_database)
         return self
 
     def stop(self, timeout: float = 15.0) -> None:

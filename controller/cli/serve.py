@@ -1,11 +1,14 @@
 """``uedsteer serve``: the catalog folder served by Tiled on 127.0.0.1, with writer and reader keys.
 
-``uedsteer serve FOLDER`` serves the folder with a SQLite catalog (``catalog.db``);
-``--postgres URI`` keeps the catalog in a PostgreSQL database on 127.0.0.1 instead, and
-``--start-postgres`` starts one in ``FOLDER/postgres`` (Debian's ``postgresql`` binaries) for
-the catalog and for Tiled's authentication database. On start the command prints the address
-and the two API keys: the writer's (the RE Manager's ``TILED_API_KEY``) and the readers'
-(monitor, scientists), which Tiled lets only read; a request without a key reads nothing.
+``uedsteer serve FOLDER`` serves the folder with a SQLite catalog (``catalog.db``, event columns
+in ``storage.sqlite``); ``--postgres URI`` keeps the catalog in a PostgreSQL database ``DB`` on
+127.0.0.1 instead and its event columns in ``DB_storage`` on the same server (created if the
+user may; else one line names it), and ``--start-postgres`` starts one in ``FOLDER/postgres``
+(Debian's ``postgresql`` binaries) for the catalog, its event columns and Tiled's
+authentication database. Arrays stay in zarr files in ``FOLDER/data``. On start the command
+prints the address and the two API keys: the writer's (the RE Manager's ``TILED_API_KEY``) and
+the readers' (monitor, scientists), which Tiled lets only read; a request without a key reads
+nothing.
 It serves until SIGINT (Ctrl-C) or SIGTERM, which stop the servers it started and end it with
 status 0. See :mod:`uedsteer.plans.served_catalog` and ``docs/howto/serve-the-catalog.md``.
 """
@@ -31,13 +34,15 @@ def add_parser(sub: Any) -> None:
         "--postgres",
         default=None,
         metavar="URI",
-        help="catalog database postgresql://USER:PASSWORD@127.0.0.1:PORT/DB (default: SQLite "
-        "catalog.db in the folder)",
+        help="catalog database postgresql://USER:PASSWORD@127.0.0.1:PORT/DB; event columns go "
+        "to DB_storage there, created if USER may (default: SQLite catalog.db and storage.sqlite "
+        "in the folder)",
     )
     where.add_argument(
         "--start-postgres",
         action="store_true",
-        help="start a PostgreSQL server in FOLDER/postgres for the catalog and the keys",
+        help="start a PostgreSQL server in FOLDER/postgres for the catalog, its event columns "
+        "and the keys",
     )
     p.add_argument(
         "--auth-database",

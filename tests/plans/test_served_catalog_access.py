@@ -1,10 +1,10 @@
 """The served catalog at a facility: a real PostgreSQL, a real ``tiled serve`` with scoped keys.
 
 Every server here is a real process on 127.0.0.1, started once for the module and stopped by
-PID: PostgreSQL (Debian's binaries), Tiled serving a PostgreSQL catalog, and ``uedsteer serve``
-on the SQLite default. The writer key writes a simulated campaign through uedsteer's own
-catalog writing; the reader key reads every shot back and is refused every write; no key reads
-nothing.
+PID: PostgreSQL (Debian's binaries), Tiled serving a PostgreSQL catalog (its event columns in
+PostgreSQL too), and ``uedsteer serve`` on the SQLite default. The writer key writes a simulated
+campaign through uedsteer's own catalog writing; the reader key reads every shot back and is
+refused every write; no key reads nothing.
 """
 
 import os
@@ -87,13 +87,17 @@ def test_postgres_listens_on_loopback_only_and_holds_the_catalog(postgres, serve
     assert postgres.psql("SHOW listen_addresses") == "127.0.0.1"
     assert postgres.psql("SELECT current_user") == "uedsteer"
     names = postgres.psql("SELECT datname FROM pg_database").split()
-    assert {"uedsteer", "uedsteer_auth"} <= set(names)
+    assert {"uedsteer", "uedsteer_auth", "uedsteer_storage"} <= set(names)
     # Tiled made its tables there: the catalog and the keys live in PostgreSQL, no SQLite file
     assert "nodes" in postgres.psql("SELECT tablename FROM pg_tables", "uedsteer").split()
     assert "api_keys" in postgres.psql("SELECT tablename FROM pg_tables", "uedsteer_auth").split()
-    assert not (served.folder / "catalog.db").exists()
-    assert not (served.folder / "authn.db").exists()
-    assert oct(os.stat(served.access_file).st_mode & 0o777) == "0o600"
+    for sqlite_file in ("catalog.db", "authn.db", "storage.sqlite"):
+        assert not (served.folder / sqlite_file).exists(), sqlite_file
+    assert served.storage_uri == postgres.uri("uedsteer_storage", driver="postgresql")
+    # the files that hold the password (tiled.yml; Tiled logs the catalog's address) or keys
+    for secret in (served.access_file, served.folder / "tiled.yml", served.log):
+        assert oct(os.stat(secret).st_mode & 0o777) == "0o600", secret
+    assert postgres.password not in served.banner()
 
 
 @needs_postgres
@@ -115,6 +119,19 @@ def test_writer_writes_a_campaign_and_the_reader_reads_every_shot(served, postgr
     uid = run.metadata["start"]["uid"]
     count = f"SELECT count(*) FROM nodes WHERE key = '{uid}'"
     assert postgres.psql(count, "uedsteer") == "1", "the run's node is a PostgreSQL row"
+    # the event columns are rows of a table in the event-table database, nowhere else
+    (source,) = run["primary"].base["internal"].data_sources()
+    table, dataset = source.parameters["table_name"], source.parameters["dataset_id"]
+    rows = postgres.psql(
+        f'SELECT campaign_shot FROM "{table}" WHERE _dataset_id = {int(dataset)} '
+        "ORDER BY campaign_shot",
+        "uedsteer_storage",
+    )
+    assert rows.split() == ["0", "1", "2"]
+    assert not (served.folder / "storage.sqlite").exists()
+    assets = postgres.psql("SELECT data_uri FROM assets", "uedsteer").split()
+    assert f"postgresql://127.0.0.1:{postgres.port}/uedsteer_storage" in assets
+    assert not any(postgres.password in a or "sqlite" in a for a in assets)
 
 
 @needs_postgres
@@ -163,6 +180,56 @@ def test_no_key_reads_nothing(served):
     finally:
         if env_key is not None:
             os.environ["TILED_API_KEY"] = env_key
+
+
+@needs_postgres
+def test_an_event_table_database_the_user_may_not_create_is_one_line(postgres, tmp_path):
+    postgres.psql("CREATE ROLE limited LOGIN PASSWORD 'limited-pw'")  # no CREATEDB
+    postgres.create_database("limited_cat")  # without limited_cat_storage
+    uri = f"postgresql://limited:limited-pw@127.0.0.1:{postgres.port}/limited_cat"
+    handlers = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:  # uedsteer serve, in this process: it sets its own signal handlers
+        res = run_main(["serve", str(tmp_path / "cat"), "--postgres", uri])
+    finally:
+        for s, handler in handlers.items():
+            signal.signal(s, handler)
+    assert res.returncode == 2 and "Traceback" not in res.stderr
+    assert res.stderr.count("\n") == 1, res.stderr
+    assert "'limited_cat_storage' does not exist" in res.stderr
+    assert 'CREATE DATABASE "limited_cat_storage" OWNER "limited"' in res.stderr
+    assert "limited-pw" not in res.stderr
+    assert not (tmp_path / "cat" / "tiled.yml").exists(), "no tiled started"
+    # a user who may create databases gets it made, with the catalog's credentials
+    from uedsteer.plans.served_catalog import _ensure_storage_database
+
+    postgres.psql("ALTER ROLE limited CREATEDB")
+    served = ServedCatalog(ServeConfig(folder=tmp_path / "cat", postgres=uri))
+    _ensure_storage_database(served.config.postgres, served.storage_uri)
+    owner = "SELECT pg_get_userbyid(datdba) FROM pg_database WHERE datname = 'limited_cat_storage'"
+    assert postgres.psql(owner) == "limited"
+
+
+def test_event_columns_go_beside_the_catalog(tmp_path):
+    access = {"admin_password": "a", "secret_key": "s"}
+    sqlite = ServedCatalog(ServeConfig(folder=tmp_path))
+    storage = sqlite.tiled_config(access)["catalog"]["writable_storage"]
+    assert storage == [f"file://{tmp_path}/data", f"sqlite:///{tmp_path}/storage.sqlite"]
+    uri = "postgresql://u:p%40ss@127.0.0.1:5433/cat?prepared_statement_cache_size=0"
+    pg = ServedCatalog(ServeConfig(folder=tmp_path, postgres=uri))
+    # Tiled's ADBC storage wants postgresql:// (not +asyncpg) and libpq takes no SQLAlchemy query
+    assert pg.storage_uri == "postgresql://u:p%40ss@127.0.0.1:5433/cat_storage"
+    catalog = pg.tiled_config(access)["catalog"]
+    assert catalog["writable_storage"] == [f"file://{tmp_path}/data", pg.storage_uri]
+    assert "readable_storage" not in catalog
+    # a folder served before the move keeps its old event columns readable, never written
+    (tmp_path / "storage.sqlite").touch()
+    catalog = pg.tiled_config(access)["catalog"]
+    assert catalog["readable_storage"] == [f"sqlite:///{tmp_path}/storage.sqlite"]
+    assert catalog["writable_storage"][1] == pg.storage_uri
+    with pytest.raises(ValueError, match="names no database"):
+        ServeConfig(folder=tmp_path, postgres="postgresql://u:p@127.0.0.1:5432")
+    with pytest.raises(ValueError, match="at most 55 bytes"):
+        ServeConfig(folder=tmp_path, postgres="postgresql://u:p@127.0.0.1:5432/" + "c" * 56)
 
 
 def test_serve_config_refuses_other_addresses(tmp_path):
