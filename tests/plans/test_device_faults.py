@@ -91,6 +91,23 @@ def run_campaign(beamline, scorer, config: CampaignConfig, on_shot=None):
     return camp, docs, error
 
 
+def campaign_with_outage(
+    scorer, monkeypatch, after_shot: int, seconds: float | None, timeout: float, **kwargs
+):
+    """A 5-shot campaign whose devices stop answering after shot ``after_shot``: at its next
+    move when ``seconds`` is given (for that long; 0: for good), else at once, between two
+    shots (for good). ``kwargs`` go to :class:`Outage`."""
+    bl = SimulatedBeamline(seed=0)
+    outage = Outage(bl, monkeypatch, **kwargs)
+
+    def on_shot(trial):
+        if trial.index == after_shot:
+            outage.begin() if seconds is None else outage.arm(seconds)
+
+    cfg = CampaignConfig(budget=5, target=5.0, n_candidates=64, reconnect_timeout=timeout)
+    return (bl, outage, *run_campaign(bl, scorer, cfg, on_shot))
+
+
 def events(docs, stream: str) -> list[dict]:
     uids = {d["uid"] for n, d in docs if n == "descriptor" and d["name"] == stream}
     return [d for n, d in docs if n == "event" and d["descriptor"] in uids]
@@ -100,17 +117,9 @@ def test_devices_that_come_back_fail_one_shot_and_nothing_is_proposed_meanwhile(
     scorer, monkeypatch
 ):
     """The devices stop answering during shot 2's ramp, for 2 s: shot 2 fails (recorded with
-    the error), no proposal is made until they answer, the shutter is closed first, and the campaign
-    carries on with shot 3."""
-    bl = SimulatedBeamline(seed=0)
-    outage = Outage(bl, monkeypatch)
-
-    def on_shot(trial):
-        if trial.index == 1:
-            outage.arm(2.0)
-
-    cfg = CampaignConfig(budget=5, target=5.0, n_candidates=64, reconnect_timeout=30)
-    camp, docs, error = run_campaign(bl, scorer, cfg, on_shot)
+    the error), no proposal is made until they answer, the shutter is closed first, and the
+    campaign carries on with shot 3."""
+    bl, outage, camp, docs, error = campaign_with_outage(scorer, monkeypatch, 1, 2.0, 30)
     assert error is None, error
     statuses = [t.status for t in camp.record.trials]
     assert statuses[:3] == ["ok", "ok", "failed"] and statuses[3:] == ["ok"] * (len(statuses) - 3)
@@ -130,16 +139,10 @@ def test_devices_that_never_come_back_stop_the_campaign_naming_them(scorer, monk
     """The settings stop answering for good between two shots (the shutter still answers): the
     campaign sees it before it proposes, proposes nothing more, stops after
     ``reconnect_timeout`` naming the devices, and closes the shutter."""
-    bl = SimulatedBeamline(seed=0)
-    outage = Outage(bl, monkeypatch, shutter_too=False)
-
-    def on_shot(trial):
-        if trial.index == 0:
-            outage.begin()
-
-    cfg = CampaignConfig(budget=5, target=5.0, n_candidates=64, reconnect_timeout=1.5)
     started = time.monotonic()
-    camp, docs, error = run_campaign(bl, scorer, cfg, on_shot)
+    bl, _, camp, docs, error = campaign_with_outage(
+        scorer, monkeypatch, 0, None, 1.5, shutter_too=False
+    )
     assert error is None, error
     assert [t.status for t in camp.record.trials] == ["ok"]
     assert len(events(docs, doc.PROPOSALS)) == 1
@@ -155,15 +158,7 @@ def test_a_shutter_that_never_answers_is_said_in_the_stop_and_raised(scorer, mon
     """Settings and shutter gone for good during shot 1: a failed shot, then the run's stop
     says the shutter's state is unknown and the plan raises, so that no one takes the
     campaign's end for a safe one."""
-    bl = SimulatedBeamline(seed=0)
-    outage = Outage(bl, monkeypatch)
-
-    def on_shot(trial):
-        if trial.index == 0:
-            outage.arm(0.0)
-
-    cfg = CampaignConfig(budget=5, target=5.0, n_candidates=64, reconnect_timeout=1.0)
-    camp, docs, error = run_campaign(bl, scorer, cfg, on_shot)
+    _, _, camp, docs, error = campaign_with_outage(scorer, monkeypatch, 0, 0.0, 1.0)
     assert isinstance(error, ShutterNotClosed), error
     assert [t.status for t in camp.record.trials] == ["ok", "failed"]
     assert len(events(docs, doc.FAILURES)) == 1 and len(events(docs, doc.PROPOSALS)) == 2
