@@ -19,11 +19,10 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass
 
 import numpy as np
-import torch
 
 from ..config import CampaignConfig
 from .coordinates import SearchSpace
-from .evidence import Candidates, Evidence, ScoreBound
+from .evidence import Candidates, Evidence, ScoreBound, marginal
 from .models import logit
 
 
@@ -148,10 +147,8 @@ class ScoreConstraint(Rule):
         if model is None:
             return None
         unit = b.unit
-        with torch.no_grad():
-            p = model.posterior(candidates.model_inputs)
-            sd = p.variance.clamp_min(1e-12).sqrt().squeeze(-1)
-            mu = p.mean.squeeze(-1)
+        mu, var = marginal(model, candidates.model_inputs)
+        sd = var.clamp_min(1e-12).sqrt()
         if b.sense == "max":
             passes = mu + self.beta * sd <= b.bound / unit
         else:
