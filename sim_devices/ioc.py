@@ -107,12 +107,17 @@ class BeamlineIOC(PVGroup):
 
     async def put_setting(self, instance: Any, value: Any) -> Any:
         """Move the device behind a setting, the shutter or the spot (the device checks its
-        hard limit again and refuses a value beyond it)."""
-        signal = self._signal(instance.pvspec.attr)
+        hard limit again and refuses a value beyond it). A shutter that changes is printed
+        (the IOC's log says when the pump was on the sample)."""
+        key = instance.pvspec.attr
+        signal = self._signal(key)
         async with self._busy:  # a frame being made reads the settings it started with
+            before = signal.get()
             signal.put(value)
             if self.state_file is not None:
                 save_state(self.beamline, self.state_file)
+        if key == "shutter" and signal.get() != before:
+            print(f"{instance.pvname} {signal.get()}", flush=True)
         return value
 
     async def acquire_frame(self, instance: Any, value: Any) -> str:
