@@ -231,6 +231,10 @@ def test_two_browsers_follow_a_campaign_from_the_served_catalog(tmp_path, monkey
                 if b.text("stop-reason") not in ("–", "", None):
                     seen.setdefault("stop", time.monotonic() - t0)
             time.sleep(0.2)
+        for b, seen in zip(browsers, on_page, strict=True):  # the count shown with the stop
+            text = b.text("shots")  # (read before the stop reason, it may have been older)
+            if text and text.isdigit():
+                seen.setdefault(int(text), time.monotonic() - t0)
         out, _ = campaign.communicate(timeout=120)
         assert campaign.returncode == 0, campaign_log.read_text()
         _wait("the catalog watcher to see the stop", lambda: "stop" in in_catalog, 60)
