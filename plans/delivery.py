@@ -64,6 +64,7 @@ class _Run:
     delivered: int = -1  # index of the last document the catalog has
     offline: bool = False
     last_probe: float = 0.0
+    refused: str = ""  # why the catalog, answering again, did not take the run back
     stopped: bool = False
     done: threading.Event = field(default_factory=threading.Event)
 
@@ -259,7 +260,9 @@ class CatalogDelivery:
                 continue
             uid, index, name, doc = item
             self._yield_to_run_engine()
-            run = self._runs[uid]
+            run = self._runs.get(uid)
+            if run is None:  # delivered whole by a probe that read it from the journal
+                continue
             if name == "stop":
                 run.stopped = True
             if run.offline:
@@ -315,7 +318,8 @@ class CatalogDelivery:
         try:
             docs = list(iter_journal(path))
             run.writer = _rewrite(self.client, docs, self.batch_size)
-        except Exception:  # noqa: BLE001 - still unreachable; try again later
+        except Exception as err:  # noqa: BLE001 - still unreachable; try again later
+            self._refused(uid, run, err)
             return
         run.delivered = len(docs) - 1
         run.offline = False
@@ -324,6 +328,21 @@ class CatalogDelivery:
         self.notify(f"the catalog answers again: run {uid[:8]} delivered ({len(docs)} documents)")
         if run.stopped:
             self._finish(uid, run)
+
+    def _refused(self, uid: str, run: _Run, err: Exception) -> None:
+        """Tell the user (once for each different reason) when the catalog answers again but
+        does not take the run back: that will not pass by waiting for the server."""
+        import httpx
+
+        if isinstance(err, httpx.TransportError):
+            return  # not answering yet: the outage the user was told about
+        reason = f"{type(err).__name__}: {(str(err).splitlines() or [''])[0][:200]}"
+        if reason != run.refused:
+            run.refused = reason
+            self.notify(
+                f"the catalog answers but did not take run {uid[:8]} back ({reason}); its "
+                f"documents stay in {self.journal.folder} and the delivery tries again"
+            )
 
     def _finish(self, uid: str, run: _Run) -> None:
         """Check that the catalog has the whole run exactly once, then drop its journal.
