@@ -310,13 +310,12 @@ def test_a_stop_signal_ends_a_cli_campaign_like_ctrl_c(tmp_path):
     assert any(uid in line for line in lines[:3])
 
 
-@pytest.fixture(scope="module")
-def killed(tmp_path_factory):
+def _killed_campaign(root):
     """``uedsteer campaign`` with a recorded search box (budget 12) as a real process, killed
-    with SIGKILL once it printed shot 2: its catalog folder as the kill left it (a test copies
-    it before opening it: opening delivers the journal, resuming adds a run), the run's uid
-    and the shots it printed."""
-    root = tmp_path_factory.mktemp("killed")
+    with SIGKILL once it printed shot 2: its catalog folder as the kill left it (each check
+    copies it before opening it: opening delivers the journal, resuming adds a run), the run's
+    uid and the shots it printed."""
+    root.mkdir()
     cfg = root / "campaign.yaml"
     cfg.write_text(
         "parameters:\n"
@@ -336,12 +335,21 @@ def killed(tmp_path_factory):
 
 
 def _copy(killed, tmp_path):
-    """A copy of the killed campaign's catalog folder, for one test."""
+    """A copy of the killed campaign's catalog folder, for one check."""
+    tmp_path.mkdir()
     shutil.copytree(killed.cat, tmp_path / "cat")
     return tmp_path / "cat"
 
 
-def test_cli_resume_after_kill_continues_the_recorded_campaign(killed, tmp_path):
+def test_a_campaign_killed_with_sigkill_resumes(scorer, tmp_path):
+    """One killed campaign (the slow part, made once), resumed on two copies of its catalog:
+    by the README's command line and through the Python API."""
+    killed = _killed_campaign(tmp_path / "killed")
+    _cli_resume_after_kill_continues_the_recorded_campaign(killed, tmp_path / "cli")
+    _resume_after_sigkill_loses_nothing_and_repeats_no_shot(killed, scorer, tmp_path / "api")
+
+
+def _cli_resume_after_kill_continues_the_recorded_campaign(killed, tmp_path):
     """kill -9 mid-campaign, then the README's resume command: same box, every shot once."""
     cat, out, uid = _copy(killed, tmp_path), tmp_path / "out", killed.uid
     res = _run_cli(
@@ -376,7 +384,9 @@ def test_cli_resume_after_kill_continues_the_recorded_campaign(killed, tmp_path)
     assert not (tmp_path / "none").exists()
 
 
-def test_resume_after_sigkill_loses_nothing_and_repeats_no_shot(killed, scorer, tmp_path):
+def _resume_after_sigkill_loses_nothing_and_repeats_no_shot(killed, scorer, tmp_path):
+    """The same through :func:`resume_campaign`: the journal delivered, the GPs warm, the
+    settings of the shots before the kill unchanged, every shot once across the two runs."""
     cat = local_catalog(_copy(killed, tmp_path))
     run = cat.values().last()
     assert "stop" not in run.metadata or run.metadata["stop"] is None
