@@ -177,15 +177,22 @@ def ramp_to(beamline, target: dict[str, float], campaign: Campaign) -> MsgGenera
         yield from bps.mv(*args)
 
 
-def _emit(device: Device, stream: str, extra: list | None = None) -> MsgGenerator:
+def _open_event(stream: str, devices) -> MsgGenerator:
+    """Open an event in ``stream`` and read ``devices`` into it; returns their readings. A
+    device fault drops the half-made event (the caller records the fault) and raises."""
     yield from bps.create(stream)
+    readings: dict[str, Any] = {}
     try:
-        for d in extra or []:
-            yield from bps.read(d)
-        yield from bps.read(device)
+        for d in devices:
+            readings.update((yield from bps.read(d)) or {})
     except DEVICE_FAULTS:
-        yield from bps.drop()  # no half event: the caller records the fault
+        yield from bps.drop()
         raise
+    return readings
+
+
+def _emit(device: Device, stream: str) -> MsgGenerator:
+    yield from _open_event(stream, [device])
     yield from bps.save()
 
 
@@ -233,22 +240,13 @@ def _shot(
         yield from bps.trigger(det, wait=True)
         # the event opens before the frame is scored, so that the frame read with it is the
         # one scored and a device that no longer answers fails the shot, not half an event
-        yield from bps.create(doc.SHOTS)
-        try:
-            frame = None
-            for d in event_devices(beamline):
-                reading = yield from bps.read(d)
-                if d is det:
-                    frame = np.asarray(reading[det.image.name]["value"])
-        except DEVICE_FAULTS:
-            yield from bps.drop()
-            raise
+        readings = yield from _open_event(doc.SHOTS, event_devices(beamline))
     except DEVICE_FAULTS as err:
         trial = campaign.ingest(step, None, error=fault_text(err))
         _put(shot, _shot_values(trial))
         yield from _emit(shot, doc.FAILURES)
         return trial
-    scores = scorer.score(frame[None]).row(0)
+    scores = scorer.score(np.asarray(readings[det.image.name]["value"])[None]).row(0)
     truth = truth_fn() if truth_fn is not None else None
     trial = campaign.ingest(step, scores, truth=truth)
     _put(shot, _shot_values(trial, scores.get("class_name", "")))
@@ -259,43 +257,46 @@ def _shot(
     return trial
 
 
-def _after_fault(beamline, campaign: Campaign) -> MsgGenerator:
-    """After a failed shot: wait until every device answers and the shutter has closed, up to
-    ``reconnect_timeout`` seconds; proposes nothing meanwhile. Stops the campaign when the
-    devices do not come back."""
-    deadline = time.monotonic() + campaign.config.reconnect_timeout
+def _until_shutter_closed(beamline, timeout: float, every_device: bool) -> MsgGenerator:
+    """Close the pump shutter, trying every ``RECONNECT_POLL`` s for up to ``timeout`` s (with
+    ``every_device``, only once every device the campaign uses answers). Returns what still
+    does not answer (device names, or the shutter with its fault), empty once it closed."""
+    deadline = time.monotonic() + timeout
     while True:
-        missing = unreachable(beamline)
+        missing = unreachable(beamline) if every_device else []
         if not missing:
             try:
-                yield from close_shutter(beamline)  # first: a restarted IOC may have it open
-                return
+                yield from close_shutter(beamline)  # a restarted IOC may have it open
+                return []
             except DEVICE_FAULTS as err:
                 missing = [f"{beamline.shutter.name} ({fault_text(err)})"]
         if time.monotonic() >= deadline:
-            campaign.stop(
-                f"{BEAMLINE_UNREACHABLE}: {', '.join(missing)} did not answer within "
-                f"{campaign.config.reconnect_timeout:g} s of a failed shot"
-            )
-            return
+            return missing
         yield from bps.sleep(RECONNECT_POLL)
+
+
+def _after_fault(beamline, campaign: Campaign) -> MsgGenerator:
+    """After a failed shot: wait until every device answers and the shutter has closed, up to
+    ``reconnect_timeout`` seconds; proposes nothing meanwhile. Stops the campaign when the
+    devices do not come back, and returns whether they did not."""
+    timeout = campaign.config.reconnect_timeout
+    missing = yield from _until_shutter_closed(beamline, timeout, every_device=True)
+    if missing:
+        campaign.stop(
+            f"{BEAMLINE_UNREACHABLE}: {', '.join(missing)} did not answer within {timeout:g} s "
+            "of a failed shot"
+        )
+    return bool(missing)
 
 
 def _close_shutter_at_exit(beamline, timeout: float) -> MsgGenerator:
-    """Close the pump shutter as the campaign ends, waiting up to ``timeout`` seconds for a
-    shutter that does not answer; raises, naming it, when it never does."""
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            yield from close_shutter(beamline)
-            return
-        except DEVICE_FAULTS as err:
-            if time.monotonic() >= deadline:
-                raise ShutterNotClosed(
-                    f"the pump shutter {beamline.shutter.name!r} did not close "
-                    f"({fault_text(err)}): its state is unknown, close it by hand"
-                ) from err
-        yield from bps.sleep(RECONNECT_POLL)
+    """Close the pump shutter as the campaign ends, trying for up to ``timeout`` seconds;
+    raises, naming it, when it never answers."""
+    missing = yield from _until_shutter_closed(beamline, timeout, every_device=False)
+    if missing:
+        raise ShutterNotClosed(
+            f"the pump shutter did not close ({missing[0]}): its state is unknown, close it by hand"
+        )
 
 
 class ShutterNotClosed(RuntimeError):
@@ -313,16 +314,24 @@ def _check_frame(beamline, scorer, campaign: Campaign, trial, check) -> MsgGener
     try:
         yield from close_shutter(beamline)
         yield from bps.trigger(det, wait=True)
-        scores = scorer.score(np.asarray(det.image.get())[None]).row(0)
-        p = float(scores["damage_prob"]) if scores.get("valid", True) else math.nan
-    except DEVICE_FAULTS:
-        p = math.nan
-    campaign.note_check(trial, p)
-    _put(check, {"shot": trial.index, "spot": trial.spot, "damage_prob": p})
-    try:
-        yield from _emit(check, doc.CHECKS, event_devices(beamline))
+        fault = ""
     except DEVICE_FAULTS as err:
-        logger.error("shot %d: the check frame's event is lost: %s", trial.index, fault_text(err))
+        fault = fault_text(err)
+    try:
+        readings = yield from _open_event(doc.CHECKS, event_devices(beamline))
+    except DEVICE_FAULTS as err:
+        readings, fault = None, fault or fault_text(err)
+    p = math.nan
+    if not fault:
+        scores = scorer.score(np.asarray(readings[det.image.name]["value"])[None]).row(0)
+        p = float(scores["damage_prob"]) if scores.get("valid", True) else math.nan
+    campaign.note_check(trial, p)
+    if readings is None:
+        logger.error("shot %d: the check frame's event is lost: %s", trial.index, fault)
+        return
+    _put(check, {"shot": trial.index, "spot": trial.spot, "damage_prob": p})
+    yield from bps.read(check)
+    yield from bps.save()
 
 
 def _shot_values(trial, class_name: str = "invalid") -> dict[str, Any]:
@@ -417,9 +426,10 @@ def campaign(
     prop = ProposalReadout(name=doc.PROPOSAL_READOUT)
     check = CheckReadout(name=doc.CHECK_READOUT)
     guard = ShutterGuard(beamline.shutter)
-    closing = {"tried": False}  # the body's last close failed: the cleanup tries once more
+    closing_tried = False  # the body's last close failed: the cleanup tries once more
 
     def body() -> MsgGenerator:
+        nonlocal closing_tried
         yield from bps.open_run(run_md)
         if averaging is not None:
             yield from bps.mv(averaging, cfg.frames_per_point)  # reference frames too
@@ -437,6 +447,7 @@ def campaign(
         yield Msg("null", guard)  # the RunEngine now closes the shutter when it pauses
         yield from bps.mv(beamline.spot, controller.spot)
         yield from ramp_to(beamline, controller.last_settings(), controller)
+        lost = False  # the devices stopped answering and did not come back
         while True:
             yield from bps.checkpoint()  # a Ctrl-C (deferred pause) lands between shots
             fit_to_load()  # the proposal's threads: the cores other processes leave free
@@ -462,8 +473,8 @@ def campaign(
             if on_shot is not None:
                 on_shot(trial)
             if (trial.status != "ok" or unreachable(beamline)) and trial.action != "stop":
-                yield from _after_fault(beamline, controller)
-                if controller.stopped:
+                lost = yield from _after_fault(beamline, controller)
+                if lost or controller.stopped:
                     break
             if trial.action == "move":
                 yield from close_shutter(beamline)
@@ -471,9 +482,9 @@ def campaign(
             elif trial.action == "stop":
                 break
         reason = controller.record.stop_reason or ""
-        lost = reason.startswith(BEAMLINE_UNREACHABLE)  # the wait for the devices is over
-        closing["tried"] = True
+        closing_tried = True
         try:
+            # the wait for the devices is over once they were lost
             yield from _close_shutter_at_exit(beamline, 0.0 if lost else cfg.reconnect_timeout)
         except ShutterNotClosed as err:
             yield from bps.close_run(
@@ -483,9 +494,7 @@ def campaign(
         yield from bps.close_run(exit_status="fail" if lost else "success", reason=reason)
 
     def cleanup() -> MsgGenerator:
-        yield from _close_shutter_at_exit(
-            beamline, 0.0 if closing["tried"] else cfg.reconnect_timeout
-        )
+        yield from _close_shutter_at_exit(beamline, 0.0 if closing_tried else cfg.reconnect_timeout)
         if averaging is not None:
             yield from bps.mv(averaging, frames_before)  # the detector as the campaign found it
 

@@ -180,10 +180,6 @@ class PVWatch:
         self.signal.wait_for_connection(timeout=10)
         self.signal.subscribe(self._changed, run=False)
 
-    @property
-    def opened(self) -> int:
-        return self.count
-
     def _changed(self, value=None, old_value=None, **kwargs) -> None:
         self.seen.append((time.time(), value))
         if value == self.value and old_value not in (None, self.value):  # not the first
@@ -193,13 +189,8 @@ class PVWatch:
         """Until the PV has turned to the value ``n`` times since the watch began."""
         wait_for(f"{n} times {self.value}", lambda: self.count >= n, RUN_TIMEOUT, self.stack)
 
-    wait_opened = wait_count
-
     def close(self) -> None:
         self.signal.destroy()
-
-
-ShutterWatch = PVWatch  # the shutter's openings: the default PV and value
 
 
 def frame_watch(stack: Stack) -> PVWatch:
@@ -371,18 +362,18 @@ def pause_resume_and_stop_through_the_queue_leave_the_shutter_closed(stack: Stac
     """A campaign paused at a checkpoint waits with the shutter closed and carries on when
     resumed; paused mid-shot and stopped, it ends a success with the shutter closed. (An abort
     ends the IOC step below; a resume item ends the RE Manager step.)"""
-    watch = ShutterWatch(stack)
+    watch = PVWatch(stack)
     try:
         first = start_item(stack, "uedsteer_campaign", config=LONG, budget=40)
-        watch.wait_opened(1)  # a shot is being taken
+        watch.wait_count(1)  # a shot is being taken
         uid = current_run(stack)
 
         stack.api.re_pause(option="deferred")  # at the next checkpoint: between two shots
         wait_for_state(stack, "paused")
         assert shutter(stack) == "closed"
-        opened = watch.opened
+        opened = watch.count
         stack.api.re_resume()
-        watch.wait_opened(opened + 1)  # the campaign carries on
+        watch.wait_count(opened + 1)  # the campaign carries on
         stack.api.re_pause(option="immediate")  # mid-shot, or between two
         wait_for_state(stack, "paused")
         assert shutter(stack) == "closed"
@@ -414,7 +405,7 @@ def an_ioc_killed_mid_campaign_fails_the_shot_and_nothing_is_proposed_until_it_i
     ``failures``, naming the PV), the campaign proposes nothing while the IOC is gone, closes
     the shutter first when it is back (restored open, as the hardware was left) and shoots on,
     with the same shot numbers; an abort through the queue ends it with the shutter closed."""
-    watch, frames = ShutterWatch(stack), frame_watch(stack)
+    watch, frames = PVWatch(stack), frame_watch(stack)
     try:
         item = start_item(
             stack, "uedsteer_campaign", config={**LONG, "reconnect_timeout": 120}, budget=40
@@ -434,8 +425,8 @@ def an_ioc_killed_mid_campaign_fails_the_shot_and_nothing_is_proposed_until_it_i
         stack.ioc.restart()
         back = time.time()
         restored = read_pv(f"{stack.ioc.prefix}Pump:Shutter", string=True)
-        opened = watch.opened
-        watch.wait_opened(opened + 1)  # shooting again
+        opened = watch.count
+        watch.wait_count(opened + 1)  # shooting again
         frames.wait_count(frames.count + 1)  # that shot's frame
         stack.api.re_pause(option="deferred")  # after its event; then an abort
         wait_for_state(stack, "paused")
