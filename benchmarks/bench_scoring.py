@@ -39,8 +39,8 @@ from uedsteer.surrogates.cnn import SeedWideResNet  # noqa: E402
 from uedsteer.surrogates.scorer import SMALL_BATCH, FrameScorer  # noqa: E402
 from uedsteer.surrogates.threads import fit_to_load  # noqa: E402
 
-GOAL_IDLE_MS = 5.0
-GOAL_LOADED_MS = 10.0
+GOAL_IDLE_MS = 8.0  # "idle figures no worse than today" (issue 34): 4-8 ms when it was filed
+GOAL_LOADED_MS = 10.0  # issues 29 and 34: two busy processes on the two cores
 
 
 def latencies_ms(
