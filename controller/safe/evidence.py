@@ -16,9 +16,13 @@ from dataclasses import dataclass
 from functools import cached_property
 from typing import NamedTuple
 
+import gpytorch
 import numpy as np
 import torch
 from botorch.models import SingleTaskGP
+from botorch.posteriors import GPyTorchPosterior
+from gpytorch.distributions import MultivariateNormal
+from linear_operator.operators import DiagLinearOperator
 
 from ..config import CampaignConfig
 from ..errors import ModelFittingError, NoModelError, NoSafeCandidate
@@ -41,19 +45,37 @@ CAUSED_DAMAGE = 0.5
 """A shot whose attributed damage probability reaches this caused damage."""
 
 
-
 def marginal(gp: SingleTaskGP, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Posterior mean and variance of the single-output ``gp`` at each row of ``x`` (n, d),
     both shaped (n,).
 
-    Each point is asked on its own (a batch of n one-point posteriors): the same means and
-    variances as the joint posterior's mean and diagonal, without the n × n covariance that a
-    joint posterior builds and the safe set never uses (at the ~1,800 points of a safe set
-    that covariance was two thirds of a warm proposal).
+    The same means and variances as the joint posterior's mean and diagonal, without the
+    n × n covariance that a joint posterior builds and the safe set never uses (at the ~1,800
+    points of a safe set that covariance was two thirds of a warm proposal). From gpytorch's
+    own caches of the exact posterior (the training targets' weights and a Cholesky root of
+    the inverse training covariance): per point, the cross-covariance to the training inputs
+    times each, then the outcome transform undone as ``posterior`` does. Beyond
+    ``max_cholesky_size`` training points gpytorch's root would be a Lanczos approximation
+    (variances too small, an unsafe error), so each point is asked as a one-point posterior.
     """
     with torch.no_grad():
-        post = gp.posterior(x.unsqueeze(-2))
+        if gp.train_inputs[0].shape[-2] > gpytorch.settings.max_cholesky_size.value():
+            post = gp.posterior(x.unsqueeze(-2))
+            return post.mean.reshape(-1), post.variance.reshape(-1)
+        gp.eval()
+        if gp.prediction_strategy is None:
+            gp.posterior(x[:1])  # makes the caches
+        strategy = gp.prediction_strategy
+        xt = gp.transform_inputs(x)
+        cross = gp.covar_module(xt, gp.train_inputs[0]).to_dense()
+        mean = gp.mean_module(xt) + cross @ strategy.mean_cache
+        var = gp.covar_module(xt, diag=True) - (cross @ strategy.covar_cache).pow(2).sum(-1)
+        floor = gpytorch.settings.min_variance.value(var.dtype)
+        post = GPyTorchPosterior(MultivariateNormal(mean, DiagLinearOperator(var.clamp_min(floor))))
+        if getattr(gp, "outcome_transform", None) is not None:
+            post = gp.outcome_transform.untransform_posterior(post)
         return post.mean.reshape(-1), post.variance.reshape(-1)
+
 
 class ScoreBound(NamedTuple):
     """A constraint on a score: ``scores[score] <= bound`` (``sense="max"``) or ``>=``
