@@ -3,9 +3,11 @@
 Damage is irreversible and shows in the frames *after* the shot that caused it. The damage
 evidence of a shot is therefore the damage probability of the next frame on the same spot (its
 own frame's while no later frame exists), and of the probe-only frame taken right after it
-where the campaign takes one (``check_frames``: ``check_damage_prob``). A frame that already
-shows damage says nothing about its own settings (the spot was hurt before), so such shots are
-left out of the damage model; they stay in the record.
+where the campaign takes one (``check_frames``: ``check_damage_prob``). A shot on a spot that
+was hurt before it says nothing about its own settings, so such shots are left out of the
+damage model; they stay in the record. The spot was hurt before a shot when the shot's own frame
+shows damage, or when an earlier check frame on the spot did: the pumped frame of a shot can
+read a hurt spot as undamaged where the probe-only frame does not.
 """
 
 from __future__ import annotations
@@ -24,11 +26,17 @@ DAMAGED = 0.5
 def attributed_damage(trials: Sequence[Trial]) -> np.ndarray:
     """Damage evidence per shot: the next frame's damage probability on the same spot
     (own frame's for the latest shot), at least its check frame's; NaN for failed shots and
-    shots on a spot that was already hurt."""
+    shots on a spot that was already hurt (their own frame, or an earlier check frame there,
+    shows damage)."""
     out = np.full(len(trials), np.nan)
+    hurt: set[int] = set()  # spots an earlier check frame showed damaged
     for i, t in enumerate(trials):
         own = t.scores.get("damage_prob", math.nan)
-        if t.status != "ok" or not np.isfinite(own) or own >= DAMAGED:
+        check = t.scores.get("check_damage_prob", math.nan)
+        before = t.spot in hurt
+        if np.isfinite(check) and check >= DAMAGED:
+            hurt.add(t.spot)
+        if t.status != "ok" or not np.isfinite(own) or own >= DAMAGED or before:
             continue
         nxt = next(
             (
@@ -41,7 +49,6 @@ def attributed_damage(trials: Sequence[Trial]) -> np.ndarray:
             None,
         )
         out[i] = own if nxt is None else max(own, nxt.scores["damage_prob"])
-        check = t.scores.get("check_damage_prob", math.nan)
         if np.isfinite(check):
             out[i] = max(out[i], check)
     return out

@@ -91,6 +91,7 @@ class Campaign:
         self._shots_at_resume = 0
         self.proposal_seconds: list[float] = []
         self._consecutive_failures = 0
+        self._decided_by = ""  # the halting rule that decided the latest shot ("" none)
 
     # ------------------------------------------------------------------ views
     @property
@@ -285,40 +286,62 @@ class Campaign:
         trial.action = self._rules(trial)
         return trial
 
-    def note_check(self, trial: Trial, damage_prob: float) -> None:
+    def note_check(self, trial: Trial, damage_prob: float) -> str:
         """Record the damage probability of the probe-only frame taken right after ``trial``'s
-        shot (``check_frames``): its damage attribution (:mod:`.attribution`) counts it, so
-        damage the shot caused bounds the next proposal, not the one after."""
+        shot (``check_frames``) and decide the shot again with it; returns the shot's action.
+
+        Its damage attribution (:mod:`.attribution`) counts it, so damage the shot caused
+        bounds the next proposal, not the one after. The halting rules (:meth:`_rules`) count
+        it too: a spot whose check frames show damage is left (or the campaign stops) before
+        another shot lands on it, and a shot whose check frame shows damage has not reached
+        the target. A decision by the damage or failure rules stands.
+        """
         trial.scores["check_damage_prob"] = float(damage_prob)
+        if self.record.trials[-1:] == [trial] and self._decided_by in ("", "target", "budget"):
+            if trial.action == "stop":
+                self.record.stop_reason = None
+            trial.action = self._rules(trial)
+        return trial.action
 
     def _rules(self, trial: Trial) -> str:
         """Apply the halting rules (:mod:`.halting`) after ``trial``, the latest shot: move to a
-        fresh spot on damage with ``on_damage="move"``, stop, or continue."""
+        fresh spot on damage with ``on_damage="move"``, stop, or continue. Which rule decided
+        is kept in ``_decided_by`` ("" when none did)."""
         cfg = self.config
+        self._decided_by = ""
         if trial.status != "ok":
             self._consecutive_failures += 1
             failed = halting.failures_reason(self._consecutive_failures, trial, cfg)
             if failed:
+                self._decided_by = "failures"
                 self._stop(failed)
                 return "stop"
             return "continue"
         self._consecutive_failures = 0
         what = halting.damage_reason(self.record.trials, cfg)
         if what:
-            self.damaged_spots.append(trial.spot)
-            if cfg.on_damage == "move" and self.spot_index + 1 < len(self.spots):
-                self.spot_index += 1
-                return "move"
-            self._stop(halting.damage_stop(what, cfg))
-            return "stop"
+            self._decided_by = "damage"
+            return self._damaged(trial, what)
         if halting.target_met(trial.scores, cfg, self._extra_bounds()):
+            self._decided_by = "target"
             self._stop(halting.target_reason(trial, cfg, self._custom_objective))
             return "stop"
         used = halting.budget_reason(len(self.record), cfg)
         if used:
+            self._decided_by = "budget"
             self._stop(used)
             return "stop"
         return "continue"
+
+    def _damaged(self, trial: Trial, what: str) -> str:
+        """``trial``'s spot is damaged (``what`` says how): move to a fresh spot with
+        ``on_damage="move"`` while one is left, else stop; returns the action."""
+        self.damaged_spots.append(trial.spot)
+        if self.config.on_damage == "move" and self.spot_index + 1 < len(self.spots):
+            self.spot_index += 1
+            return "move"
+        self._stop(halting.damage_stop(what, self.config))
+        return "stop"
 
     # ------------------------------------------------------------------ persistence
     def restore_trials(self, trials: list[Trial], damaged_spots: list[int]) -> None:

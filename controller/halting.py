@@ -35,18 +35,21 @@ def failures_reason(failures: int, trial: Trial, config: CampaignConfig) -> str:
     return ""
 
 
-def damage_run(trials: Sequence[Trial], level: float) -> int:
-    """Successful frames in a row, at the end of the record on the latest shot's spot, whose
-    damage probability reaches ``level`` (failed shots are skipped)."""
+def damage_run(trials: Sequence[Trial], level: float, frame: str = "damage_prob") -> int:
+    """Frames in a row, at the end of the record on the latest shot's spot, whose damage
+    probability reaches ``level``: the shots' own frames (``frame="damage_prob"``; failed
+    shots are skipped) or their check frames (``"check_damage_prob"``; shots without one are
+    skipped)."""
     if not trials:
         return 0
     run = 0
     for t in reversed(trials):
         if t.spot != trials[-1].spot:
             break
-        if t.status != "ok":
+        p = t.scores.get(frame, math.nan)
+        if t.status != "ok" or not np.isfinite(p):
             continue
-        if not t.scores.get("damage_prob", 0.0) >= level:
+        if not p >= level:
             break
         run += 1
     return run
@@ -56,20 +59,26 @@ def damage_reason(trials: Sequence[Trial], config: CampaignConfig) -> str:
     """Rule: the spot of the latest shot is damaged when its last ``config.halt_consecutive``
     successful frames in a row reach a damage probability of ``config.halt_damage_prob``, or
     its last ``config.hurt_spot_frames`` reach :data:`~uedsteer.controller.attribution.DAMAGED`
-    (a lightly hurt spot, whose damage probabilities hover below the halt level)."""
+    (a lightly hurt spot, whose damage probabilities hover below the halt level).
+
+    The shots' frames and, with ``check_frames``, the check frames are counted apart: a pumped
+    frame can read a hurt spot as undamaged where the probe-only frame of the shot before did
+    not, so the two kinds interleaved would never make a run.
+    """
     spot = trials[-1].spot
-    if damage_run(trials, config.halt_damage_prob) >= config.halt_consecutive:
-        return (
-            f"damage on spot {spot}: damage probability ≥ {config.halt_damage_prob} "
-            f"in {config.halt_consecutive} consecutive frames"
-        )
-    if config.hurt_spot_frames is not None and damage_run(trials, DAMAGED) >= (
-        config.hurt_spot_frames
-    ):
-        return (
-            f"damage on spot {spot}: damage probability ≥ {DAMAGED} in "
-            f"{config.hurt_spot_frames} consecutive frames"
-        )
+    for frame, kind in (("damage_prob", "frames"), ("check_damage_prob", "check frames")):
+        if damage_run(trials, config.halt_damage_prob, frame) >= config.halt_consecutive:
+            return (
+                f"damage on spot {spot}: damage probability ≥ {config.halt_damage_prob} "
+                f"in {config.halt_consecutive} consecutive {kind}"
+            )
+        if config.hurt_spot_frames is not None and damage_run(trials, DAMAGED, frame) >= (
+            config.hurt_spot_frames
+        ):
+            return (
+                f"damage on spot {spot}: damage probability ≥ {DAMAGED} in "
+                f"{config.hurt_spot_frames} consecutive {kind}"
+            )
     return ""
 
 
@@ -85,12 +94,14 @@ def target_met(
     extra_bounds: Mapping[str, float] | None = None,
 ) -> bool:
     """Rule: a shot reaches the target when its objective is at least ``config.target``, its
-    damage probability at most ``config.damage_bound``, and every score constraint and extra
-    constraint (``constraint_<name>`` at most its bound in ``extra_bounds``) holds with a
-    finite value."""
+    damage probability (and its check frame's, once taken) at most ``config.damage_bound``,
+    and every score constraint and extra constraint (``constraint_<name>`` at most its bound
+    in ``extra_bounds``) holds with a finite value."""
     s = scores
     if not (s["objective"] >= config.target and s["damage_prob"] <= config.damage_bound):
         return False
+    if s.get("check_damage_prob", 0.0) > config.damage_bound:
+        return False  # the probe-only frame after the shot shows the damage it did
     for c in config.constraints:
         v = s[c.score]
         if not np.isfinite(v) or (v > c.bound if c.sense == "max" else v < c.bound):

@@ -105,6 +105,7 @@ CheckReadout = type(
     {
         **_signals(doc.CHECK_FIELDS[:2], 0, doc.CHECK_FIELDS[:2]),
         **_signals(doc.CHECK_FIELDS[2:], math.nan, doc.CHECK_FIELDS[2:]),
+        **_signals(doc.CHECK_LABELS, ""),
         "__doc__": "Soft signals carrying a check frame's shot, spot and damage probability.",
     },
 )
@@ -325,11 +326,11 @@ def _check_frame(beamline, scorer, campaign: Campaign, trial, check) -> MsgGener
     if not fault:
         scores = scorer.score(np.asarray(readings[det.image.name]["value"])[None]).row(0)
         p = float(scores["damage_prob"]) if scores.get("valid", True) else math.nan
-    campaign.note_check(trial, p)
+    action = campaign.note_check(trial, p)  # a damaged spot is left before the next shot
     if readings is None:
         logger.error("shot %d: the check frame's event is lost: %s", trial.index, fault)
         return
-    _put(check, {"shot": trial.index, "spot": trial.spot, "damage_prob": p})
+    _put(check, {"shot": trial.index, "spot": trial.spot, "damage_prob": p, "action": action})
     yield from bps.read(check)
     yield from bps.save()
 

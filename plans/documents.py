@@ -35,6 +35,7 @@ __all__ = [
     "CAMPAIGN_PLAN",
     "CHECKS",
     "CHECK_FIELDS",
+    "CHECK_LABELS",
     "CHECK_READOUT",
     "CONFIG_KEY",
     "DETECTORS_KEY",
@@ -78,6 +79,9 @@ CHECK_READOUT = "check"
 """Name of the readout of a check frame (keys ``check_<field>``)."""
 CHECK_FIELDS = ("shot", "spot", "damage_prob")
 """A check frame's readout: the shot it checks, its spot, its damage probability."""
+CHECK_LABELS = ("action",)
+"""Text field of a check frame's readout: the shot's action after the check (a check frame
+that shows damage turns ``continue`` into ``move`` or ``stop``)."""
 SHOT_READOUT = "campaign"
 """Name of the readout carrying a shot's scores and decision (keys ``campaign_<field>``)."""
 SHOT_COUNTS = ("shot", "spot")

@@ -204,9 +204,13 @@ def _trials_of(run: Any) -> list[Trial]:
             )
     checks = stream_table(run, doc.CHECKS, doc.readout_prefix(doc.CHECK_READOUT))
     by_shot = {t.index: t for t in trials}
-    for shot, p in zip(checks.get("shot", ()), checks.get("damage_prob", ()), strict=True):
+    shots = checks.get("shot", ())
+    actions = checks.get("action", [""] * len(shots))  # runs recorded before it: none
+    for shot, p, action in zip(shots, checks.get("damage_prob", ()), actions, strict=True):
         if int(shot) in by_shot:
             by_shot[int(shot)].scores["check_damage_prob"] = float(p)
+            if str(action) not in ("", "continue"):  # the check changed the shot's action
+                by_shot[int(shot)].action = str(action)
     return trials
 
 

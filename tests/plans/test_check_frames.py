@@ -7,6 +7,7 @@ import pytest
 
 from uedsteer.controller.attribution import DAMAGED, attributed_damage
 from uedsteer.controller.config import CampaignConfig
+from uedsteer.controller.record import Trial
 from uedsteer.plans import documents as doc
 from uedsteer.plans.catalog import local_catalog
 from uedsteer.plans.resume import resume_campaign, stream_table
@@ -85,3 +86,50 @@ def test_damage_a_shot_caused_is_known_before_the_next_shot(scorer):
     (blind,) = simulate_campaign(CampaignConfig(budget=1), response=fragile, scorer=scorer).trials
     assert "check_damage_prob" not in blind.scores
     assert attributed_damage([blind])[0] < DAMAGED
+
+
+def _trial(i, spot, own, check):
+    return Trial(
+        index=i,
+        settings={"fluence": 1.0 + i},
+        spot=spot,
+        scores={"damage_prob": own, "check_damage_prob": check},
+    )
+
+
+def test_a_spot_a_check_frame_showed_hurt_teaches_the_damage_model_nothing():
+    """The pumped frame of a shot can read a hurt spot as undamaged (0.001 where the check
+    frame before it read 0.97): the shots after a damaged check frame on its spot are left out,
+    so a cold shot there is not taken for one that caused damage (its heating would set the
+    learned heating limit below every setting)."""
+    trials = [
+        _trial(0, 0, 0.0, 0.0),
+        _trial(1, 0, 0.0, 0.98),  # this shot hurt the spot
+        _trial(2, 0, 0.001, 0.97),  # cold, on the hurt spot
+        _trial(3, 1, 0.0, 0.0),  # a fresh spot
+    ]
+    att = attributed_damage(trials)
+    assert att[1] >= DAMAGED and np.isnan(att[2]) and att[3] < DAMAGED and att[0] < DAMAGED
+
+
+def test_a_check_frame_that_shows_damage_leaves_the_spot_and_denies_the_target(scorer, tmp_path):
+    """A sample the safe start transforms and damages at once: the shot's own frame reads the
+    target progress and no damage, its check frame reads the damage. That shot has not reached
+    the target; with ``halt_consecutive=1`` its check frame moves the campaign off the spot
+    (``on_damage="move"``) before another shot lands on it. The move is recorded with the
+    check frame, and a resumed campaign knows the spot was left."""
+    fragile = ResponseParams(damage_threshold=0.015, transform_threshold=0.012)
+    cfg = CampaignConfig(budget=3, check_frames=True, on_damage="move", halt_consecutive=1)
+    cat = local_catalog(tmp_path / "cat")
+    record = simulate_campaign(cfg, response=fragile, scorer=scorer, catalog=cat)
+    first = record.trials[0]
+    assert first.scores["progress"] >= cfg.target and first.scores["damage_prob"] < DAMAGED
+    assert first.scores["check_damage_prob"] >= cfg.halt_damage_prob
+    assert first.action == "move" and not record.stop_reason.startswith("target reached")
+    assert all(t.spot != first.spot for t in record.trials[1:])
+    run = cat.values().last()
+    checks = stream_table(run, doc.CHECKS, doc.readout_prefix(doc.CHECK_READOUT))
+    assert str(checks["action"][0]) == "move"
+    camp = resume_campaign(cat, run.metadata["start"]["uid"], changes={"budget": 4})
+    assert camp.record.trials[0].action == "move"
+    assert first.spot in camp.damaged_spots and camp.spot != first.spot
