@@ -43,23 +43,36 @@ GOAL_IDLE_MS = 8.0  # "idle figures no worse than today" (issue 34): 4-8 ms when
 GOAL_LOADED_MS = 10.0  # issues 29 and 34: two busy processes on the two cores
 
 
+BLOCK = 10
+"""Frames a setting scores in a row before the next setting's turn."""
+
+
 def latencies_ms(
-    fn: Callable[[np.ndarray], object], frames: np.ndarray, n: int, max_s: float
-) -> tuple[np.ndarray, np.ndarray]:
-    """Wall-clock and CPU times (ms, all threads of this process) of ``fn(frame)`` over ``n`` frames
-    (cycling), stopping after ``max_s`` seconds once 20 calls are done."""
-    for f in frames[:3]:  # warm-up
-        fn(f)
-    wall, cpu = [], []
+    fns: dict[str, Callable[[np.ndarray], object]], frames: np.ndarray, n: int, max_s: float
+) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """Wall-clock and CPU times (ms, all threads of this process) of each ``fn(frame)`` over
+    ``n`` frames (cycling), stopping after ``max_s`` seconds once 20 calls of each are done.
+
+    The settings take turns in blocks of :data:`BLOCK` frames, so that a drift of the host's
+    speed or of the load (the busy processes just started, another job) lands on all of them
+    alike rather than on whichever is timed first, while each block runs warm as a campaign's
+    scorer does.
+    """
+    for fn in fns.values():
+        for f in frames[:3]:  # warm-up
+            fn(f)
+    times: dict[str, tuple[list[float], list[float]]] = {k: ([], []) for k in fns}
     start = time.perf_counter()
-    for i in range(n):
-        t, c = time.perf_counter(), time.process_time()
-        fn(frames[i % len(frames)])
-        wall.append(time.perf_counter() - t)
-        cpu.append(time.process_time() - c)
-        if i >= 19 and time.perf_counter() - start > max_s:
+    for first in range(0, n, BLOCK):
+        for name, fn in fns.items():
+            for i in range(first, min(n, first + BLOCK)):
+                t, c = time.perf_counter(), time.process_time()
+                fn(frames[i % len(frames)])
+                times[name][0].append(time.perf_counter() - t)
+                times[name][1].append(time.process_time() - c)
+        if first + BLOCK >= 20 and time.perf_counter() - start > max_s:
             break
-    return np.array(wall) * 1e3, np.array(cpu) * 1e3
+    return {k: (np.array(w) * 1e3, np.array(c) * 1e3) for k, (w, c) in times.items()}
 
 
 def median_ms(fn: Callable[[np.ndarray], object], items: list[np.ndarray]) -> float:
@@ -123,19 +136,17 @@ def main() -> None:
     per_round = max(20, args.frames // args.rounds)
     process_threads: dict[str, set[int]] = {"idle": set(), "loaded": set()}
     for _ in range(args.rounds):
+        scores = {name: sc.score for name, sc in settings.items()}
+        cap = len(settings) * args.max_seconds / args.rounds
         process_threads["idle"].add(fit())
-        for name, s in settings.items():
-            rounds[name]["idle"].append(
-                latencies_ms(s.score, frames, per_round, args.max_seconds / args.rounds)
-            )
+        for name, times in latencies_ms(scores, frames, per_round, cap).items():
+            rounds[name]["idle"].append(times)
         if args.load <= 0:
             continue
         with busy_processes(args.load):
             process_threads["loaded"].add(fit())
-            for name, s in settings.items():
-                rounds[name]["loaded"].append(
-                    latencies_ms(s.score, frames, per_round, args.max_seconds / args.rounds)
-                )
+            for name, times in latencies_ms(scores, frames, per_round, cap).items():
+                rounds[name]["loaded"].append(times)
     columns = ("idle", "loaded") if args.load > 0 else ("idle",)
     figures = {
         name: {
