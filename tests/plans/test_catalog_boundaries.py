@@ -26,7 +26,7 @@ from uedsteer.controller.config import CampaignConfig
 from uedsteer.plans import acquire_frames, event_columns, read_frames, subscribe
 from uedsteer.plans.campaign import campaign
 from uedsteer.plans.catalog import local_catalog, open_catalog, scan_id_source
-from uedsteer.plans.delivery import CatalogDelivery
+from uedsteer.plans.delivery import LAG_SECONDS, CatalogDelivery
 from uedsteer.plans.journal import DocumentJournal, pending
 from uedsteer.plans.resume import resume_campaign
 from uedsteer.plans.simulate import simulate_campaign
@@ -236,7 +236,13 @@ def test_a_served_catalog_that_goes_away_loses_nothing(scorer, tmp_path, journal
             if trial.index == 1:
                 server.kill()
             if trial.index == 4:
-                restart.append(threading.Thread(target=server.start))
+                # down for longer than the delivery waits before telling the user: a server
+                # back within it is only a slow write (the client retries it), and says nothing
+                def later():
+                    time.sleep(LAG_SECONDS + 1)
+                    server.start()
+
+                restart.append(threading.Thread(target=later))
                 restart[0].start()
             if trial.index >= 4:
                 time.sleep(1.0)  # the campaign keeps going while the server comes back
