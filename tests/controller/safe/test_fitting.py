@@ -29,6 +29,15 @@ def test_exported_gp_state_warm_starts_a_fresh_optimizer():
     a, b = opt.safe_set(x1, truth(x1), cand), fresh.safe_set(x1, truth(x1), cand)
     np.testing.assert_allclose(b.damage_ucb, a.damage_ucb, rtol=1e-9)
     assert (a.safe == b.safe).all()
+    # a state recorded while the GPs still carried an identity input transform
+    old = {
+        key: {**m, "state": {**m["state"], "input_transform._offset": [[0.0, 0.0]]}}
+        for key, m in state.items()
+    }
+    older = SafeOptimizer(CFG)
+    older.load_state(old)
+    c = older.safe_set(x1, truth(x1), cand)
+    np.testing.assert_allclose(c.damage_ucb, a.damage_ucb, rtol=1e-9)
     with pytest.raises(GPStateError, match="state="):
         SafeOptimizer(CFG).load_state({"objective": 3})
     with pytest.raises(ValueError):  # what Campaign.resume catches
