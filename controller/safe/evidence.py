@@ -46,8 +46,8 @@ CAUSED_DAMAGE = 0.5
 
 
 def marginal(gp: SingleTaskGP, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Posterior mean and variance of the single-output ``gp`` at each row of ``x`` (n, d),
-    both shaped (n,).
+    """Posterior mean and standard deviation of the single-output ``gp`` at each row of ``x``
+    (n, d), both shaped (n,).
 
     The same means and variances as the joint posterior's mean and diagonal, without the
     n × n covariance that a joint posterior builds and the safe set never uses (at the ~1,800
@@ -61,7 +61,7 @@ def marginal(gp: SingleTaskGP, x: torch.Tensor) -> tuple[torch.Tensor, torch.Ten
     with torch.no_grad():
         if gp.train_inputs[0].shape[-2] > gpytorch.settings.max_cholesky_size.value():
             post = gp.posterior(x.unsqueeze(-2))
-            return post.mean.reshape(-1), post.variance.reshape(-1)
+            return post.mean.reshape(-1), post.variance.reshape(-1).clamp_min(0).sqrt()
         gp.eval()
         if gp.prediction_strategy is None:
             gp.posterior(x[:1])  # makes the caches
@@ -74,7 +74,7 @@ def marginal(gp: SingleTaskGP, x: torch.Tensor) -> tuple[torch.Tensor, torch.Ten
         post = GPyTorchPosterior(MultivariateNormal(mean, DiagLinearOperator(var.clamp_min(floor))))
         if getattr(gp, "outcome_transform", None) is not None:
             post = gp.outcome_transform.untransform_posterior(post)
-        return post.mean.reshape(-1), post.variance.reshape(-1)
+        return post.mean.reshape(-1), post.variance.reshape(-1).clamp_min(0).sqrt()
 
 
 class ScoreBound(NamedTuple):
@@ -138,8 +138,8 @@ class HeatingModel:
     def posterior(self, settings: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Mean and standard deviation of log(heating) at physical ``settings`` (n, d)."""
         settings = np.array(settings, dtype=np.float64, ndmin=2)
-        mean, var = marginal(self.gp, torch.tensor(self.space.heating_features(settings)))
-        return mean.numpy(), var.clamp_min(0).sqrt().numpy()
+        mean, sd = marginal(self.gp, torch.tensor(self.space.heating_features(settings)))
+        return mean.numpy(), sd.numpy()
 
 
 def damage_features(
@@ -228,9 +228,8 @@ class Evidence:
     def damage_posterior(self, settings: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Damage probability at the damage model's mean, and the standard deviation of its
         logit, at physical ``settings``."""
-        mean, var = marginal(self.damage, torch.tensor(self.damage_features(settings)))
-        mean = mean.numpy() * LOGIT_SCALE
-        sd = var.clamp_min(0).sqrt().numpy() * LOGIT_SCALE
+        mean, sd = marginal(self.damage, torch.tensor(self.damage_features(settings)))
+        mean, sd = mean.numpy() * LOGIT_SCALE, sd.numpy() * LOGIT_SCALE
         return 1.0 / (1.0 + np.exp(-mean)), sd
 
 
@@ -280,8 +279,8 @@ class Candidates:
         if beta not in self._damage:
             mean = None if self.heating is None else self.heating[0]
             feats = self.evidence.damage_features(self.points, mean)
-            mu, var = marginal(self.evidence.damage, torch.tensor(feats))
-            ucb = mu + beta * var.clamp_min(1e-12).sqrt()
+            mu, sd = marginal(self.evidence.damage, torch.tensor(feats))
+            ucb = mu + beta * sd
             self._damage[beta] = (mu * LOGIT_SCALE, ucb * LOGIT_SCALE)
         return self._damage[beta]
 

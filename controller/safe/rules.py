@@ -147,8 +147,7 @@ class ScoreConstraint(Rule):
         if model is None:
             return None
         unit = b.unit
-        mu, var = marginal(model, candidates.model_inputs)
-        sd = var.clamp_min(1e-12).sqrt()
+        mu, sd = marginal(model, candidates.model_inputs)
         if b.sense == "max":
             passes = mu + self.beta * sd <= b.bound / unit
         else:

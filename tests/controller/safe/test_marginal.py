@@ -1,4 +1,5 @@
-"""The safe set's per-point posterior (:func:`evidence.marginal`) against botorch's joint one."""
+"""The safe set's per-point posterior (:func:`evidence.marginal`: mean and standard deviation)
+against botorch's joint one."""
 
 import gpytorch
 import pytest
@@ -29,20 +30,20 @@ def _gp(n, noise=None, standardize=True, seed=0):
 def test_means_and_variances_are_the_joint_posteriors(n, noise, standardize):
     gp = _gp(n, noise, standardize)
     x = torch.rand(300, 3, dtype=torch.float64) * torch.tensor([7.0, 700.0, 100.0])
-    mean, var = marginal(gp, x)
+    mean, sd = marginal(gp, x)
     with torch.no_grad():
         joint = gp.posterior(x)
-    assert mean.shape == var.shape == (300,)
+    assert mean.shape == sd.shape == (300,)
     torch.testing.assert_close(mean, joint.mean.reshape(-1), rtol=1e-8, atol=1e-10)
-    torch.testing.assert_close(var, joint.variance.reshape(-1), rtol=1e-6, atol=1e-12)
-    assert (var > 0).all(), "far from the data the variance is the prior's, never below zero"
+    torch.testing.assert_close(sd**2, joint.variance.reshape(-1), rtol=1e-6, atol=1e-12)
+    assert (sd > 0).all(), "far from the data the variance is the prior's, never below zero"
 
 
 def test_beyond_the_cholesky_size_each_point_is_its_own_posterior():
     gp = _gp(50)
     x = torch.rand(20, 3, dtype=torch.float64) * torch.tensor([6.0, 600.0, 95.0])
     with gpytorch.settings.max_cholesky_size(10), torch.no_grad():
-        mean, var = marginal(gp, x)
+        mean, sd = marginal(gp, x)
         one = gp.posterior(x.unsqueeze(-2))
     torch.testing.assert_close(mean, one.mean.reshape(-1))
-    torch.testing.assert_close(var, one.variance.reshape(-1))
+    torch.testing.assert_close(sd**2, one.variance.reshape(-1))
