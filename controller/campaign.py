@@ -91,7 +91,6 @@ class Campaign:
         self._shots_at_resume = 0
         self.proposal_seconds: list[float] = []
         self._consecutive_failures = 0
-        self._decided_by = ""  # the halting rule that decided the latest shot ("" none)
 
     # ------------------------------------------------------------------ views
     @property
@@ -291,45 +290,49 @@ class Campaign:
         shot (``check_frames``) and decide the shot again with it; returns the shot's action.
 
         Its damage attribution (:mod:`.attribution`) counts it, so damage the shot caused
-        bounds the next proposal, not the one after. The halting rules (:meth:`_rules`) count
+        bounds the next proposal, not the one after. The halting rules (:meth:`_decide`) count
         it too: a spot whose check frames show damage is left (or the campaign stops) before
         another shot lands on it, and a shot whose check frame shows damage has not reached
         the target. A decision by the damage or failure rules stands.
         """
+        latest = self.record.trials[-1:] == [trial]
+        before = self._decide(trial)[0] if latest else "damage"
         trial.scores["check_damage_prob"] = float(damage_prob)
-        if self.record.trials[-1:] == [trial] and self._decided_by in ("", "target", "budget"):
+        if before in ("", "target", "budget"):
             if trial.action == "stop":
                 self.record.stop_reason = None
-            trial.action = self._rules(trial)
+            trial.action = self._act(trial, *self._decide(trial))
         return trial.action
 
     def _rules(self, trial: Trial) -> str:
-        """Apply the halting rules (:mod:`.halting`) after ``trial``, the latest shot: move to a
-        fresh spot on damage with ``on_damage="move"``, stop, or continue. Which rule decided
-        is kept in ``_decided_by`` ("" when none did)."""
+        """Count ``trial``, the latest shot, among the consecutive failures and apply the
+        halting rules (:meth:`_decide`, :meth:`_act`); returns its action."""
+        self._consecutive_failures = 0 if trial.status == "ok" else self._consecutive_failures + 1
+        return self._act(trial, *self._decide(trial))
+
+    def _decide(self, trial: Trial) -> tuple[str, str]:
+        """Which halting rule (:mod:`.halting`) decides after ``trial``, the latest shot, and
+        why: ``("failures" | "damage" | "target" | "budget", text)``, or ``("", "")`` when
+        none does. Changes nothing, so a check frame can ask again what decided a shot."""
         cfg = self.config
-        self._decided_by = ""
         if trial.status != "ok":
-            self._consecutive_failures += 1
             failed = halting.failures_reason(self._consecutive_failures, trial, cfg)
-            if failed:
-                self._decided_by = "failures"
-                self._stop(failed)
-                return "stop"
-            return "continue"
-        self._consecutive_failures = 0
+            return ("failures", failed) if failed else ("", "")
         what = halting.damage_reason(self.record.trials, cfg)
         if what:
-            self._decided_by = "damage"
-            return self._damaged(trial, what)
+            return "damage", what
         if halting.target_met(trial.scores, cfg, self._extra_bounds()):
-            self._decided_by = "target"
-            self._stop(halting.target_reason(trial, cfg, self._custom_objective))
-            return "stop"
+            return "target", halting.target_reason(trial, cfg, self._custom_objective)
         used = halting.budget_reason(len(self.record), cfg)
-        if used:
-            self._decided_by = "budget"
-            self._stop(used)
+        return ("budget", used) if used else ("", "")
+
+    def _act(self, trial: Trial, rule: str, why: str) -> str:
+        """Carry out :meth:`_decide`'s decision: move to a fresh spot on damage with
+        ``on_damage="move"``, stop with ``why``, or continue; returns the action."""
+        if rule == "damage":
+            return self._damaged(trial, why)
+        if rule:
+            self._stop(why)
             return "stop"
         return "continue"
 
