@@ -155,10 +155,14 @@ def test_matches_frozen_lists_of_the_previous_code(name):
     assert len(bragg) == rows
     assert bragg[0, 2] == pytest.approx(central, rel=INTENSITY_RTOL)
     assert bragg[1:, 2].sum() == pytest.approx(diffracted, rel=INTENSITY_RTOL)
-    order = np.argsort(-bragg[1:, 2], kind="stable")[:4] + 1
-    for row, (qx, qy, intensity) in zip(order, strongest, strict=True):
-        assert bragg[row, :2] == pytest.approx([qx, qy], abs=1e-6)
-        assert bragg[row, 2] == pytest.approx(intensity, rel=INTENSITY_RTOL)
+    # symmetric reflections tie in intensity, and rounding on another machine orders ties
+    # otherwise: compare the four strongest intensities, then each listed spot at its place
+    top = np.sort(bragg[1:, 2])[::-1][: len(strongest)]
+    assert top == pytest.approx(sorted((s[2] for s in strongest), reverse=True), rel=INTENSITY_RTOL)
+    for qx, qy, intensity in strongest:
+        at = np.flatnonzero(np.hypot(bragg[:, 0] - qx, bragg[:, 1] - qy) < 1e-5)
+        assert len(at) == 1, f"one reflection at ({qx}, {qy})"
+        assert bragg[at[0], 2] == pytest.approx(intensity, rel=INTENSITY_RTOL)
 
 
 def test_table_is_real_for_centrosymmetric_crystals_and_pickles():
