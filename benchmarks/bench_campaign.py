@@ -227,12 +227,14 @@ CHECK_FRAMES = False
 CHARGE = ParameterSpec(name="charge", low=5.0, high=100.0, max_step=20.0, safe_start=20.0)
 DELAY = ParameterSpec(name="delay", low=-5.0, high=50.0, max_step=10.0, safe_start=10.0)
 STEER: tuple[ParameterSpec, ...] = ()  # extra steered settings of uedsteer (--steer)
+OVERRIDES: dict = {}
+"""Further ``CampaignConfig`` fields of uedsteer's config (``bench_misspecified.py --set``)."""
 
 
 def campaign_config(budget: int, start_wavelength: float | None = None) -> CampaignConfig:
     """uedsteer's config in the benchmark: the defaults with ``budget``, ``ON_DAMAGE``, the
-    ``STEER`` settings steered too (the others fixed at 20 fC and 10 ps) and, for
-    ``informed``, the wavelength's safe start moved."""
+    ``STEER`` settings steered too (the others fixed at 20 fC and 10 ps), ``OVERRIDES`` and,
+    for ``informed``, the wavelength's safe start moved."""
     cfg = CampaignConfig()
     params = (
         tuple(
@@ -244,13 +246,14 @@ def campaign_config(budget: int, start_wavelength: float | None = None) -> Campa
         + STEER
     )
     fixed = {k: v for k, v in cfg.fixed.items() if k not in {q.name for q in STEER}}
-    return CampaignConfig(
-        budget=budget,
-        on_damage=ON_DAMAGE,
-        parameters=params,
-        fixed=fixed,
-        check_frames=CHECK_FRAMES,
-    )
+    fields = {
+        "budget": budget,
+        "on_damage": ON_DAMAGE,
+        "parameters": params,
+        "fixed": fixed,
+        "check_frames": CHECK_FRAMES,
+    }
+    return CampaignConfig(**{**fields, **OVERRIDES})
 
 
 def run_uedsteer(rp, seed, scorer, budget, start_wavelength: float | None = None):

@@ -26,9 +26,16 @@ success exists there), ``F08`` (the pump fluence, mJ/cm², for x = 0.8 at the re
 12 it is beyond the search box), each as a ratio to the default sample's value (``F08`` and
 ``window`` absolute).
 
-Each finished campaign is appended to ``--out`` (JSON lines); ``--resume`` skips the seeds
-already there, ``--summary-only`` prints the figures of that file, and an interrupted run
-(Ctrl-C, SIGTERM) prints what finished.
+Each finished campaign is appended to ``--out`` (JSON lines, with the ``--set`` fields and the
+host's CPU); ``--resume`` skips the seeds already there, ``--summary-only`` prints the figures
+of that file, and an interrupted run (Ctrl-C, SIGTERM) prints what finished. ``--jobs N`` runs
+N campaigns at a time in worker processes of one thread each (the same campaigns as one job:
+each is seeded on its own). ``--set FIELD=VALUE`` (repeatable) changes a ``CampaignConfig``
+field of uedsteer's configuration, to measure a variant on the same seeds.
+
+The rates carry Wilson 95 % intervals: on 60 samples one campaign is 1.7 points, and the
+figures move by a campaign or two with any perturbation of the campaigns (another CPU's
+floating point included; docs/benchmarks/misspecification.md).
 
 Run: ``python benchmarks/bench_misspecified.py --samples 60 --out misspecified.jsonl``.
 """
@@ -44,6 +51,7 @@ import warnings
 from pathlib import Path
 
 import numpy as np
+from pydantic import ValidationError
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
@@ -141,18 +149,70 @@ def failed(r: dict) -> bool:
     return r["damage"] > 0 or not r["success"]
 
 
+def wilson(k: int, n: int, z: float = 1.96) -> tuple[float, float]:
+    """Wilson score interval of a rate of ``k`` in ``n`` (95 % by default)."""
+    if n == 0:
+        return float("nan"), float("nan")
+    p = k / n
+    mid = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z / (1 + z * z / n) * np.sqrt(p * (1 - p) / n + z * z / (4 * n * n))
+    return float(mid - half), float(mid + half)
+
+
+def rate(k: int, n: int) -> str:
+    """``k``/``n`` as a percentage with its Wilson 95 % interval."""
+    lo, hi = wilson(k, n)
+    return f"{k / n:.1%} ({lo:.0%}-{hi:.0%})"
+
+
+def host() -> str:
+    """The CPU's model name (figures differ between CPUs by a campaign or two)."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return "unknown CPU"
+
+
+def parse_sets(items: list[str]) -> dict:
+    """``FIELD=VALUE`` pairs as ``CampaignConfig`` overrides (VALUE read as JSON where it
+    parses, else as text), checked by building a configuration with them."""
+    out: dict = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise SystemExit(f"--set {item!r}: give FIELD=VALUE, e.g. heating_margin=0.9")
+        try:
+            out[key] = json.loads(value)
+        except json.JSONDecodeError:
+            out[key] = value
+    try:
+        CampaignConfig(**out)
+    except ValidationError as err:
+        e = err.errors()[0]
+        field = ".".join(str(k) for k in e["loc"])
+        raise SystemExit(f"--set {field}={e.get('input')!r}: {e['msg']}") from None
+    return out
+
+
 def summarize(records: list[dict], budget: int) -> None:
     """Print the figures of each family, its failing samples and what they share (the
     properties recomputed from each record's family and seed)."""
     for r in records:
         r["props"] = properties(draw(r["family"], r["seed"]))
     fams = [f for f in ("wide", "family") if any(r["family"] == f for r in records)]
+    sets = {k: v for r in records for k, v in r.get("config", {}).items()}
+    hosts = sorted({r.get("host", "not recorded") for r in records})
     print(
         f"\nbudget {budget} shots, uedsteer (on_damage={bench_campaign.ON_DAMAGE}, "
-        f"check_frames={bench_campaign.CHECK_FRAMES})"
+        f"check_frames={bench_campaign.CHECK_FRAMES}"
+        + "".join(f", {k}={v}" for k, v in sets.items())
+        + f"); host {'; '.join(hosts)}"
     )
     print(
-        f"{'family':8s} {'samples':>8s} {'seeds':>12s} {'success':>8s} {'no damage':>10s} "
+        f"{'family':8s} {'samples':>8s} {'seeds':>12s} {'success':>17s} {'no damage':>18s} "
         f"{'damage events':>14s} {'median shots':>13s} {'x=0.8 reachable':>16s}"
     )
     med = {}
@@ -164,8 +224,8 @@ def summarize(records: list[dict], budget: int) -> None:
         ok = [r["props"]["window"] > 1 and r["props"]["F08"] <= 12 for r in rs]
         print(
             f"{f:8s} {len(rs):8d} {f'{seeds[0]}-{seeds[-1]}':>12s} "
-            f"{np.mean([r['success'] for r in rs]):8.1%} "
-            f"{np.mean([r['damage'] == 0 for r in rs]):10.1%} "
+            f"{rate(sum(r['success'] for r in rs), len(rs)):>17s} "
+            f"{rate(sum(r['damage'] == 0 for r in rs), len(rs)):>18s} "
             f"{sum(r['damage'] for r in rs):14d} {med[f]:13.1f} {np.mean(ok):16.0%}"
         )
     if "wide" in med and "family" in med:
@@ -229,6 +289,56 @@ def summarize(records: list[dict], budget: int) -> None:
             )
 
 
+_worker_scorer = None
+
+
+def _start_worker(on_damage: str, check_frames: bool, overrides: dict) -> None:
+    """A worker process of ``--jobs``: the benchmark's settings and its own scorer."""
+    global _worker_scorer
+    from uedsteer.surrogates.scorer import FrameScorer
+
+    bench_campaign.ON_DAMAGE = on_damage
+    bench_campaign.CHECK_FRAMES = check_frames
+    bench_campaign.OVERRIDES = overrides
+    _worker_scorer = FrameScorer.pretrained()
+
+
+def _run_in_worker(family: str, seed: int, budget: int) -> dict:
+    return run_one(family, seed, _worker_scorer, budget)
+
+
+def _campaigns(todo, args, overrides):
+    """Each finished campaign's record, in the order they finish: in this process, or with
+    ``--jobs`` N > 1 in N worker processes of one thread each."""
+    if args.jobs <= 1:
+        from uedsteer.surrogates.scorer import FrameScorer
+
+        scorer = FrameScorer.pretrained()
+        for f, seed in todo:
+            yield run_one(f, seed, scorer, args.budget)
+        return
+    import multiprocessing
+    import os
+    from concurrent.futures import ProcessPoolExecutor, as_completed
+
+    for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
+        os.environ.setdefault(name, "1")  # the workers' thread budget: one thread each
+    with ProcessPoolExecutor(
+        args.jobs,
+        mp_context=multiprocessing.get_context("spawn"),
+        initializer=_start_worker,
+        initargs=(args.on_damage, args.check_frames, overrides),
+    ) as pool:
+        futures = [pool.submit(_run_in_worker, f, seed, args.budget) for f, seed in todo]
+        try:
+            for fut in as_completed(futures):
+                yield fut.result()
+        except KeyboardInterrupt:
+            for fut in futures:
+                fut.cancel()
+            raise
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--samples", type=int, default=60, help="samples per family")
@@ -242,12 +352,26 @@ def main() -> None:
         action="store_true",
         help="uedsteer takes a probe-only frame after each shot (check_frames)",
     )
+    ap.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="FIELD=VALUE",
+        help="a CampaignConfig field of uedsteer's configuration (repeatable; VALUE as JSON)",
+    )
+    ap.add_argument(
+        "--jobs", type=int, default=1, help="campaigns at a time, in processes of one thread"
+    )
     ap.add_argument("--out", type=Path, default=None, help="append each campaign (JSON lines)")
     ap.add_argument("--resume", action="store_true", help="skip the seeds already in --out")
     ap.add_argument("--summary-only", action="store_true", help="print --out's figures only")
     args = ap.parse_args()
+    if args.jobs < 1:
+        raise SystemExit(f"--jobs {args.jobs}: give at least 1")
+    overrides = parse_sets(args.set)
     bench_campaign.ON_DAMAGE = args.on_damage
     bench_campaign.CHECK_FRAMES = args.check_frames
+    bench_campaign.OVERRIDES = overrides
     records: list[dict] = []
     if args.out is not None and args.out.exists() and (args.resume or args.summary_only):
         records = [json.loads(line) for line in args.out.read_text().splitlines() if line]
@@ -267,28 +391,25 @@ def main() -> None:
         raise KeyboardInterrupt
 
     signal.signal(signal.SIGTERM, stop)
-    from uedsteer.surrogates.scorer import FrameScorer
-
-    scorer = FrameScorer.pretrained()
     CampaignConfig()  # fail early on a broken config
+    cpu = host()
     try:
-        for f, seed in plan:
-            if (f, seed) in done:
-                continue
-            r = run_one(f, seed, scorer, args.budget)
+        for r in _campaigns([p for p in plan if p not in done], args, overrides):
+            r.update(config=overrides, host=cpu)
             records.append(r)
             if args.out is not None:
                 with args.out.open("a") as fh:
                     fh.write(json.dumps(r) + "\n")
             p = r["props"]
             print(
-                f"{f:6s} {seed}: {'S' if r['success'] else '-'}{r['shots_to_success'] or '':<3}"
-                f"d{r['damage']} ({r['seconds']:.0f}s) window {p['window']:.2f} "
-                f"F08 {p['F08']:.1f}",
+                f"{r['family']:6s} {r['seed']}: {'S' if r['success'] else '-'}"
+                f"{r['shots_to_success'] or '':<3}d{r['damage']} ({r['seconds']:.0f}s) "
+                f"window {p['window']:.2f} F08 {p['F08']:.1f}",
                 flush=True,
             )
     except KeyboardInterrupt:
         print("\ninterrupted: figures of the finished campaigns", flush=True)
+    records.sort(key=lambda r: (r["family"], r["seed"]))
     summarize(records, args.budget)
 
 
