@@ -37,7 +37,8 @@ The rates carry Wilson 95 % intervals: on 60 samples one campaign is 1.7 points,
 figures move by a campaign or two with any perturbation of the campaigns (another CPU's
 floating point included; docs/benchmarks/misspecification.md).
 
-Run: ``python benchmarks/bench_misspecified.py --samples 60 --out misspecified.jsonl``.
+Run: ``python benchmarks/bench_misspecified.py --samples 60 --jobs 2 --out misspecified.jsonl``
+(about 7 minutes on two cores for both families).
 """
 
 from __future__ import annotations
