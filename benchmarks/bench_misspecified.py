@@ -31,14 +31,18 @@ host's CPU); ``--resume`` skips the seeds already there, ``--summary-only`` prin
 of that file, and an interrupted run (Ctrl-C, SIGTERM) prints what finished. ``--jobs N`` runs
 N campaigns at a time in worker processes of one thread each (the same campaigns as one job:
 each is seeded on its own). ``--set FIELD=VALUE`` (repeatable) changes a ``CampaignConfig``
-field of uedsteer's configuration, to measure a variant on the same seeds.
+field of uedsteer's configuration, to measure a variant on the same seeds. ``--controller-seeds
+0,1,2`` runs every sample once per seed of the controller (``CampaignConfig.seed``: its
+candidate draws and fits) and pools them: one seed decides a verdict within a campaign or two,
+three do not (docs/benchmarks/misspecification.md).
 
 The rates carry Wilson 95 % intervals: on 60 samples one campaign is 1.7 points, and the
 figures move by a campaign or two with any perturbation of the campaigns (another CPU's
 floating point included; docs/benchmarks/misspecification.md).
 
-Run: ``python benchmarks/bench_misspecified.py --samples 60 --jobs 2 --out misspecified.jsonl``
-(3 min 17 s on the two cores of the 2026-12-07 host, both families).
+Run: ``python benchmarks/bench_misspecified.py --samples 60 --jobs 2 --controller-seeds 0,1,2
+--out misspecified.jsonl`` (3 min 17 s a controller seed on the two cores of the 2026-12-07
+host, both families); ``--summary-only --out`` on a file that holds several runs pools them.
 """
 
 from __future__ import annotations
@@ -150,6 +154,11 @@ def failed(r: dict) -> bool:
     return r["damage"] > 0 or not r["success"]
 
 
+def controller_seed(r: dict) -> int:
+    """The controller's seed (``CampaignConfig.seed``) of a record (0 where not recorded)."""
+    return int(r.get("controller_seed", r.get("config", {}).get("seed", 0)))
+
+
 def wilson(k: int, n: int, z: float = 1.96) -> tuple[float, float]:
     """Wilson score interval of a rate of ``k`` in ``n`` (95 % by default)."""
     if n == 0:
@@ -204,13 +213,16 @@ def summarize(records: list[dict], budget: int) -> None:
     for r in records:
         r["props"] = properties(draw(r["family"], r["seed"]))
     fams = [f for f in ("wide", "family") if any(r["family"] == f for r in records)]
-    sets = {k: v for r in records for k, v in r.get("config", {}).items()}
+    sets = {k: v for r in records for k, v in r.get("config", {}).items() if k != "seed"}
+    cseeds = sorted({controller_seed(r) for r in records})
     hosts = sorted({r.get("host", "not recorded") for r in records})
+    checks = sorted({bool(r.get("check_frames", bench_campaign.CHECK_FRAMES)) for r in records})
     print(
         f"\nbudget {budget} shots, uedsteer (on_damage={bench_campaign.ON_DAMAGE}, "
-        f"check_frames={bench_campaign.CHECK_FRAMES}"
+        f"check_frames={'/'.join(map(str, checks))}"
         + "".join(f", {k}={v}" for k, v in sets.items())
-        + f"); host {'; '.join(hosts)}"
+        + f"); host {'; '.join(hosts)}; controller seeds {', '.join(map(str, cseeds))}"
+        + (" (pooled)" if len(cseeds) > 1 else "")
     )
     print(
         f"{'family':8s} {'samples':>8s} {'seeds':>12s} {'success':>17s} {'no damage':>18s} "
@@ -229,6 +241,17 @@ def summarize(records: list[dict], budget: int) -> None:
             f"{rate(sum(r['damage'] == 0 for r in rs), len(rs)):>18s} "
             f"{sum(r['damage'] for r in rs):14d} {med[f]:13.1f} {np.mean(ok):16.0%}"
         )
+    if len(cseeds) > 1:
+        for f in fams:
+            for c in cseeds:
+                rs = [r for r in records if r["family"] == f and controller_seed(r) == c]
+                succ = [r["shots_to_success"] for r in rs if r["success"]]
+                print(
+                    f"  {f} controller seed {c}: success {np.mean([r['success'] for r in rs]):.1%}"
+                    f", no damage {np.mean([r['damage'] == 0 for r in rs]):.1%}, "
+                    f"{sum(r['damage'] for r in rs)} events, median "
+                    f"{np.median(succ) if succ else float('nan'):.1f} ({len(rs)} samples)"
+                )
     if "wide" in med and "family" in med:
         rs = [r for r in records if r["family"] == "wide"]
         goals = (
@@ -252,8 +275,9 @@ def summarize(records: list[dict], budget: int) -> None:
         keys = list(rs[0]["props"])
         for r in bad:
             stop = str(r.get("stop", "")).split(":")[0]
+            tag = f"/c{controller_seed(r)}" if len(cseeds) > 1 else ""
             print(
-                f"  seed {r['seed']}: {'S' if r['success'] else '-'}"
+                f"  seed {r['seed']}{tag}: {'S' if r['success'] else '-'}"
                 f"{r['shots_to_success'] or ''} d{r['damage']} stop={stop}  "
                 + " ".join(f"{k}={r['props'][k]:.3g}" for k in keys)
             )
@@ -304,8 +328,14 @@ def _start_worker(on_damage: str, check_frames: bool, overrides: dict) -> None:
     _worker_scorer = FrameScorer.pretrained()
 
 
-def _run_in_worker(family: str, seed: int, budget: int) -> dict:
-    return run_one(family, seed, _worker_scorer, budget)
+def _with_seed(overrides: dict, cseed: int) -> dict:
+    """The overrides with the controller's seed (left out where it is the default 0)."""
+    return overrides if cseed == 0 else {**overrides, "seed": cseed}
+
+
+def _run_in_worker(family: str, seed: int, cseed: int, budget: int, overrides: dict) -> dict:
+    bench_campaign.OVERRIDES = _with_seed(overrides, cseed)
+    return {**run_one(family, seed, _worker_scorer, budget), "controller_seed": cseed}
 
 
 def _campaigns(todo, args, overrides):
@@ -315,8 +345,9 @@ def _campaigns(todo, args, overrides):
         from uedsteer.surrogates.scorer import FrameScorer
 
         scorer = FrameScorer.pretrained()
-        for f, seed in todo:
-            yield run_one(f, seed, scorer, args.budget)
+        for f, seed, cseed in todo:
+            bench_campaign.OVERRIDES = _with_seed(overrides, cseed)
+            yield {**run_one(f, seed, scorer, args.budget), "controller_seed": cseed}
         return
     import multiprocessing
     import os
@@ -330,7 +361,10 @@ def _campaigns(todo, args, overrides):
         initializer=_start_worker,
         initargs=(args.on_damage, args.check_frames, overrides),
     ) as pool:
-        futures = [pool.submit(_run_in_worker, f, seed, args.budget) for f, seed in todo]
+        futures = [
+            pool.submit(_run_in_worker, f, seed, cseed, args.budget, overrides)
+            for f, seed, cseed in todo
+        ]
         try:
             for fut in as_completed(futures):
                 yield fut.result()
@@ -363,6 +397,12 @@ def main() -> None:
     ap.add_argument(
         "--jobs", type=int, default=1, help="campaigns at a time, in processes of one thread"
     )
+    ap.add_argument(
+        "--controller-seeds",
+        default="0",
+        help="seeds of the controller (CampaignConfig.seed), comma-separated: every sample once "
+        "per seed, figures pooled",
+    )
     ap.add_argument("--out", type=Path, default=None, help="append each campaign (JSON lines)")
     ap.add_argument("--resume", action="store_true", help="skip the seeds already in --out")
     ap.add_argument("--summary-only", action="store_true", help="print --out's figures only")
@@ -370,6 +410,14 @@ def main() -> None:
     if args.jobs < 1:
         raise SystemExit(f"--jobs {args.jobs}: give at least 1")
     overrides = parse_sets(args.set)
+    try:
+        cseeds = [int(c) for c in args.controller_seeds.split(",")]
+    except ValueError:
+        raise SystemExit(
+            f"--controller-seeds {args.controller_seeds!r}: give integers, e.g. 0,1,2"
+        ) from None
+    if "seed" in overrides:
+        raise SystemExit("--set seed=...: give the controller's seeds with --controller-seeds")
     bench_campaign.ON_DAMAGE = args.on_damage
     bench_campaign.CHECK_FRAMES = args.check_frames
     bench_campaign.OVERRIDES = overrides
@@ -381,8 +429,8 @@ def main() -> None:
         return
     fams = args.families.split(",")
     first = {"wide": args.wide_seed, "family": args.family_seed}
-    plan = [(f, first[f] + k) for k in range(args.samples) for f in fams]
-    done = {(r["family"], r["seed"]) for r in records}
+    plan = [(f, first[f] + k, c) for c in cseeds for k in range(args.samples) for f in fams]
+    done = {(r["family"], r["seed"], controller_seed(r)) for r in records}
     print(
         "seeds: " + ", ".join(f"{f} {first[f]}-{first[f] + args.samples - 1}" for f in fams),
         flush=True,
@@ -396,21 +444,26 @@ def main() -> None:
     cpu = host()
     try:
         for r in _campaigns([p for p in plan if p not in done], args, overrides):
-            r.update(config=overrides, host=cpu)
+            r.update(
+                config=_with_seed(overrides, r["controller_seed"]),
+                check_frames=args.check_frames,
+                host=cpu,
+            )
             records.append(r)
             if args.out is not None:
                 with args.out.open("a") as fh:
                     fh.write(json.dumps(r) + "\n")
             p = r["props"]
             print(
-                f"{r['family']:6s} {r['seed']}: {'S' if r['success'] else '-'}"
+                f"{r['family']:6s} {r['seed']}/c{r['controller_seed']}: "
+                f"{'S' if r['success'] else '-'}"
                 f"{r['shots_to_success'] or '':<3}d{r['damage']} ({r['seconds']:.0f}s) "
                 f"window {p['window']:.2f} F08 {p['F08']:.1f}",
                 flush=True,
             )
     except KeyboardInterrupt:
         print("\ninterrupted: figures of the finished campaigns", flush=True)
-    records.sort(key=lambda r: (r["family"], r["seed"]))
+    records.sort(key=lambda r: (r["family"], controller_seed(r), r["seed"]))
     summarize(records, args.budget)
 
 

@@ -46,14 +46,19 @@ def test_set_overrides_are_checked_against_the_configuration(bench):
 def test_jobs_run_the_same_campaigns_as_one_process(tmp_path):
     def run(jobs):
         out = tmp_path / f"jobs{jobs}.jsonl"
-        subprocess.run(
-            [sys.executable, str(SCRIPT), "--samples", "2", "--families", "wide", "--jobs",
-             str(jobs), "--set", "budget=8", "--out", str(out)],
-            check=True, capture_output=True, cwd=ROOT, timeout=600,
+        done = subprocess.run(
+            [sys.executable, str(SCRIPT), "--samples", "1", "--families", "wide", "--jobs",
+             str(jobs), "--set", "budget=8", "--controller-seeds", "0,1", "--out", str(out)],
+            check=True, capture_output=True, text=True, cwd=ROOT, timeout=600,
         )  # fmt: skip
+        assert "controller seeds 0, 1 (pooled)" in done.stdout
         rows = [json.loads(line) for line in out.read_text().splitlines()]
-        assert all(r["config"] == {"budget": 8} and r["host"] for r in rows)
-        return {r["seed"]: (r["success"], r["damage"], r["shots"], r["stop"]) for r in rows}
+        assert all(r["host"] and r["config"]["budget"] == 8 for r in rows)
+        assert {r["config"].get("seed", 0) for r in rows} == {0, 1}
+        return {
+            (r["seed"], r["controller_seed"]): (r["success"], r["damage"], r["shots"], r["stop"])
+            for r in rows
+        }
 
     one, two = run(1), run(2)
-    assert set(one) == {1000, 1001} and one == two
+    assert set(one) == {(1000, 0), (1000, 1)} and one == two
