@@ -155,8 +155,20 @@ def failed(r: dict) -> bool:
 
 
 def controller_seed(r: dict) -> int:
-    """The controller's seed (``CampaignConfig.seed``) of a record (0 where not recorded)."""
-    return int(r.get("controller_seed", r.get("config", {}).get("seed", 0)))
+    """The controller's seed (``CampaignConfig.seed``) of a record: its ``config``'s, else 0."""
+    return int(r.get("config", {}).get("seed", 0))
+
+
+def figures(rs: list[dict]) -> tuple[int, int, int, float]:
+    """Campaigns that succeeded, campaigns without damage, damage events, and the median shots
+    to success (NaN without one) of the records ``rs``."""
+    succ = [r["shots_to_success"] for r in rs if r["success"]]
+    return (
+        len(succ),
+        sum(r["damage"] == 0 for r in rs),
+        sum(r["damage"] for r in rs),
+        float(np.median(succ)) if succ else float("nan"),
+    )
 
 
 def wilson(k: int, n: int, z: float = 1.96) -> tuple[float, float]:
@@ -228,36 +240,33 @@ def summarize(records: list[dict], budget: int) -> None:
         f"{'family':8s} {'samples':>8s} {'seeds':>12s} {'success':>17s} {'no damage':>18s} "
         f"{'damage events':>14s} {'median shots':>13s} {'x=0.8 reachable':>16s}"
     )
-    med = {}
+    fig = {}
     for f in fams:
         rs = [r for r in records if r["family"] == f]
         seeds = sorted(r["seed"] for r in rs)
-        succ = [r["shots_to_success"] for r in rs if r["success"]]
-        med[f] = float(np.median(succ)) if succ else float("nan")
+        fig[f] = (len(rs), *figures(rs))
+        n, succ, clean, events, med = fig[f]
         ok = [r["props"]["window"] > 1 and r["props"]["F08"] <= 12 for r in rs]
         print(
-            f"{f:8s} {len(rs):8d} {f'{seeds[0]}-{seeds[-1]}':>12s} "
-            f"{rate(sum(r['success'] for r in rs), len(rs)):>17s} "
-            f"{rate(sum(r['damage'] == 0 for r in rs), len(rs)):>18s} "
-            f"{sum(r['damage'] for r in rs):14d} {med[f]:13.1f} {np.mean(ok):16.0%}"
+            f"{f:8s} {n:8d} {f'{seeds[0]}-{seeds[-1]}':>12s} {rate(succ, n):>17s} "
+            f"{rate(clean, n):>18s} {events:14d} {med:13.1f} {np.mean(ok):16.0%}"
         )
     if len(cseeds) > 1:
         for f in fams:
             for c in cseeds:
                 rs = [r for r in records if r["family"] == f and controller_seed(r) == c]
-                succ = [r["shots_to_success"] for r in rs if r["success"]]
+                succ, clean, events, med = figures(rs)
                 print(
-                    f"  {f} controller seed {c}: success {np.mean([r['success'] for r in rs]):.1%}"
-                    f", no damage {np.mean([r['damage'] == 0 for r in rs]):.1%}, "
-                    f"{sum(r['damage'] for r in rs)} events, median "
-                    f"{np.median(succ) if succ else float('nan'):.1f} ({len(rs)} samples)"
+                    f"  {f} controller seed {c}: success {succ / len(rs):.1%}, no damage "
+                    f"{clean / len(rs):.1%}, {events} events, median {med:.1f} "
+                    f"({len(rs)} samples)"
                 )
-    if "wide" in med and "family" in med:
-        rs = [r for r in records if r["family"] == "wide"]
+    if "wide" in fig and "family" in fig:
+        n, succ, clean, _, med = fig["wide"]
         goals = (
-            ("campaigns without damage >= 98 %", np.mean([r["damage"] == 0 for r in rs]) >= 0.98),
-            ("success >= 85 %", np.mean([r["success"] for r in rs]) >= 0.85),
-            ("median shots <= in-family + 2", med["wide"] <= med["family"] + 2),
+            ("campaigns without damage >= 98 %", clean / n >= 0.98),
+            ("success >= 85 %", succ / n >= 0.85),
+            ("median shots <= in-family + 2", med <= fig["family"][4] + 2),
         )
         print(
             "issue 33 goals on the wide family: "
@@ -328,14 +337,16 @@ def _start_worker(on_damage: str, check_frames: bool, overrides: dict) -> None:
     _worker_scorer = FrameScorer.pretrained()
 
 
-def _with_seed(overrides: dict, cseed: int) -> dict:
-    """The overrides with the controller's seed (left out where it is the default 0)."""
-    return overrides if cseed == 0 else {**overrides, "seed": cseed}
+def _run(family: str, seed: int, cseed: int, budget: int, overrides: dict, scorer) -> dict:
+    """One campaign at the controller's seed ``cseed``; its record carries the configuration
+    fields it ran with (the seed left out where it is the default 0)."""
+    config = overrides if cseed == 0 else {**overrides, "seed": cseed}
+    bench_campaign.OVERRIDES = config
+    return {**run_one(family, seed, scorer, budget), "config": config}
 
 
 def _run_in_worker(family: str, seed: int, cseed: int, budget: int, overrides: dict) -> dict:
-    bench_campaign.OVERRIDES = _with_seed(overrides, cseed)
-    return {**run_one(family, seed, _worker_scorer, budget), "controller_seed": cseed}
+    return _run(family, seed, cseed, budget, overrides, _worker_scorer)
 
 
 def _campaigns(todo, args, overrides):
@@ -346,8 +357,7 @@ def _campaigns(todo, args, overrides):
 
         scorer = FrameScorer.pretrained()
         for f, seed, cseed in todo:
-            bench_campaign.OVERRIDES = _with_seed(overrides, cseed)
-            yield {**run_one(f, seed, scorer, args.budget), "controller_seed": cseed}
+            yield _run(f, seed, cseed, args.budget, overrides, scorer)
         return
     import multiprocessing
     import os
@@ -444,18 +454,14 @@ def main() -> None:
     cpu = host()
     try:
         for r in _campaigns([p for p in plan if p not in done], args, overrides):
-            r.update(
-                config=_with_seed(overrides, r["controller_seed"]),
-                check_frames=args.check_frames,
-                host=cpu,
-            )
+            r.update(check_frames=args.check_frames, host=cpu)
             records.append(r)
             if args.out is not None:
                 with args.out.open("a") as fh:
                     fh.write(json.dumps(r) + "\n")
             p = r["props"]
             print(
-                f"{r['family']:6s} {r['seed']}/c{r['controller_seed']}: "
+                f"{r['family']:6s} {r['seed']}/c{controller_seed(r)}: "
                 f"{'S' if r['success'] else '-'}"
                 f"{r['shots_to_success'] or '':<3}d{r['damage']} ({r['seconds']:.0f}s) "
                 f"window {p['window']:.2f} F08 {p['F08']:.1f}",

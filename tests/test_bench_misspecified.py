@@ -56,7 +56,12 @@ def test_jobs_run_the_same_campaigns_as_one_process(tmp_path):
         assert all(r["host"] and r["config"]["budget"] == 8 for r in rows)
         assert {r["config"].get("seed", 0) for r in rows} == {0, 1}
         return {
-            (r["seed"], r["controller_seed"]): (r["success"], r["damage"], r["shots"], r["stop"])
+            (r["seed"], r["config"].get("seed", 0)): (
+                r["success"],
+                r["damage"],
+                r["shots"],
+                r["stop"],
+            )
             for r in rows
         }
 
