@@ -33,6 +33,11 @@ from .safe.optimizer import Proposal, SafeOptimizer
 ScoreFn = Callable[[Mapping[str, Any]], float]
 
 
+_CHECK_REDECIDES = ("", "target", "budget")
+"""Decisions a check frame may change (:meth:`Campaign.note_check`); one by the damage or
+failure rules stands."""
+
+
 class Campaign:
     """State of one closed-loop campaign.
 
@@ -296,9 +301,9 @@ class Campaign:
         the target. A decision by the damage or failure rules stands.
         """
         latest = self.record.trials[-1:] == [trial]
-        before = self._decide(trial)[0] if latest else "damage"
+        redecide = latest and self._decide(trial)[0] in _CHECK_REDECIDES
         trial.scores["check_damage_prob"] = float(damage_prob)
-        if before in ("", "target", "budget"):
+        if redecide:
             if trial.action == "stop":
                 self.record.stop_reason = None
             trial.action = self._act(trial, *self._decide(trial))

@@ -87,8 +87,8 @@ def _gp(
     noise_var: float | None = None,
 ) -> SingleTaskGP:
     """A SingleTaskGP on inputs already in [0, 1] (no input transform: an identity
-    ``Normalize`` would cost a tenth of every fit step); outcomes standardized unless
-    ``flat_spread`` is None; a fixed noise variance where ``noise_var`` is given."""
+    ``Normalize`` would still run at every fit step and posterior); outcomes standardized
+    unless ``flat_spread`` is None; a fixed noise variance where ``noise_var`` is given."""
     with warnings.catch_warnings():
         # an unstandardized outcome (the damage model) is deliberate: its prior mean is fixed
         warnings.simplefilter("ignore", InputDataWarning)
