@@ -34,7 +34,10 @@ each is seeded on its own). ``--set FIELD=VALUE`` (repeatable) changes a ``Campa
 field of uedsteer's configuration, to measure a variant on the same seeds. ``--controller-seeds
 0,1,2`` runs every sample once per seed of the controller (``CampaignConfig.seed``: its
 candidate draws and fits) and pools them: one seed decides a verdict within a campaign or two,
-three do not (docs/benchmarks/misspecification.md).
+three do not (docs/benchmarks/misspecification.md). ``--scale FIELD=FACTOR`` (repeatable)
+multiplies a property of every wide-family sample, e.g. one the family does not draw
+(``expansion_per_k``, the thermal expansion that dominates the simulated heating reading); the
+records carry it and the summary says so.
 
 The rates carry Wilson 95 % intervals: on 60 samples one campaign is 1.7 points, and the
 figures move by a campaign or two with any perturbation of the campaigns (another CPU's
@@ -132,22 +135,33 @@ def properties(rp: ResponseParams) -> dict[str, float]:
     return out
 
 
-def draw(family: str, seed: int) -> ResponseParams:
-    return ResponseParams.random_wide(seed) if family == "wide" else ResponseParams.random(seed)
+def draw(family: str, seed: int, scale: dict[str, float] | None = None) -> ResponseParams:
+    """The sample of ``family`` at ``seed``; ``scale`` multiplies fields of a wide-family
+    sample (``--scale``: a property the family keeps at its default, moved off it)."""
+    if family != "wide":
+        return ResponseParams.random(seed)
+    rp = ResponseParams.random_wide(seed)
+    if not scale:
+        return rp
+    values = rp.model_dump()
+    return ResponseParams.model_validate({**values, **{k: values[k] * f for k, f in scale.items()}})
 
 
-def run_one(family: str, seed: int, scorer, budget: int) -> dict:
-    rp = draw(family, seed)
+def run_one(family: str, seed: int, scorer, budget: int, scale: dict | None = None) -> dict:
+    rp = draw(family, seed, scale)
     t0 = time.perf_counter()
     out, _ = bench_campaign.run_uedsteer(rp, seed, scorer, budget)
     out.pop("modes", None)
-    return {
+    record = {
         "family": family,
         "seed": seed,
         **out,
         "seconds": time.perf_counter() - t0,
         "props": properties(rp),
     }
+    if scale and family == "wide":
+        record["scale"] = dict(scale)
+    return record
 
 
 def failed(r: dict) -> bool:
@@ -219,16 +233,47 @@ def parse_sets(items: list[str]) -> dict:
     return out
 
 
+def parse_scales(items: list[str]) -> dict[str, float]:
+    """``FIELD=FACTOR`` pairs of ``--scale``: a numeric ``ResponseParams`` field and a factor
+    ≥ 0, checked by scaling the default sample with them."""
+    out: dict[str, float] = {}
+    defaults = ResponseParams().model_dump()
+    numeric = {
+        k for k, v in defaults.items() if isinstance(v, float | int) and not isinstance(v, bool)
+    }
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or key not in numeric:
+            raise SystemExit(
+                f"--scale {item!r}: give FIELD=FACTOR with FIELD one of the sample's numeric "
+                f"properties ({', '.join(sorted(numeric))})"
+            )
+        try:
+            factor = float(value)
+        except ValueError:
+            factor = float("nan")
+        if not factor >= 0 or factor == float("inf"):
+            raise SystemExit(f"--scale {key}={value!r}: give a finite factor >= 0")
+        out[key] = factor
+    try:
+        ResponseParams.model_validate({**defaults, **{k: defaults[k] * f for k, f in out.items()}})
+    except ValidationError as err:
+        e = err.errors()[0]
+        raise SystemExit(f"--scale {'.'.join(map(str, e['loc']))}: {e['msg']}") from None
+    return out
+
+
 def summarize(records: list[dict], budget: int) -> None:
     """Print the figures of each family, its failing samples and what they share (the
-    properties recomputed from each record's family and seed)."""
+    properties recomputed from each record's family, seed and ``scale``)."""
     for r in records:
-        r["props"] = properties(draw(r["family"], r["seed"]))
+        r["props"] = properties(draw(r["family"], r["seed"], r.get("scale")))
     fams = [f for f in ("wide", "family") if any(r["family"] == f for r in records)]
     sets = {k: v for r in records for k, v in r.get("config", {}).items() if k != "seed"}
     cseeds = sorted({controller_seed(r) for r in records})
     hosts = sorted({r.get("host", "not recorded") for r in records})
     checks = sorted({bool(r.get("check_frames", bench_campaign.CHECK_FRAMES)) for r in records})
+    scales = sorted({json.dumps(r["scale"], sort_keys=True) for r in records if "scale" in r})
     print(
         f"\nbudget {budget} shots, uedsteer (on_damage={bench_campaign.ON_DAMAGE}, "
         f"check_frames={'/'.join(map(str, checks))}"
@@ -236,6 +281,10 @@ def summarize(records: list[dict], budget: int) -> None:
         + f"); host {'; '.join(hosts)}; controller seeds {', '.join(map(str, cseeds))}"
         + (" (pooled)" if len(cseeds) > 1 else "")
     )
+    for sc in scales:
+        print(
+            "wide samples scaled: " + ", ".join(f"{k} x {v:g}" for k, v in json.loads(sc).items())
+        )
     print(
         f"{'family':8s} {'samples':>8s} {'seeds':>12s} {'success':>17s} {'no damage':>18s} "
         f"{'damage events':>14s} {'median shots':>13s} {'x=0.8 reachable':>16s}"
@@ -337,19 +386,23 @@ def _start_worker(on_damage: str, check_frames: bool, overrides: dict) -> None:
     _worker_scorer = FrameScorer.pretrained()
 
 
-def _run(family: str, seed: int, cseed: int, budget: int, overrides: dict, scorer) -> dict:
+def _run(
+    family: str, seed: int, cseed: int, budget: int, overrides: dict, scale: dict, scorer
+) -> dict:
     """One campaign at the controller's seed ``cseed``; its record carries the configuration
     fields it ran with (the seed left out where it is the default 0)."""
     config = overrides if cseed == 0 else {**overrides, "seed": cseed}
     bench_campaign.OVERRIDES = config
-    return {**run_one(family, seed, scorer, budget), "config": config}
+    return {**run_one(family, seed, scorer, budget, scale), "config": config}
 
 
-def _run_in_worker(family: str, seed: int, cseed: int, budget: int, overrides: dict) -> dict:
-    return _run(family, seed, cseed, budget, overrides, _worker_scorer)
+def _run_in_worker(
+    family: str, seed: int, cseed: int, budget: int, overrides: dict, scale: dict
+) -> dict:
+    return _run(family, seed, cseed, budget, overrides, scale, _worker_scorer)
 
 
-def _campaigns(todo, args, overrides):
+def _campaigns(todo, args, overrides, scale):
     """Each finished campaign's record, in the order they finish: in this process, or with
     ``--jobs`` N > 1 in N worker processes of one thread each."""
     if args.jobs <= 1:
@@ -357,7 +410,7 @@ def _campaigns(todo, args, overrides):
 
         scorer = FrameScorer.pretrained()
         for f, seed, cseed in todo:
-            yield _run(f, seed, cseed, args.budget, overrides, scorer)
+            yield _run(f, seed, cseed, args.budget, overrides, scale, scorer)
         return
     import multiprocessing
     import os
@@ -372,7 +425,7 @@ def _campaigns(todo, args, overrides):
         initargs=(args.on_damage, args.check_frames, overrides),
     ) as pool:
         futures = [
-            pool.submit(_run_in_worker, f, seed, cseed, args.budget, overrides)
+            pool.submit(_run_in_worker, f, seed, cseed, args.budget, overrides, scale)
             for f, seed, cseed in todo
         ]
         try:
@@ -405,6 +458,14 @@ def main() -> None:
         help="a CampaignConfig field of uedsteer's configuration (repeatable; VALUE as JSON)",
     )
     ap.add_argument(
+        "--scale",
+        action="append",
+        default=[],
+        metavar="FIELD=FACTOR",
+        help="multiply a property of every wide-family sample (repeatable), e.g. "
+        "expansion_per_k=0.25 for a property the family does not draw",
+    )
+    ap.add_argument(
         "--jobs", type=int, default=1, help="campaigns at a time, in processes of one thread"
     )
     ap.add_argument(
@@ -420,6 +481,7 @@ def main() -> None:
     if args.jobs < 1:
         raise SystemExit(f"--jobs {args.jobs}: give at least 1")
     overrides = parse_sets(args.set)
+    scale = parse_scales(args.scale)
     try:
         cseeds = [int(c) for c in args.controller_seeds.split(",")]
     except ValueError:
@@ -453,7 +515,7 @@ def main() -> None:
     CampaignConfig()  # fail early on a broken config
     cpu = host()
     try:
-        for r in _campaigns([p for p in plan if p not in done], args, overrides):
+        for r in _campaigns([p for p in plan if p not in done], args, overrides, scale):
             r.update(check_frames=args.check_frames, host=cpu)
             records.append(r)
             if args.out is not None:

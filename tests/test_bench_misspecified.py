@@ -1,5 +1,5 @@
 """The misspecification benchmark's own arithmetic and options: the Wilson interval, the
-``--set`` overrides, and ``--jobs`` running the same campaigns as one process."""
+``--set`` overrides, ``--scale`` and ``--jobs`` running the same campaigns as one process."""
 
 import importlib.util
 import json
@@ -43,17 +43,38 @@ def test_set_overrides_are_checked_against_the_configuration(bench):
         bench.parse_sets(["heating_margin"])
 
 
+def test_scale_moves_one_property_of_the_wide_samples_only(bench):
+    assert bench.parse_scales(["expansion_per_k=0.25", "heating_k_per_mj=2"]) == {
+        "expansion_per_k": 0.25,
+        "heating_k_per_mj": 2.0,
+    }
+    wide, scaled = bench.draw("wide", 1003), bench.draw("wide", 1003, {"expansion_per_k": 0.25})
+    assert scaled.expansion_per_k == pytest.approx(0.25 * wide.expansion_per_k)
+    rest = {k: v for k, v in scaled.model_dump().items() if k != "expansion_per_k"}
+    assert rest == {k: v for k, v in wide.model_dump().items() if k != "expansion_per_k"}
+    assert bench.draw("family", 203, {"expansion_per_k": 0.0}) == bench.draw("family", 203)
+    with pytest.raises(SystemExit, match="--scale 'bogus=1': give FIELD=FACTOR"):
+        bench.parse_scales(["bogus=1"])
+    with pytest.raises(SystemExit, match="give a finite factor >= 0"):
+        bench.parse_scales(["expansion_per_k=-1"])
+    with pytest.raises(SystemExit, match="--scale damage_threshold: Input should be greater"):
+        bench.parse_scales(["damage_threshold=0"])
+
+
 def test_jobs_run_the_same_campaigns_as_one_process(tmp_path):
     def run(jobs):
         out = tmp_path / f"jobs{jobs}.jsonl"
         done = subprocess.run(
             [sys.executable, str(SCRIPT), "--samples", "1", "--families", "wide", "--jobs",
-             str(jobs), "--set", "budget=8", "--controller-seeds", "0,1", "--out", str(out)],
+             str(jobs), "--set", "budget=8", "--controller-seeds", "0,1", "--out", str(out),
+             "--scale", "expansion_per_k=0.5"],
             check=True, capture_output=True, text=True, cwd=ROOT, timeout=600,
         )  # fmt: skip
         assert "controller seeds 0, 1 (pooled)" in done.stdout
+        assert "wide samples scaled: expansion_per_k x 0.5" in done.stdout
         rows = [json.loads(line) for line in out.read_text().splitlines()]
         assert all(r["host"] and r["config"]["budget"] == 8 for r in rows)
+        assert all(r["scale"] == {"expansion_per_k": 0.5} for r in rows)
         assert {r["config"].get("seed", 0) for r in rows} == {0, 1}
         return {
             (r["seed"], r["config"].get("seed", 0)): (
