@@ -63,7 +63,7 @@ from busy_load import add_load_arguments, apply_budget, busy_processes, machine_
 from uedsteer.controller.config import CampaignConfig, ParameterSpec  # noqa: E402
 from uedsteer.controller.safe.optimizer import SafeOptimizer  # noqa: E402
 from uedsteer.plans.simulate import simulate_campaign  # noqa: E402
-from uedsteer.sim_devices.beamline import SimulatedBeamline  # noqa: E402
+from uedsteer.sim_devices.beamline import FrameRenderer, SimulatedBeamline  # noqa: E402
 from uedsteer.sim_devices.response import HC_EV_NM, ResponseParams  # noqa: E402
 from uedsteer.surrogates.scorer import FrameScorer  # noqa: E402
 from uedsteer.surrogates.threads import fit_to_load  # noqa: E402
@@ -229,6 +229,9 @@ DELAY = ParameterSpec(name="delay", low=-5.0, high=50.0, max_step=10.0, safe_sta
 STEER: tuple[ParameterSpec, ...] = ()  # extra steered settings of uedsteer (--steer)
 OVERRIDES: dict = {}
 """Further ``CampaignConfig`` fields of uedsteer's config (``bench_misspecified.py --set``)."""
+OVERSAMPLE = 1
+"""Samples per pixel edge of the simulated beamline's frames (``bench_misspecified.py
+--oversample``; 1: the point-sampled frames the shipped scorer was trained on)."""
 
 
 def campaign_config(budget: int, start_wavelength: float | None = None) -> CampaignConfig:
@@ -260,7 +263,13 @@ def run_uedsteer(rp, seed, scorer, budget, start_wavelength: float | None = None
     from uedsteer.controller.campaign import Campaign
 
     camp = Campaign(campaign_config(budget, start_wavelength))
-    rec = simulate_campaign(scorer=scorer, controller=camp, response=rp, seed=seed)
+    beamline = None
+    if OVERSAMPLE != 1:
+        renderer = FrameRenderer(oversample=OVERSAMPLE)
+        beamline = SimulatedBeamline(rp, seed=seed, renderer=renderer)
+    rec = simulate_campaign(
+        scorer=scorer, controller=camp, response=rp, seed=seed, beamline=beamline
+    )
     shot = [t for t in rec.trials if t.truth is not None]
     out = outcome([t.truth for t in shot])
     out["stop"] = rec.stop_reason

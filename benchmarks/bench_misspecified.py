@@ -37,7 +37,10 @@ candidate draws and fits) and pools them: one seed decides a verdict within a ca
 three do not (docs/benchmarks/misspecification.md). ``--scale FIELD=FACTOR`` (repeatable)
 multiplies a property of every wide-family sample, e.g. one the family does not draw
 (``expansion_per_k``, the thermal expansion that dominates the simulated heating reading); the
-records carry it and the summary says so.
+records carry it and the summary says so. ``--oversample 3`` renders the beamline's frames with
+each pixel integrated (3 × 3 samples of the kinematic intensity) instead of sampled at its
+centre, and ``--scorer DIR`` scores them with a scorer trained on such frames
+(docs/benchmarks/misspecification.md says how one is made).
 
 The rates carry Wilson 95 % intervals: on 60 samples one campaign is 1.7 points, and the
 figures move by a campaign or two with any perturbation of the campaigns (another CPU's
@@ -66,6 +69,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import bench_campaign  # noqa: E402
 
 from uedsteer.controller.config import CampaignConfig  # noqa: E402
+from uedsteer.sim_devices.physics.kinematic import check_oversample  # noqa: E402
 from uedsteer.sim_devices.response import HC_EV_NM, WIDE_RANGES, ResponseParams  # noqa: E402
 
 warnings.filterwarnings("ignore")
@@ -281,6 +285,10 @@ def summarize(records: list[dict], budget: int) -> None:
         + f"); host {'; '.join(hosts)}; controller seeds {', '.join(map(str, cseeds))}"
         + (" (pooled)" if len(cseeds) > 1 else "")
     )
+    renders = sorted({(r.get("oversample", 1), r.get("scorer") or "shipped") for r in records})
+    if renders != [(1, "shipped")]:
+        for n, sc in renders:
+            print(f"frames: {n} x {n} samples a pixel; scorer {sc}")
     for sc in scales:
         print(
             "wide samples scaled: " + ", ".join(f"{k} x {v:g}" for k, v in json.loads(sc).items())
@@ -375,15 +383,23 @@ def summarize(records: list[dict], budget: int) -> None:
 _worker_scorer = None
 
 
-def _start_worker(on_damage: str, check_frames: bool, overrides: dict) -> None:
-    """A worker process of ``--jobs``: the benchmark's settings and its own scorer."""
-    global _worker_scorer
+def load_scorer(folder: str | None):
+    """The scorer of ``--scorer``: ``FrameScorer.load(folder)``, or the shipped one."""
     from uedsteer.surrogates.scorer import FrameScorer
 
+    return FrameScorer.pretrained() if folder is None else FrameScorer.load(folder)
+
+
+def _start_worker(
+    on_damage: str, check_frames: bool, overrides: dict, oversample: int, scorer: str | None
+) -> None:
+    """A worker process of ``--jobs``: the benchmark's settings and its own scorer."""
+    global _worker_scorer
     bench_campaign.ON_DAMAGE = on_damage
     bench_campaign.CHECK_FRAMES = check_frames
     bench_campaign.OVERRIDES = overrides
-    _worker_scorer = FrameScorer.pretrained()
+    bench_campaign.OVERSAMPLE = oversample
+    _worker_scorer = load_scorer(scorer)
 
 
 def _run(
@@ -406,9 +422,7 @@ def _campaigns(todo, args, overrides, scale):
     """Each finished campaign's record, in the order they finish: in this process, or with
     ``--jobs`` N > 1 in N worker processes of one thread each."""
     if args.jobs <= 1:
-        from uedsteer.surrogates.scorer import FrameScorer
-
-        scorer = FrameScorer.pretrained()
+        scorer = load_scorer(args.scorer)
         for f, seed, cseed in todo:
             yield _run(f, seed, cseed, args.budget, overrides, scale, scorer)
         return
@@ -422,7 +436,7 @@ def _campaigns(todo, args, overrides, scale):
         args.jobs,
         mp_context=multiprocessing.get_context("spawn"),
         initializer=_start_worker,
-        initargs=(args.on_damage, args.check_frames, overrides),
+        initargs=(args.on_damage, args.check_frames, overrides, args.oversample, args.scorer),
     ) as pool:
         futures = [
             pool.submit(_run_in_worker, f, seed, cseed, args.budget, overrides, scale)
@@ -466,6 +480,19 @@ def main() -> None:
         "expansion_per_k=0.25 for a property the family does not draw",
     )
     ap.add_argument(
+        "--oversample",
+        type=int,
+        default=1,
+        help="samples per pixel edge of the simulated frames (odd; 3: pixels integrated as a "
+        "detector does; 1: the point samples the shipped scorer was trained on)",
+    )
+    ap.add_argument(
+        "--scorer",
+        default=None,
+        help="scorer folder (FrameScorer.load) instead of the shipped one, e.g. one trained on "
+        "frames of the same --oversample",
+    )
+    ap.add_argument(
         "--jobs", type=int, default=1, help="campaigns at a time, in processes of one thread"
     )
     ap.add_argument(
@@ -482,6 +509,16 @@ def main() -> None:
         raise SystemExit(f"--jobs {args.jobs}: give at least 1")
     overrides = parse_sets(args.set)
     scale = parse_scales(args.scale)
+    try:
+        check_oversample(args.oversample)
+    except ValueError as err:
+        raise SystemExit(f"--oversample {args.oversample}: {err}") from None
+    if args.scorer is not None and not (Path(args.scorer) / "scorer.json").is_file():
+        raise SystemExit(
+            f"--scorer {args.scorer!r}: no scorer.json there; give a folder that "
+            "`uedsteer train vae` and `uedsteer train finetune --out` wrote"
+        )
+    bench_campaign.OVERSAMPLE = args.oversample
     try:
         cseeds = [int(c) for c in args.controller_seeds.split(",")]
     except ValueError:
@@ -517,6 +554,8 @@ def main() -> None:
     try:
         for r in _campaigns([p for p in plan if p not in done], args, overrides, scale):
             r.update(check_frames=args.check_frames, host=cpu)
+            if args.oversample != 1 or args.scorer is not None:
+                r.update(oversample=args.oversample, scorer=args.scorer)
             records.append(r)
             if args.out is not None:
                 with args.out.open("a") as fh:

@@ -21,8 +21,9 @@ from .physics import (
     add_vacancies,
     apply_strain,
     degrade,
-    kinematic_intensity,
+    pixel_intensity,
 )
+from .physics.kinematic import check_oversample
 from .response import ResponseParams, SampleResponse, ShotState, truth_record
 from .roles import BeamlineRoles
 
@@ -55,6 +56,11 @@ class FrameRenderer:
         Cells along a and b (seed size 51 × 30).
     noise_level : float
         Seed-style structured noise level of this detector.
+    oversample : int
+        Samples per pixel edge of the kinematic intensity (odd, see
+        :func:`~uedsteer.sim_devices.physics.pixel_intensity`): 1 (default) samples each pixel's
+        centre, as the shipped scorer's training frames do; 3 or more integrate the pixel as a
+        detector does.
     material : str or Material, optional
         The sample's material (default MoTe2); the state's ``x`` is its path fraction and
         ``vacancy_mo``/``vacancy_te`` the vacant fractions of its two ``vacancy_sites``.
@@ -67,7 +73,9 @@ class FrameRenderer:
         supercell: tuple[int, int] = (51, 30),
         noise_level: float = 0.1,
         material: str | Material | None = None,
+        oversample: int = 1,
     ) -> None:
+        self.oversample = check_oversample(oversample)
         self.detector = detector
         self.grid = grid or ReciprocalGrid()
         self.supercell = supercell
@@ -93,7 +101,7 @@ class FrameRenderer:
 
     def render(self, state: ShotState, charge_fc: float, rng: np.random.Generator) -> np.ndarray:
         """One raw frame (float32 counts)."""
-        intensity = kinematic_intensity(self.structure(state, rng), self.grid)
+        intensity = pixel_intensity(self.structure(state, rng), self.grid, self.oversample)
         return self.detector.render(
             intensity, rng, self.grid, charge_fc=charge_fc, noise_level=self.noise_level
         )

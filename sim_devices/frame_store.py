@@ -98,6 +98,10 @@ def _config_of(spec: DatasetSpec) -> dict:
     """The configuration recorded in a store: the spec as JSON plus the phonon-mode table."""
     config = json.loads(spec.model_dump_json())
     config["modes"] = mode_ids()
+    if config["settings"].get("oversample") == 1:
+        # point-sampled stores are recorded as they were before the setting existed, so
+        # that a store written then still resumes and grows
+        del config["settings"]["oversample"]
     return config
 
 

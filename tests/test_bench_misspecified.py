@@ -1,5 +1,6 @@
 """The misspecification benchmark's own arithmetic and options: the Wilson interval, the
-``--set`` overrides, ``--scale`` and ``--jobs`` running the same campaigns as one process."""
+``--set`` overrides, ``--scale``, ``--oversample`` and ``--scorer`` reaching the campaigns, and
+``--jobs`` running the same campaigns as one process."""
 
 import importlib.util
 import json
@@ -11,6 +12,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 SCRIPT = ROOT / "benchmarks" / "bench_misspecified.py"
+WEIGHTS = ROOT / "surrogates" / "weights"
 
 
 @pytest.fixture(scope="module")
@@ -67,7 +69,7 @@ def test_jobs_run_the_same_campaigns_as_one_process(tmp_path):
         done = subprocess.run(
             [sys.executable, str(SCRIPT), "--samples", "1", "--families", "wide", "--jobs",
              str(jobs), "--set", "budget=8", "--controller-seeds", "0,1", "--out", str(out),
-             "--scale", "expansion_per_k=0.5"],
+             "--scale", "expansion_per_k=0.5", "--oversample", "3", "--scorer", str(WEIGHTS)],
             check=True, capture_output=True, text=True, cwd=ROOT, timeout=600,
         )  # fmt: skip
         assert "controller seeds 0, 1 (pooled)" in done.stdout
@@ -75,6 +77,8 @@ def test_jobs_run_the_same_campaigns_as_one_process(tmp_path):
         rows = [json.loads(line) for line in out.read_text().splitlines()]
         assert all(r["host"] and r["config"]["budget"] == 8 for r in rows)
         assert all(r["scale"] == {"expansion_per_k": 0.5} for r in rows)
+        assert f"frames: 3 x 3 samples a pixel; scorer {WEIGHTS}" in done.stdout
+        assert all(r["oversample"] == 3 and r["scorer"] == str(WEIGHTS) for r in rows)
         assert {r["config"].get("seed", 0) for r in rows} == {0, 1}
         return {
             (r["seed"], r["config"].get("seed", 0)): (

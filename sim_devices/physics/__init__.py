@@ -8,7 +8,12 @@ from .detector import ELECTRONS_PER_FC, DetectorModel
 from .difference import difference_channels, reference_pattern
 from .form_factors import electron_form_factor, known_elements
 from .grid import ReciprocalGrid
-from .kinematic import kinematic_amplitude, kinematic_intensities, kinematic_intensity
+from .kinematic import (
+    kinematic_amplitude,
+    kinematic_intensities,
+    kinematic_intensity,
+    pixel_intensity,
+)
 from .phonons import ModeTable, read_mode_table
 from .structures import (
     add_phonon_displacement,
@@ -38,6 +43,7 @@ __all__ = [
     "kinematic_amplitude",
     "kinematic_intensities",
     "kinematic_intensity",
+    "pixel_intensity",
     "known_elements",
     "path_cell",
     "random_strain",

@@ -78,3 +78,19 @@ def test_existing_store_with_other_config_is_refused(store, spec):
     assert (
         json.dumps(zarr.open_group(str(store), mode="r").attrs["config"], sort_keys=True) == stamp
     )
+
+
+def test_point_sampled_stores_keep_their_config_and_integrated_ones_are_told_apart(store, spec):
+    """A default store records no ``oversample`` (stores written before the setting existed
+    still resume); one asked with pixels integrated is another configuration, named."""
+    config = zarr.open_group(str(store), mode="r").attrs["config"]
+    assert "oversample" not in config["settings"]
+    assert GeneratorSettings.model_validate(config["settings"]).oversample == 1
+    integrated = spec.model_copy(update={"settings": GeneratorSettings(**SMALL, oversample=3)})
+    with pytest.raises(ValueError, match="settings.oversample"):
+        write_dataset(store, integrated, n_workers=1, progress=False)
+    point, _ = generate_frames("ref_2H", 1, seed=3, **SMALL)
+    pixel, _ = generate_frames("ref_2H", 1, seed=3, **SMALL, oversample=3)
+    assert point.shape == pixel.shape and not np.array_equal(point, pixel)
+    with pytest.raises(ValueError, match="oversample=4 is not allowed: give an odd integer"):
+        GeneratorSettings(oversample=4)
