@@ -43,9 +43,10 @@ FINETUNE_PER_CLASS = finetune_per_class()
 
 
 def beamline_frames(
-    label: str, n: int, seed: int, material: str | Material | None = None
+    label: str, n: int, seed: int, material: str | Material | None = None, oversample: int = 1
 ) -> np.ndarray:
-    """Frames of a class rendered through the simulated beamline's detector."""
+    """Frames of a class rendered through the simulated beamline's detector (``oversample``:
+    samples per pixel edge, see :class:`~uedsteer.sim_devices.frames.GeneratorSettings`)."""
     frames, _ = generate_frames(
         label,
         n,
@@ -53,15 +54,16 @@ def beamline_frames(
         material=material,
         detector=BEAMLINE_DETECTOR,
         noise_level=(0.1, 0.1),
+        oversample=oversample,
     )
     return frames
 
 
-def _labelled(per_class, seed: int, reference: np.ndarray, material=None):
+def _labelled(per_class, seed: int, reference: np.ndarray, material=None, oversample: int = 1):
     xs, ys = [], []
     classes = get_material(material).class_names
     for k, (label, n) in enumerate(zip(classes, per_class, strict=True)):
-        xs.append(cnn_input(beamline_frames(label, n, seed, material), reference))
+        xs.append(cnn_input(beamline_frames(label, n, seed, material, oversample), reference))
         ys.append(torch.full((n,), k, dtype=torch.long))
     return torch.cat(xs), torch.cat(ys)
 
@@ -80,11 +82,16 @@ def _base_record(path: Path, separate: bool) -> dict:
 
 
 def delay_scan_flips(
-    models: dict, reference: np.ndarray, seed: int, material: str | Material | None = None
+    models: dict,
+    reference: np.ndarray,
+    seed: int,
+    material: str | Material | None = None,
+    oversample: int = 1,
 ) -> dict:
     """Class flips per 10 ps window along a delay scan on the simulated beamline."""
     classes = get_material(material).class_names
-    bl = SimulatedBeamline(seed=seed, renderer=FrameRenderer(material=material))
+    renderer = FrameRenderer(material=material, oversample=oversample)
+    bl = SimulatedBeamline(seed=seed, renderer=renderer)
     bl.pump.fluence.set(5.0).wait(1)
     bl.pump.wavelength.set(800.0).wait(1)
     bl.pump.shutter.set("open").wait(1)
@@ -110,7 +117,11 @@ def delay_scan_flips(
 
 
 def run_finetune(
-    out: Path, seed: int = 0, base: Path | None = None, material: str | Material | None = None
+    out: Path,
+    seed: int = 0,
+    base: Path | None = None,
+    material: str | Material | None = None,
+    oversample: int = 1,
 ) -> dict:
     """Fine-tune a CNNSyn into CNNExp and write ``out/cnn_exp.pt`` and its card section.
 
@@ -127,6 +138,9 @@ def run_finetune(
         ``out``'s own CNNSyn is evaluated on the same beamline frames for comparison.
     material : str or Material, optional
         The material the CNN classifies (default MoTe2).
+    oversample : int
+        Samples per pixel edge of every beamline frame (1: point samples, as the shipped
+        scorer's; 3: pixels integrated, see ``physics.pixel_intensity``); recorded in the card.
     """
     m = get_material(material)
     n_classes = len(m.classes)
@@ -143,16 +157,16 @@ def run_finetune(
             "base_cnn_syn": syn,
             "cnn_syn": load_uednet(Path(out) / "cnn_syn.pt", n_classes),
         }
-    reference = reference_pattern(beamline_frames(m.reference_class, 8, seed + 900, m))
-    x_ft, y_ft = _labelled(finetune_per_class(m), seed + 901, reference, m)
-    x_ev, y_ev = _labelled((EVAL_PER_CLASS,) * n_classes, seed + 902, reference, m)
+    reference = reference_pattern(beamline_frames(m.reference_class, 8, seed + 900, m, oversample))
+    x_ft, y_ft = _labelled(finetune_per_class(m), seed + 901, reference, m, oversample)
+    x_ev, y_ev = _labelled((EVAL_PER_CLASS,) * n_classes, seed + 902, reference, m, oversample)
     exp = fine_tune(syn, x_ft, y_ft, lr_scale=0.1, seed=seed)
     models["cnn_exp"] = exp
     acc = {
         name: float((predict_logits(m, x_ev).argmax(1) == y_ev).float().mean())
         for name, m in models.items()
     }
-    flips = delay_scan_flips(models, reference, seed + 903, m)
+    flips = delay_scan_flips(models, reference, seed + 903, m, oversample)
     torch.save(exp.state_dict(), out / "cnn_exp.pt")
     result = {
         "finetune_frames": int(len(y_ft)),
@@ -172,6 +186,7 @@ def run_finetune(
                 "reference_seed": seed + 900,
                 "delay_scan_seed": seed + 903,
                 "detector": BEAMLINE_DETECTOR.model_dump(),
+                "oversample": oversample,
             },
             **result,
         },

@@ -185,6 +185,23 @@ def test_finetune_base_is_recorded_with_its_hash_and_command(tmp_path):
         run_finetune(tmp_path, base=tmp_path / "empty")
 
 
+def test_finetune_frames_follow_the_asked_pixel_sampling():
+    """``uedsteer train finetune --oversample 3`` fine-tunes on pixel-integrated beamline
+    frames: the same frame (same seed) integrated differs from the point-sampled one, and
+    equals a generator frame integrated the same way."""
+    from uedsteer.sim_devices.beamline import BEAMLINE_DETECTOR
+    from uedsteer.sim_devices.frames import generate_frames
+    from uedsteer.surrogates.transfer import beamline_frames
+
+    point = beamline_frames("ref_2H", 1, seed=5)
+    pixel = beamline_frames("ref_2H", 1, seed=5, oversample=3)
+    assert not np.array_equal(point, pixel)
+    same, _ = generate_frames(
+        "ref_2H", 1, seed=5, detector=BEAMLINE_DETECTOR, noise_level=(0.1, 0.1), oversample=3
+    )
+    assert np.array_equal(pixel, same)
+
+
 def test_frame_quality_box_filter_is_the_edge_corrected_3x3_mean(tiny):
     from uedsteer.surrogates.frame_input import _box3, frame_quality
 

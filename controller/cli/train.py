@@ -125,6 +125,13 @@ def add_parser(sub: Any) -> None:
         "fraction in (0, 1]",
     )
     p.add_argument("--seed", type=non_negative_int, default=0, help="training seed (>= 0)")
+    p.add_argument(
+        "--oversample",
+        type=_oversample,
+        default=1,
+        help="finetune: samples per pixel edge of the beamline frames (odd; 1: point samples, "
+        "as the shipped scorer's; 3: pixels integrated as a detector does)",
+    )
     p.add_argument("--epochs", type=positive_int, default=None, help="cnn, vae: epochs (40; >= 1)")
     p.add_argument(
         "--lr", type=number(0, open_low=True), default=None, help="cnn, vae: learning rate (1e-3)"
@@ -267,7 +274,8 @@ def _finetune(args: argparse.Namespace, out: Path) -> None:
     from uedsteer.surrogates import transfer
 
     out.mkdir(parents=True, exist_ok=True)  # a new --out with another --base
-    result = transfer.run_finetune(out, seed=args.seed, base=Path(args.base) if args.base else None)
+    base = Path(args.base) if args.base else None
+    result = transfer.run_finetune(out, seed=args.seed, base=base, oversample=args.oversample)
     print(json.dumps(result, indent=1))
 
 
@@ -282,6 +290,18 @@ def _mixed(args: argparse.Namespace, out: Path) -> None:
     command = _command(args)
     tm._edit_card(out, lambda card: card["cnn_exp"]["mixed_stage"].update(command=command))
     print(f"wrote {out}")
+
+
+def _oversample(value: str) -> int:
+    """An argparse ``type`` for ``--oversample``: an odd integer 1 … 7."""
+    from uedsteer.sim_devices.physics.kinematic import check_oversample
+
+    try:
+        return check_oversample(int(value))
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"{value!r} is not allowed: give an odd integer 1…7"
+        ) from None
 
 
 def _max_features(value: str) -> str:
