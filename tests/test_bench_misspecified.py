@@ -37,12 +37,6 @@ def test_set_overrides_are_checked_against_the_configuration(bench):
         "heating_margin": 0.9,
         "check_frames": True,
     }
-    with pytest.raises(SystemExit, match="heating_margin=2: Input should be less than or equal"):
-        bench.parse_sets(["heating_margin=2"])
-    with pytest.raises(SystemExit, match="bogus=1: Extra inputs are not permitted"):
-        bench.parse_sets(["bogus=1"])
-    with pytest.raises(SystemExit, match="give FIELD=VALUE"):
-        bench.parse_sets(["heating_margin"])
 
 
 def test_scale_moves_one_property_of_the_wide_samples_only(bench):
@@ -55,12 +49,22 @@ def test_scale_moves_one_property_of_the_wide_samples_only(bench):
     rest = {k: v for k, v in scaled.model_dump().items() if k != "expansion_per_k"}
     assert rest == {k: v for k, v in wide.model_dump().items() if k != "expansion_per_k"}
     assert bench.draw("family", 203, {"expansion_per_k": 0.0}) == bench.draw("family", 203)
-    with pytest.raises(SystemExit, match="--scale 'bogus=1': give FIELD=FACTOR"):
-        bench.parse_scales(["bogus=1"])
-    with pytest.raises(SystemExit, match="give a finite factor >= 0"):
-        bench.parse_scales(["expansion_per_k=-1"])
-    with pytest.raises(SystemExit, match="--scale damage_threshold: Input should be greater"):
-        bench.parse_scales(["damage_threshold=0"])
+
+
+@pytest.mark.parametrize(
+    ("parser", "item", "message"),
+    [
+        ("parse_sets", "heating_margin=2", "heating_margin=2: Input should be less than or equal"),
+        ("parse_sets", "bogus=1", "bogus=1: Extra inputs are not permitted"),
+        ("parse_sets", "heating_margin", "give FIELD=VALUE"),
+        ("parse_scales", "bogus=1", "--scale 'bogus=1': give FIELD=FACTOR"),
+        ("parse_scales", "expansion_per_k=-1", "give a finite factor >= 0"),
+        ("parse_scales", "damage_threshold=0", "--scale damage_threshold: Input should be greater"),
+    ],
+)
+def test_bad_options_are_one_line_errors(bench, parser, item, message):
+    with pytest.raises(SystemExit, match=message):
+        getattr(bench, parser)([item])
 
 
 def test_jobs_run_the_same_campaigns_as_one_process(tmp_path):
