@@ -68,8 +68,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import bench_campaign  # noqa: E402
 
+from uedsteer.controller.cli.arguments import oversample  # noqa: E402
 from uedsteer.controller.config import CampaignConfig  # noqa: E402
-from uedsteer.sim_devices.physics.kinematic import check_oversample  # noqa: E402
 from uedsteer.sim_devices.response import HC_EV_NM, WIDE_RANGES, ResponseParams  # noqa: E402
 
 warnings.filterwarnings("ignore")
@@ -481,7 +481,7 @@ def main() -> None:
     )
     ap.add_argument(
         "--oversample",
-        type=int,
+        type=oversample,
         default=1,
         help="samples per pixel edge of the simulated frames (odd; 3: pixels integrated as a "
         "detector does; 1: the point samples the shipped scorer was trained on)",
@@ -509,10 +509,6 @@ def main() -> None:
         raise SystemExit(f"--jobs {args.jobs}: give at least 1")
     overrides = parse_sets(args.set)
     scale = parse_scales(args.scale)
-    try:
-        check_oversample(args.oversample)
-    except ValueError as err:
-        raise SystemExit(f"--oversample {args.oversample}: {err}") from None
     if args.scorer is not None and not (Path(args.scorer) / "scorer.json").is_file():
         raise SystemExit(
             f"--scorer {args.scorer!r}: no scorer.json there; give a folder that "

@@ -72,6 +72,21 @@ PV_PREFIX = re.compile(r"[A-Za-z0-9_:.\-]+")
 """The characters a PV prefix may hold (EPICS record names: letters, digits, ``_ - : .``)."""
 
 
+def oversample(text: str) -> int:
+    """An argparse ``type`` for ``--oversample``: samples per pixel edge, an odd integer
+    (:func:`~uedsteer.sim_devices.physics.kinematic.check_oversample`)."""
+    from uedsteer.sim_devices.physics.kinematic import check_oversample
+
+    try:
+        value: int | str = int(text)
+    except ValueError:
+        value = text
+    try:
+        return check_oversample(value)
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
+
+
 def pv_prefix(text: str) -> str:
     """An argparse ``type``: a non-empty PV prefix of the characters EPICS allows in a record
     name."""

@@ -19,6 +19,7 @@ from .arguments import (
     non_negative_int,
     number,
     out_folder,
+    oversample,
     positive_int,
 )
 from .errors import fail
@@ -127,7 +128,7 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--seed", type=non_negative_int, default=0, help="training seed (>= 0)")
     p.add_argument(
         "--oversample",
-        type=_oversample,
+        type=oversample,
         default=1,
         help="finetune: samples per pixel edge of the beamline frames (odd; 1: point samples, "
         "as the shipped scorer's; 3: pixels integrated as a detector does)",
@@ -290,18 +291,6 @@ def _mixed(args: argparse.Namespace, out: Path) -> None:
     command = _command(args)
     tm._edit_card(out, lambda card: card["cnn_exp"]["mixed_stage"].update(command=command))
     print(f"wrote {out}")
-
-
-def _oversample(value: str) -> int:
-    """An argparse ``type`` for ``--oversample``: an odd integer 1 … 7."""
-    from uedsteer.sim_devices.physics.kinematic import check_oversample
-
-    try:
-        return check_oversample(int(value))
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"{value!r} is not allowed: give an odd integer 1…7"
-        ) from None
 
 
 def _max_features(value: str) -> str:
