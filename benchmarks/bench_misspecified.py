@@ -139,16 +139,18 @@ def properties(rp: ResponseParams) -> dict[str, float]:
     return out
 
 
+def scaled(rp: ResponseParams, scale: dict[str, float]) -> ResponseParams:
+    """``rp`` with each field of ``scale`` multiplied by its factor (validated)."""
+    values = rp.model_dump()
+    return ResponseParams.model_validate({**values, **{k: values[k] * f for k, f in scale.items()}})
+
+
 def draw(family: str, seed: int, scale: dict[str, float] | None = None) -> ResponseParams:
     """The sample of ``family`` at ``seed``; ``scale`` multiplies fields of a wide-family
     sample (``--scale``: a property the family keeps at its default, moved off it)."""
     if family != "wide":
         return ResponseParams.random(seed)
-    rp = ResponseParams.random_wide(seed)
-    if not scale:
-        return rp
-    values = rp.model_dump()
-    return ResponseParams.model_validate({**values, **{k: values[k] * f for k, f in scale.items()}})
+    return scaled(ResponseParams.random_wide(seed), scale or {})
 
 
 def run_one(family: str, seed: int, scorer, budget: int, scale: dict | None = None) -> dict:
@@ -260,7 +262,7 @@ def parse_scales(items: list[str]) -> dict[str, float]:
             raise SystemExit(f"--scale {key}={value!r}: give a finite factor >= 0")
         out[key] = factor
     try:
-        ResponseParams.model_validate({**defaults, **{k: defaults[k] * f for k, f in out.items()}})
+        scaled(ResponseParams(), out)
     except ValidationError as err:
         e = err.errors()[0]
         raise SystemExit(f"--scale {'.'.join(map(str, e['loc']))}: {e['msg']}") from None
