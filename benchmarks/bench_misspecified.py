@@ -392,16 +392,20 @@ def load_scorer(folder: str | None):
     return FrameScorer.pretrained() if folder is None else FrameScorer.load(folder)
 
 
-def _start_worker(
-    on_damage: str, check_frames: bool, overrides: dict, oversample: int, scorer: str | None
-) -> None:
+def _configure(args: argparse.Namespace, overrides: dict) -> None:
+    """Set ``bench_campaign``'s settings of the run from the options (in this process and in
+    each ``--jobs`` worker)."""
+    bench_campaign.ON_DAMAGE = args.on_damage
+    bench_campaign.CHECK_FRAMES = args.check_frames
+    bench_campaign.OVERRIDES = overrides
+    bench_campaign.OVERSAMPLE = args.oversample
+
+
+def _start_worker(args: argparse.Namespace, overrides: dict) -> None:
     """A worker process of ``--jobs``: the benchmark's settings and its own scorer."""
     global _worker_scorer
-    bench_campaign.ON_DAMAGE = on_damage
-    bench_campaign.CHECK_FRAMES = check_frames
-    bench_campaign.OVERRIDES = overrides
-    bench_campaign.OVERSAMPLE = oversample
-    _worker_scorer = load_scorer(scorer)
+    _configure(args, overrides)
+    _worker_scorer = load_scorer(args.scorer)
 
 
 def _run(
@@ -438,7 +442,7 @@ def _campaigns(todo, args, overrides, scale):
         args.jobs,
         mp_context=multiprocessing.get_context("spawn"),
         initializer=_start_worker,
-        initargs=(args.on_damage, args.check_frames, overrides, args.oversample, args.scorer),
+        initargs=(args, overrides),
     ) as pool:
         futures = [
             pool.submit(_run_in_worker, f, seed, cseed, args.budget, overrides, scale)
@@ -516,7 +520,6 @@ def main() -> None:
             f"--scorer {args.scorer!r}: no scorer.json there; give a folder that "
             "`uedsteer train vae` and `uedsteer train finetune --out` wrote"
         )
-    bench_campaign.OVERSAMPLE = args.oversample
     try:
         cseeds = [int(c) for c in args.controller_seeds.split(",")]
     except ValueError:
@@ -525,9 +528,7 @@ def main() -> None:
         ) from None
     if "seed" in overrides:
         raise SystemExit("--set seed=...: give the controller's seeds with --controller-seeds")
-    bench_campaign.ON_DAMAGE = args.on_damage
-    bench_campaign.CHECK_FRAMES = args.check_frames
-    bench_campaign.OVERRIDES = overrides
+    _configure(args, overrides)
     records: list[dict] = []
     if args.out is not None and args.out.exists() and (args.resume or args.summary_only):
         records = [json.loads(line) for line in args.out.read_text().splitlines() if line]
