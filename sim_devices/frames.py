@@ -37,7 +37,7 @@ from .physics import (
     random_strain,
     rotate_in_plane,
 )
-from .physics.kinematic import MAX_OVERSAMPLE, check_oversample
+from .physics.kinematic import check_oversample
 
 MATERIAL = get_material()
 """The material of the stores (in-memory frames take any material)."""
@@ -125,11 +125,9 @@ class GeneratorSettings(BaseModel):
     grid_dq: float = Field(0.01, gt=0, description="Reciprocal grid spacing, 1/Å.")
     oversample: int = Field(
         1,
-        ge=1,
-        le=MAX_OVERSAMPLE,
-        description="Samples per pixel edge of the kinematic intensity (odd): 1 samples each "
-        "pixel's centre (the shipped scorer's training frames); 3 or more integrate the "
-        "pixel as a detector does (see physics.pixel_intensity).",
+        description="Samples per pixel edge of the kinematic intensity (odd, 1 to 7): 1 "
+        "samples each pixel's centre (the shipped scorer's training frames); 3 or more "
+        "integrate the pixel as a detector does (see physics.pixel_intensity).",
     )
 
     @field_validator(*_RANGE_LIMITS, mode="before")
