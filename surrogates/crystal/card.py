@@ -58,10 +58,18 @@ def _figure_lines(metrics: dict[str, Any]) -> list[str]:
     ]
     for name, acc in metrics.get("system_accuracy_single_by_orientation", {}).items():
         lines.append(f"  * {name.replace('_', ' ')} patterns: {acc:.3f}")
-    lines += [
-        f"* crystal system, {n_agg}-pattern difference aggregate: "
+    how = metrics.get("aggregation", "difference")
+    lines.append(
+        f"* crystal system, {n_agg}-pattern {how} aggregate: "
         f"**{metrics['system_accuracy_aggregate']:.3f}** (paper: 0.79; "
-        f"{metrics['aggregate_materials']} materials)",
+        f"{metrics['aggregate_materials']} materials)"
+    )
+    if how == "learned":
+        lines.append(
+            f"  * the paper's difference aggregate of the same draws: "
+            f"{metrics['system_accuracy_aggregate_difference']:.3f}"
+        )
+    lines += [
         "",
         "| system | patterns | recall | space group, system given | space group, hierarchical"
         f" | {n_agg}-pattern space group (system given) | MAE a (Å) | MAE b (Å) | MAE c (Å) | "
@@ -133,8 +141,15 @@ def write_model_card(folder: str | Path, reference: list[dict[str, Any]] | None 
         "",
         "Hierarchical models after Gleason et al. (2024): a crystal-system classifier routes "
         "each Bragg list to its system's space-group classifier and (a, b, c) regressor; over "
-        "several patterns of one material the labels are combined by difference aggregation "
-        "and the lattice is the median of every tree's prediction for every pattern. Load it "
+        "several patterns of one material the crystal system is "
+        + (
+            "read by a classifier of the whole set of patterns (`material_aggregate`: the "
+            "nets, symmetries and spacings of all zones beside their votes), the space group "
+            "by difference aggregation, "
+            if hyper.get("aggregation") == "learned"
+            else "combined by difference aggregation, "
+        )
+        + "and the lattice is the median of every tree's prediction for every pattern. Load it "
         "with `CrystalPredictor.load(FOLDER)` (skops, only scikit-learn and numpy types; the "
         "model file's SHA-256 is checked against `metadata.json`).",
         "",
@@ -153,6 +168,16 @@ def write_model_card(folder: str | Path, reference: list[dict[str, Any]] | None 
         f"`{json.dumps(hyper['space_group'])}`",
         "* lattice (a RandomForestRegressor per system): "
         f"`{json.dumps(hyper['lattice'])}`, seed {hyper.get('random_state')}",
+        *(
+            [
+                "* material aggregate (HistGradientBoostingClassifier on "
+                f"{len(hyper['material_features'])} features of a material's patterns, trained "
+                "on random subsets of each training material with out-of-fold system votes): "
+                f"`{json.dumps(hyper['aggregate'])}`"
+            ]
+            if "aggregate" in hyper
+            else []
+        ),
         "",
         "## Data",
         "",

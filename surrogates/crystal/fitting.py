@@ -64,6 +64,7 @@ ESTIMATOR_PRESETS: dict[str, dict[str, Any]] = {
     "paper": {"system_estimator": "forest"},
     "compact": {
         "system_estimator": "boosting",
+        "aggregation": "learned",
         "space_group_params": {"n_estimators": 48, "min_samples_leaf": 2},
         "lattice_params": {"n_estimators": 24},
     },
@@ -167,6 +168,59 @@ def check_targets(
     return systems, groups, lat, weight
 
 
+def fit_system_model(
+    predictor: Any, x: np.ndarray, systems: np.ndarray
+) -> RandomForestClassifier | HistGradientBoostingClassifier:
+    """Fit ``predictor``'s kind of crystal-system classifier (its parameters, ``n_jobs`` and
+    ``random_state``) on ``x`` and return it."""
+    if predictor.system_estimator == "forest":
+        model = RandomForestClassifier(
+            **predictor.system_params,
+            n_jobs=predictor.n_jobs,
+            random_state=predictor.random_state,
+        )
+        return model.fit(x, systems)
+    from threadpoolctl import threadpool_limits  # boosting: OpenMP threads, n_jobs at most
+
+    model = HistGradientBoostingClassifier(
+        **predictor.system_params, random_state=predictor.random_state
+    )
+    n_jobs = predictor.n_jobs
+    with threadpool_limits(n_jobs if n_jobs and n_jobs > 0 else None, "openmp"):
+        return model.fit(x, systems)
+
+
+OUT_OF_FOLD_FOLDS = 4
+"""Folds (by material) of :func:`out_of_fold_system_votes`."""
+
+
+def out_of_fold_system_votes(
+    predictor: Any, x: np.ndarray, systems: np.ndarray, material: np.ndarray, seed: int = 0
+) -> np.ndarray:
+    """Crystal-system votes (N, 6) of every pattern from a classifier that never saw its
+    material (:data:`OUT_OF_FOLD_FOLDS` folds by material, drawn with ``seed``).
+
+    A learned aggregate over patterns (:mod:`.material_aggregate`) must be trained on votes
+    like those it will meet: a classifier's votes on its own training patterns are far more
+    confident than on new ones.
+    """
+    from .votes import class_votes
+
+    material = np.asarray(material)
+    ids = np.unique(material)
+    fold_of_id = np.random.default_rng(seed).permutation(len(ids)) % OUT_OF_FOLD_FOLDS
+    fold = fold_of_id[np.searchsorted(ids, material)]
+    votes = np.zeros((len(x), len(CRYSTAL_SYSTEMS)))
+    for k in range(OUT_OF_FOLD_FOLDS):
+        rows = fold == k
+        if not rows.any() or rows.all():
+            continue
+        model = fit_system_model(predictor, x[~rows], systems[~rows])
+        columns = [CRYSTAL_SYSTEMS.index(str(c)) for c in model.classes_]
+        votes[np.ix_(rows, columns)] = class_votes(model, x[rows])
+    return votes
+
+
 def fit_models(
     predictor: Any,
     x: np.ndarray,
@@ -192,18 +246,7 @@ def fit_models(
         total=1 + 2 * len(present), desc="crystal models", disable=not progress, unit="model"
     ) as bar:
         bar.set_postfix_str("crystal system")
-        if predictor.system_estimator == "forest":
-            model = RandomForestClassifier(**predictor.system_params, **common)
-            model.fit(x, systems)
-        else:  # boosting: OpenMP threads, as many as n_jobs allows
-            from threadpoolctl import threadpool_limits
-
-            model = HistGradientBoostingClassifier(
-                **predictor.system_params, random_state=predictor.random_state
-            )
-            n_jobs = predictor.n_jobs
-            with threadpool_limits(n_jobs if n_jobs and n_jobs > 0 else None, "openmp"):
-                model.fit(x, systems)
+        model = fit_system_model(predictor, x, systems)
         bar.update()
         for system in present:
             rows = systems == system

@@ -31,6 +31,7 @@ from uedsteer.sim_devices.crystals.systems import CRYSTAL_SYSTEMS
 
 from .bragg_lists import INTENSITY_SUM
 from .featurizer import FEATURE_SETS, CrystalFeaturizer
+from .material_aggregate import AGGREGATE_PARAMS, MATERIAL_FEATURE_NAMES
 from .zone import ZONE_FEATURE_NAMES
 
 MODEL_FILE = "models.skops"
@@ -129,6 +130,15 @@ def model_metadata(
             "lattice": predictor.lattice_params,
             "n_jobs": predictor.n_jobs,
             "random_state": predictor.random_state,
+            "aggregation": predictor.aggregation,
+            **(
+                {
+                    "aggregate": AGGREGATE_PARAMS,
+                    "material_features": list(MATERIAL_FEATURE_NAMES),
+                }
+                if predictor.aggregate_model_ is not None
+                else {}
+            ),
         },
         "features": {
             "dq": predictor.dq,
@@ -185,6 +195,8 @@ def save_predictor(
         "space_group": dict(predictor.space_group_models_),
         "lattice": dict(predictor.lattice_models_),
     }
+    if predictor.aggregate_model_ is not None:
+        payload["aggregate"] = predictor.aggregate_model_
     # write to temporary names first, so that an interrupted save leaves the old model
     fd, tmp_model = tempfile.mkstemp(dir=target, prefix=f".{MODEL_FILE}.", suffix=".tmp")
     os.close(fd)
@@ -265,9 +277,18 @@ def load_predictor(cls: type, folder: str | os.PathLike | None = None) -> Any:
             "to load it"
         )
     payload = sio.load(model_path, trusted=untrusted)
-    if not isinstance(payload, dict) or set(payload) != {"system", "space_group", "lattice"}:
-        raise ValueError(f"{model_path} does not hold uedsteer crystal models")
     hyper, spec = meta["hyperparameters"], meta["features"]
+    aggregation = str(hyper.get("aggregation", "difference"))
+    expected = {"system", "space_group", "lattice"}
+    if aggregation == "learned":
+        expected.add("aggregate")
+    if not isinstance(payload, dict) or set(payload) != expected:
+        raise ValueError(f"{model_path} does not hold uedsteer crystal models")
+    if aggregation == "learned" and hyper.get("material_features") != list(MATERIAL_FEATURE_NAMES):
+        raise ValueError(
+            f"{meta_path} was trained on other material features than this uedsteer computes; "
+            f"{TRAIN_HINT} again"
+        )
     feature_set = str(spec.get("feature_set", "radial"))
     if feature_set not in FEATURE_SETS:
         raise ValueError(
@@ -302,10 +323,12 @@ def load_predictor(cls: type, folder: str | os.PathLike | None = None) -> Any:
         featurizer=featurizer,
         # models saved before the scaled target existed learned (a, b, c) directly
         lattice_target=str(spec.get("lattice_target", "direct")),
+        aggregation=aggregation,
     )
     predictor.system_model_ = payload["system"]
     predictor.space_group_models_ = dict(payload["space_group"])
     predictor.lattice_models_ = dict(payload["lattice"])
+    predictor.aggregate_model_ = payload.get("aggregate")
     predictor.space_group_classes_ = {
         s: np.asarray(c, dtype=np.int64) for s, c in meta["space_group_classes"].items()
     }

@@ -40,9 +40,17 @@ from .fitting import (
     _merge_params,
     check_targets,
     fit_models,
+    out_of_fold_system_votes,
     system_defaults,
 )
 from .lattice_target import check_lattice_target, from_lattice_target, to_lattice_target
+from .material_aggregate import (
+    NEEDED_ZONE_FEATURES,
+    fit_material_classifier,
+    material_features,
+    material_votes,
+    zone_columns,
+)
 from .persistence import TRAIN_HINT, load_predictor, save_predictor
 from .results import AggregatePrediction, PatternPrediction
 from .votes import (
@@ -53,6 +61,9 @@ from .votes import (
     tree_outputs,
     tree_votes,
 )
+
+AGGREGATIONS = ("difference", "learned")
+"""How :meth:`CrystalPredictor.predict_aggregate` combines the system votes of a material."""
 
 
 def _featurizer_setting(name: str, doc: str) -> property:
@@ -88,6 +99,11 @@ class CrystalPredictor:
         The crystal-system classifier: the paper's random forest (confidence: the share of
         trees voting for a class) or a histogram gradient-boosted classifier (confidence: its
         class probability). Difference aggregation uses either.
+    aggregation : {"difference", "learned"}
+        How :meth:`predict_aggregate` combines the crystal-system votes of several patterns of
+        one material: the paper's difference aggregation, or a classifier of the whole set
+        (:mod:`~uedsteer.surrogates.crystal.material_aggregate`, fitted by :meth:`fit` when
+        it is given each pattern's material; needs the zone features).
 
     Attributes
     ----------
@@ -96,6 +112,8 @@ class CrystalPredictor:
         None for a system whose training patterns all share one space group.
     space_group_classes_ : dict[str, numpy.ndarray]
     lattice_models_ : dict[str, RandomForestRegressor]
+    aggregate_model_ : HistGradientBoostingClassifier or None
+        The material classifier of ``aggregation="learned"``.
     training_sizes_ : dict[str, int]
         Patterns per crystal system plus ``"total"``.
     simulation_ : dict
@@ -119,6 +137,7 @@ class CrystalPredictor:
         lattice_target: str | None = None,
         featurizer: CrystalFeaturizer | None = None,
         system_estimator: str = "forest",
+        aggregation: str = "difference",
     ) -> None:
         defaults = system_defaults(system_estimator)  # refuses an unknown kind
         self.system_estimator = system_estimator
@@ -151,6 +170,15 @@ class CrystalPredictor:
             lattice_target = "scaled" if "zone" in featurizer.feature_set else "direct"
         self.lattice_target = lattice_target
         self._check_lattice_target()
+        if aggregation not in AGGREGATIONS:
+            raise ValueError(f"aggregation={aggregation!r} is not known; allowed: {AGGREGATIONS}")
+        if aggregation == "learned" and self._material_columns() is None:
+            raise ValueError(
+                "aggregation='learned' needs the zone features "
+                f"{list(NEEDED_ZONE_FEATURES)}; featurizer has {list(featurizer.zone_features)}"
+            )
+        self.aggregation = aggregation
+        self.aggregate_model_: HistGradientBoostingClassifier | None = None
         self.system_model_: RandomForestClassifier | HistGradientBoostingClassifier | None = None
         self.space_group_models_: dict[str, RandomForestClassifier | None] = {}
         self.space_group_classes_: dict[str, np.ndarray] = {}
@@ -170,6 +198,11 @@ class CrystalPredictor:
     p_max = _featurizer_setting("p_max", "Highest angular order of the radial basis.")
     min_spots = _featurizer_setting("min_spots", "Fewest spots of a usable Bragg list.")
     n_features = _featurizer_setting("n_features", "Length of the models' feature vector.")
+
+    def _material_columns(self) -> dict[str, int] | None:
+        """Columns of the zone features a material aggregate reads, or None."""
+        f = self.featurizer
+        return zone_columns(f.zone_features, f.n_features - len(f.zone_features))
 
     def _check_lattice_target(self) -> None:
         check_lattice_target(self.lattice_target, self.featurizer)
@@ -210,8 +243,10 @@ class CrystalPredictor:
         lattice: np.ndarray,
         progress: bool = True,
         lattice_weight: np.ndarray | None = None,
+        material: Sequence[int] | np.ndarray | None = None,
     ) -> CrystalPredictor:
-        """Fit the 13 forests (fewer when some crystal systems are absent).
+        """Fit the 13 forests (fewer when some crystal systems are absent), and with
+        ``aggregation="learned"`` the material classifier.
 
         Parameters
         ----------
@@ -229,6 +264,10 @@ class CrystalPredictor:
             Sample weights of the patterns in the lattice regressors (e.g.
             :func:`~uedsteer.surrogates.crystal.train.cell_size_weights`); the classifiers
             weigh every pattern equally.
+        material : array_like, shape (N,), optional
+            Material index of each pattern; needed with ``aggregation="learned"``, whose
+            classifier learns from random subsets of each material's patterns and their
+            out-of-fold system votes (four more fits of the crystal-system classifier).
 
         Returns
         -------
@@ -245,11 +284,25 @@ class CrystalPredictor:
         systems, groups, lat, weight = check_targets(
             x, crystal_system, space_group, lattice, lattice_weight
         )
+        if self.aggregation == "learned":
+            if material is None or len(material) != x.shape[0]:
+                raise ValueError(
+                    "aggregation='learned' needs material= with one material index per pattern "
+                    f"({x.shape[0]}); got {None if material is None else len(material)}"
+                )
+            material = np.asarray(material)
         target, usable = to_lattice_target(lat, x, self.lattice_target, self.featurizer)
         present = [s for s in CRYSTAL_SYSTEMS if np.any(systems == s)]
         self.system_model_ = None
         self.space_group_models_, self.space_group_classes_, self.lattice_models_ = {}, {}, {}
+        self.aggregate_model_ = None
         model = fit_models(self, x, systems, groups, target, usable, weight, present, progress)
+        if self.aggregation == "learned":
+            seed = self.random_state or 0
+            votes = out_of_fold_system_votes(self, x, systems, material, seed=seed)
+            self.aggregate_model_ = fit_material_classifier(
+                x, votes, material, systems, self._material_columns(), seed=seed
+            )
         self.system_model_ = model
         self.training_sizes_ = {"total": int(x.shape[0])}
         self.training_sizes_.update({s: int(np.sum(systems == s)) for s in present})
@@ -412,10 +465,13 @@ class CrystalPredictor:
         features: np.ndarray | None = None,
         preprocess: bool = True,
         route_to: str | None = None,
+        aggregation: str | None = None,
     ) -> AggregatePrediction:
-        """One prediction for several patterns of the same material (difference aggregation).
+        """One prediction for several patterns of the same material.
 
-        The crystal system is the difference aggregate of the patterns' system votes. Then all
+        The crystal system is the material classifier's choice for the whole set of patterns
+        (``aggregation="learned"``) or the difference aggregate of the patterns' system votes
+        (the paper). Then all
         valid patterns go through the winning system's space-group model (difference
         aggregate of their votes) and lattice model: the median of every tree's (a, b, c) for
         every pattern. (The paper takes the median over patterns of each pattern's tree
@@ -433,6 +489,10 @@ class CrystalPredictor:
             Use this system's space-group and lattice models instead of the aggregated
             system's (e.g. when the system is known); ``crystal_system`` is still the
             aggregate of the system votes.
+        aggregation : {"learned", "difference"}, optional
+            Default: the model's own (``"learned"`` when it has a material classifier and
+            there are at least two valid patterns).
+            ``"difference"`` gives the paper's aggregate with any model.
 
         Returns
         -------
@@ -454,7 +514,12 @@ class CrystalPredictor:
                 "finite spots with non-negative intensity); nothing to aggregate"
             )
         x32 = np.ascontiguousarray(x[valid], dtype=np.float32)
-        system, confidence, weights = difference_aggregate(self._system_votes(x32), CRYSTAL_SYSTEMS)
+        how = self._aggregation(aggregation, n_valid)
+        votes = self._system_votes(x32)
+        if how == "learned":
+            system, confidence, weights = self.material_system(x[valid], votes)
+        else:
+            system, confidence, weights = difference_aggregate(votes, CRYSTAL_SYSTEMS)
         routed = route_to or self._check_system(system, "aggregated crystal system")
         sg_votes, classes = self._space_group_votes(routed, x32)
         group, sg_confidence, sg_weights = difference_aggregate(sg_votes, classes.tolist())
@@ -469,7 +534,46 @@ class CrystalPredictor:
             lattice=lattice,
             n_patterns=n_valid,
             n_rejected=int(x.shape[0] - n_valid),
+            aggregation=how,
         )
+
+    def _aggregation(self, aggregation: str | None, n_patterns: int = 2) -> str:
+        """The aggregation to use: ``aggregation`` checked, or the model's own (for one
+        pattern, its own vote: the material classifier learned from sets of 2–14)."""
+        if aggregation is None:
+            learned = self.aggregate_model_ is not None and n_patterns > 1
+            return "learned" if learned else "difference"
+        if aggregation not in AGGREGATIONS:
+            raise ValueError(f"aggregation={aggregation!r} is not known; allowed: {AGGREGATIONS}")
+        if aggregation == "learned" and self.aggregate_model_ is None:
+            raise ValueError(
+                "aggregation='learned' needs a model trained with it (uedsteer train crystal "
+                "--estimators compact); this one aggregates by 'difference'"
+            )
+        return aggregation
+
+    def material_system(
+        self, x: np.ndarray, votes: np.ndarray
+    ) -> tuple[str, float, dict[str, float]]:
+        """The material classifier's reading of several valid patterns of one material.
+
+        Parameters
+        ----------
+        x : numpy.ndarray, (n, n_features)
+            The patterns' features (finite rows).
+        votes : numpy.ndarray, (n, 6)
+            Their crystal-system votes (:attr:`PatternPrediction.system_votes`).
+
+        Returns
+        -------
+        tuple
+            (system, its probability, every system's probability).
+        """
+        row = material_features(x, votes, self._material_columns())
+        probabilities = material_votes(self.aggregate_model_, row)[0]
+        k = int(np.argmax(probabilities))
+        weights = {s: float(p) for s, p in zip(CRYSTAL_SYSTEMS, probabilities, strict=True)}
+        return CRYSTAL_SYSTEMS[k], float(probabilities[k]), weights
 
     # -- persistence ------------------------------------------------------------------------
 

@@ -127,16 +127,18 @@ class PatternPrediction:
 
 @dataclass
 class AggregatePrediction:
-    """One prediction for several patterns of the same material (difference aggregation).
+    """One prediction for several patterns of the same material.
 
     Attributes
     ----------
     crystal_system : str
-        System with the largest summed difference weight.
+        The material classifier's choice (``aggregation="learned"``), or the system with the
+        largest summed difference weight (``"difference"``, the paper).
     confidence : float
-        Its weight / the sum of all weights (0.0 when every pattern was a tie).
+        Its probability, or its weight / the sum of all weights (0.0 when every pattern was a
+        tie).
     system_weights : dict[str, float]
-        Summed difference weight of each of the six crystal systems.
+        Each of the six crystal systems' probability, or summed difference weight.
     space_group : int
         Difference-aggregated space group from the winning system's space-group model, through
         which *all* valid patterns are routed.
@@ -150,6 +152,8 @@ class AggregatePrediction:
         Number of valid patterns used.
     n_rejected : int
         Number of invalid patterns left out (too few spots, bad values).
+    aggregation : str
+        How the crystal system was aggregated: ``"learned"`` or ``"difference"``.
     """
 
     crystal_system: str
@@ -161,3 +165,4 @@ class AggregatePrediction:
     lattice: np.ndarray
     n_patterns: int
     n_rejected: int = 0
+    aggregation: str = "difference"

@@ -148,8 +148,9 @@ def train_crystal(
         Training weights of the lattice regressors (:data:`LATTICE_WEIGHTINGS`).
     estimators : {"compact", "paper"}
         The preset (:data:`~uedsteer.surrogates.crystal.fitting.ESTIMATOR_PRESETS`): a boosted
-        crystal-system classifier and forests with a few patterns a leaf, or the paper's
-        forests.
+        crystal-system classifier, forests with a few patterns a leaf and a learned aggregate
+        over a material's patterns (with zone features), or the paper's forests and
+        difference aggregation.
     reference : bool
         Read the textbook crystals
         (:mod:`~uedsteer.surrogates.crystal.reference_structures`) for the model card.
@@ -182,6 +183,8 @@ def train_crystal(
     predictor = CrystalPredictor(
         **params,
         system_estimator=preset["system_estimator"],
+        # the learned aggregate reads the zone features; with the radial basis alone, the paper's
+        aggregation=preset.get("aggregation", "difference") if "zone" in features else "difference",
         n_jobs=n_jobs,
         random_state=seed,
         q_range=q_range,
@@ -197,6 +200,7 @@ def train_crystal(
         lattice_weight=(
             cell_size_weights(data)[fit_rows] if lattice_weighting == "cell_size" else None
         ),
+        material=data.material[fit_rows],
     )
     t_fit = time.perf_counter() - t1
     predictor.simulation_ = simulation_record(store_specs(data.spec))
