@@ -98,6 +98,12 @@ def test_the_compressed_round_trip_gives_identical_predictions(tmp_path, shipped
     before, after = shipped.predict(lists), loaded.predict(lists)
     for field in ("crystal_system", "system_votes", "space_group", "lattice", "valid"):
         np.testing.assert_array_equal(getattr(after, field), getattr(before, field))
+    agg_before, agg_after = (
+        shipped.predict_aggregate(lists[:4]),
+        loaded.predict_aggregate(lists[:4]),
+    )
+    assert agg_after.system_weights == agg_before.system_weights
+    np.testing.assert_array_equal(agg_after.lattice, agg_before.lattice)
     assert loaded.simulation_ == shipped.simulation_
 
 
@@ -118,6 +124,7 @@ def test_the_metadata_records_the_simulation_convention(shipped):
 def test_the_guide_snippet_reads_gold_as_fcc_gold(guide_reads):
     gold = guide_reads["Au (fcc)"]
     assert gold.crystal_system == "cubic"
+    assert gold.aggregation == "learned"  # the shipped model reads a material's set of zones
     assert gold.space_group == 225  # Fm-3m
     np.testing.assert_allclose(gold.lattice, 4.08, atol=0.05)
     assert gold.n_patterns == 10
