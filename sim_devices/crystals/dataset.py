@@ -132,6 +132,10 @@ def split_by_material(
     return ~test, test
 
 
+STORE_OFFSET = 10_000_000
+"""Material-index offset of the k-th store in :func:`concatenate_datasets` (k · offset)."""
+
+
 def concatenate_datasets(datasets: Sequence[CrystalDataset]) -> CrystalDataset:
     """Several crystal stores as one data set (e.g. zone-axis and random-orientation stores).
 
@@ -141,7 +145,7 @@ def concatenate_datasets(datasets: Sequence[CrystalDataset]) -> CrystalDataset:
     """
     if not datasets:
         raise ValueError("datasets is empty; give at least one CrystalDataset")
-    offset = 10_000_000
+    offset = STORE_OFFSET
     for k, d in enumerate(datasets):
         if len(d) and d.material.max() >= offset:
             raise ValueError(f"datasets[{k}] has material indices >= {offset}")

@@ -13,21 +13,27 @@ import json
 from pathlib import Path
 from typing import Any
 
+from uedsteer.sim_devices.crystals.systems import CRYSTAL_SYSTEMS
+
 from .persistence import CARD_FILE, METADATA_FILE, sha256_of
 
 
 def _store_lines(simulation: dict[str, Any]) -> list[str]:
     lines = [
-        "| store | seed | materials | zone axes | random orientations | thickness (nm) | "
-        "sg_max (1/Å) | thermal σ (Å) | min_intensity | k_max (1/Å) | kV |",
-        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+        "| store | seed | materials | systems | zone axes | random orientations | thickness (nm) "
+        "| sg_max (1/Å) | thermal σ (Å) | min_intensity | k_max (1/Å) | kV |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     for k, s in enumerate(simulation.get("stores", [])):
+        systems = s.get("systems", list(CRYSTAL_SYSTEMS))
         values = [
-            s.get(key, "")
+            ("all" if set(systems) >= set(CRYSTAL_SYSTEMS) else ", ".join(systems))
+            if key == "systems"
+            else s.get(key, "")
             for key in (
                 "seed",
                 "n_materials",
+                "systems",
                 "zone_axes",
                 "random_orientations",
                 "thickness_nm",
@@ -190,7 +196,10 @@ def write_model_card(folder: str | Path, reference: list[dict[str, Any]] | None 
         *_store_lines(meta.get("simulation", {})),
         "",
         "The simulation settings are the defaults of `dynamical_bragg` (the simulation "
-        "convention); `predict` warns when a list visibly departs from them.",
+        "convention); `predict` warns when a list visibly departs from them. A store that "
+        "draws only some crystal systems trains only their space-group and lattice models, "
+        "all of its materials (the crystal-system classifier and the held-out materials "
+        "come from the other stores).",
         "",
         "## Figures on held-out materials",
         "",

@@ -74,6 +74,8 @@ def simulation_record(specs: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
         settings = dict(spec.get("settings", {}))
         entry = {k: settings[k] for k in SIMULATION_KEYS if k in settings}
         entry.update({k: spec[k] for k in ("n_materials", "seed") if k in spec})
+        if "systems" in settings:
+            entry["systems"] = list(settings["systems"])
         stores.append(entry)
     record: dict[str, Any] = {"stores": stores}
     k_max = [s["k_max"] for s in stores if "k_max" in s]

@@ -231,13 +231,15 @@ def fit_models(
     weight: np.ndarray | None,
     present: list[str],
     progress: bool,
+    system_rows: np.ndarray | None = None,
 ) -> RandomForestClassifier | HistGradientBoostingClassifier:
     """Fit the models of ``predictor`` (its parameters, ``n_jobs`` and ``random_state``).
 
     The space-group classes and forests and the lattice forests of each system in ``present``
     are stored on the predictor as they are fitted; the crystal-system classifier is returned.
     A system whose patterns share one space group gets no space-group forest (None). The
-    lattice forests learn ``target`` on the ``usable`` rows, weighted by ``weight``.
+    lattice forests learn ``target`` on the ``usable`` rows, weighted by ``weight``. The
+    crystal-system classifier learns from the ``system_rows`` (default: all).
     """
     from tqdm.auto import tqdm
 
@@ -246,7 +248,8 @@ def fit_models(
         total=1 + 2 * len(present), desc="crystal models", disable=not progress, unit="model"
     ) as bar:
         bar.set_postfix_str("crystal system")
-        model = fit_system_model(predictor, x, systems)
+        rows = slice(None) if system_rows is None else system_rows
+        model = fit_system_model(predictor, x[rows], systems[rows])
         bar.update()
         for system in present:
             rows = systems == system

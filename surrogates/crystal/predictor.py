@@ -244,6 +244,7 @@ class CrystalPredictor:
         progress: bool = True,
         lattice_weight: np.ndarray | None = None,
         material: Sequence[int] | np.ndarray | None = None,
+        system_rows: np.ndarray | None = None,
     ) -> CrystalPredictor:
         """Fit the 13 forests (fewer when some crystal systems are absent), and with
         ``aggregation="learned"`` the material classifier.
@@ -268,6 +269,11 @@ class CrystalPredictor:
             Material index of each pattern; needed with ``aggregation="learned"``, whose
             classifier learns from random subsets of each material's patterns and their
             out-of-fold system votes (four more fits of the crystal-system classifier).
+        system_rows : array_like of bool, shape (N,), optional
+            The patterns the crystal-system classifier and the material classifier learn
+            from (default: all). Patterns of a store that draws only some systems would bias
+            them towards those; they still train their systems' space-group and lattice
+            models.
 
         Returns
         -------
@@ -284,6 +290,12 @@ class CrystalPredictor:
         systems, groups, lat, weight = check_targets(
             x, crystal_system, space_group, lattice, lattice_weight
         )
+        rows = np.ones(x.shape[0], bool) if system_rows is None else np.asarray(system_rows)
+        if rows.shape != (x.shape[0],) or rows.dtype != bool or not rows.any():
+            raise ValueError(
+                f"system_rows must be a boolean mask of the {x.shape[0]} patterns with at "
+                "least one True"
+            )
         if self.aggregation == "learned":
             if material is None or len(material) != x.shape[0]:
                 raise ValueError(
@@ -296,12 +308,15 @@ class CrystalPredictor:
         self.system_model_ = None
         self.space_group_models_, self.space_group_classes_, self.lattice_models_ = {}, {}, {}
         self.aggregate_model_ = None
-        model = fit_models(self, x, systems, groups, target, usable, weight, present, progress)
+        model = fit_models(
+            self, x, systems, groups, target, usable, weight, present, progress, rows
+        )
         if self.aggregation == "learned":
             seed = self.random_state or 0
-            votes = out_of_fold_system_votes(self, x, systems, material, seed=seed)
+            xs, ss, ms = x[rows], systems[rows], material[rows]
+            votes = out_of_fold_system_votes(self, xs, ss, ms, seed=seed)
             self.aggregate_model_ = fit_material_classifier(
-                x, votes, material, systems, self._material_columns(), seed=seed
+                xs, votes, ms, ss, self._material_columns(), seed=seed
             )
         self.system_model_ = model
         self.training_sizes_ = {"total": int(x.shape[0])}

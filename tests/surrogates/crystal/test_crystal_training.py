@@ -91,3 +91,52 @@ def test_cell_size_weights_follow_the_atoms_in_the_cell():
     np.testing.assert_allclose(cell_size_weights(data), [0.5, 0.25, 1 / np.sqrt(8)])
     with pytest.raises(ValueError, match="lattice_weighting='atoms' is not known"):
         train_crystal(data, lattice_weighting="atoms")
+
+
+def test_a_store_of_some_systems_trains_only_their_sub_models(tmp_path, monkeypatch):
+    """A cubic-only store adds cubic space-group and lattice data, whole, without biasing the
+    crystal-system classifier or the material classifier, or entering the held-out set."""
+    from uedsteer.controller.cli import main
+    from uedsteer.sim_devices.crystals.dataset import (
+        STORE_OFFSET,
+        concatenate_datasets,
+        load_crystal_dataset,
+        split_by_material,
+    )
+    from uedsteer.surrogates.crystal import fitting
+    from uedsteer.surrogates.crystal.train import partial_store_rows, train_crystal
+
+    common = ["--workers", "1", "--set", 'method="kinematic"', "--set", "zone_axes=4"]
+    for name, seed, extra in (("all", "5", []), ("cubic", "6", ["--set", 'systems=["cubic"]'])):
+        args = ["generate", "crystals", "--out", str(tmp_path / name), "--n-materials", "12"]
+        assert main([*args, "--seed", seed, *common, *extra]) == 0
+    data = concatenate_datasets([load_crystal_dataset(tmp_path / n) for n in ("all", "cubic")])
+    partial = partial_store_rows(data)
+    assert partial.any() and (data.system[partial] == "cubic").all()
+    np.testing.assert_array_equal(partial, data.material >= STORE_OFFSET)
+    seen = []
+    real = fitting.fit_system_model
+    monkeypatch.setattr(
+        fitting, "fit_system_model", lambda p, x, s: seen.append(len(x)) or real(p, x, s)
+    )
+    small = {"n_estimators": 4}
+    predictor, metrics = train_crystal(
+        data,
+        out=tmp_path / "model",
+        system_params={"max_iter": 5},
+        space_group_params=small,
+        lattice_params=small,
+        n_jobs=1,
+        progress=False,
+        reference=False,
+    )
+    assert metrics["test_materials"] == 3  # 25 % of the full store's 12 materials
+    assert metrics["train_materials"] == 9 + 12  # the cubic store's whole
+    valid = predictor.features(data.bragg)[1]
+    test = np.zeros(len(data), bool)
+    test[~partial] = split_by_material(data.material[~partial], 0.25, 0)[1]
+    assert seen[0] == np.sum(valid & ~partial & ~test)  # the system classifier: full store only
+    assert predictor.training_sizes_["cubic"] > np.sum(data.system[~partial] == "cubic")
+    assert load_crystal_dataset(tmp_path / "cubic").spec["settings"]["systems"] == ["cubic"]
+    card = (tmp_path / "model" / "MODEL_CARD.md").read_text()
+    assert "| 2 | 6 | 12 | cubic |" in card and "| 1 | 5 | 12 | all |" in card
