@@ -33,12 +33,14 @@ demo: $(STAMP)
 	$(BIN)/uedsteer campaign --catalog demo_output/catalog --out demo_output
 	$(BIN)/uedsteer stem --nx 32 --ny 32 --catalog demo_output/stem_catalog --out demo_output
 
-# The shipped crystal model (surrogates/crystal/model, its card MODEL_CARD.md): three crystal
+# The shipped crystal model (surrogates/crystal/model, its card MODEL_CARD.md): four crystal
 # stores from recorded seeds (random crystals along 20 zone axes; thin, randomly oriented ones;
-# small cells of real structure types), resumable (rerun to finish), then the compact models
-# on the zone features, trained and evaluated on held-out materials.
+# small cells of real structure types; cubic crystals for the cubic space groups, which train
+# only the cubic sub-models), resumable (rerun to finish), then the compact models on the zone
+# features (20 lattice trees a system, to stay within 40 MB), trained and evaluated on held-out
+# materials.
 CRYSTAL_DATA ?= data
-CRYSTAL_STORES := $(CRYSTAL_DATA)/crystals_s21,$(CRYSTAL_DATA)/crystals_thin_s23,$(CRYSTAL_DATA)/crystals_types_s25
+CRYSTAL_STORES := $(CRYSTAL_DATA)/crystals_s21,$(CRYSTAL_DATA)/crystals_thin_s23,$(CRYSTAL_DATA)/crystals_types_s25,$(CRYSTAL_DATA)/crystals_cubic_s33
 crystal-model: $(STAMP)
 	$(BIN)/uedsteer generate crystals --out $(CRYSTAL_DATA)/crystals_s21 --n-materials 1000 \
 		--seed 21 --workers 2
@@ -48,8 +50,11 @@ crystal-model: $(STAMP)
 	$(BIN)/uedsteer generate crystals --out $(CRYSTAL_DATA)/crystals_types_s25 \
 		--n-materials 600 --seed 25 --workers 2 --set 'sources={"prototype":1.0}' \
 		--set max_atoms=8
+	$(BIN)/uedsteer generate crystals --out $(CRYSTAL_DATA)/crystals_cubic_s33 \
+		--n-materials 1000 --seed 33 --workers 2 --set 'systems=["cubic"]'
 	$(BIN)/uedsteer train crystal --data $(CRYSTAL_STORES) --features zone \
-		--estimators compact --seed 0 --threads 2 --out surrogates/crystal/model
+		--estimators compact --lattice-trees 20 --seed 0 --threads 2 \
+		--out surrogates/crystal/model
 
 # Debian's PostgreSQL server for a facility's catalog (`uedsteer serve --start-postgres`) and its
 # tests: installed when no initdb is found (needs root and Debian's package registry).
