@@ -106,6 +106,7 @@ def main() -> None:
     )
     args = parser.parse_args()
 
+    _settings(parser, {}, args.set)  # a bad --set stops here, before the model loads
     predictor = CrystalPredictor.load(args.model)
     from uedsteer.surrogates.crystal.persistence import model_source
 
