@@ -151,7 +151,7 @@ def write_model_card(folder: str | Path, reference: list[dict[str, Any]] | None 
         + (
             "read by a classifier of the whole set of patterns (`material_aggregate`: the "
             "nets, symmetries and spacings of all zones beside their votes), the space group "
-            "by difference aggregation, "
+            "by the product of the patterns' smoothed votes, "
             if hyper.get("aggregation") == "learned"
             else "combined by difference aggregation, "
         )

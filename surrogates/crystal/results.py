@@ -140,12 +140,14 @@ class AggregatePrediction:
     system_weights : dict[str, float]
         Each of the six crystal systems' probability, or summed difference weight.
     space_group : int
-        Difference-aggregated space group from the winning system's space-group model, through
-        which *all* valid patterns are routed.
+        The space group from the winning system's space-group model, through which *all*
+        valid patterns are routed: the product of their smoothed votes (``"learned"``) or
+        their difference aggregate (``"difference"``).
     space_group_confidence : float
-        Weight of that space group / total space-group weight.
+        Its normalized product, or its weight / the total space-group weight.
     space_group_weights : dict[int, float]
-        Summed weight of each space group known to the winning system's model.
+        Normalized product, or summed weight, of each space group known to the winning
+        system's model.
     lattice : numpy.ndarray, (3,)
         (a, b, c) in Å: median over patterns of the winning system's lattice predictions.
     n_patterns : int
@@ -153,7 +155,8 @@ class AggregatePrediction:
     n_rejected : int
         Number of invalid patterns left out (too few spots, bad values).
     aggregation : str
-        How the crystal system was aggregated: ``"learned"`` or ``"difference"``.
+        ``"learned"`` (crystal system by the material classifier, space group by the vote
+        product) or ``"difference"`` (both by difference aggregation, the paper).
     """
 
     crystal_system: str

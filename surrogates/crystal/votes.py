@@ -5,7 +5,8 @@ tree, not averaged probabilities), its confidence the share of trees voting for 
 is the median of the trees' predictions. A gradient-boosted classifier votes with its class
 probabilities instead (:func:`class_votes`); a confidence is then the winner's probability.
 Over several patterns of one material the labels are combined by *difference aggregation*
-(:func:`difference_aggregate`), which takes either kind of vote.
+(:func:`difference_aggregate`), which takes either kind of vote, or by the product of the
+patterns' smoothed vote shares (:func:`product_aggregate`).
 """
 
 from __future__ import annotations
@@ -102,6 +103,43 @@ def difference_aggregate(
         k = int(np.argmax(v.sum(axis=0)))
         confidence = 0.0
     return labels[k], confidence, {label: float(w) for label, w in zip(labels, sums, strict=True)}
+
+
+def product_aggregate(
+    votes: np.ndarray, labels: Sequence[Any]
+) -> tuple[Any, float, dict[Any, float]]:
+    """Combine the votes of several patterns as independent evidence (a vote product).
+
+    Each pattern's vote shares, smoothed by one vote for every label ((v + 1) / (T + K), T its
+    votes, K the labels), are multiplied over the patterns and normalized. Difference
+    aggregation keeps only each pattern's winner and its margin; the product also keeps that a
+    label was the runner-up of every pattern, and that another got no vote at all from most of
+    them, which is how zone axes of one crystal narrow its space group down together.
+
+    Parameters
+    ----------
+    votes : array_like, shape (N, K)
+        Vote counts (or probabilities scaled to counts) of N patterns for K labels.
+    labels : sequence, length K
+
+    Returns
+    -------
+    label
+        The label of the largest product.
+    confidence : float
+        Its normalized product, in (0, 1].
+    weights : dict
+        The normalized product of every label (summing to 1).
+    """
+    labels = list(labels)
+    v = _check_votes(votes, len(labels))
+    shares = (v + 1.0) / (v.sum(axis=1, keepdims=True) + v.shape[1])
+    log_product = np.log(shares).sum(axis=0)
+    posterior = np.exp(log_product - log_product.max())
+    posterior /= posterior.sum()
+    k = int(np.argmax(posterior))
+    weights = {lab: float(p) for lab, p in zip(labels, posterior, strict=True)}
+    return labels[k], float(posterior[k]), weights
 
 
 def _tree_outputs(forest: Any, x32: np.ndarray) -> list[np.ndarray]:

@@ -282,3 +282,19 @@ def test_load_refuses_missing_or_foreign_files(trained, tmp_path, monkeypatch):
     monkeypatch.setattr(skops.io, "get_untrusted_types", lambda file: ["builtins.eval"])
     with pytest.raises(ValueError, match="refusing"):
         CrystalPredictor.load(folder)
+
+
+def test_the_vote_product_keeps_what_difference_aggregation_drops():
+    from uedsteer.surrogates.crystal.votes import product_aggregate
+
+    # 48 trees, three groups: "A" is every zone's close runner-up; "B" wins one zone by far
+    # and gets no vote from the other two, which rule it out
+    votes = np.array([[20, 28, 0], [26, 0, 22], [25, 0, 23]])
+    assert difference_aggregate(votes, ["A", "B", "C"])[0] == "B"  # 8/48 beats 4/48 + 2/48
+    label, confidence, weights = product_aggregate(votes, ["A", "B", "C"])
+    assert label == "A" and confidence == pytest.approx(weights["A"])
+    assert sum(weights.values()) == pytest.approx(1.0) and weights["B"] < 0.01
+    # one pattern: its own winner; equal votes: equal weights
+    assert product_aggregate(votes[:1], ["A", "B", "C"])[0] == "B"
+    _, confidence, _ = product_aggregate(np.array([[10, 10]]), ["A", "B"])
+    assert confidence == pytest.approx(0.5)
