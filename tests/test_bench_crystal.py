@@ -13,13 +13,9 @@ SCRIPT = ROOT / "benchmarks" / "bench_crystal.py"
 
 @pytest.fixture(scope="module")
 def bench():
-    import importlib.util
+    from conftest import load_benchmark
 
-    sys.path.insert(0, str(SCRIPT.parent))
-    spec = importlib.util.spec_from_file_location("bench_crystal", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_benchmark("bench_crystal")
 
 
 def test_set_changes_the_fresh_sets_settings(bench):

@@ -2,7 +2,6 @@
 ``--set`` overrides, ``--scale``, ``--oversample`` and ``--scorer`` reaching the campaigns, and
 ``--jobs`` running the same campaigns as one process."""
 
-import importlib.util
 import json
 import subprocess
 import sys
@@ -17,11 +16,9 @@ WEIGHTS = ROOT / "surrogates" / "weights"
 
 @pytest.fixture(scope="module")
 def bench():
-    sys.path.insert(0, str(SCRIPT.parent))
-    spec = importlib.util.spec_from_file_location("bench_misspecified", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    from conftest import load_benchmark
+
+    return load_benchmark("bench_misspecified")
 
 
 def test_wilson_interval(bench):

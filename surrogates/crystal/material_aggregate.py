@@ -25,22 +25,19 @@ from sklearn.ensemble import HistGradientBoostingClassifier
 
 from uedsteer.sim_devices.crystals.systems import CRYSTAL_SYSTEMS
 
-from .zone import RING_CENTRES, UNDEFINED
+from .zone import RING_CENTRES, UNDEFINED, ZONE_FEATURE_NAMES
 
-NEEDED_ZONE_FEATURES = (
-    "g1",
-    "g2_over_g1",
-    "gamma_deg",
-    "g1_plus_g2_over_g1",
-    "g1_minus_g2_over_g1",
-    "rot2",
-    "rot3",
-    "rot4",
-    "rot6",
-    "mirrors_above_0.8",
-    "on_lattice",
-    "q_min",
-) + tuple(f"ring_{c:g}" for c in RING_CENTRES)
+_UNUSED = (
+    "g2",
+    "mirror_best",
+    "mirror_second",
+    "mirror_fourth",
+    "n_spots",
+    "q_max",
+    "n_strong",
+    "q_mean",
+)
+NEEDED_ZONE_FEATURES = tuple(n for n in ZONE_FEATURE_NAMES if n not in _UNUSED)
 """Zone features :func:`material_features` reads; a model without all of them aggregates by
 difference (the paper)."""
 
