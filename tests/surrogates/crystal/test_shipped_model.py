@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import fnmatch
 import json
+import shutil
 import tomllib
 import zipfile
 from pathlib import Path
@@ -75,14 +76,23 @@ def test_load_without_a_folder_takes_the_users_model_else_the_shipped_one(
 
     untrusted = sio.get_untrusted_types(file=SHIPPED_MODEL_DIR / MODEL_FILE)
     assert all(t.startswith(("sklearn.", "numpy.")) for t in untrusted)
-    # a model of the user's own wins once it is there
-    shipped.save(tmp_path / "crystal", metrics={"mine": True})
+    # a model of the user's own wins once it is there (the shipped files, its own metrics)
+    mine = _copy_of_the_shipped_files(tmp_path / "crystal")
+    meta = json.loads((mine / METADATA_FILE).read_text())
+    (mine / METADATA_FILE).write_text(json.dumps({**meta, "metrics": {"mine": True}}))
     assert model_source() == tmp_path / "crystal"
     assert CrystalPredictor.load().metadata_["metrics"] == {"mine": True}
 
 
-def test_a_changed_model_file_is_refused(tmp_path, shipped):
-    folder = shipped.save(tmp_path / "m")
+def _copy_of_the_shipped_files(folder: Path) -> Path:
+    folder.mkdir(parents=True)
+    for name in (MODEL_FILE, METADATA_FILE):
+        shutil.copyfile(SHIPPED_MODEL_DIR / name, folder / name)
+    return folder
+
+
+def test_a_changed_model_file_is_refused(tmp_path):
+    folder = _copy_of_the_shipped_files(tmp_path / "m")
     with open(folder / MODEL_FILE, "ab") as f:
         f.write(b"\0")
     with pytest.raises(ValueError, match="does not match the SHA-256"):
