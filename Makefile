@@ -35,8 +35,8 @@ demo: $(STAMP)
 
 # The shipped crystal model (surrogates/crystal/model, its card MODEL_CARD.md): four crystal
 # stores from recorded seeds (random crystals along 20 zone axes; thin, randomly oriented ones;
-# small cells of real structure types; cubic crystals for the cubic space groups, which train
-# only the cubic sub-models), resumable (rerun to finish), then the compact models on the zone
+# small cells of real structure types; cubic crystals, which train only the cubic space-group
+# forest), resumable (rerun to finish), then the compact models on the zone
 # features (20 lattice trees a system, to stay within 40 MB), trained and evaluated on held-out
 # materials.
 CRYSTAL_DATA ?= data

@@ -197,9 +197,9 @@ def write_model_card(folder: str | Path, reference: list[dict[str, Any]] | None 
         "",
         "The simulation settings are the defaults of `dynamical_bragg` (the simulation "
         "convention); `predict` warns when a list visibly departs from them. A store that "
-        "draws only some crystal systems trains only their space-group and lattice models, "
-        "all of its materials (the crystal-system classifier and the held-out materials "
-        "come from the other stores).",
+        "draws only some crystal systems trains only their space-group forests, with all of "
+        "its materials (the other models and the held-out materials come from the other "
+        "stores).",
         "",
         "## Figures on held-out materials",
         "",

@@ -231,7 +231,7 @@ def fit_models(
     weight: np.ndarray | None,
     present: list[str],
     progress: bool,
-    system_rows: np.ndarray | None = None,
+    space_group_only: np.ndarray | None = None,
 ) -> RandomForestClassifier | HistGradientBoostingClassifier:
     """Fit the models of ``predictor`` (its parameters, ``n_jobs`` and ``random_state``).
 
@@ -239,7 +239,7 @@ def fit_models(
     are stored on the predictor as they are fitted; the crystal-system classifier is returned.
     A system whose patterns share one space group gets no space-group forest (None). The
     lattice forests learn ``target`` on the ``usable`` rows, weighted by ``weight``. The
-    crystal-system classifier learns from the ``system_rows`` (default: all).
+    ``space_group_only`` rows (default: none) train only the space-group forests.
     """
     from tqdm.auto import tqdm
 
@@ -248,8 +248,8 @@ def fit_models(
         total=1 + 2 * len(present), desc="crystal models", disable=not progress, unit="model"
     ) as bar:
         bar.set_postfix_str("crystal system")
-        rows = slice(None) if system_rows is None else system_rows
-        model = fit_system_model(predictor, x[rows], systems[rows])
+        every = np.ones(len(x), bool) if space_group_only is None else ~space_group_only
+        model = fit_system_model(predictor, x[every], systems[every])
         bar.update()
         for system in present:
             rows = systems == system
@@ -264,7 +264,7 @@ def fit_models(
             bar.update()
             bar.set_postfix_str(f"{system} lattice")
             lat_model = RandomForestRegressor(**predictor.lattice_params, **common)
-            rows &= usable
+            rows &= usable & every
             predictor.lattice_models_[system] = lat_model.fit(
                 x[rows], target[rows], sample_weight=None if weight is None else weight[rows]
             )

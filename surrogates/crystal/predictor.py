@@ -245,7 +245,7 @@ class CrystalPredictor:
         progress: bool = True,
         lattice_weight: np.ndarray | None = None,
         material: Sequence[int] | np.ndarray | None = None,
-        system_rows: np.ndarray | None = None,
+        space_group_only: np.ndarray | None = None,
     ) -> CrystalPredictor:
         """Fit the 13 forests (fewer when some crystal systems are absent), and with
         ``aggregation="learned"`` the material classifier.
@@ -270,11 +270,11 @@ class CrystalPredictor:
             Material index of each pattern; needed with ``aggregation="learned"``, whose
             classifier learns from random subsets of each material's patterns and their
             out-of-fold system votes (four more fits of the crystal-system classifier).
-        system_rows : array_like of bool, shape (N,), optional
-            The patterns the crystal-system classifier and the material classifier learn
-            from (default: all). Patterns of a store that draws only some systems would bias
-            them towards those; they still train their systems' space-group and lattice
-            models.
+        space_group_only : array_like of bool, shape (N,), optional
+            Patterns that train only their systems' space-group forests (default: none), as
+            those of a store that draws only some systems: they would bias the crystal-system
+            and material classifiers towards those systems, and their cells (mostly large)
+            the lattice regressors' prior.
 
         Returns
         -------
@@ -291,12 +291,14 @@ class CrystalPredictor:
         systems, groups, lat, weight = check_targets(
             x, crystal_system, space_group, lattice, lattice_weight
         )
-        rows = np.ones(x.shape[0], bool) if system_rows is None else np.asarray(system_rows)
-        if rows.shape != (x.shape[0],) or rows.dtype != bool or not rows.any():
+        only = np.zeros(x.shape[0], bool) if space_group_only is None else space_group_only
+        only = np.asarray(only)
+        if only.shape != (x.shape[0],) or only.dtype != bool or only.all():
             raise ValueError(
-                f"system_rows must be a boolean mask of the {x.shape[0]} patterns with at "
-                "least one True"
+                f"space_group_only must be a boolean mask of the {x.shape[0]} patterns with "
+                "at least one False"
             )
+        rows = ~only
         if self.aggregation == "learned":
             if material is None or len(material) != x.shape[0]:
                 raise ValueError(
@@ -310,7 +312,7 @@ class CrystalPredictor:
         self.space_group_models_, self.space_group_classes_, self.lattice_models_ = {}, {}, {}
         self.aggregate_model_ = None
         model = fit_models(
-            self, x, systems, groups, target, usable, weight, present, progress, rows
+            self, x, systems, groups, target, usable, weight, present, progress, only
         )
         if self.aggregation == "learned":
             seed = self.random_state or 0

@@ -1,7 +1,7 @@
 """Train the crystal predictor on a crystal store (``uedsteer train crystal``).
 
 The store is split **by material** (25 % of the materials are test materials, as in the
-paper; a store that draws only some crystal systems trains only their sub-models, whole:
+paper; a store that draws only some crystal systems trains only their space-group forests:
 :func:`partial_store_rows`), the Bragg lists are featurized (the zone features by default),
 the hierarchical models (the "compact" preset by default) are trained on the training
 materials and evaluated on the test materials (:mod:`~uedsteer.surrogates.crystal.evaluation`):
@@ -86,10 +86,11 @@ def store_specs(spec: dict) -> list[dict]:
 def partial_store_rows(data: CrystalDataset) -> np.ndarray:
     """Patterns of stores that draw only some crystal systems (``--set 'systems=[...]'``).
 
-    Such a store adds data where the space-group and lattice models need it (cubic space
-    groups, say), but it would bias the crystal-system classifier and the material classifier
-    towards its systems and change the held-out set's mix, so :func:`train_crystal` uses all
-    of its materials for those systems' sub-models only.
+    Such a store adds data where a space-group forest needs it (cubic space groups, say), but
+    it would bias the crystal-system and material classifiers towards its systems, move the
+    lattice regressors' prior towards its cells and change the held-out set's mix, so
+    :func:`train_crystal` uses all of its materials for those systems' space-group forests
+    only.
     """
     specs = store_specs(data.spec)
     partial = [
@@ -229,7 +230,7 @@ def train_crystal(
             cell_size_weights(data)[fit_rows] if lattice_weighting == "cell_size" else None
         ),
         material=data.material[fit_rows],
-        system_rows=~partial[fit_rows],
+        space_group_only=partial[fit_rows],
     )
     t_fit = time.perf_counter() - t1
     predictor.simulation_ = simulation_record(store_specs(data.spec))

@@ -94,8 +94,8 @@ def test_cell_size_weights_follow_the_atoms_in_the_cell():
 
 
 def test_a_store_of_some_systems_trains_only_their_sub_models(tmp_path, monkeypatch):
-    """A cubic-only store adds cubic space-group and lattice data, whole, without biasing the
-    crystal-system classifier or the material classifier, or entering the held-out set."""
+    """A cubic-only store adds cubic space-group data, whole, without biasing the crystal-system,
+    material or lattice models, or entering the held-out set."""
     from uedsteer.controller.cli import main
     from uedsteer.sim_devices.crystals.dataset import (
         STORE_OFFSET,
@@ -119,6 +119,14 @@ def test_a_store_of_some_systems_trains_only_their_sub_models(tmp_path, monkeypa
     monkeypatch.setattr(
         fitting, "fit_system_model", lambda p, x, s: seen.append(len(x)) or real(p, x, s)
     )
+    lattice_rows = []
+
+    class Regressor(fitting.RandomForestRegressor):
+        def fit(self, x, y, sample_weight=None):
+            lattice_rows.append(len(x))
+            return super().fit(x, y, sample_weight=sample_weight)
+
+    monkeypatch.setattr(fitting, "RandomForestRegressor", Regressor)
     small = {"n_estimators": 4}
     predictor, metrics = train_crystal(
         data,
@@ -136,6 +144,8 @@ def test_a_store_of_some_systems_trains_only_their_sub_models(tmp_path, monkeypa
     test = np.zeros(len(data), bool)
     test[~partial] = split_by_material(data.material[~partial], 0.25, 0)[1]
     assert seen[0] == np.sum(valid & ~partial & ~test)  # the system classifier: full store only
+    full_cubic = valid & ~partial & ~test & (data.system == "cubic")
+    assert lattice_rows[0] <= np.sum(full_cubic)  # the cubic lattice forest: full store only
     assert predictor.training_sizes_["cubic"] > np.sum(data.system[~partial] == "cubic")
     assert load_crystal_dataset(tmp_path / "cubic").spec["settings"]["systems"] == ["cubic"]
     card = (tmp_path / "model" / "MODEL_CARD.md").read_text()
