@@ -17,7 +17,6 @@ from uedsteer.sim_devices.crystals.dataset import CrystalDataset
 from uedsteer.sim_devices.crystals.systems import CRYSTAL_SYSTEMS
 
 from .predictor import CrystalPredictor
-from .votes import difference_aggregate
 
 GOALS = {"single": 0.67, "aggregate": 0.85, "cubic_space_group": 0.85}
 """Issue 32's goals on the fresh set: crystal system of single patterns and of 10-pattern
@@ -119,10 +118,8 @@ def aggregate_accuracy(
             "aggregation='learned' needs features= and a predictor with a material classifier"
         )
     for pick in aggregate_draws(material, n_patterns, seed):
-        if aggregation == "learned":
-            label, _, _ = predictor.material_system(features[pick], votes[pick])
-        else:
-            label, _, _ = difference_aggregate(votes[pick], CRYSTAL_SYSTEMS)
+        x = None if features is None else features[pick]
+        label, _, _ = predictor.aggregate_system(votes[pick], x, aggregation)
         trues.append(true_system[pick[0]])
         preds.append(label)
     trues_a, preds_a = np.array(trues), np.array(preds)

@@ -204,7 +204,7 @@ def out_of_fold_system_votes(
     like those it will meet: a classifier's votes on its own training patterns are far more
     confident than on new ones.
     """
-    from .votes import class_votes
+    from .votes import class_votes, in_system_order
 
     material = np.asarray(material)
     ids = np.unique(material)
@@ -216,8 +216,7 @@ def out_of_fold_system_votes(
         if not rows.any() or rows.all():
             continue
         model = fit_system_model(predictor, x[~rows], systems[~rows])
-        columns = [CRYSTAL_SYSTEMS.index(str(c)) for c in model.classes_]
-        votes[np.ix_(rows, columns)] = class_votes(model, x[rows])
+        votes[rows] = in_system_order(model, class_votes(model, x[rows]))
     return votes
 
 

@@ -266,11 +266,3 @@ def fit_material_classifier(
     labels = np.asarray(crystal_system)[[s[0] for s in subsets]]
     model = HistGradientBoostingClassifier(**AGGREGATE_PARAMS, random_state=seed)
     return model.fit(rows, labels)
-
-
-def material_votes(model: HistGradientBoostingClassifier, rows: np.ndarray) -> np.ndarray:
-    """Class probabilities (n, 6) of material-feature rows in :data:`CRYSTAL_SYSTEMS` order."""
-    probabilities = model.predict_proba(np.atleast_2d(rows))
-    out = np.zeros((probabilities.shape[0], len(CRYSTAL_SYSTEMS)))
-    out[:, [CRYSTAL_SYSTEMS.index(str(c)) for c in model.classes_]] = probabilities
-    return out

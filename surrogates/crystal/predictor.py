@@ -48,7 +48,6 @@ from .material_aggregate import (
     NEEDED_ZONE_FEATURES,
     fit_material_classifier,
     material_features,
-    material_votes,
     zone_columns,
 )
 from .persistence import TRAIN_HINT, load_predictor, save_predictor
@@ -57,6 +56,7 @@ from .votes import (
     class_votes,
     difference_aggregate,
     difference_weight,
+    in_system_order,
     product_aggregate,
     tree_median,
     tree_outputs,
@@ -332,11 +332,7 @@ class CrystalPredictor:
         """Votes (n, 6) in CRYSTAL_SYSTEMS order: a forest's tree votes, a boosted
         classifier's class probabilities (:func:`~.votes.class_votes`)."""
         model = self._check_fitted()
-        raw = class_votes(model, x32)
-        votes = np.zeros((x32.shape[0], len(CRYSTAL_SYSTEMS)), dtype=np.float64)
-        columns = [CRYSTAL_SYSTEMS.index(str(c)) for c in model.classes_]
-        votes[:, columns] = raw
-        return votes
+        return in_system_order(model, class_votes(model, x32))
 
     def _space_group_votes(self, system: str, x32: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Tree votes (n, K) of ``system``'s space-group model and its K space groups."""
@@ -533,10 +529,7 @@ class CrystalPredictor:
         x32 = np.ascontiguousarray(x[valid], dtype=np.float32)
         how = self._aggregation(aggregation, n_valid)
         votes = self._system_votes(x32)
-        if how == "learned":
-            system, confidence, weights = self.material_system(x[valid], votes)
-        else:
-            system, confidence, weights = difference_aggregate(votes, CRYSTAL_SYSTEMS)
+        system, confidence, weights = self.aggregate_system(votes, x[valid], how)
         routed = route_to or self._check_system(system, "aggregated crystal system")
         sg_votes, classes = self._space_group_votes(routed, x32)
         combine = product_aggregate if how == "learned" else difference_aggregate
@@ -570,25 +563,31 @@ class CrystalPredictor:
             )
         return aggregation
 
-    def material_system(
-        self, x: np.ndarray, votes: np.ndarray
+    def aggregate_system(
+        self, votes: np.ndarray, x: np.ndarray | None = None, aggregation: str = "difference"
     ) -> tuple[str, float, dict[str, float]]:
-        """The material classifier's reading of several valid patterns of one material.
+        """The crystal system of several valid patterns of one material.
 
         Parameters
         ----------
-        x : numpy.ndarray, (n, n_features)
-            The patterns' features (finite rows).
         votes : numpy.ndarray, (n, 6)
             Their crystal-system votes (:attr:`PatternPrediction.system_votes`).
+        x : numpy.ndarray, (n, n_features), optional
+            Their features (finite rows); needed for ``"learned"``.
+        aggregation : {"difference", "learned"}
+            Difference aggregation of the votes (the paper), or the material classifier.
 
         Returns
         -------
         tuple
-            (system, its probability, every system's probability).
+            (system, its confidence, every system's weight): the difference weights, or the
+            material classifier's probabilities.
         """
+        if aggregation != "learned":
+            return difference_aggregate(votes, CRYSTAL_SYSTEMS)
         row = material_features(x, votes, self._material_columns())
-        probabilities = material_votes(self.aggregate_model_, row)[0]
+        model = self.aggregate_model_
+        probabilities = in_system_order(model, model.predict_proba(np.atleast_2d(row)))[0]
         k = int(np.argmax(probabilities))
         weights = {s: float(p) for s, p in zip(CRYSTAL_SYSTEMS, probabilities, strict=True)}
         return CRYSTAL_SYSTEMS[k], float(probabilities[k]), weights

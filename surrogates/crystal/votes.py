@@ -21,6 +21,8 @@ from sklearn.ensemble import (
     RandomForestRegressor,
 )
 
+from uedsteer.sim_devices.crystals.systems import CRYSTAL_SYSTEMS
+
 
 def _check_votes(votes: np.ndarray, n_labels: int | None = None) -> np.ndarray:
     v = np.asarray(votes)
@@ -196,6 +198,16 @@ def class_votes(
     if isinstance(model, RandomForestClassifier):
         return tree_votes(model, x32).astype(np.float64)
     return np.asarray(model.predict_proba(x32), dtype=np.float64)
+
+
+def in_system_order(model: Any, raw: np.ndarray) -> np.ndarray:
+    """A crystal-system classifier's votes or probabilities (N, len(model.classes_)) as
+    (N, 6) columns in :data:`~uedsteer.sim_devices.crystals.systems.CRYSTAL_SYSTEMS` order
+    (zero for systems it was not trained on)."""
+    raw = np.asarray(raw, dtype=np.float64)
+    votes = np.zeros((raw.shape[0], len(CRYSTAL_SYSTEMS)), dtype=np.float64)
+    votes[:, [CRYSTAL_SYSTEMS.index(str(c)) for c in model.classes_]] = raw
+    return votes
 
 
 def tree_outputs(forest: RandomForestRegressor, features: np.ndarray) -> np.ndarray:
