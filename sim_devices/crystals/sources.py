@@ -35,7 +35,12 @@ from .draws import (
     _pick,
 )
 from .settings import SOURCES, CrystalGenSettings
+from .symmetry import symmetry_label
 from .systems import CRYSTAL_SYSTEMS, SPACE_GROUP_RANGES
+
+SYSTEM_ATTEMPTS = 10
+"""Draws of one source before the next is tried, where each drawn crystal turned out to have
+the symmetry of another crystal system."""
 
 
 @lru_cache(maxsize=1)
@@ -216,7 +221,11 @@ def random_crystal(system: str, rng: np.random.Generator, settings: CrystalGenSe
 
     The source is drawn with the weights ``settings.sources`` (see :func:`prototype_crystal`,
     :func:`wyckoff_crystal`, :func:`pyxtal_random_crystal`); if it fails, the next source in
-    the order wyckoff → random is tried, so a material always exists.
+    the order wyckoff → random is tried, so a material always exists. The labels are the
+    crystal's own symmetry (:func:`~.symmetry.symmetry_label`): a crystal with more symmetry
+    than the group it was drawn on is labelled, and its cell given, by the group it has (its
+    ``tag`` says what it was drawn on); one whose symmetry is that of another crystal system
+    is drawn again.
 
     Returns
     -------
@@ -236,10 +245,18 @@ def random_crystal(system: str, rng: np.random.Generator, settings: CrystalGenSe
         "random": pyxtal_random_crystal,
     }
     for source in [first, *(k for k in ("wyckoff", "random") if k != first)]:
-        try:
-            return makers[source](system, rng, settings)
-        except RuntimeError:
-            continue
+        for _ in range(SYSTEM_ATTEMPTS):
+            try:
+                atoms, info = makers[source](system, rng, settings)
+            except RuntimeError:
+                break
+            label = symmetry_label(atoms, info["space_group"])
+            if label.system != system:  # more symmetric than its system: draw again
+                continue
+            if label.space_group != info["space_group"]:
+                tag = f"{info['tag']} (drawn on {info['space_group']})".lstrip()
+                info = _info(label.atoms, system, label.space_group, source, tag)
+            return label.atoms, info
     raise RuntimeError(f"no {system} crystal from any source")
 
 

@@ -204,7 +204,10 @@ def test_crystal_store_with_other_settings_names_each_difference(tmp_path):
     (store / "chunks").mkdir(parents=True)
     spec = CrystalDatasetSpec(n_materials=30, seed=2, chunk=12)
     config = json.loads(spec.model_dump_json())
-    (store / "spec.json").write_text(json.dumps({"uedsteer_crystals": 1, "config": config}))
+    from uedsteer.sim_devices.crystals.store import FORMAT_VERSION
+
+    meta = {"uedsteer_crystals": FORMAT_VERSION, "config": config}
+    (store / "spec.json").write_text(json.dumps(meta))
     args = ["generate", "crystals", "--out", str(store), "--n-materials", "40", "--seed", "2"]
     line = error_line(uedsteer(*args, "--set", "zone_axes=4"), f"out={store}")
     assert "n_materials 30 (asked: 40)" in line and "settings.zone_axes 20 (asked: 4)" in line
