@@ -40,6 +40,15 @@ def rng() -> np.random.Generator:
     return np.random.default_rng(1234)
 
 
+@pytest.fixture(scope="module")
+def shipped():
+    """The crystal model shipped in the package (``surrogates/crystal/model``)."""
+    from uedsteer.surrogates.crystal.persistence import SHIPPED_MODEL_DIR
+    from uedsteer.surrogates.crystal.predictor import CrystalPredictor
+
+    return CrystalPredictor.load(SHIPPED_MODEL_DIR)
+
+
 LONG_END_TO_END = (
     "tests/plans/test_queueserver.py",
     "tests/plans/test_facility.py",

@@ -31,6 +31,7 @@ from sklearn.exceptions import NotFittedError
 
 from uedsteer.sim_devices.crystals.systems import CRYSTAL_SYSTEMS
 
+from .centring import CUBIC_CENTRING, cubic_centring
 from .convention import warn_convention
 from .featurizer import FEATURE_SETS, CrystalFeaturizer
 from .fitting import (
@@ -492,12 +493,16 @@ class CrystalPredictor:
         median over patterns of each pattern's tree median; pooling the trees keeps a pattern
         whose trees split between two multiples of the cell, as gold's square [001] zone
         between 4.08 Å and 2.885 Å, from casting a coin-flip vote.) Invalid patterns are left
-        out.
+        out. For a cubic crystal with Bragg lists, the spots indexed on the aggregate's a
+        decide the lattice centring (:func:`~.centring.cubic_centring`: I forbids every odd
+        h² + k² + l², F every mixed-parity hkl, and multiple scattering cannot fill them in),
+        and the space group is chosen among the groups of that centring.
 
         Parameters
         ----------
         bragg_lists, features, preprocess
-            As in :meth:`predict`.
+            As in :meth:`predict`; ``bragg_lists`` may be given beside ``features`` (the lists
+            of the same patterns), then they serve only the centring check.
         route_to : str, optional
             Use this system's space-group and lattice models instead of the aggregated
             system's (e.g. when the system is known); ``crystal_system`` is still the
@@ -519,7 +524,17 @@ class CrystalPredictor:
         self._check_fitted()
         if route_to is not None:
             self._check_system(route_to, "route_to")
-        x, valid = self._inputs(bragg_lists, features, preprocess)
+        if bragg_lists is not None and not isinstance(bragg_lists, list | tuple | np.ndarray):
+            bragg_lists = list(bragg_lists)  # a generator is read by two steps
+        if isinstance(bragg_lists, np.ndarray) and bragg_lists.ndim == 2:
+            bragg_lists = [bragg_lists]
+        model_lists = None if features is not None else bragg_lists
+        x, valid = self._inputs(model_lists, features, preprocess)
+        if bragg_lists is not None and len(bragg_lists) != len(x):
+            raise ValueError(
+                f"bragg_lists has {len(bragg_lists)} lists but features= has {len(x)} rows; "
+                "give the lists of the same patterns"
+            )
         n_valid = int(valid.sum())
         if n_valid == 0:
             raise ValueError(
@@ -532,9 +547,17 @@ class CrystalPredictor:
         system, confidence, weights = self.aggregate_system(votes, x[valid], how)
         routed = route_to or self._check_system(system, "aggregated crystal system")
         sg_votes, classes = self._space_group_votes(routed, x32)
+        lattice = self._pooled_lattice(routed, x32)
+        centring = None
+        if routed == "cubic" and bragg_lists is not None:
+            centring = cubic_centring([bragg_lists[i] for i in np.flatnonzero(valid)], lattice[0])
+            allowed = np.array([CUBIC_CENTRING[int(g)] == centring for g in classes])
+            if centring is None or not allowed.any():
+                centring = None
+            else:
+                sg_votes, classes = sg_votes[:, allowed], classes[allowed]
         combine = product_aggregate if how == "learned" else difference_aggregate
         group, sg_confidence, sg_weights = combine(sg_votes, classes.tolist())
-        lattice = self._pooled_lattice(routed, x32)
         return AggregatePrediction(
             crystal_system=str(system),
             confidence=confidence,
@@ -546,6 +569,7 @@ class CrystalPredictor:
             n_patterns=n_valid,
             n_rejected=int(x.shape[0] - n_valid),
             aggregation=how,
+            centring=centring,
         )
 
     def _aggregation(self, aggregation: str | None, n_patterns: int = 2) -> str:

@@ -3,7 +3,7 @@
 The training stores hold random crystals; these are textbook structures, simulated as the
 guide's snippet does (:func:`~uedsteer.sim_devices.physics.bragg.dynamical_bragg` with its
 defaults, the simulation convention, along :func:`~uedsteer.sim_devices.physics.bragg.zone_axes`
-``n=10``) and read by difference aggregation over the ten patterns. The model card
+``n=10``) and read by the model's aggregate over the ten patterns. The model card
 (``uedsteer train crystal``) and the tests report them.
 """
 

@@ -157,6 +157,11 @@ class AggregatePrediction:
     aggregation : str
         ``"learned"`` (crystal system by the material classifier, space group by the vote
         product) or ``"difference"`` (both by difference aggregation, the paper).
+    centring : str or None
+        ``"P"``, ``"I"`` or ``"F"``: the centring the spots of a cubic aggregate showed on its
+        lattice constant, to which the space group was restricted (with Bragg lists only;
+        :func:`~.centring.cubic_centring`). None: not cubic, no lists, or not decided.
+        ``space_group_weights`` then holds that centring's groups only.
     """
 
     crystal_system: str
@@ -169,3 +174,4 @@ class AggregatePrediction:
     n_patterns: int
     n_rejected: int = 0
     aggregation: str = "difference"
+    centring: str | None = None

@@ -98,14 +98,6 @@ def test_predict_warns_once_with_the_fix(shipped):
         shipped.predict(features=x)  # features alone: nothing to tell
 
 
-@pytest.fixture(scope="module")
-def shipped():
-    from uedsteer.surrogates.crystal.persistence import SHIPPED_MODEL_DIR
-    from uedsteer.surrogates.crystal.predictor import CrystalPredictor
-
-    return CrystalPredictor.load(SHIPPED_MODEL_DIR)
-
-
 def test_a_list_as_one_array_is_checked_too(shipped):
     gold = bulk("Au", "fcc", a=4.08, cubic=True)
     headless = kinematic_bragg(gold, [0, 0, 1])[1:]

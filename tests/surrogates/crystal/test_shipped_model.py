@@ -32,11 +32,6 @@ ROOT = Path(__file__).resolve().parents[3]
 
 
 @pytest.fixture(scope="module")
-def shipped() -> CrystalPredictor:
-    return CrystalPredictor.load(SHIPPED_MODEL_DIR)
-
-
-@pytest.fixture(scope="module")
 def guide_reads(shipped):
     """The guide's snippet for the first three textbook crystals: name → aggregate."""
     guide = REFERENCE_STRUCTURES[:3]
