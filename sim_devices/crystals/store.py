@@ -28,7 +28,7 @@ from .systems import CRYSTAL_SYSTEMS
 
 FORMAT_VERSION = 2
 """2: every material labelled by its own symmetry (:mod:`.symmetry`); 1: by the space group
-it was drawn on (about 5 % of the ``wyckoff`` and ``random`` materials had more symmetry)."""
+it was drawn on, which some ``wyckoff`` and ``random`` materials exceed."""
 
 
 def _old_format(path: Path, version: object) -> str:

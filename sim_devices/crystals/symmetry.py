@@ -5,8 +5,8 @@ special positions, the result can have more symmetry than that group: atoms of o
 2a and 6b of Im-3m form a simple cubic lattice of half the cell (Pm-3m, a/2); two atoms of one
 species at 0,0,0 and ½,½,½ of Pm-3m form a body-centred one (Im-3m); a P-31c arrangement can be
 hexagonal (P6₃/mmc). Such a crystal's diffraction pattern is that of its real symmetry, and the
-drawn group is a wrong label (in 240 materials of seed 9001: 12, all from the ``wyckoff`` and
-``random`` sources). :func:`symmetry_label` finds the real group with spglib.
+drawn group is a wrong label (it happens to the ``wyckoff`` and ``random`` sources; the AFLOW
+prototypes keep their symmetry). :func:`symmetry_label` finds the real group with spglib.
 """
 
 from __future__ import annotations
