@@ -24,14 +24,55 @@ CUBIC_CENTRING: dict[int, str] = {
 """The Bravais centring of each cubic space group (195–230): the first letter of its symbol."""
 
 N_MAX = 24
-"""Spots up to N = h² + k² + l² = 24 are indexed: above it neighbouring N lie closer than the
-tolerance allows."""
+"""Spots up to N = h² + k² + l² = 24 are indexed: above it neighbouring √N lie within 2 % of
+each other, a few times the tolerance, and a spot could index on the wrong N."""
 INDEX_TOLERANCE = 0.005
-"""Relative distance of a·|q| from √N within which a spot indexes (the shipped lists' positions
+"""Relative distance of a·|q| from √N within which a spot indexes (simulated lists' positions
 are exact; a measured list's 0.004 1/Å at |q| = 1 1/Å is 0.4 %)."""
 MIN_INDEXED = 0.95
 """Share of the spots up to N_MAX that must index on a; else a is not the crystal's constant
 (or the crystal is not cubic) and nothing is said."""
+
+
+PSEUDO_CENTRING = 0.01
+"""Likelihood that the spots of a primitive (P) crystal's aggregate show a centred lattice:
+its h + k + l odd spots can be too faint for the lists in the zones drawn (atoms of nearly the
+same scattering power on the centring positions). Centred lattices never read P (their
+forbidden spots do not exist); a P aggregate reads centred rarely (measured in
+``docs/benchmarks/crystal-measurements.md``). The weight of a group whose centring the spots do
+not show is multiplied by it, so a forest sure of a P group keeps it while a close call goes to
+the centring seen."""
+
+
+def weigh_by_centring(
+    weights: dict[int, float], centring: str | None
+) -> tuple[int, float, dict[int, float]]:
+    """Space-group weights of a cubic aggregate, each multiplied by the likelihood of the
+    centring its spots show (1 for groups of that centring, :data:`PSEUDO_CENTRING` for the
+    others) and normalized.
+
+    Parameters
+    ----------
+    weights : dict
+        Space group → weight (a vote product or summed difference weights), all ≥ 0.
+    centring : str or None
+        What :func:`cubic_centring` read; None leaves the weights as they are.
+
+    Returns
+    -------
+    tuple
+        (the group of the largest weight, its share, every group's share).
+    """
+    groups = list(weights)
+    w = np.array([weights[g] for g in groups], dtype=np.float64)
+    if centring is not None:
+        w = w * np.array(
+            [1.0 if CUBIC_CENTRING[int(g)] == centring else PSEUDO_CENTRING for g in groups]
+        )
+    total = w.sum()
+    share = w / total if total > 0 else w
+    k = int(np.argmax(share))
+    return groups[k], float(share[k]), {g: float(v) for g, v in zip(groups, share, strict=True)}
 
 
 def cubic_centring(bragg_lists: Sequence[np.ndarray], a: float) -> str | None:

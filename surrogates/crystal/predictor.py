@@ -31,7 +31,7 @@ from sklearn.exceptions import NotFittedError
 
 from uedsteer.sim_devices.crystals.systems import CRYSTAL_SYSTEMS
 
-from .centring import CUBIC_CENTRING, cubic_centring
+from .centring import cubic_centring, weigh_by_centring
 from .convention import warn_convention
 from .featurizer import FEATURE_SETS, CrystalFeaturizer
 from .fitting import (
@@ -496,7 +496,9 @@ class CrystalPredictor:
         out. For a cubic crystal with Bragg lists, the spots indexed on the aggregate's a
         decide the lattice centring (:func:`~.centring.cubic_centring`: I forbids every odd
         h² + k² + l², F every mixed-parity hkl, and multiple scattering cannot fill them in),
-        and the space group is chosen among the groups of that centring.
+        and the weight of every space group of another centring is multiplied by the small
+        likelihood that a primitive crystal's spots look centred
+        (:data:`~.centring.PSEUDO_CENTRING`).
 
         Parameters
         ----------
@@ -548,16 +550,12 @@ class CrystalPredictor:
         routed = route_to or self._check_system(system, "aggregated crystal system")
         sg_votes, classes = self._space_group_votes(routed, x32)
         lattice = self._pooled_lattice(routed, x32)
+        combine = product_aggregate if how == "learned" else difference_aggregate
+        group, sg_confidence, sg_weights = combine(sg_votes, classes.tolist())
         centring = None
         if routed == "cubic" and bragg_lists is not None:
             centring = cubic_centring([bragg_lists[i] for i in np.flatnonzero(valid)], lattice[0])
-            allowed = np.array([CUBIC_CENTRING[int(g)] == centring for g in classes])
-            if centring is None or not allowed.any():
-                centring = None
-            else:
-                sg_votes, classes = sg_votes[:, allowed], classes[allowed]
-        combine = product_aggregate if how == "learned" else difference_aggregate
-        group, sg_confidence, sg_weights = combine(sg_votes, classes.tolist())
+            group, sg_confidence, sg_weights = weigh_by_centring(sg_weights, centring)
         return AggregatePrediction(
             crystal_system=str(system),
             confidence=confidence,

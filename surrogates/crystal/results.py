@@ -159,9 +159,9 @@ class AggregatePrediction:
         product) or ``"difference"`` (both by difference aggregation, the paper).
     centring : str or None
         ``"P"``, ``"I"`` or ``"F"``: the centring the spots of a cubic aggregate showed on its
-        lattice constant, to which the space group was restricted (with Bragg lists only;
-        :func:`~.centring.cubic_centring`). None: not cubic, no lists, or not decided.
-        ``space_group_weights`` then holds that centring's groups only.
+        lattice constant (with Bragg lists only; :func:`~.centring.cubic_centring`), by which
+        ``space_group_weights`` were weighed (:func:`~.centring.weigh_by_centring`). None:
+        not cubic, no lists, or not decided.
     """
 
     crystal_system: str
