@@ -14,7 +14,14 @@ from uedsteer.controller.errors import ControllerError, NoSafeCandidate
 from uedsteer.controller.safe.optimizer import SafeOptimizer
 
 
-@settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+# derandomized: the same examples in every run (CI runs on a fresh clone, without the example
+# database), so that a rare draw like the one below cannot turn a run red at random
+@settings(
+    max_examples=12,
+    deadline=None,
+    derandomize=True,
+    suppress_health_check=[HealthCheck.too_slow],
+)
 @given(
     st.lists(st.tuples(st.floats(0.2, 5.0), st.floats(500, 1100)), min_size=2, max_size=8),
     st.integers(0, 7),
@@ -40,6 +47,23 @@ def test_proposals_respect_ramp_and_hard_limits(points, which):
     if len(hot):
         h_new = truth(new[None])["heating"][0]
         assert h_new <= 3.0 * (CFG.heating_growth * hot.max() + CFG.heating_floor), "heating"
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="known defect (issue 33): readings below the frame noise (0.001 Å²) are floored, so "
+    "two of them carry no fluence slope and the heating model admits a climb step of the whole "
+    "ramp limit",
+)
+def test_a_climb_from_readings_at_the_noise_floor_stays_near_the_heating_frontier():
+    """Two cold shots at 500 nm (0.25 and 0.20 mJ/cm², readings 0.00099 and 0.00076 Å²): the
+    next shot must not heat more than three times the expansion's frontier. Found by the
+    property test above (a rare random draw); it climbs to 1.75 mJ/cm², 0.0124 Å²."""
+    x = np.array([[0.25, 500.0], [0.203125, 500.0]])
+    prop = SafeOptimizer(CFG).propose(x, truth(x), x[0])
+    new = np.array([[prop.settings["fluence"], prop.settings["wavelength"]]])
+    frontier = CFG.heating_growth * truth(x)["heating"].max() + CFG.heating_floor
+    assert truth(new)["heating"][0] <= 3.0 * frontier
 
 
 def test_safe_set_leaves_the_optimizer_unchanged():
