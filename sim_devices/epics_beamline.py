@@ -14,6 +14,7 @@ file maps each key of :mod:`uedsteer.sim_devices.epics_pvs` to the facility's PV
       shutter: "LAS:PUMP:SHUTTER"
     connection_timeout: 5       # s, for every PV to answer when the beamline is made
     trigger_timeout: 30         # s, for a frame
+    write_timeout: 60           # s, for a setting, the shutter or the spot to report done
 
 What the devices do:
 
@@ -22,6 +23,9 @@ What the devices do:
   value outside them is refused with :class:`~uedsteer.sim_devices.devices.LimitError` before
   anything is sent ("pump_fluence 35 mJ/cm^2 is above the hard limit 20 mJ/cm^2");
 * the shutter takes the PV's enum strings (``"open"``, ``"closed"``), other values refused;
+* a move (a setting, the shutter, the spot) that the IOC does not report done within
+  ``write_timeout`` fails its status: an IOC that dies while it holds a put never answers it,
+  and without the limit the plan would wait for ever instead of recording a failed shot;
 * the detector's ``trigger()`` puts 1 to the acquire PV and its status completes when the PV
   returns to 0 (busy-style), or fails with
   :class:`~uedsteer.sim_devices.contracts.DetectorFault` when it returns with an alarm or
@@ -105,7 +109,25 @@ def resolve_pv_names(prefix: str = "", pv_map: Mapping[str, str] | None = None) 
     return {**default_pv_names(prefix), **pv_map}
 
 
-class HardLimitSignal(EpicsSignal):
+WRITE_TIMEOUT = 60.0
+"""Seconds a move may take to report done (put completion) by default: a wavelength change of
+an optical parametric amplifier takes tens of seconds; the PV map's ``write_timeout`` sets
+another."""
+
+
+class _MoveTimeout:
+    """Put completion with a time limit (``EpicsSignal``'s own default waits for ever)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("write_timeout", WRITE_TIMEOUT)
+        super().__init__(*args, **kwargs)
+
+    def set_write_timeout(self, seconds: float) -> None:
+        """Seconds a move of this signal may take before its status fails."""
+        self._write_timeout = float(seconds)
+
+
+class HardLimitSignal(_MoveTimeout, EpicsSignal):
     """A setting on a PV whose control limits are the device's hard limits.
 
     ``EpicsSignal`` with ``limits=True`` and put completion (a move completes when the IOC
@@ -162,7 +184,7 @@ class HardLimitSignal(EpicsSignal):
         super().put(value, *args, **kwargs)
 
 
-class ShutterSignal(EpicsSignal):
+class ShutterSignal(_MoveTimeout, EpicsSignal):
     """The pump shutter on an enum PV, read and written as its strings (``"open"``,
     ``"closed"``); any other value is refused before anything is sent."""
 
@@ -356,6 +378,12 @@ class EpicsPVMap(BaseModel):
         5.0, gt=0, description="Seconds for every PV to answer when the beamline is made."
     )
     trigger_timeout: float = Field(30.0, gt=0, description="Seconds a frame may take.")
+    write_timeout: float = Field(
+        WRITE_TIMEOUT,
+        gt=0,
+        description="Seconds a setting, the shutter or the spot may take to report its move "
+        "done; after it the move fails (a failed shot, not a wait without end).",
+    )
 
     @field_validator("pvs")
     @classmethod
@@ -396,6 +424,9 @@ class EpicsBeamline(BeamlineRoles):
         Seconds for every PV to answer; the constructor waits for them.
     trigger_timeout : float
         Seconds a frame may take.
+    write_timeout : float
+        Seconds a setting, the shutter or the spot may take to report its move done; the
+        move's status fails after it (a failed shot, not a wait without end).
 
     Attributes
     ----------
@@ -421,6 +452,7 @@ class EpicsBeamline(BeamlineRoles):
         *,
         connection_timeout: float = 5.0,
         trigger_timeout: float = 30.0,
+        write_timeout: float = WRITE_TIMEOUT,
     ) -> None:
         loopback_environment()  # before the first PV: no search leaves this machine
         bind_client_to_loopback()  # and nothing from another machine reaches the client
@@ -431,6 +463,8 @@ class EpicsBeamline(BeamlineRoles):
         self.delay = EpicsDelay(pv, name="delay", labels={"motors", "delay"})
         self.stage = EpicsStage(pv, name="stage", labels={"motors", "stage"})
         self.detector = EpicsDetector(pv, name="det", trigger_timeout=trigger_timeout)
+        for signal in (*self.settings.values(), self.shutter, self.spot):
+            signal.set_write_timeout(write_timeout)
         self._connect(float(connection_timeout))
 
     @classmethod
@@ -471,6 +505,7 @@ class EpicsBeamline(BeamlineRoles):
             {k: v for k, v in names.items() if k in cfg.pvs},
             connection_timeout=cfg.connection_timeout,
             trigger_timeout=cfg.trigger_timeout,
+            write_timeout=cfg.write_timeout,
         )
 
     def _connect(self, timeout: float) -> None:

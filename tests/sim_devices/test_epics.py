@@ -257,12 +257,38 @@ def test_a_yaml_map_points_the_beamline_at_the_pvs(ioc, tmp_path):
     path.write_text(
         'prefix: "NOWHERE:"\npvs:\n'
         + "".join(f'  {k}: "{v}"\n' for k, v in default_pv_names(ioc.prefix).items())
-        + "connection_timeout: 20\ntrigger_timeout: 20\n"
+        + "connection_timeout: 20\ntrigger_timeout: 20\nwrite_timeout: 45\n"
     )
     bl = EpicsBeamline.from_yaml(path)
     assert bl.settings["charge"].pvname == f"{ioc.prefix}Gun:Charge"
     assert bl.detector.trigger_timeout == 20
+    assert {s.write_timeout for s in (*bl.settings.values(), bl.shutter, bl.spot)} == {45.0}
     assert bl.settings["charge"].get() == pytest.approx(read_pv(f"{ioc.prefix}Gun:Charge"))
+
+
+def test_a_move_the_ioc_never_reports_done_fails_within_the_write_timeout(ioc):
+    """An IOC that stops answering while it holds a put (frozen here; killed mid-put, it is
+    the same: the completion never comes) fails the move's status after ``write_timeout``:
+    the plan records a failed shot instead of waiting for ever."""
+    import signal as sig
+
+    from ophyd.utils import StatusTimeoutError
+
+    from uedsteer.sim_devices.epics_beamline import EpicsBeamline
+
+    bl = EpicsBeamline(ioc.prefix, connection_timeout=20, write_timeout=1.0)
+    bl.shutter.set("closed").wait(10)
+    ioc.proc.send_signal(sig.SIGSTOP)
+    try:
+        t0 = time.monotonic()
+        status = bl.shutter.set("open")
+        with pytest.raises(StatusTimeoutError):  # the status itself failed, in ~1 s
+            status.wait(10)
+        assert time.monotonic() - t0 < 5 and not status.success
+    finally:
+        ioc.proc.send_signal(sig.SIGCONT)
+    bl.shutter.set("closed").wait(10)
+    assert read_pv(f"{ioc.prefix}Pump:Shutter", string=True) == "closed"
 
 
 def test_the_howto_pv_map_is_valid():
