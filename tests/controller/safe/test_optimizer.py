@@ -51,9 +51,9 @@ def test_proposals_respect_ramp_and_hard_limits(points, which):
 
 @pytest.mark.xfail(
     strict=True,
-    reason="known defect (issue 33): readings below the frame noise (0.001 Å²) are floored, so "
-    "two of them carry no fluence slope and the heating model admits a climb step of the whole "
-    "ramp limit",
+    reason="issue 33: readings at the frame noise (0.001 Å²) are floored and carry no fluence "
+    "slope, so a step from them is bounded by the ramp limit, not by the heating frontier: on a "
+    "strongly absorbing wavelength that is a large step in absorbed energy",
 )
 def test_a_climb_from_readings_at_the_noise_floor_stays_near_the_heating_frontier():
     """Two cold shots at 500 nm (0.25 and 0.20 mJ/cm², readings 0.00099 and 0.00076 Å²): the
