@@ -20,7 +20,6 @@ structure types (AFLOW prototypes only) add ``--seed 9002 --set 'sources={"proto
 from __future__ import annotations
 
 import argparse
-import json
 import shutil
 import sys
 import tempfile
@@ -57,15 +56,15 @@ def _settings(
     """The fresh set's settings: the model's first store's, changed by ``--set KEY=JSON``."""
     from pydantic import ValidationError
 
+    from uedsteer.controller.cli.arguments import setting_pair
+
     overrides = {}
     for item in items:
-        key, sep, value = item.partition("=")
         try:
-            if not (sep and key):
-                raise ValueError(item)
-            overrides[key] = json.loads(value)
-        except ValueError:  # JSONDecodeError too
+            key, value = setting_pair(item)
+        except argparse.ArgumentTypeError:
             parser.error(f"argument --set: {item!r} is not allowed: use KEY=JSON")
+        overrides[key] = value
     try:
         return CrystalGenSettings(**{**stored, **overrides})
     except ValidationError as err:

@@ -6,9 +6,11 @@ named on the command line."""
 from __future__ import annotations
 
 import argparse
+import json
 import re
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -130,6 +132,19 @@ def number(
         return value
 
     return parse
+
+
+def setting_pair(text: str) -> tuple[str, Any]:
+    """An argparse ``type`` for ``--set KEY=JSON``: the pair (KEY, decoded JSON)."""
+    key, sep, value = text.partition("=")
+    try:
+        if not sep or not key:
+            raise ValueError
+        return key, json.loads(value)
+    except ValueError:  # JSONDecodeError too
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not allowed: use KEY=VALUE with VALUE as JSON, e.g. noise_level=[0,0.5]"
+        ) from None
 
 
 def out_folder(text: str) -> str:

@@ -8,7 +8,7 @@ import argparse
 import json
 from typing import Any
 
-from .arguments import non_negative_int, out_folder, positive_int
+from .arguments import non_negative_int, out_folder, positive_int, setting_pair
 from .errors import fail
 
 
@@ -56,7 +56,7 @@ def add_parser(sub: Any) -> None:
     p.add_argument(
         "--set",
         action="append",
-        type=_set_item,
+        type=setting_pair,
         metavar="KEY=JSON",
         help="override a GeneratorSettings (frames) or CrystalGenSettings (crystals) field, "
         "e.g. rotation_deg=[-60,60] or zone_axes=10",
@@ -115,19 +115,6 @@ def _crystals(args: argparse.Namespace) -> int:
     out = write_crystal_dataset(args.out, spec, scheduler=args.scheduler, n_workers=args.workers)
     print(f"wrote {out}")
     return 0
-
-
-def _set_item(text: str) -> tuple[str, Any]:
-    """An argparse ``type`` for ``--set KEY=JSON``: the pair (KEY, decoded JSON)."""
-    key, sep, value = text.partition("=")
-    try:
-        if not sep or not key:
-            raise ValueError
-        return key, json.loads(value)
-    except ValueError:  # JSONDecodeError too
-        raise argparse.ArgumentTypeError(
-            f"{text!r} is not allowed: use KEY=VALUE with VALUE as JSON, e.g. noise_level=[0,0.5]"
-        ) from None
 
 
 def _overrides(items: list[tuple[str, Any]] | None) -> dict:
