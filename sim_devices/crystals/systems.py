@@ -44,3 +44,9 @@ def system_of_space_group(space_group: int) -> str:
         if lo <= space_group <= hi:
             return system
     raise ValueError(f"space_group={space_group} is not in 3…230 (triclinic 1–2 not modelled)")
+
+
+def draws_every_system(systems) -> bool:
+    """Whether a store's ``systems`` setting covers every crystal system of
+    :data:`CRYSTAL_SYSTEMS` (a store of only some trains only their space-group forests)."""
+    return set(CRYSTAL_SYSTEMS) <= set(systems)

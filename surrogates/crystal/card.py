@@ -13,7 +13,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from uedsteer.sim_devices.crystals.systems import CRYSTAL_SYSTEMS
+from uedsteer.sim_devices.crystals.systems import CRYSTAL_SYSTEMS, draws_every_system
 
 from .persistence import CARD_FILE, METADATA_FILE, sha256_of
 
@@ -27,7 +27,7 @@ def _store_lines(simulation: dict[str, Any]) -> list[str]:
     for k, s in enumerate(simulation.get("stores", [])):
         systems = s.get("systems", list(CRYSTAL_SYSTEMS))
         values = [
-            ("all" if set(systems) >= set(CRYSTAL_SYSTEMS) else ", ".join(systems))
+            ("all" if draws_every_system(systems) else ", ".join(systems))
             if key == "systems"
             else s.get(key, "")
             for key in (

@@ -31,7 +31,7 @@ from uedsteer.sim_devices.crystals.dataset import (
     CrystalDataset,
     split_by_material,
 )
-from uedsteer.sim_devices.crystals.systems import CRYSTAL_SYSTEMS
+from uedsteer.sim_devices.crystals.systems import CRYSTAL_SYSTEMS, draws_every_system
 
 from .card import write_model_card
 from .convention import simulation_record
@@ -94,8 +94,7 @@ def partial_store_rows(data: CrystalDataset) -> np.ndarray:
     """
     specs = store_specs(data.spec)
     partial = [
-        not set(CRYSTAL_SYSTEMS) <= set(s.get("settings", {}).get("systems", CRYSTAL_SYSTEMS))
-        for s in specs
+        not draws_every_system(s.get("settings", {}).get("systems", CRYSTAL_SYSTEMS)) for s in specs
     ]
     if not any(partial):
         return np.zeros(len(data), dtype=bool)
