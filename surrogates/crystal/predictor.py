@@ -68,6 +68,16 @@ AGGREGATIONS = ("difference", "learned")
 """How :meth:`CrystalPredictor.predict_aggregate` combines the system votes of a material."""
 
 
+def _as_lists(bragg_lists: Any) -> Sequence[Any]:
+    """Bragg lists as a sequence: one (n, 3) array becomes a list of one (an object array is
+    many), and a generator is read once, since featurization and the checks both read it."""
+    if isinstance(bragg_lists, np.ndarray) and bragg_lists.ndim == 2:
+        return [bragg_lists]
+    if not isinstance(bragg_lists, list | tuple | np.ndarray):
+        return list(bragg_lists)
+    return bragg_lists
+
+
 def _featurizer_setting(name: str, doc: str) -> property:
     """A read-only property giving the featurizer's setting ``name``."""
     return property(lambda self: getattr(self.featurizer, name), doc=doc)
@@ -380,10 +390,7 @@ class CrystalPredictor:
         if features is not None:
             x = self._check_features(features)
             return x, np.isfinite(x).all(axis=1)
-        if isinstance(bragg_lists, np.ndarray) and bragg_lists.ndim == 2:
-            bragg_lists = [bragg_lists]  # one list (an object array is many)
-        elif not isinstance(bragg_lists, list | tuple | np.ndarray):
-            bragg_lists = list(bragg_lists)  # a generator is read once, by both steps
+        bragg_lists = _as_lists(bragg_lists)
         x, valid = self.featurizer.transform(bragg_lists, preprocess)
         if self.simulation_:
             self._check_convention(bragg_lists, valid, preprocess)
@@ -526,10 +533,7 @@ class CrystalPredictor:
         self._check_fitted()
         if route_to is not None:
             self._check_system(route_to, "route_to")
-        if bragg_lists is not None and not isinstance(bragg_lists, list | tuple | np.ndarray):
-            bragg_lists = list(bragg_lists)  # a generator is read by two steps
-        if isinstance(bragg_lists, np.ndarray) and bragg_lists.ndim == 2:
-            bragg_lists = [bragg_lists]
+        bragg_lists = None if bragg_lists is None else _as_lists(bragg_lists)
         model_lists = None if features is not None else bragg_lists
         x, valid = self._inputs(model_lists, features, preprocess)
         if bragg_lists is not None and len(bragg_lists) != len(x):
