@@ -47,6 +47,7 @@ __all__ = [
     "read_frames",
     "scan_id_source",
     "subscribe",
+    "write_ahead_log",
 ]
 
 JOURNAL_ENV = "UEDSTEER_JOURNAL"
@@ -134,7 +135,7 @@ def _relocate(folder: Path, db: Path) -> None:
         con.close()
 
 
-def _write_ahead_log(path: Path) -> None:
+def write_ahead_log(path: Path) -> None:
     """Put an SQLite file in write-ahead-log mode (creating it if needed).
 
     In SQLite's default mode a reader is refused ("database is locked") while a writer holds
@@ -231,7 +232,7 @@ def local_catalog(path: str | os.PathLike, read_only: bool = False) -> Any:
         raise ValueError(f"catalog path={str(path)!r}: {db.name} is read-only")
     if db.exists():
         _relocate(folder, db)
-    _write_ahead_log(folder / "storage.sqlite")
+    write_ahead_log(folder / "storage.sqlite")
     if not db.exists():
         _create_catalog_db(f"sqlite:///{db}")
     catalog = from_uri(

@@ -38,7 +38,7 @@ import httpx
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from .catalog import BLUESKY_RUNS_SPEC, _write_ahead_log
+from .catalog import BLUESKY_RUNS_SPEC, write_ahead_log
 from .postgres_server import STORAGE_SUFFIX
 from .processes import LOOPBACK, script_command
 from .tiled_server import TiledServer
@@ -274,7 +274,7 @@ class ServedCatalog(TiledServer):
             access = {"admin_password": secrets.token_hex(16), "secret_key": secrets.token_hex(32)}
             self._save_access(access)
         if self.config.postgres is None:
-            _write_ahead_log(self.folder / "storage.sqlite")
+            write_ahead_log(self.folder / "storage.sqlite")
             os.chmod(self.folder / "storage.sqlite", 0o600)
         else:
             _ensure_storage_database(self.config.postgres, self.storage_uri)

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import httpx
 
+from .catalog import write_ahead_log
 from .processes import ChildServer, free_port, script_command, stop_process
 
 __all__ = ["TiledServer", "free_port"]
@@ -101,6 +102,10 @@ class TiledServer(ChildServer):
             on a timeout).
         """
         (self.folder / "data").mkdir(parents=True, exist_ok=True)
+        # event columns are read while a campaign appends them: in SQLite's default mode such
+        # a read fails ("database is locked"), the server answers 500 and Tiled's client waits
+        # out its 30 s read timeout before it asks again
+        write_ahead_log(self.folder / "storage.sqlite")
         self._serve(timeout)
         return self
 

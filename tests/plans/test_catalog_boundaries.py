@@ -489,3 +489,35 @@ def test_sigterm_ends_an_ipython_session_like_an_abort(tmp_path):
     assert "RequestAbort" not in out
     stop = local_catalog(cat).values().last().metadata["stop"]
     assert stop["exit_status"] == "abort" and stop["reason"] == "signal SIGTERM"
+
+
+def test_a_served_catalog_reads_event_columns_while_a_writer_holds_their_file(tmp_path, journal):
+    """A reader of a running campaign is never refused by the writer's lock: the server's
+    table file is in write-ahead-log mode. (In SQLite's default mode the read fails with
+    "database is locked", the server answers 500, and Tiled's client waits out its 30 s read
+    timeout before it asks again: the monitor's page froze for half a minute.)"""
+    import sqlite3
+
+    with TiledServer(tmp_path / "served") as server:
+        RE = RunEngine({})
+        subscribe(RE, open_catalog(server.url, api_key=server.api_key))
+        RE(acquire_frames(_small_beamline(), n=2))
+        reader = open_catalog(server.url, api_key=server.api_key, read_only=True)
+        run = reader.values().last()
+        (column,) = [k for k in run["primary"].base["internal"].columns if k != "time"][:1]
+
+        holder = sqlite3.connect(tmp_path / "served" / "storage.sqlite", isolation_level=None)
+        holder.execute("BEGIN EXCLUSIVE")  # what a writer holds while it commits shots
+        read: list = []
+        try:
+            thread = threading.Thread(
+                target=lambda: read.append(event_columns(run, [column])[column]), daemon=True
+            )
+            started = time.monotonic()
+            thread.start()
+            thread.join(20)
+            took = time.monotonic() - started
+        finally:
+            holder.execute("ROLLBACK")
+            holder.close()
+        assert read and len(read[0]) == 2, f"no answer in {took:.0f} s while the file was held"
