@@ -463,7 +463,11 @@ def main() -> None:
     ap.add_argument("--budget", type=int, default=40)
     ap.add_argument("--wide-seed", type=int, default=1000, help="first wide-family seed")
     ap.add_argument("--family-seed", type=int, default=200, help="first in-family seed")
-    ap.add_argument("--families", default="wide,family", help="wide, family or both (alternating)")
+    ap.add_argument(
+        "--families",
+        default="wide,family",
+        help="comma-separated: wide, family, or wide,family (the default: both, alternating)",
+    )
     ap.add_argument("--on-damage", default="move", choices=("move", "halt"))
     ap.add_argument(
         "--check-frames",
@@ -535,8 +539,12 @@ def main() -> None:
     if args.summary_only:
         summarize(records, args.budget)
         return
-    fams = args.families.split(",")
     first = {"wide": args.wide_seed, "family": args.family_seed}
+    fams = [f.strip() for f in args.families.split(",")]
+    if not fams or any(f not in first for f in fams):
+        raise SystemExit(
+            f"--families={args.families!r}: give wide, family or wide,family (comma-separated)"
+        )
     plan = [(f, first[f] + k, c) for c in cseeds for k in range(args.samples) for f in fams]
     done = {(r["family"], r["seed"], controller_seed(r)) for r in records}
     print(
