@@ -30,12 +30,15 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from bench_crystal_generation import compare_generation, format_comparison  # noqa: E402
+from bench_crystal_generation import (  # noqa: E402
+    compare_generation,
+    format_comparison,
+    settings_from_args,
+)
 
 from uedsteer.sim_devices.crystals.dataset import load_crystal_dataset  # noqa: E402
 from uedsteer.sim_devices.crystals.settings import (  # noqa: E402
     CrystalDatasetSpec,
-    CrystalGenSettings,
 )
 from uedsteer.sim_devices.crystals.store import write_crystal_dataset  # noqa: E402
 from uedsteer.surrogates.crystal.evaluation import evaluate, format_metrics  # noqa: E402
@@ -48,29 +51,6 @@ def _mote2_frames() -> dict[str, np.ndarray]:
     two_h, _ = generate_frames("ref_2H", n=12, seed=5, noise_level=(0.0, 0.1))
     one_tp, _ = generate_frames("interpolated", n=12, seed=5, x=1.0, noise_level=(0.0, 0.1))
     return {"2H (ref_2H)": two_h, "1T' (path end, x = 1)": one_tp}
-
-
-def _settings(
-    parser: argparse.ArgumentParser, stored: dict, items: list[str]
-) -> CrystalGenSettings:
-    """The fresh set's settings: the model's first store's, changed by ``--set KEY=JSON``."""
-    from pydantic import ValidationError
-
-    from uedsteer.controller.cli.arguments import setting_pair
-
-    overrides = {}
-    for item in items:
-        try:
-            key, value = setting_pair(item)
-        except argparse.ArgumentTypeError:
-            parser.error(f"argument --set: {item!r} is not allowed: use KEY=JSON")
-        overrides[key] = value
-    try:
-        return CrystalGenSettings(**{**stored, **overrides})
-    except ValidationError as err:
-        first = err.errors()[0]
-        key = ".".join(str(p) for p in first["loc"])
-        parser.error(f"argument --set: {key}={first.get('input')!r} is not allowed: {first['msg']}")
 
 
 def main() -> None:
@@ -105,13 +85,13 @@ def main() -> None:
     )
     args = parser.parse_args()
 
-    _settings(parser, {}, args.set)  # a bad --set stops here, before the model loads
+    settings_from_args(parser, {}, args.set)  # a bad --set stops here, before the model loads
     predictor = CrystalPredictor.load(args.model)
     from uedsteer.surrogates.crystal.persistence import model_source
 
     print(f"model: {model_source(args.model)}")
     spec_used = predictor.metadata_.get("metrics", {}).get("data_spec", {})
-    settings = _settings(parser, spec_used.get("settings", {}), args.set)
+    settings = settings_from_args(parser, spec_used.get("settings", {}), args.set)
     if args.generation_materials and settings.method == "dynamical":
         speed = compare_generation(args.seed, args.generation_materials, settings)
         print(format_comparison(speed))

@@ -23,7 +23,6 @@ Run: ``OMP_NUM_THREADS=1 python benchmarks/bench_crystal_generation.py --materia
 from __future__ import annotations
 
 import argparse
-import json
 import time
 from typing import Any
 
@@ -178,6 +177,30 @@ def format_comparison(result: dict) -> str:
     )
 
 
+def settings_from_args(
+    parser: argparse.ArgumentParser, stored: dict, items: list[str]
+) -> CrystalGenSettings:
+    """``stored`` settings changed by the ``--set KEY=JSON`` ``items``; a bad pair or value is
+    the parser's one-line error."""
+    from pydantic import ValidationError
+
+    from uedsteer.controller.cli.arguments import setting_pair
+
+    overrides = {}
+    for item in items:
+        try:
+            key, value = setting_pair(item)
+        except argparse.ArgumentTypeError:
+            parser.error(f"argument --set: {item!r} is not allowed: use KEY=JSON")
+        overrides[key] = value
+    try:
+        return CrystalGenSettings(**{**stored, **overrides})
+    except ValidationError as err:
+        first = err.errors()[0]
+        key = ".".join(str(p) for p in first["loc"])
+        parser.error(f"argument --set: {key}={first.get('input')!r} is not allowed: {first['msg']}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seed", type=int, default=0, help="data seed of the materials")
@@ -190,8 +213,7 @@ def main() -> None:
         help="override a CrystalGenSettings field, e.g. zone_axes=10",
     )
     args = parser.parse_args()
-    overrides = {k: json.loads(v) for k, v in (item.split("=", 1) for item in args.set)}
-    settings = CrystalGenSettings(**overrides)
+    settings = settings_from_args(parser, {}, args.set)
     print(
         f"seed {args.seed}, {args.materials} materials, {settings.zone_axes} zone axes each, "
         f"{settings.thickness_nm} nm, {settings.voltage_kv} kV, sg_max {settings.sg_max}, "

@@ -1,5 +1,5 @@
-"""The crystal benchmark's ``--set``: the fresh set's settings changed, bad pairs refused in
-one line."""
+"""The crystal benchmarks' ``--set``: the fresh set's settings changed, bad pairs refused in
+one line (``bench_crystal.py`` and ``bench_crystal_generation.py``)."""
 
 import subprocess
 import sys
@@ -22,7 +22,7 @@ def test_set_changes_the_fresh_sets_settings(bench):
     import argparse
 
     stored = {"zone_axes": 20, "thickness_nm": 20.0}
-    settings = bench._settings(
+    settings = bench.settings_from_args(
         argparse.ArgumentParser(), stored, ['sources={"prototype":1.0}', "zone_axes=4"]
     )
     assert settings.sources == {"prototype": 1.0}
@@ -42,17 +42,21 @@ def test_bad_set_pairs_are_one_line_errors(bench, capsys, item, said):
     import argparse
 
     with pytest.raises(SystemExit) as stop:
-        bench._settings(argparse.ArgumentParser(prog="bench_crystal.py"), {}, [item])
+        bench.settings_from_args(argparse.ArgumentParser(prog="bench_crystal.py"), {}, [item])
     assert stop.value.code == 2
     assert said in capsys.readouterr().err.strip().splitlines()[-1]
 
 
-def test_the_command_line_stops_on_a_bad_pair_without_a_traceback():
+@pytest.mark.parametrize(
+    ("script", "extra"),
+    [("bench_crystal.py", ["--generation-materials", "0"]), ("bench_crystal_generation.py", [])],
+)
+def test_the_command_line_stops_on_a_bad_pair_without_a_traceback(script, extra):
     out = subprocess.run(
-        [sys.executable, str(SCRIPT), "--set", "colour=1", "--generation-materials", "0"],
+        [sys.executable, str(SCRIPT.parent / script), "--set", "colour=1", *extra],
         capture_output=True,
         text=True,
         timeout=300,
     )
     assert out.returncode == 2 and "Traceback" not in out.stderr
-    assert out.stderr.strip().splitlines()[-1].startswith("bench_crystal.py: error: argument --set")
+    assert out.stderr.strip().splitlines()[-1].startswith(f"{script}: error: argument --set")
