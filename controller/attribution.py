@@ -28,7 +28,15 @@ def attributed_damage(trials: Sequence[Trial]) -> np.ndarray:
     (own frame's for the latest shot), at least its check frame's; NaN for failed shots and
     shots on a spot that was already hurt (their own frame, or an earlier check frame there,
     shows damage)."""
+    return damage_evidence(trials)[0]
+
+
+def damage_evidence(trials: Sequence[Trial]) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`attributed_damage`, and per shot whether a frame taken after the shot saw its
+    spot (a check frame, or a later frame on the same spot): until one has, a shot's own frame
+    is all that speaks for it, and damage it began may not show there yet."""
     out = np.full(len(trials), np.nan)
+    seen_after = np.zeros(len(trials), dtype=bool)
     hurt: set[int] = set()  # spots an earlier check frame showed damaged
     for i, t in enumerate(trials):
         own = t.scores.get("damage_prob", math.nan)
@@ -49,9 +57,10 @@ def attributed_damage(trials: Sequence[Trial]) -> np.ndarray:
             None,
         )
         out[i] = own if nxt is None else max(own, nxt.scores["damage_prob"])
+        seen_after[i] = nxt is not None or np.isfinite(check)
         if np.isfinite(check):
             out[i] = max(out[i], check)
-    return out
+    return out, seen_after
 
 
 def damage_free(damage: np.ndarray) -> np.ndarray:

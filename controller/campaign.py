@@ -23,11 +23,12 @@ import numpy as np
 from uedsteer.sim_devices.contracts import SETTING_NAMES
 
 from . import halting
-from .attribution import attributed_damage
+from .attribution import attributed_damage, damage_evidence
 from .config import SCORE_NAMES, CampaignConfig
 from .errors import NoSafeCandidate
 from .ramp import propose_within_reach, ramp_origin, ramped
 from .record import CampaignRecord, Step, Stop, Trial, failed_scores, score_row
+from .safe.evidence import DAMAGE_SEEN_AFTER
 from .safe.optimizer import Proposal, SafeOptimizer
 
 ScoreFn = Callable[[Mapping[str, Any]], float]
@@ -171,7 +172,9 @@ class Campaign:
             cols[name] = np.array(
                 [t.scores.get(f"constraint_{name}", math.nan) for t in trials], dtype=np.float64
             )
-        cols["damage_prob"] = self.attributed_damage()
+        damage, seen_after = damage_evidence(trials)
+        cols["damage_prob"] = damage
+        cols[DAMAGE_SEEN_AFTER] = seen_after.astype(np.float64)
         return x, cols
 
     def attributed_damage(self) -> np.ndarray:

@@ -43,6 +43,14 @@ DAMAGE_HEATING_RANGE = (HEATING_NOISE, 0.1)
 """Å²: the range over which the damage model's predicted-heating input is scaled to [0, 1]."""
 CAUSED_DAMAGE = 0.5
 """A shot whose attributed damage probability reaches this caused damage."""
+DAMAGE_SEEN_AFTER = "damage_seen_after"
+"""Score column (1 or 0 per shot, optional): whether a frame taken after the shot (a check
+frame, or a later frame on its spot) has seen the spot; a shot without one counts as unharmed
+for :attr:`Candidates.unharmed_fluence` only once one has. Without the column every shot
+counts (its ``damage_prob`` is then taken as seen)."""
+SAME_WAVELENGTH_NM = 2.0
+"""Pump wavelengths this close count as one for :attr:`Candidates.unharmed_fluence`: an
+absorbance line is tens of nm wide, so over 2 nm the absorbed energy per fluence stays put."""
 
 
 def marginal(gp: SingleTaskGP, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -191,6 +199,9 @@ class Evidence:
         Each constraint's GP, None where no measurement has a finite score.
     failures : tuple of ModelFittingError
         The fits that failed (their models kept warm or prior hyperparameters).
+    seen_after : (n,) bool array or None
+        Whether a frame after each shot has seen its spot (:data:`DAMAGE_SEEN_AFTER`);
+        None: every shot has.
     """
 
     space: SearchSpace
@@ -203,6 +214,7 @@ class Evidence:
     heating_limit: float
     constraints: tuple[tuple[ScoreBound, SingleTaskGP | None], ...]
     failures: tuple[ModelFittingError, ...]
+    seen_after: np.ndarray | None = None
 
     def constraint_model(self, index: int) -> SingleTaskGP | None:
         """The GP of the ``index``-th score constraint (None: no finite score yet). Two
@@ -268,6 +280,38 @@ class Candidates:
         if self.evidence.heating is None:
             return None
         return self.evidence.heating.posterior(self.points)
+
+    @cached_property
+    def unharmed_fluence(self) -> np.ndarray:
+        """Per candidate, the highest fluence of a measured shot that caused no damage
+        (attributed damage below :data:`CAUSED_DAMAGE`, and seen by a frame after it where
+        the evidence says: :data:`DAMAGE_SEEN_AFTER`) at the candidate's pump wavelength
+        (within :data:`SAME_WAVELENGTH_NM`; any shot when the wavelength is not steered); NaN
+        where there is none, or when the fluence is not steered.
+
+        At one wavelength the absorbed energy is proportional to the fluence, so a candidate's
+        fluence over this one is its growth in absorbed energy over a shot the sample took
+        unharmed, known without the heating model (the pump's only other setting is its
+        wavelength; the delay and the bunch charge change what a frame shows, not what the
+        sample absorbs).
+        """
+        ev = self.evidence
+        out = np.full(len(self.points), np.nan)
+        j, w = ev.space.fluence, ev.space.wavelength
+        if j is None:
+            return out
+        done = np.isfinite(ev.damage_prob) & (ev.damage_prob < CAUSED_DAMAGE)
+        if ev.seen_after is not None:
+            done &= ev.seen_after
+        shots = ev.settings[done & np.all(np.isfinite(ev.settings), axis=1)]
+        if not len(shots):
+            return out
+        if w is None:
+            return np.full(len(self.points), shots[:, j].max())
+        near = np.abs(self.points[:, w][:, None] - shots[None, :, w]) <= SAME_WAVELENGTH_NM
+        top = np.where(near, shots[None, :, j], -np.inf).max(axis=1)
+        out[np.isfinite(top)] = top[np.isfinite(top)]
+        return out
 
     def upper_heating(self, beta: float) -> np.ndarray:
         """Upper confidence bound of the heating (Å²): exp(μ + β·σ) of log heating."""
@@ -351,9 +395,11 @@ def gather(
         state = fitted.state
         failures += [fitted.failure] if fitted.failure else []
         constraints.append((bound, fitted.model))
+    seen = scores.get(DAMAGE_SEEN_AFTER)
     evidence = Evidence(
         space, settings, dmg_p, damage.model, used, heating, hottest, limit,
         tuple(constraints), tuple(failures),
+        None if seen is None else np.asarray(seen, dtype=np.float64) > 0.5,
     )  # fmt: skip
     return evidence, state
 

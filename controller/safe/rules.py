@@ -164,8 +164,17 @@ class ScoreConstraint(Rule):
 
 class HeatingExpansion(Rule):
     """The heating model's upper bound must stay below ``heating_growth`` × the hottest
-    damage-free shot + ``heating_floor``: the safe set grows in small steps of absorbed
-    energy, whatever the absorbance at a wavelength (SafeOpt expansion on a damage precursor).
+    damage-free shot + ``heating_floor``, or the candidate's fluence at most ``heating_growth``
+    × that of a shot the sample took unharmed at its wavelength: the safe set grows in small
+    steps of absorbed energy, whatever the absorbance at a wavelength (SafeOpt expansion on a
+    damage precursor).
+
+    The second way needs no heating model: at one wavelength the absorbed energy is
+    proportional to the fluence (:attr:`~.evidence.Candidates.unharmed_fluence`: shots whose
+    spot a frame after them has seen undamaged), so the step's growth is known whatever the
+    sample's absorbance or heating per absorbed energy, and it holds where every frame
+    transforms and none is a heating reading. The first is what a step to another wavelength
+    needs, where the absorbance is the heating model's estimate.
 
     Heating (the scorer's apparent Debye–Waller Δ⟨u²⟩) rises with the absorbed fluence long
     before damage shows. Its GP (:class:`~.models.HeatingGP`) is trained on damage-free frames
@@ -194,10 +203,16 @@ class HeatingExpansion(Rule):
         mean, _ = candidates.heating
         bound = candidates.upper_heating(self.beta)
         frontier = self.growth * data.hottest + self.floor
-        grows = (bound <= frontier) | candidates.exempt
+        j = data.space.fluence
+        known = np.zeros(len(candidates), dtype=bool)
+        if j is not None:
+            unharmed = np.nan_to_num(candidates.unharmed_fluence, nan=-np.inf)
+            known = candidates.points[:, j] <= self.growth * unharmed
+        grows = (bound <= frontier) | known | candidates.exempt
         return Verdict(
             f"heating expansion (upper bound ≤ {self.growth:g} × "
-            f"{data.hottest:.3g} + {self.floor:g} = {frontier:.3g} Å²)",
+            f"{data.hottest:.3g} + {self.floor:g} = {frontier:.3g} Å², or fluence ≤ "
+            f"{self.growth:g} × an unharmed shot's at the wavelength)",
             ~grows,
             np.exp(mean),
             bound,

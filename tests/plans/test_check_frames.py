@@ -5,7 +5,7 @@ chosen, adds no dose, and is recorded in the catalog and read back on resume."""
 import numpy as np
 import pytest
 
-from uedsteer.controller.attribution import DAMAGED, attributed_damage
+from uedsteer.controller.attribution import DAMAGED, attributed_damage, damage_evidence
 from uedsteer.controller.config import CampaignConfig
 from uedsteer.controller.record import Trial
 from uedsteer.plans import documents as doc
@@ -133,3 +133,19 @@ def test_a_check_frame_that_shows_damage_leaves_the_spot_and_denies_the_target(s
     camp = resume_campaign(cat, run.metadata["start"]["uid"], changes={"budget": 4})
     assert camp.record.trials[0].action == "move"
     assert first.spot in camp.damaged_spots and camp.spot != first.spot
+
+
+def test_a_shot_counts_as_seen_once_a_frame_after_it_saw_its_spot():
+    """A shot's own frame may not show damage it began: whether a frame after it (its check
+    frame, or a later shot's on the same spot) has seen the spot is recorded beside the
+    attributed damage, and only such shots vouch for a fluence step at their wavelength."""
+    nan = float("nan")
+    trials = [
+        _trial(0, 0, 0.0, nan),  # a later frame on spot 0 (shot 1) saw it
+        _trial(1, 0, 0.0, nan),  # the next shot moved to spot 1: nothing after it on spot 0
+        _trial(2, 1, 0.0, 0.0),  # its check frame saw it
+        _trial(3, 1, 0.0, nan),  # the latest shot, no check frame
+    ]
+    damage, seen = damage_evidence(trials)
+    assert seen.tolist() == [True, False, True, False]
+    assert np.array_equal(damage, attributed_damage(trials), equal_nan=True)

@@ -6,7 +6,11 @@ import pytest
 from safe_sample import CFG, at, evidence, truth, with_constraint
 
 from uedsteer.controller.config import CampaignConfig, ParameterSpec
-from uedsteer.controller.safe.evidence import ScoreBound, learned_heating_limit
+from uedsteer.controller.safe.evidence import (
+    DAMAGE_SEEN_AFTER,
+    ScoreBound,
+    learned_heating_limit,
+)
 from uedsteer.controller.safe.optimizer import SafeOptimizer
 from uedsteer.controller.safe.rules import (
     RULES,
@@ -92,6 +96,35 @@ def test_heating_expansion_admits_one_step_of_heating_beyond_the_hottest_clean_f
     allowed = CFG.heating_growth * hottest + CFG.heating_floor
     bound = rule.judge(cands, data).bound
     assert bound[0] <= allowed < bound[1]
+
+
+def test_a_fluence_step_at_a_wavelength_shot_unharmed_needs_no_heating_reading():
+    """At one wavelength the absorbed energy is proportional to the fluence: a candidate at
+    most heating_growth × the fluence of a shot the sample took unharmed there (within 2 nm)
+    passes the expansion where every frame transforms and the heating model's bound refuses
+    it; beyond that fluence, at a wavelength not shot, or above a shot that caused damage,
+    the model decides as before."""
+    band = np.array([[3.0, 560.0], [3.5, 560.0]])  # the C exciton: both frames transform
+    x = np.vstack([CLIMB[:4], band])
+    scores = {**truth(x), "progress": np.r_[np.full(4, 0.02), 0.5, 0.6]}
+    data = evidence(x, scores)
+    probe = np.array([[4.1, 560.0], [4.1, 561.5], [4.5, 560.0], [4.1, 570.0]])
+    cands = at(probe, data)
+    assert np.allclose(cands.unharmed_fluence[:3], 3.5) and np.isnan(cands.unharmed_fluence[3])
+    rule = HeatingExpansion(CFG)
+    verdict = rule.judge(cands, data)
+    frontier = CFG.heating_growth * data.hottest + CFG.heating_floor
+    assert (verdict.bound > frontier).all(), "the heating model alone refuses all four"
+    assert rule.admit(cands, data).tolist() == [True, True, False, False]
+
+    seen = np.r_[np.ones(5), 0.0]  # no frame after the 3.5 mJ/cm² shot has seen its spot yet
+    unseen = evidence(x, {**scores, DAMAGE_SEEN_AFTER: seen})
+    assert np.allclose(at(probe, unseen).unharmed_fluence[:3], 3.0)
+
+    scores["damage_prob"][-1] = 0.9  # the 3.5 mJ/cm² shot caused damage: it vouches for nothing
+    hurt = evidence(x, scores)
+    assert np.allclose(at(probe, hurt).unharmed_fluence[:3], 3.0)
+    assert not rule.admit(at(probe, hurt), hurt)[:3].any()
 
 
 def test_heating_expansion_refuses_everything_without_a_clean_heating_reading():
@@ -215,7 +248,9 @@ def test_cold_frames_before_time_zero_do_not_open_the_safe_set():
     scores["progress"][:] = 0.02  # nothing has transformed: every frame could read heating
     scores["heating"][4:] = 0.001  # no heating seen before time zero
     scores["damage_prob"][4:] = 0.0  # damage shows only in later frames
-    probe = np.array([[9.5, 800, -2.0], [12.0, 800, -2.0], [9.5, 800, 10.0], [4.0, 800, 10.0]])
+    # 10 nm off: the cold shots at 800 nm vouch for 1.2 × their fluence there as shots the
+    # sample took unharmed (the expansion's second way), not as heating readings
+    probe = np.array([[9.5, 810, -2.0], [12.0, 810, -2.0], [9.5, 810, 10.0], [4.0, 800, 10.0]])
     found = SafeOptimizer(cfg).safe_set(x, scores, probe)
     assert not found.safe[:3].any(), "9.5 mJ/cm² and more lie far beyond the heating at 10 ps"
     assert found.safe[3], "one step beyond the hottest reading stays open"
