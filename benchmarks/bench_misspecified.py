@@ -269,16 +269,30 @@ def parse_scales(items: list[str]) -> dict[str, float]:
     return out
 
 
+def checks_frames(record: dict) -> bool:
+    """Whether a record's campaign took check frames (older records say it as ``mode``)."""
+    if "check_frames" in record:
+        return bool(record["check_frames"])
+    if "mode" in record:
+        return record["mode"] == "check_frames"
+    return bench_campaign.CHECK_FRAMES
+
+
 def summarize(records: list[dict], budget: int) -> None:
     """Print the figures of each family, its failing samples and what they share (the
     properties recomputed from each record's family, seed and ``scale``)."""
+    by_mode = {checks_frames(r) for r in records}
+    if len(by_mode) > 1:  # runs with and without check frames are figures of two controllers
+        for mode in sorted(by_mode):
+            summarize([r for r in records if checks_frames(r) == mode], budget)
+        return
     for r in records:
         r["props"] = properties(draw(r["family"], r["seed"], r.get("scale")))
     fams = [f for f in ("wide", "family") if any(r["family"] == f for r in records)]
     sets = {k: v for r in records for k, v in r.get("config", {}).items() if k != "seed"}
     cseeds = sorted({controller_seed(r) for r in records})
     hosts = sorted({r.get("host", "not recorded") for r in records})
-    checks = sorted({bool(r.get("check_frames", bench_campaign.CHECK_FRAMES)) for r in records})
+    checks = sorted({checks_frames(r) for r in records})
     scales = sorted({json.dumps(r["scale"], sort_keys=True) for r in records if "scale" in r})
     print(
         f"\nbudget {budget} shots, uedsteer (on_damage={bench_campaign.ON_DAMAGE}, "

@@ -93,3 +93,24 @@ def test_jobs_run_the_same_campaigns_as_one_process(tmp_path):
 
     one, two = run(1), run(2)
     assert set(one) == {(1000, 0), (1000, 1)} and one == two
+
+
+def test_runs_with_and_without_check_frames_are_summarized_apart(bench, capsys):
+    """A file holding both modes (older records say it as ``mode``) prints one table a mode,
+    never one figure pooled over two controllers."""
+
+    def rec(seed, success, checks):
+        first = 5 if success else None
+        return dict(family="family", seed=seed, success=success, damage=0, shots=5, stop="") | {
+            "shots_to_success": first,
+            **checks,
+        }
+
+    records = [rec(200, True, {"check_frames": True}), rec(201, True, {"mode": "check_frames"})]
+    records += [rec(200, False, {"check_frames": False}), rec(201, False, {"mode": "default"})]
+    bench.summarize(records, 40)
+    out = capsys.readouterr().out
+    assert out.count("budget 40 shots") == 2
+    blocks = out.split("budget 40 shots")[1:]
+    assert "check_frames=False" in blocks[0] and "0.0%" in blocks[0].splitlines()[2]
+    assert "check_frames=True" in blocks[1] and "100.0%" in blocks[1].splitlines()[2]
