@@ -32,11 +32,12 @@ def attributed_damage(trials: Sequence[Trial]) -> np.ndarray:
 
 
 def damage_evidence(trials: Sequence[Trial]) -> tuple[np.ndarray, np.ndarray]:
-    """:func:`attributed_damage`, and per shot whether a frame taken after the shot saw its
-    spot (a check frame, or a later frame on the same spot): until one has, a shot's own frame
-    is all that speaks for it, and damage it began may not show there yet."""
+    """:func:`attributed_damage`, and per shot whether its check frame (``check_frames``)
+    saw its spot: a probe-only frame right after the shot. Without one, the shot's own frame
+    and the next pumped frame are all that speak for it, and a pumped frame can read a hurt
+    spot as undamaged."""
     out = np.full(len(trials), np.nan)
-    seen_after = np.zeros(len(trials), dtype=bool)
+    checked = np.zeros(len(trials), dtype=bool)
     hurt: set[int] = set()  # spots an earlier check frame showed damaged
     for i, t in enumerate(trials):
         own = t.scores.get("damage_prob", math.nan)
@@ -57,10 +58,10 @@ def damage_evidence(trials: Sequence[Trial]) -> tuple[np.ndarray, np.ndarray]:
             None,
         )
         out[i] = own if nxt is None else max(own, nxt.scores["damage_prob"])
-        seen_after[i] = nxt is not None or np.isfinite(check)
+        checked[i] = bool(np.isfinite(check))
         if np.isfinite(check):
             out[i] = max(out[i], check)
-    return out, seen_after
+    return out, checked
 
 
 def damage_free(damage: np.ndarray) -> np.ndarray:

@@ -28,7 +28,7 @@ from .config import SCORE_NAMES, CampaignConfig
 from .errors import NoSafeCandidate
 from .ramp import propose_within_reach, ramp_origin, ramped
 from .record import CampaignRecord, Step, Stop, Trial, failed_scores, score_row
-from .safe.evidence import DAMAGE_SEEN_AFTER
+from .safe.evidence import DAMAGE_CHECKED
 from .safe.optimizer import Proposal, SafeOptimizer
 
 ScoreFn = Callable[[Mapping[str, Any]], float]
@@ -172,9 +172,9 @@ class Campaign:
             cols[name] = np.array(
                 [t.scores.get(f"constraint_{name}", math.nan) for t in trials], dtype=np.float64
             )
-        damage, seen_after = damage_evidence(trials)
+        damage, checked = damage_evidence(trials)
         cols["damage_prob"] = damage
-        cols[DAMAGE_SEEN_AFTER] = seen_after.astype(np.float64)
+        cols[DAMAGE_CHECKED] = checked.astype(np.float64)
         return x, cols
 
     def attributed_damage(self) -> np.ndarray:

@@ -43,11 +43,11 @@ DAMAGE_HEATING_RANGE = (HEATING_NOISE, 0.1)
 """Å²: the range over which the damage model's predicted-heating input is scaled to [0, 1]."""
 CAUSED_DAMAGE = 0.5
 """A shot whose attributed damage probability reaches this caused damage."""
-DAMAGE_SEEN_AFTER = "damage_seen_after"
-"""Score column (1 or 0 per shot, optional): whether a frame taken after the shot (a check
-frame, or a later frame on its spot) has seen the spot; a shot without one counts as unharmed
-for :attr:`Candidates.unharmed_fluence` only once one has. Without the column every shot
-counts (its ``damage_prob`` is then taken as seen)."""
+DAMAGE_CHECKED = "damage_checked"
+"""Score column (1 or 0 per shot, optional): whether a probe-only frame right after the shot
+(``check_frames``) saw its spot. Only such shots count as unharmed for
+:attr:`Candidates.unharmed_fluence`: a pumped frame can read a hurt spot as undamaged. Without
+the column every shot counts (the caller's ``damage_prob`` is then taken as checked)."""
 SAME_WAVELENGTH_NM = 2.0
 """Pump wavelengths this close count as one for :attr:`Candidates.unharmed_fluence`: an
 absorbance line is tens of nm wide, so over 2 nm the absorbed energy per fluence stays put."""
@@ -199,9 +199,9 @@ class Evidence:
         Each constraint's GP, None where no measurement has a finite score.
     failures : tuple of ModelFittingError
         The fits that failed (their models kept warm or prior hyperparameters).
-    seen_after : (n,) bool array or None
-        Whether a frame after each shot has seen its spot (:data:`DAMAGE_SEEN_AFTER`);
-        None: every shot has.
+    checked : (n,) bool array or None
+        Whether each shot's check frame saw its spot (:data:`DAMAGE_CHECKED`); None: every
+        shot counts as checked.
     """
 
     space: SearchSpace
@@ -214,7 +214,7 @@ class Evidence:
     heating_limit: float
     constraints: tuple[tuple[ScoreBound, SingleTaskGP | None], ...]
     failures: tuple[ModelFittingError, ...]
-    seen_after: np.ndarray | None = None
+    checked: np.ndarray | None = None
 
     def constraint_model(self, index: int) -> SingleTaskGP | None:
         """The GP of the ``index``-th score constraint (None: no finite score yet). Two
@@ -284,8 +284,8 @@ class Candidates:
     @cached_property
     def unharmed_fluence(self) -> np.ndarray:
         """Per candidate, the highest fluence of a measured shot that caused no damage
-        (attributed damage below :data:`CAUSED_DAMAGE`, and seen by a frame after it where
-        the evidence says: :data:`DAMAGE_SEEN_AFTER`) at the candidate's pump wavelength
+        (attributed damage below :data:`CAUSED_DAMAGE`, and seen by its check frame where the
+        evidence says: :data:`DAMAGE_CHECKED`) at the candidate's pump wavelength
         (within :data:`SAME_WAVELENGTH_NM`; any shot when the wavelength is not steered); NaN
         where there is none, or when the fluence is not steered.
 
@@ -301,8 +301,8 @@ class Candidates:
         if j is None:
             return out
         done = np.isfinite(ev.damage_prob) & (ev.damage_prob < CAUSED_DAMAGE)
-        if ev.seen_after is not None:
-            done &= ev.seen_after
+        if ev.checked is not None:
+            done &= ev.checked
         shots = ev.settings[done & np.all(np.isfinite(ev.settings), axis=1)]
         if not len(shots):
             return out
@@ -395,11 +395,11 @@ def gather(
         state = fitted.state
         failures += [fitted.failure] if fitted.failure else []
         constraints.append((bound, fitted.model))
-    seen = scores.get(DAMAGE_SEEN_AFTER)
+    checked = scores.get(DAMAGE_CHECKED)
     evidence = Evidence(
         space, settings, dmg_p, damage.model, used, heating, hottest, limit,
         tuple(constraints), tuple(failures),
-        None if seen is None else np.asarray(seen, dtype=np.float64) > 0.5,
+        None if checked is None else np.asarray(checked, dtype=np.float64) > 0.5,
     )  # fmt: skip
     return evidence, state
 

@@ -171,7 +171,7 @@ class HeatingExpansion(Rule):
 
     The second way needs no heating model: at one wavelength the absorbed energy is
     proportional to the fluence (:attr:`~.evidence.Candidates.unharmed_fluence`: shots whose
-    spot a frame after them has seen undamaged), so the step's growth is known whatever the
+    check frame saw their spot undamaged), so the step's growth is known whatever the
     sample's absorbance or heating per absorbed energy, and it holds where every frame
     transforms and none is a heating reading. The first is what a step to another wavelength
     needs, where the absorbance is the heating model's estimate.

@@ -135,17 +135,17 @@ def test_a_check_frame_that_shows_damage_leaves_the_spot_and_denies_the_target(s
     assert first.spot in camp.damaged_spots and camp.spot != first.spot
 
 
-def test_a_shot_counts_as_seen_once_a_frame_after_it_saw_its_spot():
-    """A shot's own frame may not show damage it began: whether a frame after it (its check
-    frame, or a later shot's on the same spot) has seen the spot is recorded beside the
-    attributed damage, and only such shots vouch for a fluence step at their wavelength."""
+def test_only_a_check_frame_vouches_for_a_shot_it_saw():
+    """A pumped frame can read a hurt spot as undamaged: whether a probe-only frame right
+    after a shot saw its spot is recorded beside the attributed damage, and only such shots
+    vouch for a fluence step at their wavelength without the heating model."""
     nan = float("nan")
     trials = [
-        _trial(0, 0, 0.0, nan),  # a later frame on spot 0 (shot 1) saw it
-        _trial(1, 0, 0.0, nan),  # the next shot moved to spot 1: nothing after it on spot 0
+        _trial(0, 0, 0.0, nan),  # a later pumped frame on spot 0 (shot 1): not a check
+        _trial(1, 0, 0.0, nan),
         _trial(2, 1, 0.0, 0.0),  # its check frame saw it
         _trial(3, 1, 0.0, nan),  # the latest shot, no check frame
     ]
-    damage, seen = damage_evidence(trials)
-    assert seen.tolist() == [True, False, True, False]
+    damage, checked = damage_evidence(trials)
+    assert checked.tolist() == [False, False, True, False]
     assert np.array_equal(damage, attributed_damage(trials), equal_nan=True)

@@ -7,7 +7,7 @@ from safe_sample import CFG, at, evidence, truth, with_constraint
 
 from uedsteer.controller.config import CampaignConfig, ParameterSpec
 from uedsteer.controller.safe.evidence import (
-    DAMAGE_SEEN_AFTER,
+    DAMAGE_CHECKED,
     ScoreBound,
     learned_heating_limit,
 )
@@ -102,8 +102,8 @@ def test_a_fluence_step_at_a_wavelength_shot_unharmed_needs_no_heating_reading()
     """At one wavelength the absorbed energy is proportional to the fluence: a candidate at
     most heating_growth × the fluence of a shot the sample took unharmed there (within 2 nm)
     passes the expansion where every frame transforms and the heating model's bound refuses
-    it; beyond that fluence, at a wavelength not shot, or above a shot that caused damage,
-    the model decides as before."""
+    it; beyond that fluence, at a wavelength not shot, or above a shot that caused damage or
+    that no check frame saw, the model decides as before."""
     band = np.array([[3.0, 560.0], [3.5, 560.0]])  # the C exciton: both frames transform
     x = np.vstack([CLIMB[:4], band])
     scores = {**truth(x), "progress": np.r_[np.full(4, 0.02), 0.5, 0.6]}
@@ -117,8 +117,8 @@ def test_a_fluence_step_at_a_wavelength_shot_unharmed_needs_no_heating_reading()
     assert (verdict.bound > frontier).all(), "the heating model alone refuses all four"
     assert rule.admit(cands, data).tolist() == [True, True, False, False]
 
-    seen = np.r_[np.ones(5), 0.0]  # no frame after the 3.5 mJ/cm² shot has seen its spot yet
-    unseen = evidence(x, {**scores, DAMAGE_SEEN_AFTER: seen})
+    checked = np.r_[np.ones(5), 0.0]  # no check frame saw the 3.5 mJ/cm² shot's spot
+    unseen = evidence(x, {**scores, DAMAGE_CHECKED: checked})
     assert np.allclose(at(probe, unseen).unharmed_fluence[:3], 3.0)
 
     scores["damage_prob"][-1] = 0.9  # the 3.5 mJ/cm² shot caused damage: it vouches for nothing
