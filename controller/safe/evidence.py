@@ -310,8 +310,7 @@ class Candidates:
             return np.full(len(self.points), shots[:, j].max())
         near = np.abs(self.points[:, w][:, None] - shots[None, :, w]) <= SAME_WAVELENGTH_NM
         top = np.where(near, shots[None, :, j], -np.inf).max(axis=1)
-        out[np.isfinite(top)] = top[np.isfinite(top)]
-        return out
+        return np.where(np.isfinite(top), top, np.nan)
 
     def upper_heating(self, beta: float) -> np.ndarray:
         """Upper confidence bound of the heating (Å²): exp(μ + β·σ) of log heating."""

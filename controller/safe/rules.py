@@ -205,9 +205,8 @@ class HeatingExpansion(Rule):
         frontier = self.growth * data.hottest + self.floor
         j = data.space.fluence
         known = np.zeros(len(candidates), dtype=bool)
-        if j is not None:
-            unharmed = np.nan_to_num(candidates.unharmed_fluence, nan=-np.inf)
-            known = candidates.points[:, j] <= self.growth * unharmed
+        if j is not None:  # NaN (no unharmed shot there) compares False
+            known = candidates.points[:, j] <= self.growth * candidates.unharmed_fluence
         grows = (bound <= frontier) | known | candidates.exempt
         return Verdict(
             f"heating expansion (upper bound ≤ {self.growth:g} × "
