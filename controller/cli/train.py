@@ -125,6 +125,15 @@ def add_parser(sub: Any) -> None:
         help="crystal: features per split of the forests, 'all' (paper), 'sqrt', 'log2' or a "
         "fraction in (0, 1]",
     )
+    p.add_argument(
+        "--position-jitter",
+        type=number(0),
+        default=0.0,
+        metavar="RMS",
+        help="crystal: train on lists whose spot positions carry a Gaussian error, its rms per "
+        "coordinate drawn per list from 0 to RMS 1/Å (>= 0; default 0: the exact simulated "
+        "positions). A model trained on exact lists reads measured ones far worse",
+    )
     p.add_argument("--seed", type=non_negative_int, default=0, help="training seed (>= 0)")
     p.add_argument(
         "--oversample",
@@ -327,6 +336,7 @@ def _train_crystal(args: argparse.Namespace) -> int:
         features=args.features,
         lattice_weighting=args.lattice_weights.replace("-", "_"),
         estimators=args.estimators,
+        position_jitter=args.position_jitter,
         **_forest_params(args),
     )
     print(format_metrics(metrics))

@@ -168,6 +168,7 @@ def write_model_card(folder: str | Path, reference: list[dict[str, Any]] | None 
         f"({meta['features']['n_features']} per pattern), lattice target "
         f"`{meta['features']['lattice_target']}`, lattice weighting "
         f"`{metrics.get('lattice_weighting', '')}`",
+        f"* training spot positions: {_jitter_words(metrics.get('position_jitter', 0.0))}",
         f"* estimators `{metrics.get('estimators', '')}`; crystal system "
         f"({system_kind}): `{json.dumps(hyper['system'])}`",
         "* space group (a RandomForestClassifier per system): "
@@ -238,3 +239,13 @@ def write_model_card(folder: str | Path, reference: list[dict[str, Any]] | None 
 
 
 __all__ = ["write_model_card"]
+
+
+def _jitter_words(rms: float) -> str:
+    """How the training lists' spot positions were made (``position_jitter``)."""
+    if not rms:
+        return "exact (as simulated)"
+    return (
+        f"a Gaussian error per coordinate, its rms drawn per list from 0 to {rms:g} 1/Å "
+        "(held-out figures: exact lists)"
+    )

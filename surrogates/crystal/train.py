@@ -33,6 +33,7 @@ from uedsteer.sim_devices.crystals.dataset import (
 )
 from uedsteer.sim_devices.crystals.systems import CRYSTAL_SYSTEMS, draws_every_system
 
+from .bragg_lists import jitter_positions
 from .card import write_model_card
 from .convention import simulation_record
 from .evaluation import evaluate, plot_confusion
@@ -142,6 +143,7 @@ def train_crystal(
     lattice_weighting: str = "cell_size",
     estimators: str = "compact",
     reference: bool = True,
+    position_jitter: float = 0.0,
 ) -> tuple[CrystalPredictor, dict]:
     """Split by material, featurize, train the hierarchy, evaluate, save model and report.
 
@@ -179,6 +181,11 @@ def train_crystal(
     reference : bool
         Read the textbook crystals
         (:mod:`~uedsteer.surrogates.crystal.reference_structures`) for the model card.
+    position_jitter : float
+        Largest rms error (1/Å per coordinate, ≥ 0) of the training lists' spot positions:
+        each training list draws its own from 0 to this (:func:`.bragg_lists.jitter_positions`,
+        seeded by ``seed``), so the model reads measured lists as well as exact ones; 0 trains
+        on the exact simulated lists. The held-out figures are of exact lists.
 
     Returns
     -------
@@ -200,14 +207,24 @@ def train_crystal(
         "lattice_params": lattice_params,
     }
     params = {name: {**preset.get(name, {}), **(value or {})} for name, value in given.items()}
+    if not (np.isfinite(position_jitter) and position_jitter >= 0):
+        raise ValueError(f"position_jitter={position_jitter!r} must be >= 0 (1/Å)")
     t0 = time.perf_counter()
     feats, valid = featurize(data, q_range, features=features)
+    train_feats = feats
+    if position_jitter:
+        lists = jitter_positions(data.bragg, (0.0, position_jitter), seed)
+        featurizer = CrystalPredictor(q_range=q_range, features=features)
+        train_feats, jitter_valid = featurizer.features(lists)
+        valid_train = valid & jitter_valid
+    else:
+        valid_train = valid
     t_feat = time.perf_counter() - t0
     partial = partial_store_rows(data)
     test = np.zeros(len(data), dtype=bool)
     test[~partial] = split_by_material(data.material[~partial], test_fraction, seed)[1]
     train = ~test
-    fit_rows = train & valid
+    fit_rows = train & valid_train
     predictor = CrystalPredictor(
         **params,
         system_estimator=preset["system_estimator"],
@@ -220,7 +237,7 @@ def train_crystal(
     )
     t1 = time.perf_counter()
     predictor.fit(
-        feats[fit_rows],
+        train_feats[fit_rows],
         data.system[fit_rows],
         data.space_group[fit_rows],
         data.lattice[fit_rows][:, :3],
@@ -248,6 +265,7 @@ def train_crystal(
             "features": features,
             "lattice_target": predictor.lattice_target,
             "lattice_weighting": lattice_weighting,
+            "position_jitter": float(position_jitter),
             "estimators": estimators,
             "code_version": _code_version(),
             "created": time.strftime("%Y-%m-%dT%H:%M:%S"),

@@ -82,6 +82,10 @@ def error_line(proc: subprocess.CompletedProcess, *parts: str) -> str:
         ),
         (["train", "crystal", "--system-trees", "0"], ["argument --system-trees", ">= 1"]),
         (["train", "crystal", "--q-range", "1", "0.5"], ["argument --q-range", "1 0.5", "QMIN"]),
+        (
+            ["train", "crystal", "--position-jitter", "-0.001"],
+            ["argument --position-jitter", "'-0.001'", ">= 0"],
+        ),
         (["phonons", "--supercell", "6", "0", "1"], ["argument --supercell", "'0'", ">= 1"]),
         (["ioc", "--prefix", "U D:"], ["argument --prefix", "'U D:'", "letters, digits"]),
         (["facility", "up", "--ca-port", "70000"], ["argument --ca-port", "'70000'", "1 to 65535"]),

@@ -5,7 +5,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from uedsteer.surrogates.crystal.bragg_lists import crop_bragg, orient_bragg, preprocess_bragg
+from uedsteer.surrogates.crystal.bragg_lists import (
+    crop_bragg,
+    jitter_positions,
+    orient_bragg,
+    preprocess_bragg,
+)
 from uedsteer.surrogates.crystal.features import radial_basis
 
 
@@ -84,3 +89,24 @@ def test_the_central_beam_tolerance_is_the_radial_step():
     from uedsteer.surrogates.crystal.features import DQ
 
     assert CENTRAL_TOLERANCE == DQ
+
+
+def test_measured_positions_move_every_spot_but_the_central_beam_by_the_asked_error():
+    rng = np.random.default_rng(3)
+    lists = [np.vstack([[0.0, 0.0, 10.0], random_list(rng, 400)]) for _ in range(6)]
+    moved = jitter_positions(lists, 0.004, seed=1)
+    for before, after in zip(lists, moved, strict=True):
+        np.testing.assert_array_equal(after[0], before[0])  # the origin of the measurement
+        np.testing.assert_array_equal(after[:, 2], before[:, 2])  # intensities untouched
+        step = after[1:, :2] - before[1:, :2]
+        assert np.std(step) == pytest.approx(0.004, rel=0.1) and abs(np.mean(step)) < 5e-4
+    # seeded; a range gives each list its own error, from exact to the largest
+    again = jitter_positions(lists, 0.004, seed=1)
+    assert all(np.array_equal(a, b) for a, b in zip(moved, again, strict=True))
+    ranged = jitter_positions(lists * 5, (0.0, 0.004), seed=2)
+    spread = [np.std(a[1:, :2] - b[1:, :2]) for a, b in zip(ranged, lists * 5, strict=True)]
+    assert min(spread) < 0.001 and 0.003 < max(spread) < 0.0045
+    assert jitter_positions(lists, 0.0)[2] is not lists[2]  # a copy, equal
+    np.testing.assert_array_equal(jitter_positions(lists, 0.0)[2], lists[2])
+    with pytest.raises(ValueError, match=r"rms=-0.001 must be .* 0 <= low <= high"):
+        jitter_positions(lists, -0.001)

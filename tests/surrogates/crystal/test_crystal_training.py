@@ -10,7 +10,8 @@ import pytest
 
 def test_cli_generate_train_and_stem_map(tmp_path, capsys):
     """The README's crystal commands end to end on a tiny store (kinematic, small forests):
-    the default zone features and compact models, a model card with the files' hashes."""
+    the default zone features and compact models trained on measured-like spot positions, a
+    model card with the files' hashes."""
     from uedsteer.controller.cli import main
     from uedsteer.surrogates.crystal.persistence import sha256_of
 
@@ -20,6 +21,7 @@ def test_cli_generate_train_and_stem_map(tmp_path, capsys):
     assert main(args) == 0
     args = ["train", "crystal", "--data", str(store), "--out", str(model), "--threads", "1"]
     args += ["--space-group-trees", "8", "--lattice-trees", "8", "--max-features", "sqrt"]
+    args += ["--position-jitter", "0.003"]
     assert main(args) == 0
     text = capsys.readouterr().out
     assert "crystal system, single pattern" in text and "10-pattern aggregate" in text
@@ -36,6 +38,7 @@ def test_cli_generate_train_and_stem_map(tmp_path, capsys):
     card = (model / "MODEL_CARD.md").read_text()
     assert sha256_of(model / "models.skops") in card and sha256_of(model / "metadata.json") in card
     assert "* command: `uedsteer " in card and "| Au (fcc) | cubic | 225 |" in card
+    assert metrics["position_jitter"] == 0.003 and "from 0 to 0.003 1/Å" in card
     assert {r["name"] for r in metrics["reference_structures"]} >= {"Au (fcc)", "NaCl (rock salt)"}
     args = ["stem", "--nx", "6", "--ny", "5", "--model", str(model)]
     args += ["--catalog", str(tmp_path / "cat"), "--out", str(tmp_path / "stem")]
