@@ -146,15 +146,20 @@ def stream_table(run: Any, stream: str, prefix: str = "") -> dict[str, np.ndarra
     from the returned names); {} for a stream the run lacks.
 
     The columns come in one request from the stream's table (bluesky-tiled-plugins keeps the
-    scalar event data of a stream in its ``internal`` table), else one request per column.
+    scalar event data of a stream in its ``internal`` table), else one request per column of a
+    catalog that stores each as an array of its own. A table that is being created (its
+    columns listed, its node not yet found) reads as no rows: reading its columns one by one
+    while the run grows makes the served catalog fail each read (the client's cached shape no
+    longer matches) and the client wait out its timeout.
     """
     try:
         node = run[stream]
     except KeyError:
         return {}
+    base = getattr(node, "base", node)  # a composite stream lists its table's columns too
     try:
-        table = node.base["internal"].read()
-    except (AttributeError, KeyError):
+        table = base["internal"].read()
+    except KeyError:
         table = None
     if table is not None:
         return {
@@ -163,11 +168,11 @@ def stream_table(run: Any, stream: str, prefix: str = "") -> dict[str, np.ndarra
             if str(k).startswith(prefix)
         }
     out = {}
-    for k in node:
-        if not k.startswith(prefix) or k.endswith("_image"):
+    for k in base:
+        if k == "internal" or not k.startswith(prefix) or k.endswith("_image"):
             continue
         try:
-            out[k[len(prefix) :]] = np.asarray(node[k].read())
+            out[k[len(prefix) :]] = np.asarray(base[k].read())
         except Exception:  # noqa: BLE001 - a column that was never written is empty
             continue
     return out
