@@ -238,9 +238,6 @@ def write_model_card(folder: str | Path, reference: list[dict[str, Any]] | None 
     return card
 
 
-__all__ = ["write_model_card"]
-
-
 def _jitter_words(rms: float) -> str:
     """How the training lists' spot positions were made (``position_jitter``)."""
     if not rms:
@@ -249,3 +246,6 @@ def _jitter_words(rms: float) -> str:
         f"a Gaussian error per coordinate, its rms drawn per list from 0 to {rms:g} 1/Å "
         "(held-out figures: exact lists)"
     )
+
+
+__all__ = ["write_model_card"]

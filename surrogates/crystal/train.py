@@ -22,6 +22,7 @@ from __future__ import annotations
 import json
 import subprocess
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -212,13 +213,11 @@ def train_crystal(
     t0 = time.perf_counter()
     feats, valid = featurize(data, q_range, features=features)
     train_feats = feats
+    valid_train = valid
     if position_jitter:
-        lists = jitter_positions(data.bragg, (0.0, position_jitter), seed)
-        featurizer = CrystalPredictor(q_range=q_range, features=features)
-        train_feats, jitter_valid = featurizer.features(lists)
+        measured = replace(data, bragg=jitter_positions(data.bragg, (0.0, position_jitter), seed))
+        train_feats, jitter_valid = featurize(measured, q_range, features=features)
         valid_train = valid & jitter_valid
-    else:
-        valid_train = valid
     t_feat = time.perf_counter() - t0
     partial = partial_store_rows(data)
     test = np.zeros(len(data), dtype=bool)
