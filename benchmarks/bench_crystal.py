@@ -26,6 +26,7 @@ import shutil
 import sys
 import tempfile
 import time
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -48,6 +49,7 @@ from uedsteer.sim_devices.crystals.settings import (  # noqa: E402
 )
 from uedsteer.sim_devices.crystals.store import write_crystal_dataset  # noqa: E402
 from uedsteer.surrogates.crystal.bragg_lists import jitter_positions  # noqa: E402
+from uedsteer.surrogates.crystal.convention import SimulationConventionWarning  # noqa: E402
 from uedsteer.surrogates.crystal.evaluation import evaluate, format_metrics  # noqa: E402
 from uedsteer.surrogates.crystal.predictor import CrystalPredictor  # noqa: E402
 
@@ -71,7 +73,9 @@ def measured_positions(
     lines = ["spot positions with a measurement's error (Gaussian rms per coordinate):"]
     for rms in levels:
         moved = dataclasses.replace(data, bragg=jitter_positions(data.bragg, rms, seed))
-        feats, valid = predictor.features(moved.bragg)
+        with warnings.catch_warnings():  # moved on purpose: a few spots now lie past k_max
+            warnings.simplefilter("ignore", SimulationConventionWarning)
+            feats, valid = predictor.features(moved.bragg)
         m = evaluate(predictor, moved, feats, valid, seed=seed)
         cubic = m["per_system"].get("cubic", {})
         lines.append(
