@@ -7,7 +7,9 @@ cubic crystal from that of a tetragonal one, but a cubic crystal also shows a he
 (along [111]) among its zone axes and a tetragonal one never does; the reduced cells of all
 zone axes are sections of one reciprocal lattice, so their lengths index on one cubic scale
 (Q / Q₀ integers) only for a cubic crystal; the first rings of all patterns, in units of the
-material's smallest spacing, form a partial powder pattern.
+material's smallest spacing, form a partial powder pattern. Measured spot positions blur the
+hard tolerances of these tests, so how far each cell is from each net, and a cubic index with
+relative tolerances, are given beside them.
 
 :func:`material_features` measures these over the patterns of one material, from the zone
 features alone (so it works on features as well as on Bragg lists), beside the per-pattern
@@ -54,6 +56,16 @@ EQUAL_TOLERANCE = 0.02
 ANGLE_TOLERANCE = 1.0
 """Degrees within which a reduced cell's angle counts as 90° or 60°."""
 
+MISFIT_STEPS = (0.5, 1.0, 2.0, 4.0)
+"""Misfits (in units of the tolerances above) whose share of patterns is a feature: the hard
+net types count a cell as square within one tolerance, but measured positions move cells
+across that line, so how far each pattern is from each net is given as well."""
+RELATIVE_BASES = CUBIC_BASES[:3]
+"""N_min of the relative cubic index test (P, I, F)."""
+RELATIVE_TOLERANCES = (0.005, 0.01)
+"""Relative tolerances of the cubic index test on measured lengths: a spot's position error
+moves Q / Q₀ by an amount that grows with Q, so an absolute tolerance fails at large Q."""
+
 MATERIAL_FEATURE_NAMES = (
     tuple(f"vote_{s}" for s in CRYSTAL_SYSTEMS)
     + tuple(f"difference_{s}" for s in CRYSTAL_SYSTEMS)
@@ -64,6 +76,12 @@ MATERIAL_FEATURE_NAMES = (
     + ("n_patterns",)
     + tuple(f"cubic_index_{n}_{tol}" for n in CUBIC_BASES for tol in ("0.02", "0.05"))
     + tuple(f"powder_{c:.3g}" for c in POWDER_CENTRES)
+    + tuple(
+        f"misfit_{net}_{stat}"
+        for net in NETS[:4]
+        for stat in ("least", "second", "median") + tuple(f"within_{t:g}" for t in MISFIT_STEPS)
+    )
+    + tuple(f"cubic_relative_{n}_{tol:g}" for n in RELATIVE_BASES for tol in RELATIVE_TOLERANCES)
 )
 """Columns of :func:`material_features`."""
 
@@ -110,14 +128,16 @@ def net_types(zone: dict[str, np.ndarray]) -> np.ndarray:
     )
 
 
-def _cell_q2(zone: dict[str, np.ndarray]) -> np.ndarray:
-    """Squared lengths (1/Å²) of every pattern's g1, g2, g1 ± g2 and first ring."""
+def _cell_q2(zone: dict[str, np.ndarray], first_rings: bool = True) -> np.ndarray:
+    """Squared lengths (1/Å²) of every pattern's g1, g2, g1 ± g2 and (``first_rings``) first
+    ring. The cells are refined over all their spots; a first ring is one spot's position."""
     ok = zone["g1"] != UNDEFINED
     g1 = zone["g1"][ok]
     lengths = [g1, g1 * zone["g2_over_g1"][ok]]
     lengths += [g1 * zone["g1_plus_g2_over_g1"][ok], g1 * zone["g1_minus_g2_over_g1"][ok]]
-    q_min = zone["q_min"]
-    lengths.append(q_min[q_min != UNDEFINED])
+    if first_rings:
+        q_min = zone["q_min"]
+        lengths.append(q_min[q_min != UNDEFINED])
     return np.concatenate(lengths) ** 2
 
 
@@ -133,6 +153,59 @@ def _cubic_index(q2: np.ndarray) -> list[float]:
     for n in CUBIC_BASES:
         off = np.abs(x * n - np.round(x * n))
         out += [float(np.mean(off < 0.02)), float(np.mean(off < 0.05))]
+    return out
+
+
+def net_misfits(zone: dict[str, np.ndarray]) -> np.ndarray:
+    """(n, 4) how far each pattern's reduced cell is from a square, hexagonal, rectangular and
+    centred net, in units of :data:`EQUAL_TOLERANCE` and :data:`ANGLE_TOLERANCE` (below 1:
+    :func:`net_types` calls it that net); rows of undefined cells are dropped."""
+    ok = zone["g1"] != UNDEFINED
+    ratio, gamma = zone["g2_over_g1"][ok], zone["gamma_deg"][ok]
+    equal = np.abs(ratio - 1.0) / EQUAL_TOLERANCE
+    diagonal = np.minimum(
+        np.abs(zone["g1_minus_g2_over_g1"][ok] - ratio),
+        np.abs(zone["g1_plus_g2_over_g1"][ok] - ratio),
+    )
+    right = np.abs(gamma - 90.0) / ANGLE_TOLERANCE
+    return np.stack(
+        [
+            np.maximum(equal, right),
+            np.maximum(equal, np.abs(gamma - 60.0) / ANGLE_TOLERANCE),
+            right,
+            np.minimum(equal, diagonal / EQUAL_TOLERANCE),
+        ],
+        axis=1,
+    )
+
+
+def _misfit_summary(misfits: np.ndarray) -> list[float]:
+    """Least, second-least and median misfit of each net over the patterns, and the share of
+    patterns within each of :data:`MISFIT_STEPS`."""
+    out: list[float] = []
+    for column in misfits.T:
+        ordered = np.sort(column)
+        if not len(ordered):
+            out += [UNDEFINED] * (3 + len(MISFIT_STEPS))
+            continue
+        second = ordered[1] if len(ordered) > 1 else UNDEFINED
+        out += [ordered[0], second, float(np.median(ordered))]
+        out += [float(np.mean(ordered < step)) for step in MISFIT_STEPS]
+    return out
+
+
+def _cubic_relative(q2: np.ndarray) -> list[float]:
+    """Share of the refined cells' Q = |g|² below 20 Q_min whose Q · N_min / Q_min lies within a
+    relative :data:`RELATIVE_TOLERANCES` of an integer, for each N_min of
+    :data:`RELATIVE_BASES`."""
+    if not len(q2) or q2.min() <= 0:
+        return [UNDEFINED] * (len(RELATIVE_BASES) * len(RELATIVE_TOLERANCES))
+    x = q2 / q2.min()
+    x = x[x < 20.0]
+    out = []
+    for n in RELATIVE_BASES:
+        relative = np.abs(x * n - np.round(x * n)) / (x * n)
+        out += [float(np.mean(relative < tol)) for tol in RELATIVE_TOLERANCES]
     return out
 
 
@@ -196,6 +269,7 @@ def material_features(
     g1 = zone["g1"]
     both = square.any() and hexagonal.any()
     g1_ratio = g1[hexagonal].min() / g1[square].min() if both else UNDEFINED
+    q2 = _cell_q2(zone)
     return np.concatenate(
         [
             shares.mean(axis=0),
@@ -204,8 +278,10 @@ def material_features(
             nets.max(axis=0),
             symmetry,
             [max(rot3, rot6) * rot4, rot3 * rot4, rot6 * rot4, g1_ratio, float(len(x))],
-            _cubic_index(_cell_q2(zone)),
+            _cubic_index(q2),
             _powder(zone),
+            _misfit_summary(net_misfits(zone)),
+            _cubic_relative(_cell_q2(zone, first_rings=False)),
         ]
     )
 
@@ -226,13 +302,13 @@ def draw_subsets(
 
 
 AGGREGATE_PARAMS: dict[str, Any] = {
-    "max_iter": 150,
-    "learning_rate": 0.05,
-    "max_leaf_nodes": 15,
+    "max_iter": 300,
+    "learning_rate": 0.1,
+    "max_leaf_nodes": 31,
     "l2_regularization": 1.0,
 }
 """Hyperparameters of the material classifier."""
-TRAINING_DRAWS = 6
+TRAINING_DRAWS = 12
 """Random subsets of each training material's patterns."""
 TRAINING_SIZES = (2, 14)
 """Smallest and largest subset size in training."""

@@ -9,8 +9,10 @@ and the projected symmetry of the intensities (2-, 3-, 4-, 6-fold axes and mirro
 
 :func:`zone_lattice_features` measures them per pattern (:data:`ZONE_FEATURE_NAMES`):
 
-* the Gauss-reduced 2-D basis g1, g2 of the spot lattice (|g1| ≤ |g2| ≤ |g1 ± g2|): lengths
-  (1/Å), their ratio, the angle between them (60°–90°) and |g1 + g2|, |g1 − g2| over |g1|;
+* the Gauss-reduced 2-D basis g1, g2 of the spot lattice (|g1| ≤ |g2| ≤ |g1 ± g2|), refined
+  by least squares over every spot it indexes (so a measured cell is as precise as its outer
+  spots allow, not as its two shortest): lengths (1/Å), their ratio, the angle between them
+  (60°–90°) and |g1 + g2|, |g1 − g2| over |g1|;
 * for n = 2, 3, 4, 6: the share of intensity that a rotation by 360°/n maps onto a spot of at
   least the same intensity (1 for an n-fold symmetric pattern);
 * the same for the eight candidate mirror lines along g1, g2, g1 ± g2 and their normals
@@ -105,6 +107,23 @@ def _reduced_basis(q: np.ndarray, r: np.ndarray) -> tuple[np.ndarray, np.ndarray
     return g1, g2
 
 
+def _refined(q: np.ndarray, g1: np.ndarray, g2: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The reduced basis refined by least squares over every spot it indexes.
+
+    g1 and g2 come from single spots, so they carry each spot's position error in full; the
+    basis that best places all indexed spots (h g1 + k g2) carries it divided by the lever arm
+    of the outer spots. Exact lattices are unchanged.
+    """
+    hk = np.linalg.solve(np.array([g1, g2]).T, q.T).T
+    index = np.round(hk)
+    on = np.abs(hk - index).max(axis=1) < _LATTICE_TOLERANCE
+    if on.sum() < 3 or np.linalg.matrix_rank(index[on]) < 2:
+        return g1, g2
+    basis = np.linalg.lstsq(index[on], q[on], rcond=None)[0]
+    r1, r2 = basis
+    return (r1, r2) if r1 @ r1 <= r2 @ r2 else (r2, r1)
+
+
 def _ring_profile(r: np.ndarray, inten: np.ndarray) -> np.ndarray:
     """Share of intensity per bin of (r / r.min())² (see :data:`RING_CENTRES`)."""
     k = np.floor(((r / r.min()) ** 2 - RING_CENTRES[0]) / RING_WIDTH + 0.5).astype(np.int64)
@@ -130,7 +149,7 @@ def _one(bragg: np.ndarray) -> np.ndarray:
     basis = _reduced_basis(q, r)
     if basis is None:
         return out
-    g1, g2 = basis
+    g1, g2 = _refined(q, *basis)
     a, b = float(np.linalg.norm(g1)), float(np.linalg.norm(g2))
     gamma = np.degrees(np.arccos(np.clip(abs(g1 @ g2) / (a * b), 0.0, 1.0)))
     tree = cKDTree(q)

@@ -50,6 +50,25 @@ def test_material_features_read_the_lattice_of_real_crystals(textbook):
     assert rutile["cubic_index_3_0.02"] < 0.8
     # fcc rings at Q / Q_min = 4/3 (200) and 8/3 (220)
     assert gold["powder_1.33"] > 0.05 and gold["powder_2.67"] > 0.05
+    # how far the nearest cell is from each net, in tolerances: gold has both exactly
+    assert gold["misfit_square_least"] == pytest.approx(0, abs=1e-6)
+    assert gold["misfit_hexagonal_least"] == pytest.approx(0, abs=1e-6)
+    assert rutile["misfit_hexagonal_least"] > 2 and magnesium["misfit_square_least"] > 2
+    assert gold["cubic_relative_3_0.005"] == 1.0 and rutile["cubic_relative_3_0.01"] < 0.8
+
+
+def test_material_features_of_measured_gold_still_read_cubic():
+    """Spots moved by the 4D-STEM sample's 0.004 1/Å error: the refined cells keep gold's
+    square and hexagonal nets within a tolerance, and its cell lengths on one fcc scale."""
+    from uedsteer.surrogates.crystal.bragg_lists import jitter_positions
+
+    structure = next(s for s in REFERENCE_STRUCTURES if s.name == "Au (fcc)")
+    x, valid = ZONE.transform(jitter_positions(reference_bragg_lists(structure), 0.004, 3))
+    votes = np.full((int(valid.sum()), 6), 1.0)
+    f = dict(zip(MATERIAL_FEATURE_NAMES, material_features(x[valid], votes, COLUMNS), strict=True))
+    assert f["misfit_square_least"] < 0.5 and f["misfit_hexagonal_least"] < 0.5
+    assert f["any_square"] == 1 and f["any_hexagonal"] == 1
+    assert f["cubic_relative_3_0.01"] > 0.9
 
 
 def test_material_features_ignore_the_order_of_the_patterns_and_the_vote_scale():
