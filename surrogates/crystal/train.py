@@ -22,8 +22,8 @@ from __future__ import annotations
 import json
 import subprocess
 import time
-from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -75,7 +75,18 @@ def featurize(
     paper's basis), ``"zone"`` (:func:`~uedsteer.surrogates.crystal.zone.zone_lattice_features`)
     or ``"radial+zone"``.
     """
-    return CrystalPredictor(q_range=q_range, orient=orient, features=features).features(data.bragg)
+    return featurize_lists(data.bragg, q_range, orient, features)
+
+
+def featurize_lists(
+    bragg_lists: Any,
+    q_range: tuple[float, float] | None = None,
+    orient: bool = True,
+    features: str = "radial",
+) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`featurize` of a sequence of Bragg lists (spots (qx, qy, I) in 1/Å)."""
+    predictor = CrystalPredictor(q_range=q_range, orient=orient, features=features)
+    return predictor.features(bragg_lists)
 
 
 def store_specs(spec: dict) -> list[dict]:
@@ -210,19 +221,21 @@ def train_crystal(
     params = {name: {**preset.get(name, {}), **(value or {})} for name, value in given.items()}
     if not (np.isfinite(position_jitter) and position_jitter >= 0):
         raise ValueError(f"position_jitter={position_jitter!r} must be >= 0 (1/Å)")
-    t0 = time.perf_counter()
-    feats, valid = featurize(data, q_range, features=features)
-    train_feats = feats
-    valid_train = valid
-    if position_jitter:
-        measured = replace(data, bragg=jitter_positions(data.bragg, (0.0, position_jitter), seed))
-        train_feats, jitter_valid = featurize(measured, q_range, features=features)
-        valid_train = valid & jitter_valid
-    t_feat = time.perf_counter() - t0
     partial = partial_store_rows(data)
     test = np.zeros(len(data), dtype=bool)
     test[~partial] = split_by_material(data.material[~partial], test_fraction, seed)[1]
     train = ~test
+    t0 = time.perf_counter()
+    feats, valid = featurize(data, q_range, features=features)
+    train_feats, valid_train = feats, valid
+    if position_jitter:
+        # only the training lists are measured-like; the held-out figures stay exact
+        rows = np.flatnonzero(train)
+        moved = jitter_positions([data.bragg[i] for i in rows], (0.0, position_jitter), seed)
+        train_feats, valid_train = feats.copy(), valid.copy()
+        train_feats[rows], moved_valid = featurize_lists(moved, q_range, features=features)
+        valid_train[rows] &= moved_valid
+    t_feat = time.perf_counter() - t0
     fit_rows = train & valid_train
     predictor = CrystalPredictor(
         **params,
