@@ -54,7 +54,7 @@ crystal-model: $(STAMP)
 	$(BIN)/uedsteer generate crystals --out $(CRYSTAL_DATA)/crystals_cubic_s33 \
 		--n-materials 1000 --seed 33 --workers 2 --set 'systems=["cubic"]'
 	$(BIN)/uedsteer train crystal --data $(CRYSTAL_STORES) --features zone \
-		--estimators compact --lattice-trees 16 --position-jitter 0.004 --seed 0 \
+		--estimators compact --lattice-trees 14 --position-jitter 0.004 --seed 0 \
 		--threads 2 --out surrogates/crystal/model
 
 # Debian's PostgreSQL server for a facility's catalog (`uedsteer serve --start-postgres`) and its
