@@ -23,7 +23,8 @@ and the projected symmetry of the intensities (2-, 3-, 4-, 6-fold axes and mirro
   e.g. for a centred cell picked up through a weak row), the number of spots, the largest |q|,
   the number of spots above 1 % of the total intensity and the intensity-weighted mean |q|;
 * the smallest |q| of a spot (the first ring), defined as soon as one spot besides the central
-  beam is there: the length scale of the pattern when g1 is not (a systematic row);
+  beam is there: the length scale of the pattern when g1 is not (a systematic row); with a
+  2-D cell, the lengths of the spots on it are those of the refined lattice;
 * the ring profile: the share of intensity at each (|q| / q_min)² = 1, 1.5, 2, …, 16.5 (bins
   of width 0.5). In units of the pattern's own first ring the profile does not depend on the
   lattice constant, so a structure type reads the same at any size: the sequence of allowed
@@ -150,6 +151,14 @@ def _one(bragg: np.ndarray) -> np.ndarray:
     if basis is None:
         return out
     g1, g2 = _refined(q, *basis)
+    hk = np.linalg.solve(np.array([g1, g2]).T, q.T).T
+    on = np.abs(hk - np.round(hk)).max(axis=1) < _LATTICE_TOLERANCE
+    # the rings in units of the first one, from the refined lattice where a spot is on it:
+    # one spot's position error on q_min would move every ring of the profile
+    r_lattice = r.copy()
+    r_lattice[on] = np.linalg.norm(np.round(hk[on]) @ np.array([g1, g2]), axis=1)
+    out[_N_CELL] = r_lattice.min()
+    out[_N_CELL + 1 :] = _ring_profile(r_lattice, inten)
     a, b = float(np.linalg.norm(g1)), float(np.linalg.norm(g2))
     gamma = np.degrees(np.arccos(np.clip(abs(g1 @ g2) / (a * b), 0.0, 1.0)))
     tree = cKDTree(q)
@@ -165,8 +174,6 @@ def _one(bragg: np.ndarray) -> np.ndarray:
             u = u / np.linalg.norm(u)
             mirrors.append(_symmetry_score(tree, inten, q @ (2 * np.outer(u, u) - np.eye(2)), tol))
     mirrors = np.sort(mirrors)[::-1]
-    hk = np.linalg.solve(np.array([g1, g2]).T, q.T).T
-    on = np.abs(hk - np.round(hk)).max(axis=1) < _LATTICE_TOLERANCE
     out[:_N_CELL] = (
         a,
         b,

@@ -65,6 +65,11 @@ def test_the_cell_of_measured_spots_is_refined_over_every_spot_it_indexes():
     assert np.abs(f[:, COL["g1"]] - 0.45).max() < 0.005
     # an exact net is read exactly
     g = zone_lattice_features(exact)[0]
+    # the rings are measured in units of the refined first ring, so one spot's error does not
+    # move the whole profile: (|q| / q_min)² = 16 sits in its bin on every pattern
+    rings = [COL[f"ring_{c:g}"] for c in RING_CENTRES]
+    assert np.abs(f[:, COL["q_min"]] - 0.45).max() < 0.002
+    np.testing.assert_allclose(f[:, rings], np.tile(g[rings], (len(f), 1)), atol=0.01)
     assert g[COL["g2_over_g1"]] == pytest.approx(1.0, abs=1e-12)
     assert g[COL["gamma_deg"]] == pytest.approx(90.0, abs=1e-9)
 
