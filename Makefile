@@ -37,7 +37,7 @@ demo: $(STAMP)
 # stores from recorded seeds (random crystals along 20 zone axes; thin, randomly oriented ones;
 # small cells of real structure types; cubic crystals, which train only the cubic space-group
 # forest), resumable (rerun to finish), then the compact models on the zone
-# features (16 lattice trees a system, to stay within 40 MB), trained on spot positions with
+# features (14 lattice trees a system, to stay within 40 MB), trained on spot positions with
 # a measurement's error (rms up to 0.004 1/Å, the 4D-STEM sample's) and evaluated on held-out
 # materials.
 CRYSTAL_DATA ?= data
