@@ -130,7 +130,8 @@ def net_types(zone: dict[str, np.ndarray]) -> np.ndarray:
 
 def _cell_q2(zone: dict[str, np.ndarray], first_rings: bool = True) -> np.ndarray:
     """Squared lengths (1/Å²) of every pattern's g1, g2, g1 ± g2 and (``first_rings``) first
-    ring. The cells are refined over all their spots; a first ring is one spot's position."""
+    ring. The cells are refined over all their spots; the first ring of a pattern without a
+    2-D cell is one spot's position."""
     ok = zone["g1"] != UNDEFINED
     g1 = zone["g1"][ok]
     lengths = [g1, g1 * zone["g2_over_g1"][ok]]
@@ -141,18 +142,26 @@ def _cell_q2(zone: dict[str, np.ndarray], first_rings: bool = True) -> np.ndarra
     return np.concatenate(lengths) ** 2
 
 
-def _cubic_index(q2: np.ndarray) -> list[float]:
+def _cubic_index(
+    q2: np.ndarray,
+    bases: tuple[int, ...] = CUBIC_BASES,
+    tolerances: tuple[float, ...] = (0.02, 0.05),
+    relative: bool = False,
+) -> list[float]:
     """Share of the cells' Q = |g|² below 20 Q_min that are integer multiples of Q_min/N_min,
-    for each N_min of :data:`CUBIC_BASES`, within 0.02 and 0.05 of an integer (a cubic
-    crystal's Q are (h² + k² + l²)/a² on every zone axis)."""
+    for each N_min of ``bases``, within each of ``tolerances`` of an integer (a cubic
+    crystal's Q are (h² + k² + l²)/a² on every zone axis); ``relative``: the tolerances are
+    relative to Q · N_min / Q_min (measured lengths: a spot's error moves it more at large Q)."""
     if not len(q2) or q2.min() <= 0:
-        return [UNDEFINED] * (2 * len(CUBIC_BASES))
+        return [UNDEFINED] * (len(bases) * len(tolerances))
     x = q2 / q2.min()
     x = x[x < 20.0]
     out = []
-    for n in CUBIC_BASES:
+    for n in bases:
         off = np.abs(x * n - np.round(x * n))
-        out += [float(np.mean(off < 0.02)), float(np.mean(off < 0.05))]
+        if relative:
+            off = off / (x * n)
+        out += [float(np.mean(off < tol)) for tol in tolerances]
     return out
 
 
@@ -191,21 +200,6 @@ def _misfit_summary(misfits: np.ndarray) -> list[float]:
         second = ordered[1] if len(ordered) > 1 else UNDEFINED
         out += [ordered[0], second, float(np.median(ordered))]
         out += [float(np.mean(ordered < step)) for step in MISFIT_STEPS]
-    return out
-
-
-def _cubic_relative(q2: np.ndarray) -> list[float]:
-    """Share of the refined cells' Q = |g|² below 20 Q_min whose Q · N_min / Q_min lies within a
-    relative :data:`RELATIVE_TOLERANCES` of an integer, for each N_min of
-    :data:`RELATIVE_BASES`."""
-    if not len(q2) or q2.min() <= 0:
-        return [UNDEFINED] * (len(RELATIVE_BASES) * len(RELATIVE_TOLERANCES))
-    x = q2 / q2.min()
-    x = x[x < 20.0]
-    out = []
-    for n in RELATIVE_BASES:
-        relative = np.abs(x * n - np.round(x * n)) / (x * n)
-        out += [float(np.mean(relative < tol)) for tol in RELATIVE_TOLERANCES]
     return out
 
 
@@ -281,7 +275,9 @@ def material_features(
             _cubic_index(q2),
             _powder(zone),
             _misfit_summary(net_misfits(zone)),
-            _cubic_relative(_cell_q2(zone, first_rings=False)),
+            _cubic_index(
+                _cell_q2(zone, first_rings=False), RELATIVE_BASES, RELATIVE_TOLERANCES, True
+            ),
         ]
     )
 
