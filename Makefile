@@ -33,15 +33,15 @@ demo: $(STAMP)
 	$(BIN)/uedsteer campaign --catalog demo_output/catalog --out demo_output
 	$(BIN)/uedsteer stem --nx 32 --ny 32 --catalog demo_output/stem_catalog --out demo_output
 
-# The shipped crystal model (surrogates/crystal/model, its card MODEL_CARD.md): four crystal
+# The shipped crystal model (surrogates/crystal/model, its card MODEL_CARD.md): six crystal
 # stores from recorded seeds (random crystals along 20 zone axes; thin, randomly oriented ones;
 # small cells of real structure types; cubic crystals, which train only the cubic space-group
-# forest), resumable (rerun to finish), then the compact models on the zone
-# features (14 lattice trees a system, to stay within 40 MB), trained on spot positions with
-# a measurement's error (rms up to 0.004 1/Å, the 4D-STEM sample's) and evaluated on held-out
-# materials.
+# forest; a second store of random crystals and of structure types), resumable (rerun to
+# finish), then the compact models on the zone features (28 space-group and 8 lattice trees a
+# system, to stay within 40 MB), trained on spot positions with a measurement's error (rms up
+# to 0.004 1/Å, the 4D-STEM sample's) and evaluated on held-out materials.
 CRYSTAL_DATA ?= data
-CRYSTAL_STORES := $(CRYSTAL_DATA)/crystals_s21,$(CRYSTAL_DATA)/crystals_thin_s23,$(CRYSTAL_DATA)/crystals_types_s25,$(CRYSTAL_DATA)/crystals_cubic_s33
+CRYSTAL_STORES := $(CRYSTAL_DATA)/crystals_s21,$(CRYSTAL_DATA)/crystals_thin_s23,$(CRYSTAL_DATA)/crystals_types_s25,$(CRYSTAL_DATA)/crystals_cubic_s33,$(CRYSTAL_DATA)/crystals_s27,$(CRYSTAL_DATA)/crystals_types_s29
 crystal-model: $(STAMP)
 	$(BIN)/uedsteer generate crystals --out $(CRYSTAL_DATA)/crystals_s21 --n-materials 1000 \
 		--seed 21 --workers 2
@@ -53,9 +53,14 @@ crystal-model: $(STAMP)
 		--set max_atoms=8
 	$(BIN)/uedsteer generate crystals --out $(CRYSTAL_DATA)/crystals_cubic_s33 \
 		--n-materials 1000 --seed 33 --workers 2 --set 'systems=["cubic"]'
+	$(BIN)/uedsteer generate crystals --out $(CRYSTAL_DATA)/crystals_s27 --n-materials 1000 \
+		--seed 27 --workers 2
+	$(BIN)/uedsteer generate crystals --out $(CRYSTAL_DATA)/crystals_types_s29 \
+		--n-materials 600 --seed 29 --workers 2 --set 'sources={"prototype":1.0}' \
+		--set max_atoms=8
 	$(BIN)/uedsteer train crystal --data $(CRYSTAL_STORES) --features zone \
-		--estimators compact --lattice-trees 14 --position-jitter 0.004 --seed 0 \
-		--threads 2 --out surrogates/crystal/model
+		--estimators compact --space-group-trees 28 --lattice-trees 8 --position-jitter 0.004 \
+		--seed 0 --threads 2 --out surrogates/crystal/model
 
 # Debian's PostgreSQL server for a facility's catalog (`uedsteer serve --start-postgres`) and its
 # tests: installed when no initdb is found (needs root and Debian's package registry).
