@@ -118,12 +118,12 @@ def test_the_metadata_records_the_simulation_convention(shipped):
     record = shipped.simulation_
     assert record["k_max"] == SIMULATION_CONVENTION["k_max"]
     assert record["min_intensity"] == SIMULATION_CONVENTION["min_intensity"]
-    assert len(record["stores"]) == 4
+    assert len(record["stores"]) == 6
     for store in record["stores"]:
         for key in ("voltage_kv", "k_max", "sg_max", "thermal_sigma", "min_intensity"):
             assert store[key] == SIMULATION_CONVENTION[key], key
         assert store["method"] == "dynamical"
-    assert {s["seed"] for s in record["stores"]} == {21, 23, 25, 33}
+    assert {s["seed"] for s in record["stores"]} == {21, 23, 25, 33, 27, 29}
 
 
 def test_the_guide_snippet_reads_gold_as_fcc_gold(guide_reads):
