@@ -22,8 +22,8 @@ from __future__ import annotations
 import json
 import subprocess
 import time
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
@@ -60,12 +60,13 @@ def _code_version() -> str:
 
 
 def featurize(
-    data: CrystalDataset,
+    data: CrystalDataset | Sequence[np.ndarray],
     q_range: tuple[float, float] | None = None,
     orient: bool = True,
     features: str = "radial",
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Model inputs of every pattern and the mask of usable ones (≥ 5 spots).
+    """Model inputs of every pattern (of a data set, or of a sequence of Bragg lists) and the
+    mask of usable ones (≥ 5 spots).
 
     The lists are prepared as a predictor prepares them (:func:`prepare_bragg`):
     ``q_range`` (q_min, q_max) crops each list to a detector's window (see
@@ -75,18 +76,8 @@ def featurize(
     paper's basis), ``"zone"`` (:func:`~uedsteer.surrogates.crystal.zone.zone_lattice_features`)
     or ``"radial+zone"``.
     """
-    return featurize_lists(data.bragg, q_range, orient, features)
-
-
-def featurize_lists(
-    bragg_lists: Any,
-    q_range: tuple[float, float] | None = None,
-    orient: bool = True,
-    features: str = "radial",
-) -> tuple[np.ndarray, np.ndarray]:
-    """:func:`featurize` of a sequence of Bragg lists (spots (qx, qy, I) in 1/Å)."""
-    predictor = CrystalPredictor(q_range=q_range, orient=orient, features=features)
-    return predictor.features(bragg_lists)
+    lists = data.bragg if isinstance(data, CrystalDataset) else data
+    return CrystalPredictor(q_range=q_range, orient=orient, features=features).features(lists)
 
 
 def store_specs(spec: dict) -> list[dict]:
@@ -233,7 +224,7 @@ def train_crystal(
         rows = np.flatnonzero(train)
         moved = jitter_positions([data.bragg[i] for i in rows], (0.0, position_jitter), seed)
         train_feats, valid_train = feats.copy(), valid.copy()
-        train_feats[rows], moved_valid = featurize_lists(moved, q_range, features=features)
+        train_feats[rows], moved_valid = featurize(moved, q_range, features=features)
         valid_train[rows] &= moved_valid
     t_feat = time.perf_counter() - t0
     fit_rows = train & valid_train
