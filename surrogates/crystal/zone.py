@@ -108,6 +108,14 @@ def _reduced_basis(q: np.ndarray, r: np.ndarray) -> tuple[np.ndarray, np.ndarray
     return g1, g2
 
 
+def _indexed(q: np.ndarray, g1: np.ndarray, g2: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Nearest integer indices (h, k) of every spot on the basis g1, g2, and which spots lie on
+    it (every index within :data:`_LATTICE_TOLERANCE` of an integer)."""
+    hk = np.linalg.solve(np.array([g1, g2]).T, q.T).T
+    index = np.round(hk)
+    return index, np.abs(hk - index).max(axis=1) < _LATTICE_TOLERANCE
+
+
 def _refined(q: np.ndarray, g1: np.ndarray, g2: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """The reduced basis refined by least squares over every spot it indexes.
 
@@ -115,9 +123,7 @@ def _refined(q: np.ndarray, g1: np.ndarray, g2: np.ndarray) -> tuple[np.ndarray,
     basis that best places all indexed spots (h g1 + k g2) carries it divided by the lever arm
     of the outer spots. Exact lattices are unchanged.
     """
-    hk = np.linalg.solve(np.array([g1, g2]).T, q.T).T
-    index = np.round(hk)
-    on = np.abs(hk - index).max(axis=1) < _LATTICE_TOLERANCE
+    index, on = _indexed(q, g1, g2)
     if on.sum() < 3 or np.linalg.matrix_rank(index[on]) < 2:
         return g1, g2
     basis = np.linalg.lstsq(index[on], q[on], rcond=None)[0]
@@ -151,12 +157,11 @@ def _one(bragg: np.ndarray) -> np.ndarray:
     if basis is None:
         return out
     g1, g2 = _refined(q, *basis)
-    hk = np.linalg.solve(np.array([g1, g2]).T, q.T).T
-    on = np.abs(hk - np.round(hk)).max(axis=1) < _LATTICE_TOLERANCE
+    index, on = _indexed(q, g1, g2)
     # the rings in units of the first one, from the refined lattice where a spot is on it:
     # one spot's position error on q_min would move every ring of the profile
     r_lattice = r.copy()
-    r_lattice[on] = np.linalg.norm(np.round(hk[on]) @ np.array([g1, g2]), axis=1)
+    r_lattice[on] = np.linalg.norm(index[on] @ np.array([g1, g2]), axis=1)
     out[_N_CELL] = r_lattice.min()
     out[_N_CELL + 1 :] = _ring_profile(r_lattice, inten)
     a, b = float(np.linalg.norm(g1)), float(np.linalg.norm(g2))
