@@ -128,17 +128,13 @@ def net_types(zone: dict[str, np.ndarray]) -> np.ndarray:
     )
 
 
-def _cell_q2(zone: dict[str, np.ndarray], first_rings: bool = True) -> np.ndarray:
-    """Squared lengths (1/Å²) of every pattern's g1, g2, g1 ± g2 and (``first_rings``) first
-    ring. The cells are refined over all their spots; the first ring of a pattern without a
-    2-D cell is one spot's position."""
+def _cell_q2(zone: dict[str, np.ndarray]) -> np.ndarray:
+    """Squared lengths (1/Å²) of every pattern's g1, g2 and g1 ± g2 (cells refined over all
+    their spots)."""
     ok = zone["g1"] != UNDEFINED
     g1 = zone["g1"][ok]
     lengths = [g1, g1 * zone["g2_over_g1"][ok]]
     lengths += [g1 * zone["g1_plus_g2_over_g1"][ok], g1 * zone["g1_minus_g2_over_g1"][ok]]
-    if first_rings:
-        q_min = zone["q_min"]
-        lengths.append(q_min[q_min != UNDEFINED])
     return np.concatenate(lengths) ** 2
 
 
@@ -263,7 +259,9 @@ def material_features(
     g1 = zone["g1"]
     both = square.any() and hexagonal.any()
     g1_ratio = g1[hexagonal].min() / g1[square].min() if both else UNDEFINED
-    q2 = _cell_q2(zone)
+    cells = _cell_q2(zone)
+    # first rings: also of patterns without a 2-D cell (one spot's position there)
+    rings = zone["q_min"][zone["q_min"] != UNDEFINED] ** 2
     return np.concatenate(
         [
             shares.mean(axis=0),
@@ -272,12 +270,10 @@ def material_features(
             nets.max(axis=0),
             symmetry,
             [max(rot3, rot6) * rot4, rot3 * rot4, rot6 * rot4, g1_ratio, float(len(x))],
-            _cubic_index(q2),
+            _cubic_index(np.concatenate([cells, rings])),
             _powder(zone),
             _misfit_summary(net_misfits(zone)),
-            _cubic_index(
-                _cell_q2(zone, first_rings=False), RELATIVE_BASES, RELATIVE_TOLERANCES, True
-            ),
+            _cubic_index(cells, RELATIVE_BASES, RELATIVE_TOLERANCES, relative=True),
         ]
     )
 
